@@ -1,0 +1,354 @@
+// Generated from schemas/protocol.schema.json by `nox -s schemas`. Do not edit.
+// smart-agent-neo gateway protocol 4: frames, params, results and event payloads.
+
+export interface AgentHealth {
+  agentId: string;
+  isDefault: boolean;
+  heartbeat: AgentHeartbeat;
+  sessions: SessionStore;
+  name?: string | null;
+}
+
+export interface AgentHeartbeat {
+  enabled: boolean;
+  every: string;
+  everyMs: number | null;
+  prompt: string;
+  target: string;
+  ackMaxChars: number;
+  model?: string | null;
+}
+
+export interface CancelFrame {
+  type: "cancel";
+  id: string;
+  [extra: string]: unknown;
+}
+
+export interface ChallengePayload {
+  nonce: string;
+  ts: number;
+}
+
+export interface ClientInfo {
+  id: string;
+  version: string;
+  platform: string;
+  mode: string;
+  displayName?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  instanceId?: string | null;
+  buildId?: string | null;
+  timeZone?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface ConnectAuth {
+  token?: string | null;
+  password?: string | null;
+  deviceToken?: string | null;
+  bootstrapToken?: string | null;
+  [extra: string]: unknown;
+}
+
+/** ``connect`` params. Open: unknown keys from newer clients are tolerated. */
+export interface ConnectParams {
+  minProtocol: number;
+  maxProtocol: number;
+  client: ClientInfo;
+  caps?: Array<string>;
+  commands?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  pathEnv?: string | null;
+  role?: string;
+  scopes?: Array<string> | null;
+  auth?: ConnectAuth | null;
+  device?: DeviceIdentity | null;
+  locale?: string | null;
+  userAgent?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface DeviceIdentity {
+  id: string;
+  publicKey: string;
+  signature: string;
+  signedAt: number;
+  nonce?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface EmptyParams {
+}
+
+export interface ErrorShape {
+  code: string;
+  message: string;
+  details?: unknown;
+  retryable?: boolean | null;
+  retryAfterMs?: number | null;
+}
+
+export interface EventFrame {
+  type: "event";
+  event: string;
+  payload?: unknown;
+  seq?: number | null;
+  stateVersion?: StateVersion | null;
+}
+
+export interface Features {
+  methods: Array<string>;
+  events: Array<string>;
+  capabilities?: Array<string> | null;
+}
+
+/** Our addition to ``status``: what the running process is and how it is bound. */
+export interface GatewayStatus {
+  pid: number;
+  version: string;
+  uptimeMs: number;
+  url: string;
+  bind: string;
+  port: number;
+  authMode: string;
+  configPath: string;
+  stateDir: string;
+  connections: number;
+  profile?: string | null;
+}
+
+export interface HealthParams {
+  probe?: boolean | null;
+}
+
+/** Same shape as ``smart-agent-neo health --json`` (OPERATIONS.md G.1). */
+export interface HealthSummary {
+  ok: boolean;
+  ts: number;
+  durationMs: number;
+  channels: Record<string, unknown>;
+  channelOrder: Array<string>;
+  channelLabels: Record<string, string>;
+  heartbeatSeconds: number;
+  defaultAgentId: string;
+  agents: Array<AgentHealth>;
+  sessions: SessionStore;
+  linkChannel?: LinkChannel | null;
+  [extra: string]: unknown;
+}
+
+export interface HeartbeatAgent {
+  agentId: string;
+  enabled: boolean;
+  every: string;
+  everyMs: number | null;
+}
+
+export interface HeartbeatPayload {
+  ts: number;
+  status: string;
+  id?: string | null;
+  to?: string | null;
+  preview?: string | null;
+  durationMs?: number | null;
+  reason?: string | null;
+  indicatorType?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface HeartbeatStatus {
+  defaultAgentId: string;
+  agents: Array<HeartbeatAgent>;
+}
+
+export interface HelloAuth {
+  role: string;
+  scopes: Array<string>;
+}
+
+export interface HelloOk {
+  type: "hello-ok";
+  protocol: number;
+  server: ServerInfo;
+  features: Features;
+  snapshot: Snapshot;
+  auth: HelloAuth;
+  policy: Policy;
+}
+
+export interface LinkChannel {
+  id: string;
+  label: string;
+  linked: boolean;
+  authAgeMs: number | null;
+}
+
+export interface OkResult {
+  ok: boolean;
+}
+
+export interface Policy {
+  maxPayload: number;
+  maxBufferedBytes: number;
+  tickIntervalMs: number;
+}
+
+/** One row of the presence table (PROTOCOL.md section 9). Only ``ts`` is required. */
+export interface PresenceEntry {
+  ts: number;
+  host?: string | null;
+  ip?: string | null;
+  version?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  mode?: string | null;
+  lastInputSeconds?: number | null;
+  reason?: string | null;
+  tags?: Array<string> | null;
+  text?: string | null;
+  deviceId?: string | null;
+  roles?: Array<string> | null;
+  scopes?: Array<string> | null;
+  instanceId?: string | null;
+}
+
+export interface PresencePayload {
+  presence: Array<PresenceEntry>;
+}
+
+/** Client -> server. Unknown extra keys are tolerated (newer clients add fields). */
+export interface RequestFrame {
+  type: "req";
+  id: string;
+  method: string;
+  params?: unknown;
+  traceparent?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface ResponseFrame {
+  type: "res";
+  id: string;
+  ok: boolean;
+  payload?: unknown;
+  error?: ErrorShape | null;
+}
+
+export interface ServerInfo {
+  version: string;
+  connId: string;
+}
+
+export interface SessionDefaults {
+  model: string | null;
+  contextTokens: number | null;
+}
+
+export interface SessionDefaultsInfo {
+  defaultAgentId: string;
+  mainKey: string;
+  mainSessionKey: string;
+  scope?: string | null;
+}
+
+export interface SessionRecent {
+  key: string;
+  updatedAt: number | null;
+  age: number | null;
+}
+
+export interface SessionStore {
+  path: string;
+  count: number;
+  recent: Array<SessionRecent>;
+}
+
+export interface SessionsStatus {
+  paths: Array<string>;
+  count: number;
+  defaults: SessionDefaults;
+  recent: Array<Record<string, unknown>>;
+  byAgent: Array<Record<string, unknown>>;
+}
+
+export interface ShutdownPayload {
+  reason: string;
+  restartExpectedMs?: number | null;
+}
+
+export interface Snapshot {
+  presence: Array<PresenceEntry>;
+  health: HealthSummary | Record<string, unknown>;
+  stateVersion: StateVersion;
+  uptimeMs: number;
+  sessionDefaults?: SessionDefaultsInfo | null;
+  authMode?: string | null;
+  configPath?: string | null;
+  stateDir?: string | null;
+}
+
+export interface StateVersion {
+  presence: number;
+  health: number;
+}
+
+export interface StatusParams {
+  includeChannelSummary?: boolean | null;
+}
+
+export interface StatusSummary {
+  runtimeVersion: string;
+  heartbeat: HeartbeatStatus;
+  channelSummary: Array<string>;
+  queuedSystemEvents: Array<string>;
+  sessions: SessionsStatus;
+  gateway: GatewayStatus;
+  linkChannel?: LinkChannel | null;
+  [extra: string]: unknown;
+}
+
+export interface SystemEventParams {
+  text: string;
+  deviceId?: string | null;
+  instanceId?: string | null;
+  host?: string | null;
+  ip?: string | null;
+  mode?: string | null;
+  version?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  lastInputSeconds?: number | null;
+  reason?: string | null;
+  roles?: Array<string> | null;
+  scopes?: Array<string> | null;
+  tags?: Array<string> | null;
+  sessionKey?: string | null;
+  wake?: boolean | null;
+}
+
+export interface TickPayload {
+  ts: number;
+}
+
+export interface GatewayMethods {
+  "health": { params: HealthParams; result: HealthSummary };
+  "last-heartbeat": { params: EmptyParams; result: unknown };
+  "status": { params: StatusParams; result: StatusSummary };
+  "system-event": { params: SystemEventParams; result: OkResult };
+  "system-presence": { params: EmptyParams; result: unknown };
+}
+
+export interface GatewayEvents {
+  "connect.challenge": ChallengePayload;
+  "health": HealthSummary;
+  "heartbeat": HeartbeatPayload;
+  "presence": PresencePayload;
+  "shutdown": ShutdownPayload;
+  "tick": TickPayload;
+}
+
+export type GatewayFrame = RequestFrame | ResponseFrame | EventFrame;

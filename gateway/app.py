@@ -1,0 +1,145 @@
+"""serve(): the gateway's nursery tree, signals, and graceful-deadline shutdown.
+
+    serve()                                  one nursery; everything below has it as parent
+    ├── serve_tcp                            accept loop (own cancel scope) + handler nursery
+    │   └── TCPServer (hypercorn) per socket
+    │       └── GatewayApp -> run_session    reader | writer | closer, + one task per request
+    ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
+    ├── health_loop                          primes, then refreshes on demand or interval
+    └── watch_signals (CLI only)             SIGTERM/SIGINT -> request_stop
+
+Shutdown is a deadline with a reason: stop accepting, broadcast ``shutdown``, close every
+peer with 1012, give them ``ws.closeGraceMs`` to flush (each session aborts its own socket
+after that), abort whatever is left (HTTP keep-alives, half-done handshakes), cancel. The
+whole sequence is capped by ``gateway.shutdownTimeoutMs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import attrs
+import trio
+from hypercorn.trio.worker_context import WorkerContext
+
+from .config.settings import Settings
+from .protocol import events as ev
+from .protocol.frames import CloseCode
+from .protocol.system import ShutdownPayload, TickPayload
+from .runtime import Runtime
+from .server.asgi import GatewayApp
+from .server.listener import Streams, hypercorn_config, open_socket, serve_tcp
+
+log = logging.getLogger("gateway")
+
+SERVICE_RESTART = "service restart"
+
+
+@attrs.frozen
+class Running:
+    """What ``nursery.start(serve, ...)`` hands back once the port is bound."""
+
+    runtime: Runtime
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return self.runtime.settings.url
+
+    def stop(self, reason: str = "gateway stopping") -> None:
+        self.runtime.request_stop(reason)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until a stop is requested (signal or ``Running.stop``), then drain.
+
+    Reports :class:`Running` after the port is bound and the first health snapshot exists.
+    Raises :class:`~gateway.errors.StartupError` (before reporting) if the port cannot be bound.
+
+    Cancellation: cancelling serve() from outside skips the graceful sequence -- clients see
+    the TCP connection drop. Use ``Running.stop()`` for a clean stop.
+    """
+    ws = settings.config.gateway.ws
+    sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
+    port = int(sock.getsockname()[1])
+    settings = attrs.evolve(settings, port=port)
+    rt = Runtime(settings)
+    streams = Streams()
+    context = WorkerContext(None)
+    config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)
+    async with trio.open_nursery() as nursery:
+        accept_scope = await nursery.start(serve_tcp, GatewayApp(rt, streams), sock, streams, config, context)
+        await rt.refresh_health()
+        nursery.start_soon(tick_loop, rt)
+        nursery.start_soon(health_loop, rt)
+        if handle_signals:
+            nursery.start_soon(watch_signals, rt)
+        rt.ready = True
+        log.info("listening on %s (pid %d)", settings.url, rt.pid)
+        task_status.started(Running(rt, settings.host, port))
+        await rt.stop_requested.wait()
+        await shutdown(rt, accept_scope, streams, context)
+        nursery.cancel_scope.cancel()
+
+
+def _user_timeout_ms(settings: Settings) -> int:
+    # Long enough for a slow but live mobile link; short enough that a wedged peer cannot
+    # outlive a stop by much even if the application-level abort were missed.
+    return max(10_000, settings.config.gateway.shutdown_timeout_ms * 2)
+
+
+async def shutdown(rt: Runtime, accept_scope: trio.CancelScope, streams: Streams, context: WorkerContext) -> None:
+    gw = rt.settings.config.gateway
+    log.info("shutting down: %s", rt.stop_reason)
+    rt.draining = True
+    accept_scope.cancel()
+    with trio.move_on_after(gw.shutdown_timeout_ms / 1000) as cap:
+        await context.terminated.set()  # idle HTTP keep-alive connections close themselves
+        rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
+        for peer in list(rt.hub.peers.values()):
+            peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)
+        with trio.move_on_after(gw.ws.close_grace_ms / 1000 + 1.0):
+            await rt.hub.wait_empty()
+    if cap.cancelled_caught:
+        log.warning("shutdown timed out; exiting without full cleanup")
+    left = streams.abort_all()
+    if left:
+        log.info("aborted %d connection(s) that did not close in time", left)
+
+
+async def tick_loop(rt: Runtime) -> None:
+    interval = rt.settings.config.gateway.ws.tick_interval_ms / 1000
+    while True:
+        await trio.sleep(interval)
+        rt.hub.broadcast(ev.TICK, TickPayload(rt.now_ms()))
+
+
+async def health_loop(rt: Runtime) -> None:
+    interval = rt.settings.config.gateway.health.refresh_interval_ms / 1000
+    while True:
+        with trio.move_on_after(interval):
+            await rt.health_wanted.wait()
+        rt.health_wanted = trio.Event()
+        if rt.health.fresh(trio.current_time(), interval) is None:
+            try:
+                await rt.refresh_health()
+            except Exception:
+                log.exception("health refresh failed")
+
+
+async def watch_signals(rt: Runtime) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if rt.stop_requested.is_set():
+                log.info("received %s during shutdown; ignoring", name)
+                continue
+            log.info("received %s; shutting down", name)
+            rt.request_stop("gateway stopping")

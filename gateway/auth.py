@@ -1,0 +1,200 @@
+"""Shared-secret authentication, scopes and the failed-attempt limiter.
+
+The decisions are pure (the clock is passed in as ``now_ms``); the only I/O is
+:func:`load_or_create_token`, which keeps a generated token in the state dir (0600).
+
+Rate limiting follows the reference: only *wrong* secrets count (a missing one does not),
+keyed by client IP; ``maxAttempts`` wrong tries inside ``windowMs`` lock that IP out for
+``lockoutMs``; success clears the IP's record; loopback is exempt unless configured not to be.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from pathlib import Path
+
+import attrs
+
+from .config.model import RateLimit
+from .config.settings import AuthSettings
+from .fsutil import write_atomic
+from .protocol.frames import ErrorCode, ErrorShape
+from .protocol.handshake import ConnectAuth
+
+ADMIN = "operator.admin"
+READ = "operator.read"
+WRITE = "operator.write"
+APPROVALS = "operator.approvals"
+PAIRING = "operator.pairing"
+
+
+def load_or_create_token(path: Path) -> str:
+    """The generated token: read it back if stored, else create one (0600, atomic)."""
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    token = secrets.token_urlsafe(32)
+    write_atomic(path, token + "\n", secret=True)
+    return token
+
+
+def secrets_equal(presented: str, expected: str) -> bool:
+    """Constant-time comparison on UTF-8 bytes."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def is_loopback_ip(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.frozen
+class AuthFailure:
+    message: str
+    detail_code: str
+    counts: bool  # a wrong secret counts toward the limiter; a missing one does not
+
+    def error(self) -> ErrorShape:
+        return ErrorShape(
+            ErrorCode.INVALID_REQUEST,
+            self.message,
+            {"code": self.detail_code, "recommendedNextStep": "update_auth_credentials"},
+        )
+
+
+def _hint(client_id: str, client_mode: str) -> str:
+    if client_id in ("cli", "gateway-client") or client_mode == "cli":
+        return "set gateway.remote.token to match gateway.auth.token"
+    if client_mode in ("ui", "webchat"):
+        return "open the dashboard URL and paste the token"
+    return "provide gateway auth token"
+
+
+def check_secret(
+    settings: AuthSettings, presented: ConnectAuth | None, client_id: str, client_mode: str
+) -> AuthFailure | None:
+    """``None`` when the shared secret matches (or auth mode is none)."""
+    if settings.mode == "none":
+        return None
+    hint = _hint(client_id, client_mode)
+    if settings.mode == "token":
+        given = presented.token if presented else None
+        expected = settings.token or ""
+        kind = "token"
+    else:
+        given = presented.password if presented else None
+        expected = settings.password or ""
+        kind = "password"
+        hint = hint.replace("token", "password")
+    upper = kind.upper()
+    if not given:
+        return AuthFailure(
+            f"unauthorized: gateway {kind} missing ({hint})", f"AUTH_{upper}_MISSING", counts=False
+        )
+    if not secrets_equal(given, expected):
+        return AuthFailure(
+            f"unauthorized: gateway {kind} mismatch ({hint})", f"AUTH_{upper}_MISMATCH", counts=True
+        )
+    return None
+
+
+def check_bearer(settings: AuthSettings, authorization: str | None) -> bool:
+    """HTTP: ``Authorization: Bearer <token or password>``."""
+    if settings.mode == "none":
+        return True
+    expected = settings.token if settings.mode == "token" else settings.password
+    if not authorization or not expected:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    return scheme.lower() == "bearer" and secrets_equal(value.strip(), expected)
+
+
+def granted_scopes(role: str, requested: list[str] | None) -> list[str]:
+    """Section 3.5 step 9: shared-secret operators that ask for nothing get admin."""
+    if role == "node":
+        return []
+    if not requested:
+        return [ADMIN]
+    return list(dict.fromkeys(requested))
+
+
+def scope_allows(granted: list[str], required: str) -> bool:
+    """Admin satisfies everything; write satisfies read; otherwise the exact scope."""
+    if ADMIN in granted or required in granted:
+        return True
+    return required == READ and WRITE in granted
+
+
+def rate_limited_error(retry_after_ms: int) -> ErrorShape:
+    return ErrorShape(
+        ErrorCode.INVALID_REQUEST,
+        "unauthorized: too many failed authentication attempts (retry later)",
+        {"code": "AUTH_RATE_LIMITED", "recommendedNextStep": "wait_then_retry"},
+        retryable=True,
+        retry_after_ms=retry_after_ms,
+    )
+
+
+@attrs.define
+class _Record:
+    failures: list[int] = attrs.field(factory=list)
+    locked_until: int = 0
+
+
+@attrs.define
+class RateLimiter:
+    """Failed-auth limiter keyed by client IP; bounded to ``max_keys`` records."""
+
+    policy: RateLimit
+    max_keys: int = 10_000
+    _records: dict[str, _Record] = attrs.field(factory=dict, init=False)
+
+    def _exempt(self, ip: str | None) -> bool:
+        return self.policy.exempt_loopback and is_loopback_ip(ip)
+
+    def retry_after_ms(self, ip: str | None, now_ms: int) -> int | None:
+        """Milliseconds until ``ip`` may try again, or ``None`` if it may try now."""
+        if ip is None or self._exempt(ip):
+            return None
+        record = self._records.get(ip)
+        if record is None or record.locked_until <= now_ms:
+            return None
+        return record.locked_until - now_ms
+
+    def record_failure(self, ip: str | None, now_ms: int) -> None:
+        if ip is None or self._exempt(ip):
+            return
+        record = self._records.get(ip)
+        if record is None:
+            if len(self._records) >= self.max_keys:
+                self._evict(now_ms)
+            record = self._records[ip] = _Record()
+        window_start = now_ms - self.policy.window_ms
+        record.failures = [t for t in record.failures if t > window_start]
+        record.failures.append(now_ms)
+        if len(record.failures) >= self.policy.max_attempts:
+            record.locked_until = now_ms + self.policy.lockout_ms
+            record.failures.clear()
+
+    def record_success(self, ip: str | None) -> None:
+        if ip is not None:
+            self._records.pop(ip, None)
+
+    def _evict(self, now_ms: int) -> None:
+        window_start = now_ms - self.policy.window_ms
+        stale = [
+            ip
+            for ip, r in self._records.items()
+            if r.locked_until <= now_ms and all(t <= window_start for t in r.failures)
+        ]
+        for ip in stale or list(self._records)[: len(self._records) // 2]:
+            del self._records[ip]

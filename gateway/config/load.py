@@ -1,0 +1,183 @@
+"""Read, substitute, validate and build a :class:`Config` -- pure apart from reading the file.
+
+Validation walks the attrs model itself, so the rules cannot drift from the types: every
+problem is one line that starts with the key path and shows the bad value, e.g.
+``gateway.port: expected an integer 1-65535, got "abc"``; unknown keys get a "did you
+mean" hint. All problems are collected, not just the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import attrs
+import json5
+
+from ..errors import ConfigError
+from ..protocol.codec import from_wire
+from ..protocol.model import SCHEMA_KEY, camel
+from .model import Config
+
+_VAR = re.compile(r"\$(\$?)\{([A-Z_][A-Z0-9_]*)\}")
+_TOLERATED_ROOT_KEYS = {"$schema"}
+
+
+@attrs.frozen
+class Loaded:
+    config: Config
+    path: Path
+    exists: bool
+    warnings: tuple[str, ...] = ()
+
+
+def load_file(path: Path, env: Mapping[str, str]) -> Loaded:
+    """Load ``path``; a missing file means all defaults (``exists=False``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Loaded(Config(), path, exists=False)
+    except OSError as exc:
+        raise ConfigError([f"cannot read file: {exc.strerror}"], source=str(path)) from None
+    config, warnings = parse(text, env, source=str(path))
+    return Loaded(config, path, exists=True, warnings=tuple(warnings))
+
+
+def parse(text: str, env: Mapping[str, str], *, source: str = "<config>") -> tuple[Config, list[str]]:
+    try:
+        raw = json5.loads(text)
+    except ValueError as exc:
+        raise ConfigError([f"syntax error: {_json5_message(exc)}"], source=source) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"expected an object at the top level, got {_kind(raw)}"], source=source)
+    warnings: list[str] = []
+    raw = substitute_env(raw, env, warnings, "")
+    problems = check(Config, raw, "", root=True)
+    if problems:
+        raise ConfigError(problems, source=source)
+    data = {k: v for k, v in raw.items() if k not in _TOLERATED_ROOT_KEYS}
+    return from_wire(Config, data), warnings
+
+
+def _json5_message(exc: ValueError) -> str:
+    # json5 reports "<string>:LINE Unexpected ..." -- keep the line, drop the fake file name
+    message = str(exc)
+    match = re.match(r"<string>:(\d+) (.*)", message)
+    if match:
+        return f"line {match.group(1)}: {match.group(2)}"
+    return message
+
+
+def substitute_env(value: Any, env: Mapping[str, str], warnings: list[str], path: str) -> Any:
+    """``${VAR}`` in any string; ``$${VAR}`` stays literal; a missing var is left and warned."""
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            escaped, name = match.group(1), match.group(2)
+            if escaped:
+                return "${" + name + "}"
+            if name in env:
+                return env[name]
+            warnings.append(f"{path or '<root>'}: environment variable {name} is not set")
+            return match.group(0)
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: substitute_env(v, env, warnings, f"{path}.{k}" if path else k)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [substitute_env(v, env, warnings, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def check(cls: type, raw: object, path: str, *, root: bool = False) -> list[str]:
+    """All problems of ``raw`` against attrs class ``cls``; empty when valid."""
+    if not isinstance(raw, dict):
+        return [f"{path or '<root>'}: expected an object, got {_show(raw)}"]
+    hints = typing.get_type_hints(cls)
+    fields = {camel(f.name): f for f in attrs.fields(cls)}
+    problems: list[str] = []
+    for key, value in raw.items():
+        key_path = f"{path}.{key}" if path else key
+        if root and key in _TOLERATED_ROOT_KEYS:
+            continue
+        field = fields.get(key)
+        if field is None:
+            hint = difflib.get_close_matches(key, list(fields), n=1)
+            suffix = f' (did you mean "{hint[0]}"?)' if hint else ""
+            problems.append(f"{key_path}: unknown key{suffix}")
+            continue
+        problems.extend(_check_value(hints[field.name], value, key_path, field.metadata))
+    return problems
+
+
+def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any]) -> list[str]:
+    constraints = metadata.get(SCHEMA_KEY, {})
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_value(inner, value, path, metadata)
+    if attrs.has(tp):
+        return check(tp, value, path)
+    if origin is Literal:
+        if value in args:
+            return []
+        choices = ", ".join(json.dumps(a) for a in args)
+        return [f"{path}: expected one of {choices}, got {_show(value)}"]
+    if tp is bool:
+        return [] if isinstance(value, bool) else [f"{path}: expected true or false, got {_show(value)}"]
+    if tp is int:
+        lo, hi = constraints.get("minimum"), constraints.get("maximum")
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and (lo is None or value >= lo) and (hi is None or value <= hi):  # type: ignore[operator]
+            return []
+        return [f"{path}: expected {_int_range(lo, hi)}, got {_show(value)}"]
+    if tp is str:
+        if not isinstance(value, str):
+            return [f"{path}: expected a string, got {_show(value)}"]
+        if constraints.get("minLength") and not value:
+            return [f"{path}: expected a non-empty string"]
+        return []
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {_show(value)}"]
+        out: list[str] = []
+        for i, item in enumerate(value):
+            out.extend(_check_value(args[0], item, f"{path}[{i}]", {}))
+        return out
+    raise TypeError(f"config validation has no rule for {tp!r} at {path}")
+
+
+def _int_range(lo: int | None, hi: int | None) -> str:
+    if lo is not None and hi is not None:
+        return f"an integer {lo}-{hi}"
+    if lo is not None:
+        return f"an integer >= {lo}"
+    return "an integer"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

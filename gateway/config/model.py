@@ -1,0 +1,106 @@
+"""The configuration file's shape: frozen attrs classes with the documented defaults.
+
+Keys are camelCase in the file and snake_case here (one rename rule, ``protocol.model.camel``).
+Numeric bounds ride in field metadata and are enforced by ``validate.py`` with the key path
+in every message. A ``Config`` value is immutable; reload replaces it whole.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from ..protocol.frames import (
+    HANDSHAKE_TIMEOUT_MS,
+    HEALTH_REFRESH_INTERVAL_MS,
+    MAX_BUFFERED_BYTES,
+    MAX_PAYLOAD_BYTES,
+    TICK_INTERVAL_MS,
+)
+from ..protocol.model import wire
+
+BindMode = Literal["loopback", "lan", "auto", "custom"]
+AuthMode = Literal["token", "password", "none"]
+ReloadMode = Literal["off", "hot", "restart", "hybrid"]
+
+DEFAULT_PORT = 18789
+DEV_PORT = 19001
+
+
+@attrs.frozen
+class RateLimit:
+    max_attempts: int = wire(10, minimum=1)
+    window_ms: int = wire(60_000, minimum=1)
+    lockout_ms: int = wire(300_000, minimum=0)
+    exempt_loopback: bool = True
+
+
+@attrs.frozen
+class Auth:
+    mode: AuthMode | None = None
+    token: str | None = wire(None, min_length=1)
+    password: str | None = wire(None, min_length=1)
+    rate_limit: RateLimit = attrs.field(factory=RateLimit)
+
+
+@attrs.frozen
+class Reload:
+    mode: ReloadMode = "hybrid"
+    debounce_ms: int = wire(300, minimum=0, maximum=60_000)
+
+
+@attrs.frozen
+class Remote:
+    url: str | None = None
+    token: str | None = None
+    password: str | None = None
+
+
+@attrs.frozen
+class WebSocket:
+    """Connection limits; the numbers here are the ones advertised in ``hello-ok.policy``."""
+
+    tick_interval_ms: int = wire(TICK_INTERVAL_MS, minimum=100, maximum=3_600_000)
+    max_payload: int = wire(MAX_PAYLOAD_BYTES, minimum=65_536, maximum=256 * 1024 * 1024)
+    max_buffered_bytes: int = wire(MAX_BUFFERED_BYTES, minimum=65_536, maximum=1024 * 1024 * 1024)
+    handshake_timeout_ms: int = wire(HANDSHAKE_TIMEOUT_MS, minimum=100, maximum=600_000)
+    close_grace_ms: int = wire(1_000, minimum=0, maximum=60_000)
+    ping_interval_ms: int = wire(30_000, minimum=0, maximum=3_600_000)
+
+
+@attrs.frozen
+class Health:
+    refresh_interval_ms: int = wire(HEALTH_REFRESH_INTERVAL_MS, minimum=1_000)
+
+
+@attrs.frozen
+class Gateway:
+    mode: Literal["local", "remote"] | None = None
+    port: int = wire(DEFAULT_PORT, minimum=1, maximum=65535)
+    bind: BindMode = "loopback"
+    custom_bind_host: str | None = wire(None, min_length=1)
+    auth: Auth = attrs.field(factory=Auth)
+    reload: Reload = attrs.field(factory=Reload)
+    remote: Remote = attrs.field(factory=Remote)
+    ws: WebSocket = attrs.field(factory=WebSocket)
+    health: Health = attrs.field(factory=Health)
+    shutdown_timeout_ms: int = wire(5_000, minimum=100, maximum=600_000)
+
+
+@attrs.frozen
+class Commands:
+    restart: bool = True
+
+
+@attrs.frozen
+class Logging:
+    level: Literal["debug", "info", "warn", "error"] = "info"
+    file: str | None = wire(None, min_length=1)
+
+
+@attrs.frozen
+class Config:
+    gateway: Gateway = attrs.field(factory=Gateway)
+    commands: Commands = attrs.field(factory=Commands)
+    logging: Logging = attrs.field(factory=Logging)

@@ -1,0 +1,187 @@
+"""Resolve what the process will actually run with: config + flags + environment.
+
+Precedence (runbook): port ``--port`` > ``SMART_AGENT_NEO_GATEWAY_PORT`` > the profile's port
+(dev: 19001) > ``gateway.port`` > 18789; bind: CLI > ``gateway.bind`` > loopback; secrets:
+flag > env > config. Pure: token generation is injected, so tests need no files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import attrs
+
+from ..errors import StartupError
+from .load import Loaded
+from .model import Config
+from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, Paths, profile_default_port
+
+SecretSource = Literal["flag", "env", "config", "generated", "none"]
+BIND_MODES = ("loopback", "lan", "auto", "custom")
+
+
+@attrs.frozen
+class Overrides:
+    """What the command line says; ``None`` = not given."""
+
+    port: int | None = None
+    bind: str | None = None
+    host: str | None = None
+    token: str | None = None
+    password: str | None = None
+    auth_mode: str | None = None
+    allow_unconfigured: bool = False
+
+
+@attrs.frozen
+class AuthSettings:
+    mode: Literal["token", "password", "none"]
+    token: str | None
+    password: str | None
+    source: SecretSource
+
+    @property
+    def user_configured(self) -> bool:
+        """A secret the user chose (a generated token does not count for non-loopback binds)."""
+        return self.source in ("flag", "env", "config")
+
+
+@attrs.frozen
+class Settings:
+    config: Config
+    paths: Paths
+    bind: str
+    host: str
+    port: int
+    auth: AuthSettings
+    config_exists: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"ws://{format_host(self.host)}:{self.port}"
+
+
+def format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_mode(loaded: Loaded, allow_unconfigured: bool) -> None:
+    """The runbook's start guard: refuse unless ``gateway.mode`` is local."""
+    if allow_unconfigured:
+        return
+    if not loaded.exists:
+        raise StartupError(
+            "Missing config. Run `smart-agent-neo setup` or set gateway.mode=local "
+            "(or pass --allow-unconfigured)."
+        )
+    mode = loaded.config.gateway.mode
+    if mode != "local":
+        raise StartupError(
+            f"Gateway start blocked: set gateway.mode=local (current: {mode or 'unset'}) "
+            "or pass --allow-unconfigured."
+        )
+
+
+def resolve(
+    loaded: Loaded,
+    paths: Paths,
+    overrides: Overrides,
+    env: Mapping[str, str],
+    generate_token: Callable[[], str],
+) -> Settings:
+    gw = loaded.config.gateway
+    port = _resolve_port(overrides, env, paths, gw.port)
+    bind = overrides.bind or ("custom" if overrides.host else gw.bind)
+    if bind not in BIND_MODES:
+        raise StartupError('Invalid --bind (use "loopback", "lan", "auto", or "custom")')
+    host = _bind_host(bind, overrides.host or gw.custom_bind_host)
+    auth = _resolve_auth(loaded.config, overrides, env, generate_token)
+    if not is_loopback_host(host) and not auth.user_configured:
+        raise StartupError(
+            f"refusing to bind gateway to {format_host(host)}:{port} without auth "
+            f"(set gateway.auth.token/password, or set {ENV_TOKEN}/{ENV_PASSWORD})"
+        )
+    return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists)
+
+
+def _resolve_port(overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int) -> int:
+    if overrides.port is not None:
+        if not 0 <= overrides.port <= 65535:
+            raise StartupError(f"Invalid port: expected an integer 0-65535, got {overrides.port}")
+        return overrides.port
+    raw = env.get(ENV_PORT)
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if not 1 <= value <= 65535:
+            raise StartupError(f'{ENV_PORT}: expected an integer 1-65535, got "{raw}"')
+        return value
+    return profile_default_port(paths.profile) or configured
+
+
+def _bind_host(bind: str, custom_host: str | None) -> str:
+    if bind in ("loopback", "auto"):
+        return "127.0.0.1"
+    if bind == "lan":
+        return "0.0.0.0"
+    if not custom_host:
+        raise StartupError("--bind custom requires --host (or gateway.customBindHost)")
+    try:
+        ipaddress.ip_address(custom_host.strip("[]"))
+    except ValueError:
+        raise StartupError(
+            f'Invalid bind host "{custom_host}": expected an IP address such as 192.168.1.10'
+        ) from None
+    return custom_host.strip("[]")
+
+
+def _resolve_auth(
+    config: Config,
+    overrides: Overrides,
+    env: Mapping[str, str],
+    generate_token: Callable[[], str],
+) -> AuthSettings:
+    cfg = config.gateway.auth
+    token, token_source = _first(
+        (overrides.token, "flag"), (env.get(ENV_TOKEN), "env"), (cfg.token, "config")
+    )
+    password, password_source = _first(
+        (overrides.password, "flag"), (env.get(ENV_PASSWORD), "env"), (cfg.password, "config")
+    )
+    mode = overrides.auth_mode or cfg.mode
+    if mode is None:
+        mode = "password" if password and not token else "token"
+    if mode == "none":
+        return AuthSettings("none", None, None, "none")
+    if mode == "password":
+        if not password:
+            raise StartupError(
+                "gateway auth mode is password, but no password was configured "
+                f"(set gateway.auth.password or {ENV_PASSWORD}, or pass --password)"
+            )
+        return AuthSettings("password", None, password, password_source)
+    if mode != "token":
+        raise StartupError('Invalid --auth (use "token", "password" or "none")')
+    if not token:
+        return AuthSettings("token", generate_token(), None, "generated")
+    return AuthSettings("token", token, None, token_source)
+
+
+def _first(*candidates: tuple[str | None, SecretSource]) -> tuple[str | None, SecretSource]:
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None, "none"

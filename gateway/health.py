@@ -1,0 +1,80 @@
+"""The health snapshot (``health`` RPC, ``health`` event, ``smart-agent-neo health --json``).
+
+``build_health`` is pure. ``HealthCache`` keeps the latest snapshot and its version:
+every new snapshot bumps ``stateVersion.health``; a snapshot younger than the refresh
+interval is served from the cache unless the caller asks for a probe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from .protocol.system import AgentHealth, AgentHeartbeat, HealthSummary, SessionRecent, SessionStore
+
+DEFAULT_AGENT_ID = "main"
+MAIN_KEY = "main"
+HEARTBEAT_EVERY = "30m"
+HEARTBEAT_SECONDS = 1800
+
+
+def sessions_dir(state_dir: Path, agent_id: str = DEFAULT_AGENT_ID) -> Path:
+    return state_dir / "agents" / agent_id / "sessions"
+
+
+def session_store(state_dir: Path, now_ms: int, agent_id: str = DEFAULT_AGENT_ID) -> SessionStore:
+    """Count transcripts (``*.jsonl``) and list the five most recent."""
+    directory = sessions_dir(state_dir, agent_id)
+    try:
+        files = [(p, p.stat().st_mtime) for p in directory.glob("*.jsonl")]
+    except OSError:
+        files = []
+    files.sort(key=lambda item: item[1], reverse=True)
+    recent = []
+    for path, mtime in files[:5]:
+        updated = int(mtime * 1000)
+        recent.append(SessionRecent(f"agent:{agent_id}:{path.stem}", updated, max(0, now_ms - updated)))
+    return SessionStore(str(directory), len(files), recent)
+
+
+def build_health(state_dir: Path, now_ms: int, duration_ms: int) -> HealthSummary:
+    store = session_store(state_dir, now_ms)
+    heartbeat = AgentHeartbeat(
+        enabled=False,
+        every=HEARTBEAT_EVERY,
+        every_ms=HEARTBEAT_SECONDS * 1000,
+        prompt="",
+        target="none",
+        ack_max_chars=300,
+    )
+    agent = AgentHealth(DEFAULT_AGENT_ID, True, heartbeat, store, name="Main")
+    return HealthSummary(
+        ok=True,
+        ts=now_ms,
+        duration_ms=duration_ms,
+        channels={},
+        channel_order=[],
+        channel_labels={},
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        default_agent_id=DEFAULT_AGENT_ID,
+        agents=[agent],
+        sessions=store,
+    )
+
+
+@attrs.define
+class HealthCache:
+    snapshot: HealthSummary | None = None
+    version: int = 1
+    produced_at: float = float("-inf")  # monotonic seconds
+
+    def fresh(self, now: float, max_age_s: float) -> HealthSummary | None:
+        if self.snapshot is not None and now - self.produced_at < max_age_s:
+            return self.snapshot
+        return None
+
+    def store(self, snapshot: HealthSummary, now: float) -> None:
+        self.snapshot = snapshot
+        self.produced_at = now
+        self.version += 1

@@ -1,0 +1,110 @@
+"""Frames, error shapes and close codes of protocol 4 (PROTOCOL.md sections 2 and 5)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Literal
+
+import attrs
+
+from .model import closed, wire
+
+PROTOCOL_VERSION = 4
+MIN_CLIENT_PROTOCOL = 4
+MIN_NODE_PROTOCOL = 3
+MIN_PROBE_PROTOCOL = 3
+
+MAX_PREAUTH_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
+MAX_BUFFERED_BYTES = 50 * 1024 * 1024
+TICK_INTERVAL_MS = 30_000
+HANDSHAKE_TIMEOUT_MS = 15_000
+HEALTH_REFRESH_INTERVAL_MS = 60_000
+MAX_CLOSE_REASON_BYTES = 123
+
+
+class ErrorCode:
+    """Top-level error codes (section 5.2); nothing else goes on the wire."""
+
+    NOT_LINKED = "NOT_LINKED"
+    NOT_PAIRED = "NOT_PAIRED"
+    AGENT_TIMEOUT = "AGENT_TIMEOUT"
+    AGENT_RESULT_NOT_FOUND = "AGENT_RESULT_NOT_FOUND"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    FORBIDDEN = "FORBIDDEN"
+    APPROVAL_NOT_FOUND = "APPROVAL_NOT_FOUND"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_MISMATCH = 1002
+    POLICY = 1008
+    TOO_BIG = 1009
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    TICK_TIMEOUT = 4000
+    CLIENT_INVALIDATED = 4001
+
+
+@closed
+@attrs.frozen
+class ErrorShape:
+    code: str = wire(min_length=1)
+    message: str = wire(min_length=1)
+    details: object | None = None
+    retryable: bool | None = None
+    retry_after_ms: int | None = wire(None, minimum=0)
+
+
+@attrs.frozen
+class RequestFrame:
+    """Client -> server. Unknown extra keys are tolerated (newer clients add fields)."""
+
+    type: Literal["req"]
+    id: str = wire(min_length=1)
+    method: str = wire(min_length=1)
+    params: object | None = None
+    traceparent: str | None = wire(None, max_length=128)
+
+
+@attrs.frozen
+class CancelFrame:
+    type: Literal["cancel"]
+    id: str = wire(min_length=1)
+
+
+@closed
+@attrs.frozen
+class ResponseFrame:
+    type: Literal["res"]
+    id: str = wire(min_length=1)
+    ok: bool
+    payload: object | None = None
+    error: ErrorShape | None = None
+
+
+@closed
+@attrs.frozen
+class StateVersion:
+    presence: int = wire(minimum=0)
+    health: int = wire(minimum=0)
+
+
+@closed
+@attrs.frozen
+class EventFrame:
+    type: Literal["event"]
+    event: str = wire(min_length=1)
+    payload: object | None = None
+    seq: int | None = wire(None, minimum=0)
+    state_version: StateVersion | None = None
+
+
+def truncate_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
+    """Cut a close reason to the WebSocket limit on a code-point boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= limit:
+        return reason
+    return encoded[:limit].decode(errors="ignore")

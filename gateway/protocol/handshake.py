@@ -1,0 +1,199 @@
+"""The connect handshake (PROTOCOL.md section 3): wire types and pure decisions.
+
+Nothing here touches a socket or a clock; the session driver passes in what it read and the
+time, and gets back either the parsed connect params or a :class:`HandshakeReject` that says
+which ``res`` to send (if any) and how to close.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from .frames import (
+    MIN_NODE_PROTOCOL,
+    MIN_PROBE_PROTOCOL,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ErrorCode,
+    ErrorShape,
+    StateVersion,
+)
+from .model import JsonObject, closed, wire
+from .system import HealthSummary, PresenceEntry
+
+Role = Literal["operator", "node"]
+
+
+@attrs.frozen
+class ClientInfo:
+    id: str = wire(min_length=1)
+    version: str = wire(min_length=1)
+    platform: str = wire(min_length=1)
+    mode: str = wire(min_length=1)
+    display_name: str | None = wire(None, min_length=1)
+    device_family: str | None = wire(None, min_length=1)
+    model_identifier: str | None = wire(None, min_length=1)
+    instance_id: str | None = wire(None, min_length=1)
+    build_id: str | None = None
+    time_zone: str | None = None
+
+
+@attrs.frozen
+class ConnectAuth:
+    token: str | None = wire(None, max_length=4096)
+    password: str | None = wire(None, max_length=4096)
+    device_token: str | None = wire(None, max_length=256)
+    bootstrap_token: str | None = wire(None, max_length=256)
+
+
+@attrs.frozen
+class DeviceIdentity:
+    id: str = wire(min_length=1)
+    public_key: str = wire(min_length=1)
+    signature: str = wire(min_length=1)
+    signed_at: int = wire(minimum=0)
+    nonce: str | None = None
+
+
+@attrs.frozen
+class ConnectParams:
+    """``connect`` params. Open: unknown keys from newer clients are tolerated."""
+
+    min_protocol: int = wire(minimum=1)
+    max_protocol: int = wire(minimum=1)
+    client: ClientInfo
+    caps: list[str] = wire(factory=list)
+    commands: list[str] | None = None
+    permissions: dict[str, bool] | None = None
+    path_env: str | None = None
+    role: str = "operator"
+    scopes: list[str] | None = None
+    auth: ConnectAuth | None = None
+    device: DeviceIdentity | None = None
+    locale: str | None = None
+    user_agent: str | None = None
+
+
+@closed
+@attrs.frozen
+class ServerInfo:
+    version: str = wire(min_length=1)
+    conn_id: str = wire(min_length=1)
+
+
+@closed
+@attrs.frozen
+class Features:
+    methods: list[str]
+    events: list[str]
+    capabilities: list[str] | None = None
+
+
+@closed
+@attrs.frozen
+class SessionDefaultsInfo:
+    default_agent_id: str
+    main_key: str
+    main_session_key: str
+    scope: str | None = None
+
+
+@closed
+@attrs.frozen
+class Snapshot:
+    presence: list[PresenceEntry]
+    health: HealthSummary | JsonObject
+    state_version: StateVersion
+    uptime_ms: int = wire(minimum=0)
+    session_defaults: SessionDefaultsInfo | None = None
+    auth_mode: str | None = None
+    config_path: str | None = None
+    state_dir: str | None = None
+
+
+@closed
+@attrs.frozen
+class HelloAuth:
+    role: str
+    scopes: list[str]
+
+
+@closed
+@attrs.frozen
+class Policy:
+    max_payload: int = wire(minimum=1)
+    max_buffered_bytes: int = wire(minimum=1)
+    tick_interval_ms: int = wire(minimum=1)
+
+
+@closed
+@attrs.frozen
+class HelloOk:
+    type: Literal["hello-ok"]
+    protocol: int
+    server: ServerInfo
+    features: Features
+    snapshot: Snapshot
+    auth: HelloAuth
+    policy: Policy
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class HandshakeReject(Exception):
+    """Why a handshake failed: the ``res`` error to send (``None`` = send none) and the close."""
+
+    close_code: int
+    close_reason: str
+    error: ErrorShape | None = None
+
+
+def reject(
+    message: str,
+    *,
+    code: str = ErrorCode.INVALID_REQUEST,
+    close_code: int = CloseCode.POLICY,
+    close_reason: str | None = None,
+    details: object | None = None,
+    retryable: bool | None = None,
+    retry_after_ms: int | None = None,
+) -> HandshakeReject:
+    error = ErrorShape(code, message, details, retryable, retry_after_ms)
+    return HandshakeReject(close_code, close_reason if close_reason is not None else message, error)
+
+
+def negotiate_protocol(params: ConnectParams) -> HandshakeReject | None:
+    """Section 3.7: accept 4; accept 3 for probes and legacy nodes; else a mismatch."""
+    lo, hi = params.min_protocol, params.max_protocol
+    if lo <= PROTOCOL_VERSION <= hi:
+        return None
+    if params.client.mode == "probe" and hi >= MIN_PROBE_PROTOCOL and lo <= PROTOCOL_VERSION:
+        return None
+    if (
+        params.role == "node"
+        and params.client.mode == "node"
+        and hi >= MIN_NODE_PROTOCOL
+        and lo <= MIN_NODE_PROTOCOL
+    ):
+        return None
+    return reject(
+        "protocol mismatch",
+        close_code=CloseCode.PROTOCOL_MISMATCH,
+        details={
+            "code": "PROTOCOL_MISMATCH",
+            "clientMinProtocol": lo,
+            "clientMaxProtocol": hi,
+            "expectedProtocol": PROTOCOL_VERSION,
+            "minimumProbeProtocol": MIN_PROBE_PROTOCOL,
+        },
+    )
+
+
+def check_role(params: ConnectParams) -> HandshakeReject | None:
+    if params.role in ("operator", "node"):
+        return None
+    return reject("invalid role")

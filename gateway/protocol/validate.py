@@ -1,0 +1,63 @@
+"""Inbound validation against the checked-in ``schemas/protocol.schema.json``.
+
+Validators are compiled once per type on first use. Messages name the failing field with a
+dotted path, because the user reads them: ``invalid system-event params: text: '' should be
+non-empty``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+SCHEMA_FILE = "protocol.schema.json"
+
+
+@functools.cache
+def bundle() -> dict[str, Any]:
+    text = resources.files("gateway.schemas").joinpath(SCHEMA_FILE).read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@functools.cache
+def validator(type_name: str) -> Draft202012Validator:
+    defs = bundle()["$defs"]
+    if type_name not in defs:
+        raise KeyError(f"{type_name} is not in {SCHEMA_FILE}; run `nox -s schemas`")
+    return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{type_name}"})
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "minLength" and error.validator_value == 1:
+        return "must be a non-empty string"
+    if error.validator == "required":
+        return str(error.message).replace(" is a required property", " is required")
+    if error.validator == "additionalProperties":
+        return str(error.message).replace("Additional properties are not allowed", "unknown field")
+    return str(error.message)
+
+
+def problem(type_name: str, value: object) -> str | None:
+    """``None`` if ``value`` matches the schema of ``type_name``; else one readable line."""
+    errors = list(validator(type_name).iter_errors(value))
+    if not errors:
+        return None
+    error = jsonschema.exceptions.best_match(errors)
+    path = _path(error)
+    # "required" errors sit on the parent object; name the missing child in the path instead
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+        path = f"{path}.{missing}" if path else missing
+        return f"{path}: is required"
+    return f"{path}: {_describe(error)}" if path else _describe(error)

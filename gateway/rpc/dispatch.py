@@ -1,0 +1,72 @@
+"""One request, from validated frame to response frame.
+
+Order (PROTOCOL.md 4.1): role -> scope -> method lookup -> params schema -> handler.
+A handler's ``RpcError`` becomes ``res {ok:false}`` with its code; any other exception
+becomes ``UNAVAILABLE`` with the error text. Neither tears down the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..auth import ADMIN, scope_allows
+from ..errors import RpcError
+from ..protocol import validate
+from ..protocol.codec import dumps, from_wire, to_wire
+from ..protocol.frames import ErrorCode, ErrorShape
+from .registry import CallContext, methods
+
+log = logging.getLogger("gateway.rpc")
+
+
+def response_text(request_id: str, ok: bool, payload: object = None, error: ErrorShape | None = None) -> str:
+    frame: dict[str, object] = {"type": "res", "id": request_id, "ok": ok}
+    if ok or payload is not None:
+        frame["payload"] = to_wire(payload)
+    if error is not None:
+        frame["error"] = to_wire(error)
+    return dumps(frame)
+
+
+def error_shape(exc: RpcError) -> ErrorShape:
+    return ErrorShape(exc.code, exc.message, exc.details, exc.retryable, exc.retry_after_ms)
+
+
+def authorize(ctx: CallContext, name: str) -> None:
+    peer = ctx.peer
+    table = methods()
+    spec = table.get(name)
+    if peer.role == "node":
+        if spec is None or spec.role != "node":
+            raise RpcError(ErrorCode.INVALID_REQUEST, "unauthorized role: node")
+        return
+    if spec is not None and spec.role == "node":
+        raise RpcError(ErrorCode.INVALID_REQUEST, f"unauthorized role: {peer.role}")
+    required = spec.scope if spec is not None else ADMIN  # unclassified: default-deny
+    if not scope_allows(peer.scopes, required):
+        raise RpcError(
+            ErrorCode.FORBIDDEN,
+            f"missing scope: {required}",
+            details={"code": "MISSING_SCOPE", "missingScope": required, "requiredScopes": [required]},
+        )
+    if spec is None:
+        raise RpcError(ErrorCode.INVALID_REQUEST, f"unknown method: {name}")
+
+
+async def call(ctx: CallContext, name: str, params: object) -> str:
+    """Run one request and return the serialized ``res`` frame."""
+    try:
+        authorize(ctx, name)
+        spec = methods()[name]
+        params = {} if params is None else params
+        problem = validate.problem(spec.params.__name__, params)
+        if problem is not None:
+            raise RpcError(ErrorCode.INVALID_REQUEST, f"invalid {name} params: {problem}")
+        result = await spec.handler(ctx, from_wire(spec.params, params))
+        return response_text(ctx.request_id, True, result)
+    except RpcError as exc:
+        return response_text(ctx.request_id, False, error=error_shape(exc))
+    except Exception as exc:
+        log.exception("handler for %s failed", name)
+        message = str(exc) or type(exc).__name__
+        return response_text(ctx.request_id, False, error=ErrorShape(ErrorCode.UNAVAILABLE, message))

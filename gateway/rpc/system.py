@@ -1,0 +1,120 @@
+"""System methods: health, status, system-presence, system-event, last-heartbeat."""
+
+from __future__ import annotations
+
+import os
+
+from .. import __version__
+from ..auth import ADMIN, READ
+from ..errors import RpcError
+from ..health import DEFAULT_AGENT_ID, HEARTBEAT_EVERY, HEARTBEAT_SECONDS, sessions_dir
+from ..presence import event_key, parse_beacon
+from ..protocol.frames import ErrorCode
+from ..protocol.system import (
+    EmptyParams,
+    GatewayStatus,
+    HealthParams,
+    HealthSummary,
+    HeartbeatAgent,
+    HeartbeatPayload,
+    HeartbeatStatus,
+    OkResult,
+    PresenceEntry,
+    SessionDefaults,
+    SessionsStatus,
+    StatusParams,
+    StatusSummary,
+    SystemEventParams,
+)
+from .registry import CallContext, method
+
+
+@method("health", params=HealthParams, result=HealthSummary, scope=READ)
+async def health(ctx: CallContext, params: HealthParams) -> HealthSummary:
+    return await ctx.runtime.current_health(probe=bool(params.probe))
+
+
+@method("status", params=StatusParams, result=StatusSummary, scope=READ)
+async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
+    rt = ctx.runtime
+    settings = rt.settings
+    snapshot = await rt.current_health()
+    store = snapshot.sessions
+    return StatusSummary(
+        runtime_version=__version__,
+        heartbeat=HeartbeatStatus(
+            DEFAULT_AGENT_ID,
+            [HeartbeatAgent(DEFAULT_AGENT_ID, False, HEARTBEAT_EVERY, HEARTBEAT_SECONDS * 1000)],
+        ),
+        channel_summary=[],
+        queued_system_events=list(rt.system_events),
+        sessions=SessionsStatus(
+            paths=[str(sessions_dir(settings.paths.state_dir))],
+            count=store.count,
+            defaults=SessionDefaults(model=None, context_tokens=None),
+            recent=[{"key": r.key, "updatedAt": r.updated_at, "age": r.age} for r in store.recent],
+            by_agent=[{"agentId": DEFAULT_AGENT_ID, "path": store.path, "count": store.count}],
+        ),
+        gateway=GatewayStatus(
+            pid=os.getpid(),
+            version=__version__,
+            uptime_ms=rt.uptime_ms(),
+            url=settings.url,
+            bind=settings.bind,
+            port=settings.port,
+            auth_mode=settings.auth.mode,
+            config_path=str(settings.paths.config_path),
+            state_dir=str(settings.paths.state_dir),
+            connections=len(rt.hub.peers),
+            profile=settings.paths.profile,
+        ),
+    )
+
+
+@method("system-presence", params=EmptyParams, result=None, scope=READ)
+async def system_presence(ctx: CallContext, params: EmptyParams) -> list[PresenceEntry]:
+    return ctx.runtime.presence.listing(ctx.runtime.now_ms())
+
+
+@method("system-event", params=SystemEventParams, result=OkResult, scope=ADMIN)
+async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
+    rt = ctx.runtime
+    text = params.text.strip()
+    if not text:
+        raise RpcError(ErrorCode.INVALID_REQUEST, "text required")
+    beacon = parse_beacon(text)
+    if beacon and params.wake:
+        raise RpcError(ErrorCode.INVALID_REQUEST, "invalid system-event params: wake is not allowed for Node: beacons")
+    last_input = params.last_input_seconds
+    if last_input is None and beacon.get("lastInputSeconds", "").isdigit():
+        last_input = int(beacon["lastInputSeconds"])
+    clear_input = "system-presence-clear-last-input" in (params.tags or [])
+    update = PresenceEntry(
+        ts=rt.now_ms(),
+        host=params.host or beacon.get("host"),
+        ip=params.ip or beacon.get("ip"),
+        version=params.version or beacon.get("version"),
+        platform=params.platform,
+        device_family=params.device_family,
+        model_identifier=params.model_identifier,
+        mode=params.mode or beacon.get("mode"),
+        last_input_seconds=last_input,
+        reason=params.reason or beacon.get("reason"),
+        tags=params.tags,
+        text=text,
+        device_id=params.device_id,
+        roles=params.roles,
+        scopes=params.scopes,
+        instance_id=params.instance_id,
+    )
+    key = event_key(params.device_id, params.instance_id, update.host, update.ip, text)
+    rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
+    if not beacon:
+        rt.system_events.append(text)
+    rt.presence_changed()
+    return OkResult(ok=True)
+
+
+@method("last-heartbeat", params=EmptyParams, result=None, scope=READ)
+async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> HeartbeatPayload | None:
+    return ctx.runtime.last_heartbeat

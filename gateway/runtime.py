@@ -1,0 +1,101 @@
+"""The gateway's shared state for one serve() lifetime, and the operations on it.
+
+One ``Runtime`` per ``serve()`` call: the hub, presence, health cache, auth limiter and the
+queued system events. RPC handlers and the session driver reach the gateway only through it.
+Wall-clock timestamps (``now_ms``) go on the wire; durations and deadlines use trio's clock,
+so tests can drive them with ``autojump_clock``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+
+import attrs
+import trio
+
+from . import __version__
+from .auth import RateLimiter
+from .config.settings import Settings
+from .events import Hub
+from .health import HealthCache, build_health
+from .presence import Presence
+from .protocol import events as ev
+from .protocol.frames import StateVersion
+from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
+
+MAX_QUEUED_SYSTEM_EVENTS = 20
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@attrs.define(eq=False)
+class Runtime:
+    settings: Settings
+    hub: Hub = attrs.field(factory=Hub)
+    presence: Presence = attrs.field(factory=lambda: Presence.seeded(__version__, wall_ms()))
+    health: HealthCache = attrs.field(factory=HealthCache)
+    limiter: RateLimiter = attrs.field(init=False)
+    system_events: deque[str] = attrs.field(factory=lambda: deque(maxlen=MAX_QUEUED_SYSTEM_EVENTS))
+    last_heartbeat: HeartbeatPayload | None = None
+    started_at: float = attrs.field(factory=trio.current_time)
+    ready: bool = False
+    draining: bool = False
+    stop_requested: trio.Event = attrs.field(factory=trio.Event)
+    health_wanted: trio.Event = attrs.field(factory=trio.Event)
+    stop_reason: str = "gateway stopping"
+    restart_expected_ms: int | None = None
+    pid: int = attrs.field(factory=os.getpid)
+
+    def __attrs_post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return wall_ms()
+
+    def uptime_ms(self) -> int:
+        return int((trio.current_time() - self.started_at) * 1000)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "gateway stopping", restart_expected_ms: int | None = None) -> None:
+        """Ask serve() to shut down gracefully. The first request's reason wins."""
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            self.restart_expected_ms = restart_expected_ms
+            self.stop_requested.set()
+
+    # -- state versions and broadcasts -----------------------------------------------------
+
+    def state_version(self) -> StateVersion:
+        return StateVersion(presence=self.presence.version, health=self.health.version)
+
+    def presence_changed(self) -> None:
+        listing = self.presence.listing(self.now_ms())
+        self.hub.broadcast(ev.PRESENCE, PresencePayload(listing), state_version=self.state_version())
+
+    async def refresh_health(self) -> HealthSummary:
+        """Produce a new snapshot, bump its version and broadcast it."""
+        start = trio.current_time()
+        now = self.now_ms()
+        state_dir = self.settings.paths.state_dir
+        snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0)
+        duration = int((trio.current_time() - start) * 1000)
+        snapshot = attrs.evolve(snapshot, duration_ms=duration)
+        self.health.store(snapshot, trio.current_time())
+        self.hub.broadcast(ev.HEALTH, snapshot, state_version=self.state_version())
+        return snapshot
+
+    def kick_health(self) -> None:
+        """Ask the health task for a refresh if the cached snapshot is stale."""
+        self.health_wanted.set()
+
+    async def current_health(self, *, probe: bool = False) -> HealthSummary:
+        max_age = self.settings.config.gateway.health.refresh_interval_ms / 1000
+        cached = None if probe else self.health.fresh(trio.current_time(), max_age)
+        return cached if cached is not None else await self.refresh_health()

@@ -1,0 +1,30 @@
+"""The one ASGI app on the gateway port: WebSocket control plane + HTTP, routed by scope."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from ..runtime import Runtime
+from .http import handle_http
+from .listener import Streams
+from .session import run_session
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class GatewayApp:
+    def __init__(self, rt: Runtime, streams: Streams) -> None:
+        self.rt = rt
+        self.streams = streams
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            client = scope.get("client") or ("", 0)
+            abort = partial(self.streams.abort, (str(client[0]), int(client[1])))
+            await run_session(self.rt, scope, receive, send, abort)
+        elif kind == "http":
+            await handle_http(self.rt, scope, send)

@@ -1,0 +1,68 @@
+"""Plain HTTP on the gateway port: the unauthenticated probes, and 404 for the rest.
+
+``/health`` and ``/healthz`` answer whenever the process serves HTTP (liveness);
+``/ready`` and ``/readyz`` answer 200 only once start-up is done and the gateway is not
+draining for a stop or restart (readiness). Both accept GET and HEAD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.codec import dumps
+from ..runtime import Runtime
+from .outbox import SendFn
+
+BASELINE_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), geolocation=()"),
+    (b"cache-control", b"no-store"),
+]
+JSON = b"application/json; charset=utf-8"
+TEXT = b"text/plain; charset=utf-8"
+
+LIVENESS = frozenset({"/health", "/healthz"})
+READINESS = frozenset({"/ready", "/readyz"})
+
+
+async def respond(
+    send: SendFn,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    *,
+    head: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *BASELINE_HEADERS,
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def respond_json(send: SendFn, status: int, value: object, *, head: bool = False) -> None:
+    await respond(send, status, dumps(value).encode(), JSON, head=head)
+
+
+async def handle_http(rt: Runtime, scope: dict[str, Any], send: SendFn) -> None:
+    path = scope["path"]
+    method = scope["method"]
+    if path in LIVENESS or path in READINESS:
+        if method not in ("GET", "HEAD"):
+            await respond(send, 405, b"Method Not Allowed", TEXT, extra=[(b"allow", b"GET, HEAD")])
+            return
+        head = method == "HEAD"
+        if path in LIVENESS:
+            await respond_json(send, 200, {"ok": True, "status": "live"}, head=head)
+        elif rt.ready and not rt.draining:
+            await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
+        else:
+            status = "draining" if rt.draining else "starting"
+            await respond_json(send, 503, {"ok": False, "status": status}, head=head)
+        return
+    await respond(send, 404, b"Not Found", TEXT)

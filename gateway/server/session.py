@@ -1,0 +1,346 @@
+"""One WebSocket connection: handshake, request dispatch, and an orderly close.
+
+Three tasks per connection, in one nursery:
+
+* the **reader** (this module's ``_Session.run``) parses frames and starts one task per
+  request, so a slow handler never holds up ``health``;
+* the **writer** (``Outbox.run``) is the only task that awaits hypercorn's ``send``;
+* the **closer** waits for a close request, gives the writer ``ws.closeGraceMs`` to flush
+  the queue and the close frame, and otherwise aborts the TCP stream -- the one way to free
+  a writer stuck in hypercorn's shielded write to a client that stopped reading.
+
+When the writer has sent the close frame, or the client goes away, the nursery is cancelled
+and the connection's requests with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from .. import __version__
+from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
+from ..events import Peer
+from ..health import DEFAULT_AGENT_ID, MAIN_KEY
+from ..presence import UNTRACKED_MODES
+from ..protocol import events as ev
+from ..protocol import validate
+from ..protocol.codec import from_wire, loads
+from ..protocol.frames import (
+    MAX_PREAUTH_PAYLOAD_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ErrorCode,
+    ErrorShape,
+    truncate_reason,
+)
+from ..protocol.handshake import (
+    ConnectParams,
+    Features,
+    HandshakeReject,
+    HelloAuth,
+    HelloOk,
+    Policy,
+    ServerInfo,
+    SessionDefaultsInfo,
+    Snapshot,
+    check_role,
+    negotiate_protocol,
+    reject,
+)
+from ..protocol.system import ChallengePayload, PresenceEntry
+from ..rpc import dispatch
+from ..rpc.registry import CallContext, methods
+from ..runtime import Runtime
+from .outbox import Outbox, SendFn
+
+log = logging.getLogger("gateway.ws")
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class _Disconnected(Exception):
+    """The client went away (``websocket.disconnect``)."""
+
+
+async def run_session(
+    rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn, abort: Callable[[], None]
+) -> None:
+    """Drive one WebSocket from upgrade to close.
+
+    Cancellation: cancelling this task closes nothing by itself; serve() closes peers with
+    1012 first and aborts streams that do not finish within the grace period.
+    """
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    ws = rt.settings.config.gateway.ws
+    client = scope.get("client")
+    peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=client[0] if client else None)
+    session = _Session(rt, peer, receive)
+    async with trio.open_nursery() as nursery:
+
+        async def write() -> None:
+            await peer.outbox.run(send)
+            nursery.cancel_scope.cancel()
+
+        async def close_or_abort() -> None:
+            await peer.outbox.close_requested.wait()
+            with trio.move_on_after(ws.close_grace_ms / 1000):
+                await peer.outbox.finished.wait()
+                return
+            log.info("conn %s: close not flushed within %d ms; aborting socket", peer.conn_id, ws.close_grace_ms)
+            abort()
+
+        nursery.start_soon(write)
+        nursery.start_soon(close_or_abort)
+        try:
+            await session.run(nursery)
+        except _Disconnected:
+            nursery.cancel_scope.cancel()
+        finally:
+            session.forget()
+
+
+class _Session:
+    def __init__(self, rt: Runtime, peer: Peer, receive: Receive) -> None:
+        self.rt = rt
+        self.peer = peer
+        self._receive = receive
+        self.nonce = str(uuid.uuid4())
+        self.authenticated = False
+        self.inflight: dict[str, trio.CancelScope] = {}
+
+    async def _next_text(self) -> str | None:
+        """The next message as text; ``None`` if it is not valid UTF-8."""
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            raise _Disconnected
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        try:
+            return bytes(message.get("bytes") or b"").decode()
+        except UnicodeDecodeError:
+            return None
+
+    def _close(self, code: int, reason: str) -> None:
+        self.peer.close(code, truncate_reason(reason))
+
+    def _fail(self, request_id: str | None, rejection: HandshakeReject) -> None:
+        if rejection.error is not None and request_id is not None:
+            self.peer.send_text(dispatch.response_text(request_id, False, error=rejection.error))
+        log.info("conn %s: handshake rejected (%d %s)", self.peer.conn_id, rejection.close_code, rejection.close_reason)
+        self._close(rejection.close_code, rejection.close_reason)
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        rt = self.rt
+        rt.hub.unicast(self.peer, ev.CHALLENGE, ChallengePayload(self.nonce, rt.now_ms()))
+        timeout = rt.settings.config.gateway.ws.handshake_timeout_ms / 1000
+        accepted = False
+        with trio.move_on_after(timeout) as handshake_scope:
+            accepted = await self._handshake()
+        if handshake_scope.cancelled_caught:
+            log.info("conn %s: no connect within %.1fs", self.peer.conn_id, timeout)
+            self._close(CloseCode.NORMAL, "")
+        if not accepted:
+            await trio.sleep_forever()  # the writer cancels us once the close frame is out
+        await self._serve_requests(nursery)
+
+    # -- handshake -------------------------------------------------------------------------
+
+    async def _handshake(self) -> bool:
+        text = await self._next_text()
+        if text is not None and len(text.encode()) > MAX_PREAUTH_PAYLOAD_BYTES:
+            self._close(CloseCode.TOO_BIG, "preauth payload too large")
+            return False
+        try:
+            frame = loads(text) if text is not None else None
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict):
+            self._close(CloseCode.NORMAL, "")  # unparseable JSON: close, no res
+            return False
+        if validate.problem("RequestFrame", frame) is not None:
+            self._close(CloseCode.POLICY, "invalid request frame")
+            return False
+        request_id = str(frame["id"])
+        try:
+            params = self._connect_params(frame)
+            self._authenticate(params)
+        except HandshakeReject as rejection:
+            self._fail(request_id, rejection)
+            return False
+        self._accept(request_id, params)
+        return True
+
+    def _connect_params(self, frame: dict[str, Any]) -> ConnectParams:
+        if frame["method"] != "connect":
+            raise reject("invalid handshake: first request must be connect")
+        raw = frame.get("params")
+        raw = {} if raw is None else raw
+        problem = validate.problem("ConnectParams", raw)
+        if problem is not None:
+            raise reject(f"invalid connect params: {problem}")
+        params = from_wire(ConnectParams, raw)
+        for check in (negotiate_protocol, check_role):
+            rejection = check(params)
+            if rejection is not None:
+                raise rejection
+        if self.rt.draining:
+            raise reject(
+                "gateway draining; retry shortly",
+                code=ErrorCode.UNAVAILABLE,
+                close_code=CloseCode.TRY_AGAIN_LATER,
+                close_reason="gateway draining",
+                retryable=True,
+                retry_after_ms=1000,
+            )
+        return params
+
+    def _authenticate(self, params: ConnectParams) -> None:
+        rt, ip = self.rt, self.peer.remote_ip
+        now = rt.now_ms()
+        wait_ms = rt.limiter.retry_after_ms(ip, now)
+        if wait_ms is not None:
+            error = rate_limited_error(wait_ms)
+            raise HandshakeReject(CloseCode.POLICY, error.message, error)
+        failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
+        if failure is not None:
+            if failure.counts:
+                rt.limiter.record_failure(ip, now)
+            log.warning("conn %s: auth failed from %s (%s)", self.peer.conn_id, ip, failure.detail_code)
+            raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
+        rt.limiter.record_success(ip)
+
+    def _accept(self, request_id: str, params: ConnectParams) -> None:
+        rt, peer = self.rt, self.peer
+        peer.role = params.role
+        peer.scopes = granted_scopes(params.role, params.scopes)
+        peer.client_id = params.client.id
+        peer.client_mode = params.client.mode
+        tracked = params.client.mode not in UNTRACKED_MODES
+        if tracked:
+            peer.presence_key = (
+                (params.device.id if params.device else None) or params.client.instance_id or peer.conn_id
+            )
+            rt.presence.upsert(peer.presence_key, self._presence_entry(params))
+        rt.hub.add(peer)
+        self.authenticated = True
+        peer.send_text(dispatch.response_text(request_id, True, self._hello(params)))
+        log.info(
+            "conn %s: connected %s/%s role=%s from %s",
+            peer.conn_id, params.client.id, params.client.mode, params.role, peer.remote_ip,
+        )
+        if tracked:
+            rt.presence_changed()
+        rt.kick_health()
+
+    def _presence_entry(self, params: ConnectParams) -> PresenceEntry:
+        c = params.client
+        ip = self.peer.remote_ip
+        return PresenceEntry(
+            ts=self.rt.now_ms(),
+            host=c.display_name or c.id,
+            ip=None if is_loopback_ip(ip) else ip,
+            version=c.version,
+            platform=c.platform,
+            device_family=c.device_family,
+            model_identifier=c.model_identifier,
+            mode=c.mode,
+            reason="connect",
+            device_id=params.device.id if params.device else None,
+            roles=[params.role],
+            scopes=self.peer.scopes,
+            instance_id=(params.device.id if params.device else None) or c.instance_id,
+        )
+
+    def _hello(self, params: ConnectParams) -> HelloOk:
+        rt = self.rt
+        settings = rt.settings
+        ws = settings.config.gateway.ws
+        health = rt.health.snapshot
+        return HelloOk(
+            type="hello-ok",
+            protocol=PROTOCOL_VERSION,
+            server=ServerInfo(__version__, self.peer.conn_id),
+            features=Features(sorted(methods()), sorted(ev.EVENTS)),
+            snapshot=Snapshot(
+                presence=rt.presence.listing(rt.now_ms()),
+                health=health if health is not None else {},
+                state_version=rt.state_version(),
+                uptime_ms=rt.uptime_ms(),
+                session_defaults=SessionDefaultsInfo(
+                    DEFAULT_AGENT_ID, MAIN_KEY, f"agent:{DEFAULT_AGENT_ID}:{MAIN_KEY}", "per-sender"
+                ),
+                auth_mode=settings.auth.mode,
+                config_path=str(settings.paths.config_path),
+                state_dir=str(settings.paths.state_dir),
+            ),
+            auth=HelloAuth(self.peer.role, self.peer.scopes),
+            policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
+        )
+
+    def forget(self) -> None:
+        """Unregister from the hub and mark presence; safe to call for unauthenticated peers."""
+        rt, peer = self.rt, self.peer
+        if not self.authenticated:
+            return
+        rt.hub.remove(peer)
+        if peer.presence_key is not None:
+            rt.presence.mark_disconnected(peer.presence_key, rt.now_ms())
+            rt.presence_changed()
+        log.info("conn %s: disconnected", peer.conn_id)
+
+    # -- after hello-ok ----------------------------------------------------------------------
+
+    async def _serve_requests(self, nursery: trio.Nursery) -> None:
+        while True:
+            text = await self._next_text()
+            self._on_frame(text, nursery)
+
+    def _on_frame(self, text: str | None, nursery: trio.Nursery) -> None:
+        try:
+            frame = loads(text) if text is not None else None
+        except ValueError:
+            frame = None
+        if frame is None:
+            log.debug("conn %s: ignoring non-JSON frame", self.peer.conn_id)
+            return
+        if isinstance(frame, dict) and frame.get("type") == "cancel":
+            if validate.problem("CancelFrame", frame) is None:
+                scope = self.inflight.get(str(frame["id"]))
+                if scope is not None:
+                    scope.cancel()
+            return
+        problem = validate.problem("RequestFrame", frame)
+        if problem is not None:
+            raw_id = frame.get("id") if isinstance(frame, dict) else None
+            request_id = raw_id if isinstance(raw_id, str) and raw_id else "invalid"
+            error = ErrorShape(ErrorCode.INVALID_REQUEST, f"invalid request frame: {problem}")
+            self.peer.send_text(dispatch.response_text(request_id, False, error=error))
+            return
+        request_id, name = str(frame["id"]), str(frame["method"])
+        if name == "connect":
+            error = ErrorShape(ErrorCode.INVALID_REQUEST, "connect is only valid as the first request")
+            self.peer.send_text(dispatch.response_text(request_id, False, error=error))
+            return
+        nursery.start_soon(self._request, request_id, name, frame.get("params"))
+
+    async def _request(self, request_id: str, name: str, params: object) -> None:
+        ctx = CallContext(self.rt, self.peer, request_id)
+        with trio.CancelScope() as scope:
+            self.inflight[request_id] = scope
+            try:
+                text = await dispatch.call(ctx, name, params)
+            finally:
+                if self.inflight.get(request_id) is scope:
+                    del self.inflight[request_id]
+            log.debug("conn %s: %s -> res", self.peer.conn_id, name)
+            self.peer.send_text(text)
+

@@ -1,0 +1,1 @@
+"""Generated JSON Schemas for the gateway protocol (see `nox -s schemas`)."""
