@@ -1,0 +1,100 @@
+"""Report objects for the terminal: each renders itself with Rich (``__rich__``).
+
+Every human view has a ``--json`` twin that prints the raw payload instead; the reports only
+format what the gateway returned, they never compute state of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+
+def _age(ms: int | None) -> str:
+    if ms is None:
+        return "no activity"
+    minutes = ms // 60_000
+    return f"{minutes}m ago" if minutes else "just now"
+
+
+def _duration(ms: int) -> str:
+    seconds = ms // 1000
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m"
+
+
+@attrs.frozen
+class HealthReport:
+    url: str
+    latency_ms: int
+    health: dict[str, Any]
+
+    def __rich__(self) -> RenderableType:
+        h = self.health
+        lines: list[RenderableType] = [
+            Text.assemble(("Gateway: ", "bold"), f"{self.url} ", ("ok", "green"), f" ({self.latency_ms}ms)")
+        ]
+        order = h.get("channelOrder") or []
+        labels = h.get("channelLabels") or {}
+        if not order:
+            lines.append(Text("Channels: none configured"))
+        for channel in order:
+            info = (h.get("channels") or {}).get(channel) or {}
+            state = "linked" if info.get("linked") else ("configured" if info.get("configured") else "not linked")
+            lines.append(Text(f"{labels.get(channel, channel)}: {state}"))
+        agents = h.get("agents") or []
+        names = ", ".join(a["agentId"] + (" (default)" if a.get("isDefault") else "") for a in agents)
+        lines.append(Text(f"Agents: {names or 'none'}"))
+        default = h.get("defaultAgentId", "main")
+        for agent in agents:
+            beat = agent.get("heartbeat") or {}
+            state = beat.get("every", "?") if beat.get("enabled") else "disabled"
+            lines.append(Text(f"Heartbeat ({agent['agentId']}): {state}"))
+        sessions = h.get("sessions") or {}
+        lines.append(Text(f"Session store ({default}): {sessions.get('path', '?')} ({sessions.get('count', 0)} entries)"))
+        for row in sessions.get("recent") or []:
+            lines.append(Text(f"- {row['key']} ({_age(row.get('age'))})"))
+        return Group(*lines)
+
+
+@attrs.frozen
+class StatusReport:
+    url: str
+    latency_ms: int
+    status: dict[str, Any]
+
+    def __rich__(self) -> RenderableType:
+        s = self.status
+        gw = s.get("gateway") or {}
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("Gateway", Text.assemble(f"{self.url} ", ("reachable", "green"), f" ({self.latency_ms}ms)"))
+        table.add_row("Version", f"{s.get('runtimeVersion', '?')} (pid {gw.get('pid', '?')})")
+        table.add_row("Uptime", _duration(int(gw.get("uptimeMs", 0))))
+        table.add_row("Bind", f"{gw.get('bind', '?')} ({gw.get('url', '?')})")
+        table.add_row("Auth", str(gw.get("authMode", "?")))
+        table.add_row("Profile", str(gw.get("profile") or "default"))
+        table.add_row("Config", str(gw.get("configPath", "?")))
+        table.add_row("State dir", str(gw.get("stateDir", "?")))
+        table.add_row("Connections", str(gw.get("connections", 0)))
+        sessions = s.get("sessions") or {}
+        table.add_row("Sessions", str(sessions.get("count", 0)))
+        beat = s.get("heartbeat") or {}
+        agents = beat.get("agents") or []
+        table.add_row(
+            "Heartbeat",
+            ", ".join(f"{a['agentId']}: {a['every'] if a.get('enabled') else 'disabled'}" for a in agents) or "none",
+        )
+        queued = s.get("queuedSystemEvents") or []
+        table.add_row("System events", f"{len(queued)} queued" + (f" (latest: {queued[-1]})" if queued else ""))
+        return table

@@ -1,0 +1,56 @@
+"""Which gateway an RPC command talks to, and with which credentials.
+
+Default: ``ws://127.0.0.1:<port>`` of the active profile (port from env, profile, config),
+credentials from env, then config, then the generated token in the state dir. A config in
+``gateway.mode=remote`` targets ``gateway.remote.url`` with ``gateway.remote.token``.
+An explicit ``--url`` never borrows credentials from config or env: it needs its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import attrs
+
+from ..config.load import load_file
+from ..config.paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
+from ..errors import GatewayError
+
+
+@attrs.frozen
+class Target:
+    url: str
+    token: str | None
+    password: str | None
+    source: str  # "explicit --url" | "local loopback" | "remote config" | "env"
+
+
+def resolve_target(
+    paths: Paths,
+    *,
+    url: str | None,
+    token: str | None,
+    password: str | None,
+    env: Mapping[str, str] | None = None,
+) -> Target:
+    env = os.environ if env is None else env
+    if url:
+        if not token and not password:
+            raise GatewayError("gateway url override requires explicit credentials (--token or --password)")
+        return Target(url, token, password, "explicit --url")
+    config = load_file(paths.config_path, env).config
+    gw = config.gateway
+    if env.get(ENV_URL):
+        return Target(env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env")
+    if gw.mode == "remote" and gw.remote.url:
+        return Target(gw.remote.url, token or gw.remote.token, password or gw.remote.password, "remote config")
+    port = int(env[ENV_PORT]) if env.get(ENV_PORT, "").isdigit() else (profile_default_port(paths.profile) or gw.port)
+    token = token or env.get(ENV_TOKEN) or gw.auth.token
+    password = password or env.get(ENV_PASSWORD) or gw.auth.password
+    if not token and not password:
+        try:
+            token = paths.token_file.read_text().strip() or None
+        except OSError:
+            token = None
+    return Target(f"ws://127.0.0.1:{port}", token, password, "local loopback")
