@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from typing import Any
 
 import attrs
 
@@ -67,7 +68,7 @@ class Presence:
         if old is None:
             merged = update
         else:
-            changes = {
+            changes: dict[str, Any] = {
                 a.name: getattr(update, a.name)
                 for a in attrs.fields(PresenceEntry)
                 if getattr(update, a.name) is not None
@@ -76,7 +77,8 @@ class Presence:
             changes["scopes"] = _merge_unique(old.scopes, update.scopes)
             merged = attrs.evolve(old, **changes)
         if clear:
-            merged = attrs.evolve(merged, **dict.fromkeys(clear))
+            cleared: dict[str, Any] = dict.fromkeys(clear)
+            merged = attrs.evolve(merged, **cleared)
         self._entries[key] = merged
         self.version += 1
         return merged

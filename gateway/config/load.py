@@ -143,7 +143,7 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
     if tp is int:
         lo, hi = constraints.get("minimum"), constraints.get("maximum")
         ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and (lo is None or value >= lo) and (hi is None or value <= hi):  # type: ignore[operator]
+        if ok and (lo is None or value >= lo) and (hi is None or value <= hi):
             return []
         return [f"{path}: expected {_int_range(lo, hi)}, got {_show(value)}"]
     if tp is str:

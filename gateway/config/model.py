@@ -18,7 +18,7 @@ from ..protocol.frames import (
     MAX_PAYLOAD_BYTES,
     TICK_INTERVAL_MS,
 )
-from ..protocol.model import wire
+from ..protocol.model import schema
 
 BindMode = Literal["loopback", "lan", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
@@ -30,24 +30,24 @@ DEV_PORT = 19001
 
 @attrs.frozen
 class RateLimit:
-    max_attempts: int = wire(10, minimum=1)
-    window_ms: int = wire(60_000, minimum=1)
-    lockout_ms: int = wire(300_000, minimum=0)
+    max_attempts: int = attrs.field(default=10, metadata=schema(minimum=1))
+    window_ms: int = attrs.field(default=60_000, metadata=schema(minimum=1))
+    lockout_ms: int = attrs.field(default=300_000, metadata=schema(minimum=0))
     exempt_loopback: bool = True
 
 
 @attrs.frozen
 class Auth:
     mode: AuthMode | None = None
-    token: str | None = wire(None, min_length=1)
-    password: str | None = wire(None, min_length=1)
+    token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    password: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     rate_limit: RateLimit = attrs.field(factory=RateLimit)
 
 
 @attrs.frozen
 class Reload:
     mode: ReloadMode = "hybrid"
-    debounce_ms: int = wire(300, minimum=0, maximum=60_000)
+    debounce_ms: int = attrs.field(default=300, metadata=schema(minimum=0, maximum=60_000))
 
 
 @attrs.frozen
@@ -61,31 +61,31 @@ class Remote:
 class WebSocket:
     """Connection limits; the numbers here are the ones advertised in ``hello-ok.policy``."""
 
-    tick_interval_ms: int = wire(TICK_INTERVAL_MS, minimum=100, maximum=3_600_000)
-    max_payload: int = wire(MAX_PAYLOAD_BYTES, minimum=65_536, maximum=256 * 1024 * 1024)
-    max_buffered_bytes: int = wire(MAX_BUFFERED_BYTES, minimum=65_536, maximum=1024 * 1024 * 1024)
-    handshake_timeout_ms: int = wire(HANDSHAKE_TIMEOUT_MS, minimum=100, maximum=600_000)
-    close_grace_ms: int = wire(1_000, minimum=0, maximum=60_000)
-    ping_interval_ms: int = wire(30_000, minimum=0, maximum=3_600_000)
+    tick_interval_ms: int = attrs.field(default=TICK_INTERVAL_MS, metadata=schema(minimum=100, maximum=3_600_000))
+    max_payload: int = attrs.field(default=MAX_PAYLOAD_BYTES, metadata=schema(minimum=65_536, maximum=256 * 1024 * 1024))
+    max_buffered_bytes: int = attrs.field(default=MAX_BUFFERED_BYTES, metadata=schema(minimum=65_536, maximum=1024 * 1024 * 1024))
+    handshake_timeout_ms: int = attrs.field(default=HANDSHAKE_TIMEOUT_MS, metadata=schema(minimum=100, maximum=600_000))
+    close_grace_ms: int = attrs.field(default=1_000, metadata=schema(minimum=0, maximum=60_000))
+    ping_interval_ms: int = attrs.field(default=30_000, metadata=schema(minimum=0, maximum=3_600_000))
 
 
 @attrs.frozen
 class Health:
-    refresh_interval_ms: int = wire(HEALTH_REFRESH_INTERVAL_MS, minimum=1_000)
+    refresh_interval_ms: int = attrs.field(default=HEALTH_REFRESH_INTERVAL_MS, metadata=schema(minimum=1_000))
 
 
 @attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
-    port: int = wire(DEFAULT_PORT, minimum=1, maximum=65535)
+    port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
     bind: BindMode = "loopback"
-    custom_bind_host: str | None = wire(None, min_length=1)
+    custom_bind_host: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     auth: Auth = attrs.field(factory=Auth)
     reload: Reload = attrs.field(factory=Reload)
     remote: Remote = attrs.field(factory=Remote)
     ws: WebSocket = attrs.field(factory=WebSocket)
     health: Health = attrs.field(factory=Health)
-    shutdown_timeout_ms: int = wire(5_000, minimum=100, maximum=600_000)
+    shutdown_timeout_ms: int = attrs.field(default=5_000, metadata=schema(minimum=100, maximum=600_000))
 
 
 @attrs.frozen
@@ -96,7 +96,7 @@ class Commands:
 @attrs.frozen
 class Logging:
     level: Literal["debug", "info", "warn", "error"] = "info"
-    file: str | None = wire(None, min_length=1)
+    file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
 
 
 @attrs.frozen

@@ -30,12 +30,12 @@ converter.register_structure_hook_func(lambda t: t is object, _passthrough)
 
 
 def _structure_factory(cls: type[Any]) -> Any:
-    renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+    renames: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
     return make_dict_structure_fn(cls, converter, **renames)
 
 
 def _unstructure_factory(cls: type[Any]) -> Any:
-    renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+    renames: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
     return make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True, **renames)
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import attrs
 
-from .model import closed, wire
+from .model import closed, schema
 
 PROTOCOL_VERSION = 4
 MIN_CLIENT_PROTOCOL = 4
@@ -51,11 +51,11 @@ class CloseCode(IntEnum):
 @closed
 @attrs.frozen
 class ErrorShape:
-    code: str = wire(min_length=1)
-    message: str = wire(min_length=1)
+    code: str = attrs.field(metadata=schema(min_length=1))
+    message: str = attrs.field(metadata=schema(min_length=1))
     details: object | None = None
     retryable: bool | None = None
-    retry_after_ms: int | None = wire(None, minimum=0)
+    retry_after_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
 
 
 @attrs.frozen
@@ -63,23 +63,23 @@ class RequestFrame:
     """Client -> server. Unknown extra keys are tolerated (newer clients add fields)."""
 
     type: Literal["req"]
-    id: str = wire(min_length=1)
-    method: str = wire(min_length=1)
+    id: str = attrs.field(metadata=schema(min_length=1))
+    method: str = attrs.field(metadata=schema(min_length=1))
     params: object | None = None
-    traceparent: str | None = wire(None, max_length=128)
+    traceparent: str | None = attrs.field(default=None, metadata=schema(max_length=128))
 
 
 @attrs.frozen
 class CancelFrame:
     type: Literal["cancel"]
-    id: str = wire(min_length=1)
+    id: str = attrs.field(metadata=schema(min_length=1))
 
 
 @closed
 @attrs.frozen
 class ResponseFrame:
     type: Literal["res"]
-    id: str = wire(min_length=1)
+    id: str = attrs.field(metadata=schema(min_length=1))
     ok: bool
     payload: object | None = None
     error: ErrorShape | None = None
@@ -88,17 +88,17 @@ class ResponseFrame:
 @closed
 @attrs.frozen
 class StateVersion:
-    presence: int = wire(minimum=0)
-    health: int = wire(minimum=0)
+    presence: int = attrs.field(metadata=schema(minimum=0))
+    health: int = attrs.field(metadata=schema(minimum=0))
 
 
 @closed
 @attrs.frozen
 class EventFrame:
     type: Literal["event"]
-    event: str = wire(min_length=1)
+    event: str = attrs.field(metadata=schema(min_length=1))
     payload: object | None = None
-    seq: int | None = wire(None, minimum=0)
+    seq: int | None = attrs.field(default=None, metadata=schema(minimum=0))
     state_version: StateVersion | None = None
 
 

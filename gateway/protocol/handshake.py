@@ -20,7 +20,7 @@ from .frames import (
     ErrorShape,
     StateVersion,
 )
-from .model import JsonObject, closed, wire
+from .model import JsonObject, closed, schema
 from .system import HealthSummary, PresenceEntry
 
 Role = Literal["operator", "node"]
@@ -28,32 +28,32 @@ Role = Literal["operator", "node"]
 
 @attrs.frozen
 class ClientInfo:
-    id: str = wire(min_length=1)
-    version: str = wire(min_length=1)
-    platform: str = wire(min_length=1)
-    mode: str = wire(min_length=1)
-    display_name: str | None = wire(None, min_length=1)
-    device_family: str | None = wire(None, min_length=1)
-    model_identifier: str | None = wire(None, min_length=1)
-    instance_id: str | None = wire(None, min_length=1)
+    id: str = attrs.field(metadata=schema(min_length=1))
+    version: str = attrs.field(metadata=schema(min_length=1))
+    platform: str = attrs.field(metadata=schema(min_length=1))
+    mode: str = attrs.field(metadata=schema(min_length=1))
+    display_name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    device_family: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    model_identifier: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    instance_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     build_id: str | None = None
     time_zone: str | None = None
 
 
 @attrs.frozen
 class ConnectAuth:
-    token: str | None = wire(None, max_length=4096)
-    password: str | None = wire(None, max_length=4096)
-    device_token: str | None = wire(None, max_length=256)
-    bootstrap_token: str | None = wire(None, max_length=256)
+    token: str | None = attrs.field(default=None, metadata=schema(max_length=4096))
+    password: str | None = attrs.field(default=None, metadata=schema(max_length=4096))
+    device_token: str | None = attrs.field(default=None, metadata=schema(max_length=256))
+    bootstrap_token: str | None = attrs.field(default=None, metadata=schema(max_length=256))
 
 
 @attrs.frozen
 class DeviceIdentity:
-    id: str = wire(min_length=1)
-    public_key: str = wire(min_length=1)
-    signature: str = wire(min_length=1)
-    signed_at: int = wire(minimum=0)
+    id: str = attrs.field(metadata=schema(min_length=1))
+    public_key: str = attrs.field(metadata=schema(min_length=1))
+    signature: str = attrs.field(metadata=schema(min_length=1))
+    signed_at: int = attrs.field(metadata=schema(minimum=0))
     nonce: str | None = None
 
 
@@ -61,10 +61,10 @@ class DeviceIdentity:
 class ConnectParams:
     """``connect`` params. Open: unknown keys from newer clients are tolerated."""
 
-    min_protocol: int = wire(minimum=1)
-    max_protocol: int = wire(minimum=1)
+    min_protocol: int = attrs.field(metadata=schema(minimum=1))
+    max_protocol: int = attrs.field(metadata=schema(minimum=1))
     client: ClientInfo
-    caps: list[str] = wire(factory=list)
+    caps: list[str] = attrs.field(factory=list, metadata=schema())
     commands: list[str] | None = None
     permissions: dict[str, bool] | None = None
     path_env: str | None = None
@@ -79,8 +79,8 @@ class ConnectParams:
 @closed
 @attrs.frozen
 class ServerInfo:
-    version: str = wire(min_length=1)
-    conn_id: str = wire(min_length=1)
+    version: str = attrs.field(metadata=schema(min_length=1))
+    conn_id: str = attrs.field(metadata=schema(min_length=1))
 
 
 @closed
@@ -106,7 +106,7 @@ class Snapshot:
     presence: list[PresenceEntry]
     health: HealthSummary | JsonObject
     state_version: StateVersion
-    uptime_ms: int = wire(minimum=0)
+    uptime_ms: int = attrs.field(metadata=schema(minimum=0))
     session_defaults: SessionDefaultsInfo | None = None
     auth_mode: str | None = None
     config_path: str | None = None
@@ -123,9 +123,9 @@ class HelloAuth:
 @closed
 @attrs.frozen
 class Policy:
-    max_payload: int = wire(minimum=1)
-    max_buffered_bytes: int = wire(minimum=1)
-    tick_interval_ms: int = wire(minimum=1)
+    max_payload: int = attrs.field(metadata=schema(minimum=1))
+    max_buffered_bytes: int = attrs.field(metadata=schema(minimum=1))
+    tick_interval_ms: int = attrs.field(metadata=schema(minimum=1))
 
 
 @closed

@@ -11,9 +11,7 @@ frames and connect params stay open, because newer clients add fields.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-import attrs
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -31,19 +29,17 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def wire(
-    default: Any = attrs.NOTHING,
+def schema(
     *,
-    factory: Any = None,
     min_length: int | None = None,
     max_length: int | None = None,
     minimum: int | None = None,
     maximum: int | None = None,
     min_items: int | None = None,
     description: str | None = None,
-) -> Any:
-    """An attrs field with JSON Schema constraints attached."""
-    schema: dict[str, object] = {}
+) -> dict[str, object]:
+    """Field metadata carrying JSON Schema constraints: ``attrs.field(metadata=schema(...))``."""
+    constraints: dict[str, object] = {}
     for key, value in (
         ("minLength", min_length),
         ("maxLength", max_length),
@@ -53,11 +49,8 @@ def wire(
         ("description", description),
     ):
         if value is not None:
-            schema[key] = value
-    metadata = {SCHEMA_KEY: schema}
-    if factory is not None:
-        return attrs.field(factory=factory, metadata=metadata)
-    return attrs.field(default=default, metadata=metadata)
+            constraints[key] = value
+    return {SCHEMA_KEY: constraints}
 
 
 def closed(cls: type[T]) -> type[T]:

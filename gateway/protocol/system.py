@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from .model import JsonObject, closed, wire
+from .model import JsonObject, closed, schema
 
 
 @closed
@@ -12,7 +12,7 @@ from .model import JsonObject, closed, wire
 class PresenceEntry:
     """One row of the presence table (PROTOCOL.md section 9). Only ``ts`` is required."""
 
-    ts: int = wire(minimum=0)
+    ts: int = attrs.field(metadata=schema(minimum=0))
     host: str | None = None
     ip: str | None = None
     version: str | None = None
@@ -20,7 +20,7 @@ class PresenceEntry:
     device_family: str | None = None
     model_identifier: str | None = None
     mode: str | None = None
-    last_input_seconds: int | None = wire(None, minimum=0)
+    last_input_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=0))
     reason: str | None = None
     tags: list[str] | None = None
     text: str | None = None
@@ -36,14 +36,14 @@ class PresenceEntry:
 @closed
 @attrs.frozen
 class ChallengePayload:
-    nonce: str = wire(min_length=1)
-    ts: int = wire(minimum=0)
+    nonce: str = attrs.field(metadata=schema(min_length=1))
+    ts: int = attrs.field(metadata=schema(minimum=0))
 
 
 @closed
 @attrs.frozen
 class TickPayload:
-    ts: int = wire(minimum=0)
+    ts: int = attrs.field(metadata=schema(minimum=0))
 
 
 @closed
@@ -55,18 +55,18 @@ class PresencePayload:
 @closed
 @attrs.frozen
 class ShutdownPayload:
-    reason: str = wire(min_length=1)
-    restart_expected_ms: int | None = wire(None, minimum=0)
+    reason: str = attrs.field(metadata=schema(min_length=1))
+    restart_expected_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
 
 
 @attrs.frozen
 class HeartbeatPayload:
-    ts: int = wire(minimum=0)
-    status: str = wire(min_length=1)
+    ts: int = attrs.field(metadata=schema(minimum=0))
+    status: str = attrs.field(metadata=schema(min_length=1))
     id: str | None = None
     to: str | None = None
     preview: str | None = None
-    duration_ms: int | None = wire(None, minimum=0)
+    duration_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
     reason: str | None = None
     indicator_type: str | None = None
 
@@ -86,7 +86,7 @@ class SessionRecent:
 @attrs.frozen
 class SessionStore:
     path: str
-    count: int = wire(minimum=0)
+    count: int = attrs.field(metadata=schema(minimum=0))
     recent: list[SessionRecent]
 
 
@@ -127,7 +127,7 @@ class HealthSummary:
 
     ok: bool
     ts: int
-    duration_ms: int = wire(minimum=0)
+    duration_ms: int = attrs.field(metadata=schema(minimum=0))
     channels: JsonObject
     channel_order: list[str]
     channel_labels: dict[str, str]
@@ -168,7 +168,7 @@ class SessionDefaults:
 @attrs.frozen
 class SessionsStatus:
     paths: list[str]
-    count: int = wire(minimum=0)
+    count: int = attrs.field(metadata=schema(minimum=0))
     defaults: SessionDefaults
     recent: list[JsonObject]
     by_agent: list[JsonObject]
@@ -181,14 +181,14 @@ class GatewayStatus:
 
     pid: int
     version: str
-    uptime_ms: int = wire(minimum=0)
+    uptime_ms: int = attrs.field(metadata=schema(minimum=0))
     url: str
     bind: str
     port: int
     auth_mode: str
     config_path: str
     state_dir: str
-    connections: int = wire(minimum=0)
+    connections: int = attrs.field(metadata=schema(minimum=0))
     profile: str | None = None
 
 
@@ -227,7 +227,7 @@ class EmptyParams:
 @closed
 @attrs.frozen
 class SystemEventParams:
-    text: str = wire(min_length=1)
+    text: str = attrs.field(metadata=schema(min_length=1))
     device_id: str | None = None
     instance_id: str | None = None
     host: str | None = None
@@ -237,7 +237,7 @@ class SystemEventParams:
     platform: str | None = None
     device_family: str | None = None
     model_identifier: str | None = None
-    last_input_seconds: int | None = wire(None, minimum=0)
+    last_input_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=0))
     reason: str | None = None
     roles: list[str] | None = None
     scopes: list[str] | None = None

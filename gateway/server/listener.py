@@ -15,7 +15,7 @@ import errno
 import logging
 import socket
 import struct
-from typing import Any
+from typing import Any, cast
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -126,7 +126,7 @@ async def serve_tcp(
     async def handle(stream: trio.SocketStream) -> None:
         key = streams.add(stream)
         try:
-            await TCPServer(wrapped, config, context, {}, stream)
+            await TCPServer(wrapped, config, context, {}, cast(Any, stream))
         finally:
             streams.discard(key)
 

@@ -1,0 +1,254 @@
+"""The real process: start-up refusals, exit codes, banner, SIGTERM, and the RPC commands.
+
+Each test runs ``python -m gateway`` with HOME and the state dir inside ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+from websockets.exceptions import ConnectionClosed
+
+from .conftest import connect_frame, handshake, in_thread, open_raw, recv_until
+from .rawws import RawClient
+
+URL_RE = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+))")
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_AGENT_NEO_")}
+    env.update({"HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}, **extra)
+    return env
+
+
+def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=cli_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@attrs.define
+class Proc:
+    process: trio.Process
+    url: str
+    port: int
+    banner: str
+
+    async def stop(self, sig: int = signal.SIGTERM, deadline: float = 10) -> tuple[int, float]:
+        start = trio.current_time()
+        self.process.send_signal(sig)
+        with trio.fail_after(deadline):
+            code = await self.process.wait()
+        return code, trio.current_time() - start
+
+
+@asynccontextmanager
+async def gateway_process(home: Path, *args: str) -> AsyncIterator[Proc]:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "gateway", *args],
+        env=cli_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output = b""
+    try:
+        with trio.fail_after(20):
+            while not (match := URL_RE.search(output.decode(errors="replace"))) or b"Auth" not in output:
+                chunk = await process.stdout.receive_some(4096)
+                assert chunk, f"gateway exited early: {output.decode(errors='replace')}"
+                output += chunk
+        yield Proc(process, match.group(1), int(match.group(2)), output.decode())
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_embedded_defaults_generate_a_token_and_sigterm_exits_zero(tmp_path: Path) -> None:
+    """Runbook 'start on embedded defaults'; graceful SIGTERM (PROTOCOL 12)."""
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        token_file = tmp_path / ".smart-agent-neo" / "gateway.token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert token in proc.banner and "Generated gateway token" in proc.banner
+
+        def client() -> dict[str, object]:
+            with open_raw(proc.url) as ws:
+                hello = handshake(ws, token=token)
+                assert hello["ok"] is True
+                trio.from_thread.run_sync(proc.process.send_signal, signal.SIGTERM)
+                shutdown = recv_until(ws, lambda f: f.get("event") == "shutdown")
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        ws.recv(timeout=5)
+                assert closed.value.rcvd is not None
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1012, "service restart")
+                payload: dict[str, object] = shutdown["payload"]
+                return payload
+
+        payload = await in_thread(client)
+        assert payload["reason"] == "gateway stopping"
+        with trio.fail_after(10):
+            assert await proc.process.wait() == 0
+
+    # second start: same token, not printed again
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        assert token not in proc.banner
+        assert "generated earlier" in proc.banner
+        code, _ = await proc.stop()
+        assert code == 0
+
+
+async def test_sigterm_with_a_client_that_never_reads(tmp_path: Path) -> None:
+    """STACK-NOTES: one stuck client must not hold SIGTERM past the shutdown deadline."""
+    async with gateway_process(
+        tmp_path, "gateway", "--allow-unconfigured", "--port", "0", "--token", "tok-1234567890"
+    ) as proc:
+        def stuck() -> RawClient:
+            raw = RawClient(proc.url, rcvbuf=4096)
+            challenge = raw.recv_json()
+            assert challenge["event"] == "connect.challenge"
+            raw.send_json(connect_frame(token="tok-1234567890"))
+            return raw
+
+        raw = await in_thread(stuck)
+        # the stuck client floods requests and never reads a single response
+        def flood() -> None:
+            big = {"type": "req", "id": "x", "method": "status", "params": {}}
+            for i in range(3000):
+                big["id"] = f"r{i}"
+                try:
+                    raw.send_json(big)
+                except OSError:
+                    return
+
+        await in_thread(flood)
+        code, elapsed = await proc.stop(deadline=15)
+        raw.close()
+    assert code == 0
+    assert elapsed < 8, f"SIGTERM took {elapsed:.1f}s"
+
+
+def test_lan_bind_without_configured_auth_is_refused(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--bind", "lan", "--port", "0")
+    assert result.returncode == 1
+    assert "refusing to bind gateway to 0.0.0.0:0 without auth" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_port_in_use_names_the_url_and_exits_75(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", str(port))
+    assert result.returncode == 75
+    assert f"another gateway instance is already listening on ws://127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_config_exits_78_with_the_key_path(tmp_path: Path) -> None:
+    state = tmp_path / ".smart-agent-neo"
+    state.mkdir()
+    config = state / "smart-agent-neo.json"
+    config.write_text('{ gateway: { mode: "local", port: "abc", prot: 1 } }')
+    before = config.read_bytes()
+    result = run_cli(tmp_path, "gateway")
+    assert result.returncode == 78
+    assert 'gateway.port: expected an integer 1-65535, got "abc"' in result.stderr
+    assert 'gateway.prot: unknown key (did you mean "port"?)' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert config.read_bytes() == before
+
+
+def test_mode_guard(tmp_path: Path) -> None:
+    missing = run_cli(tmp_path, "gateway")
+    assert missing.returncode == 1
+    assert "Missing config." in missing.stderr
+    state = tmp_path / ".smart-agent-neo"
+    state.mkdir()
+    (state / "smart-agent-neo.json").write_text('{ gateway: { mode: "remote" } }')
+    blocked = run_cli(tmp_path, "gateway")
+    assert blocked.returncode == 1
+    assert "Gateway start blocked: set gateway.mode=local (current: remote)" in blocked.stderr
+
+
+def test_rpc_commands_against_nothing_fail_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    for args in (["health"], ["status"], ["gateway", "call", "health"]):
+        result = run_cli(tmp_path, *args, "--url", f"ws://127.0.0.1:{port}", "--token", "t")
+        assert result.returncode == 1, args
+        assert "gateway connect failed" in result.stderr
+        assert f"Gateway target: ws://127.0.0.1:{port}" in result.stderr
+        assert "Traceback" not in result.stderr
+    no_creds = run_cli(tmp_path, "health", "--url", f"ws://127.0.0.1:{port}")
+    assert no_creds.returncode == 1
+    assert "gateway url override requires explicit credentials" in no_creds.stderr
+
+
+async def test_rpc_commands_against_a_running_gateway(tmp_path: Path) -> None:
+    async with gateway_process(tmp_path, "--dev", "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        env = {"SMART_AGENT_NEO_GATEWAY_PORT": str(proc.port)}
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return run_cli(tmp_path, "--dev", *args, **env)
+
+        health = await trio.to_thread.run_sync(cli, "health", "--json")
+        assert health.returncode == 0, health.stderr
+        assert json.loads(health.stdout)["ok"] is True
+
+        human = await trio.to_thread.run_sync(cli, "health")
+        assert "Agents: main (default)" in human.stdout
+
+        status = await trio.to_thread.run_sync(cli, "status", "--json")
+        payload = json.loads(status.stdout)
+        assert payload["gateway"]["port"] == proc.port
+        assert payload["gateway"]["profile"] == "dev"
+        assert payload["gateway"]["stateDir"] == str(tmp_path / ".smart-agent-neo-dev")
+
+        status_human = await trio.to_thread.run_sync(cli, "status")
+        assert "reachable" in status_human.stdout and str(proc.port) in status_human.stdout
+
+        presence = await trio.to_thread.run_sync(cli, "gateway", "call", "system-presence")
+        assert any(row.get("mode") == "gateway" for row in json.loads(presence.stdout))
+
+        unknown = await trio.to_thread.run_sync(cli, "gateway", "call", "nope")
+        assert unknown.returncode == 1
+        assert "INVALID_REQUEST: unknown method: nope" in unknown.stderr
+
+        bad = await trio.to_thread.run_sync(cli, "gateway", "call", "health", "--params", "[1]")
+        assert bad.returncode == 1
+        assert "--params must be a JSON object" in bad.stderr
+
+        wrong = await trio.to_thread.run_sync(
+            lambda: run_cli(tmp_path, "health", "--url", proc.url, "--token", "wrong")
+        )
+        assert wrong.returncode == 1
+        assert "unauthorized: gateway token mismatch" in wrong.stderr
+        code, _ = await proc.stop()
+        assert code == 0
