@@ -196,5 +196,7 @@ class RateLimiter:
             for ip, r in self._records.items()
             if r.locked_until <= now_ms and all(t <= window_start for t in r.failures)
         ]
-        for ip in stale or list(self._records)[: len(self._records) // 2]:
+        # Prefer records that no longer matter; if none, drop the oldest half anyway so an
+        # attacker rotating addresses cannot grow the table without bound.
+        for ip in stale or list(self._records)[: max(1, len(self._records) // 2)]:
             del self._records[ip]

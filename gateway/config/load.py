@@ -45,6 +45,8 @@ def load_file(path: Path, env: Mapping[str, str]) -> Loaded:
         return Loaded(Config(), path, exists=False)
     except OSError as exc:
         raise ConfigError([f"cannot read file: {exc.strerror}"], source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not valid UTF-8 (byte {exc.start})"], source=str(path)) from None
     config, warnings = parse(text, env, source=str(path))
     return Loaded(config, path, exists=True, warnings=tuple(warnings))
 
@@ -150,7 +152,7 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
         if not isinstance(value, str):
             return [f"{path}: expected a string, got {_show(value)}"]
         if constraints.get("minLength") and not value:
-            return [f"{path}: expected a non-empty string"]
+            return [f'{path}: expected a non-empty string, got ""']
         return []
     if origin is list:
         if not isinstance(value, list):
@@ -175,7 +177,11 @@ def _kind(value: object) -> str:
         return "a list"
     if isinstance(value, str):
         return "a string"
-    return type(value).__name__
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
 
 
 def _show(value: object) -> str:

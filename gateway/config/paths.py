@@ -27,7 +27,7 @@ ENV_URL = ENV_PREFIX + "GATEWAY_URL"
 
 STATE_NAME = ".smart-agent-neo"
 CONFIG_NAME = "smart-agent-neo.json"
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_PROFILE_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @attrs.frozen
@@ -46,14 +46,14 @@ def normalize_profile(name: str | None) -> str | None:
         return None
     if not name:
         raise GatewayError("--profile requires a value")
-    if not _PROFILE_RE.match(name):
+    if not _PROFILE_RE.fullmatch(name):
         raise GatewayError('Invalid --profile (use letters, numbers, "_", "-" only)')
     return None if name.lower() == "default" else name
 
 
 def resolve_paths(profile: str | None, env: Mapping[str, str], home: Path) -> Paths:
     """State dir and config path: env overrides beat the profile's defaults."""
-    profile = normalize_profile(profile if profile is not None else env.get(ENV_PROFILE))
+    profile = normalize_profile(profile if profile is not None else env.get(ENV_PROFILE) or None)
     base_home = Path(env[ENV_HOME]).expanduser() if env.get(ENV_HOME) else home
     default_state = base_home / (STATE_NAME + (f"-{profile}" if profile else ""))
     state_dir = Path(env[ENV_STATE_DIR]).expanduser() if env.get(ENV_STATE_DIR) else default_state

@@ -1,0 +1,108 @@
+"""HTTP health/readiness probes on the gateway port (OPERATIONS.md A.0, A.1), real server on port 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from gateway.app import Running
+
+LIVENESS = ["/health", "/healthz"]
+READINESS = ["/ready", "/readyz"]
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+@pytest.fixture
+async def client(gateway: Running) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"http://{gateway.host}:{gateway.port}", timeout=10
+    ) as http:
+        yield http
+
+
+def assert_baseline_headers(response: httpx.Response) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", LIVENESS)
+async def test_liveness_get(client: httpx.AsyncClient, path: str) -> None:
+    with trio.fail_after(10):
+        response = await client.get(path)
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "status": "live"}
+    assert response.headers["content-type"] == JSON_TYPE
+    assert_baseline_headers(response)
+
+
+@pytest.mark.parametrize("path", LIVENESS + READINESS)
+async def test_probes_answer_head_without_a_body(client: httpx.AsyncClient, path: str) -> None:
+    with trio.fail_after(10):
+        response = await client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-type"] == JSON_TYPE
+    assert_baseline_headers(response)
+
+
+@pytest.mark.parametrize("path", READINESS)
+async def test_readiness_get(client: httpx.AsyncClient, path: str) -> None:
+    with trio.fail_after(10):
+        response = await client.get(path)
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "status": "ready"}
+    assert_baseline_headers(response)
+
+
+@pytest.mark.parametrize("path", LIVENESS + READINESS)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_other_methods_get_405_with_allow(
+    client: httpx.AsyncClient, path: str, method: str
+) -> None:
+    with trio.fail_after(10):
+        response = await client.request(method, path)
+    assert response.status_code == 405
+    allowed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert allowed == {"GET", "HEAD"}
+    assert response.headers["content-type"].startswith("text/plain")
+    assert_baseline_headers(response)
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/healthz/extra", "/v1/models"])
+async def test_unknown_path_is_404_text(client: httpx.AsyncClient, path: str) -> None:
+    with trio.fail_after(10):
+        response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Not Found"
+    assert_baseline_headers(response)
+
+
+async def test_draining_fails_readiness_but_not_liveness(
+    gateway: Running, client: httpx.AsyncClient
+) -> None:
+    gateway.runtime.draining = True
+    with trio.fail_after(10):
+        for path in READINESS:
+            response = await client.get(path)
+            assert response.status_code == 503, path
+            assert response.json() == {"ok": False, "status": "draining"}
+            assert_baseline_headers(response)
+            head = await client.head(path)
+            assert head.status_code == 503
+            assert head.content == b""
+        for path in LIVENESS:
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert response.json() == {"ok": True, "status": "live"}
+
+
+async def test_not_ready_yet_reports_starting(gateway: Running, client: httpx.AsyncClient) -> None:
+    gateway.runtime.ready = False
+    with trio.fail_after(10):
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ok": False, "status": "starting"}
