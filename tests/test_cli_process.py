@@ -72,7 +72,7 @@ async def gateway_process(home: Path, *args: str) -> AsyncIterator[Proc]:
     output = b""
     try:
         with trio.fail_after(20):
-            while not (match := URL_RE.search(output.decode(errors="replace"))) or b"Auth" not in output:
+            while not (match := URL_RE.search(output.decode(errors="replace"))) or b"Ctrl-C" not in output:
                 chunk = await process.stdout.receive_some(4096)
                 assert chunk, f"gateway exited early: {output.decode(errors='replace')}"
                 output += chunk

@@ -61,6 +61,7 @@ def banner(running: Running, settings: Settings, token_is_new: bool, out: Consol
             out.print(f"Auth: token (generated earlier; stored in {settings.paths.token_file})")
     else:
         out.print(f"Auth: {auth.mode} (from {auth.source})")
+    out.print("Press Ctrl-C to stop.")
     out.file.flush()  # supervisors and tests read the banner through a pipe
 
 
