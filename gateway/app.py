@@ -105,8 +105,11 @@ async def shutdown(rt: Runtime, accept_scope: trio.CancelScope, streams: Streams
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
         for peer in list(rt.hub.peers.values()):
             peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)
+        # wait for the TCP connections themselves, not just the peers: a session leaves the
+        # hub a moment before hypercorn closes its socket, and aborting then would turn a
+        # clean close into a reset
         with trio.move_on_after(gw.ws.close_grace_ms / 1000 + 1.0):
-            await rt.hub.wait_empty()
+            await streams.wait_empty()
     if cap.cancelled_caught:
         log.warning("shutdown timed out; exiting without full cleanup")
     left = streams.abort_all()

@@ -5,7 +5,6 @@
     ├── StartupError                  refused to start: auth, bind, mode guard (exit 1)
     │   └── PortInUseError            the port is taken (exit 75, EX_TEMPFAIL)
     └── RpcError                      a request failed; carries its wire ErrorShape code
-        └── ClientClosedError         (clients) the gateway closed the socket
 
 Errors carry what the user needs to act: a key path, a value, a host and port. The CLI
 prints ``str(error)`` as one line and exits with ``error.exit_code``; no traceback.

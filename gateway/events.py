@@ -80,6 +80,7 @@ class Hub:
         self._changed.set()
 
     async def wait_empty(self) -> None:
+        """Until no authenticated peer is left."""
         while self.peers:
             self._changed = trio.Event()
             await self._changed.wait()

@@ -24,7 +24,13 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "websocket":
             client = scope.get("client") or ("", 0)
-            abort = partial(self.streams.abort, (str(client[0]), int(client[1])))
-            await run_session(self.rt, scope, receive, send, abort)
+            key = (str(client[0]), int(client[1]))
+            try:
+                await run_session(self.rt, scope, receive, send, partial(self.streams.abort, key))
+            finally:
+                # The close handshake is over (or abandoned). hypercorn would keep reading
+                # until the client drops TCP, and some clients never do; the server closes
+                # first, as RFC 6455 section 7.1.1 expects.
+                self.streams.close(key)
         elif kind == "http":
             await handle_http(self.rt, scope, send)

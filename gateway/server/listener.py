@@ -62,6 +62,7 @@ class Streams:
 
     def __init__(self) -> None:
         self._by_peer: dict[PeerKey, trio.SocketStream] = {}
+        self._changed = trio.Event()
 
     def __len__(self) -> int:
         return len(self._by_peer)
@@ -77,6 +78,20 @@ class Streams:
     def discard(self, key: PeerKey | None) -> None:
         if key is not None:
             self._by_peer.pop(key, None)
+            self._changed.set()
+
+    async def wait_empty(self) -> None:
+        """Until every accepted connection has finished (closed by either side)."""
+        while self._by_peer:
+            self._changed = trio.Event()
+            await self._changed.wait()
+
+    def close(self, key: PeerKey) -> None:
+        """Close the connection now (FIN): everything we sent was already written."""
+        stream = self._by_peer.pop(key, None)
+        if stream is not None:
+            stream.socket.close()
+            self._changed.set()
 
     def abort(self, key: PeerKey) -> None:
         """Reset the connection now: wakes a writer blocked in ``send_all``."""
@@ -88,6 +103,7 @@ class Streams:
         except OSError:
             pass
         stream.socket.close()
+        self._changed.set()
 
     def abort_all(self) -> int:
         keys = list(self._by_peer)

@@ -9,8 +9,8 @@ Three tasks per connection, in one nursery:
   the queue and the close frame, and otherwise aborts the TCP stream -- the one way to free
   a writer stuck in hypercorn's shielded write to a client that stopped reading.
 
-When the writer has sent the close frame, or the client goes away, the nursery is cancelled
-and the connection's requests with it.
+When the client has answered our close frame (or the grace ran out), or the client goes
+away, the nursery is cancelled and the connection's requests with it.
 """
 
 from __future__ import annotations
@@ -67,6 +67,19 @@ class _Disconnected(Exception):
     """The client went away (``websocket.disconnect``)."""
 
 
+_UNPARSEABLE = object()
+
+
+def _parse(text: str | None) -> object:
+    """The JSON value of a frame, or ``_UNPARSEABLE`` (``null`` is a value, not a failure)."""
+    if text is None:
+        return _UNPARSEABLE
+    try:
+        return loads(text)
+    except ValueError:
+        return _UNPARSEABLE
+
+
 async def run_session(
     rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn, abort: Callable[[], None]
 ) -> None:
@@ -87,6 +100,12 @@ async def run_session(
 
         async def write() -> None:
             await peer.outbox.run(send)
+            # Our close frame is out. RFC 6455: keep TCP open until the client answers with
+            # its own close (hypercorn then reports a disconnect), or the grace runs out --
+            # dropping TCP at once could reset frames the client has not read yet.
+            with trio.move_on_after(ws.close_grace_ms / 1000):
+                while (await receive())["type"] != "websocket.disconnect":
+                    pass
             nursery.cancel_scope.cancel()
 
         async def close_or_abort() -> None:
@@ -159,14 +178,11 @@ class _Session:
         if text is not None and len(text.encode()) > MAX_PREAUTH_PAYLOAD_BYTES:
             self._close(CloseCode.TOO_BIG, "preauth payload too large")
             return False
-        try:
-            frame = loads(text) if text is not None else None
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict):
-            self._close(CloseCode.NORMAL, "")  # unparseable JSON: close, no res
+        frame = _parse(text)
+        if frame is _UNPARSEABLE:
+            self._close(CloseCode.NORMAL, "")  # not JSON at all: close, no res
             return False
-        if validate.problem("RequestFrame", frame) is not None:
+        if not isinstance(frame, dict) or validate.problem("RequestFrame", frame) is not None:
             self._close(CloseCode.POLICY, "invalid request frame")
             return False
         request_id = str(frame["id"])
@@ -305,11 +321,8 @@ class _Session:
             self._on_frame(text, nursery)
 
     def _on_frame(self, text: str | None, nursery: trio.Nursery) -> None:
-        try:
-            frame = loads(text) if text is not None else None
-        except ValueError:
-            frame = None
-        if frame is None:
+        frame = _parse(text)
+        if frame is _UNPARSEABLE:
             log.debug("conn %s: ignoring non-JSON frame", self.peer.conn_id)
             return
         if isinstance(frame, dict) and frame.get("type") == "cancel":
