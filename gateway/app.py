@@ -75,7 +75,9 @@ async def serve(
     context = WorkerContext(None)
     config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)
     async with trio.open_nursery() as nursery:
-        accept_scope = await nursery.start(serve_tcp, GatewayApp(rt, streams), sock, streams, config, context)
+        accept_scope = await nursery.start(
+            serve_tcp, GatewayApp(rt, streams), sock, streams, config, context
+        )
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(health_loop, rt)
@@ -95,7 +97,9 @@ def _user_timeout_ms(settings: Settings) -> int:
     return max(10_000, settings.config.gateway.shutdown_timeout_ms * 2)
 
 
-async def shutdown(rt: Runtime, accept_scope: trio.CancelScope, streams: Streams, context: WorkerContext) -> None:
+async def shutdown(
+    rt: Runtime, accept_scope: trio.CancelScope, streams: Streams, context: WorkerContext
+) -> None:
     gw = rt.settings.config.gateway
     log.info("shutting down: %s", rt.stop_reason)
     rt.draining = True

@@ -104,4 +104,6 @@ class Hub:
     def unicast(self, peer: Peer, name: str, payload: object) -> None:
         entry = EVENTS[name]
         seq = peer.next_seq() if entry.sequenced else None
-        peer.send_text(event_text(name, dumps(to_wire(payload)), seq, None), droppable=entry.droppable)
+        peer.send_text(
+            event_text(name, dumps(to_wire(payload)), seq, None), droppable=entry.droppable
+        )

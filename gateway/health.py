@@ -34,7 +34,9 @@ def session_store(state_dir: Path, now_ms: int, agent_id: str = DEFAULT_AGENT_ID
     recent = []
     for path, mtime in files[:5]:
         updated = int(mtime * 1000)
-        recent.append(SessionRecent(f"agent:{agent_id}:{path.stem}", updated, max(0, now_ms - updated)))
+        recent.append(
+            SessionRecent(f"agent:{agent_id}:{path.stem}", updated, max(0, now_ms - updated))
+        )
     return SessionStore(str(directory), len(files), recent)
 
 

@@ -61,7 +61,9 @@ class Presence:
         table._entries[table.self_key] = entry
         return table
 
-    def upsert(self, key: str, update: PresenceEntry, *, clear: tuple[str, ...] = ()) -> PresenceEntry:
+    def upsert(
+        self, key: str, update: PresenceEntry, *, clear: tuple[str, ...] = ()
+    ) -> PresenceEntry:
         """Merge ``update`` into the entry at ``key``; ``clear`` names fields to reset."""
         key = key.lower()
         old = self._entries.get(key)

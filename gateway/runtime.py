@@ -63,7 +63,9 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def request_stop(self, reason: str = "gateway stopping", restart_expected_ms: int | None = None) -> None:
+    def request_stop(
+        self, reason: str = "gateway stopping", restart_expected_ms: int | None = None
+    ) -> None:
         """Ask serve() to shut down gracefully. The first request's reason wins."""
         if not self.stop_requested.is_set():
             self.stop_reason = reason
@@ -77,7 +79,9 @@ class Runtime:
 
     def presence_changed(self) -> None:
         listing = self.presence.listing(self.now_ms())
-        self.hub.broadcast(ev.PRESENCE, PresencePayload(listing), state_version=self.state_version())
+        self.hub.broadcast(
+            ev.PRESENCE, PresencePayload(listing), state_version=self.state_version()
+        )
 
     async def refresh_health(self) -> HealthSummary:
         """Produce a new snapshot, bump its version and broadcast it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,9 @@ def make_settings(
         )
     paths = Paths(None, state_dir, state_dir / "smart-agent-neo.json")
     overrides = Overrides(port=0, token=token, password=password, auth_mode=auth_mode)
-    return resolve(Loaded(config, paths.config_path, False), paths, overrides, {}, lambda: "generated")
+    return resolve(
+        Loaded(config, paths.config_path, False), paths, overrides, {}, lambda: "generated"
+    )
 
 
 @pytest.fixture
@@ -60,8 +62,8 @@ async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> StartGateway:
 
 
 @pytest.fixture
-async def gateway(start_gateway: StartGateway) -> AsyncIterator[Running]:
-    yield await start_gateway()
+async def gateway(start_gateway: StartGateway) -> Running:
+    return await start_gateway()
 
 
 def connect_frame(
@@ -75,13 +77,24 @@ def connect_frame(
         "minProtocol": 4,
         "maxProtocol": 4,
         "client": client
-        or {"id": "test", "version": "1.0.0", "platform": "linux", "mode": "test", "instanceId": str(uuid.uuid4())},
+        or {
+            "id": "test",
+            "version": "1.0.0",
+            "platform": "linux",
+            "mode": "test",
+            "instanceId": str(uuid.uuid4()),
+        },
         "caps": [],
     }
     if token is not None:
         body["auth"] = {"token": token}
     body.update(params)
-    return {"type": "req", "id": request_id or str(uuid.uuid4()), "method": "connect", "params": body}
+    return {
+        "type": "req",
+        "id": request_id or str(uuid.uuid4()),
+        "method": "connect",
+        "params": body,
+    }
 
 
 def recv_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
@@ -89,7 +102,9 @@ def recv_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
     return data
 
 
-def recv_until(ws: ClientConnection, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5) -> dict[str, Any]:
+def recv_until(
+    ws: ClientConnection, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5
+) -> dict[str, Any]:
     """Read frames until one matches; events in between are skipped."""
     while True:
         frame = recv_json(ws, timeout)
@@ -98,7 +113,8 @@ def recv_until(ws: ClientConnection, predicate: Callable[[dict[str, Any]], bool]
 
 
 def open_raw(url: str, **kwargs: Any) -> ClientConnection:
-    return connect(url, open_timeout=5, close_timeout=2, **kwargs)
+    ws: ClientConnection = connect(url, open_timeout=5, close_timeout=2, **kwargs)
+    return ws
 
 
 def handshake(ws: ClientConnection, **kwargs: Any) -> dict[str, Any]:
@@ -110,7 +126,9 @@ def handshake(ws: ClientConnection, **kwargs: Any) -> dict[str, Any]:
     return recv_until(ws, lambda f: f.get("type") == "res" and f.get("id") == frame["id"])
 
 
-def request(ws: ClientConnection, method: str, params: Any = None, request_id: str | None = None) -> dict[str, Any]:
+def request(
+    ws: ClientConnection, method: str, params: Any = None, request_id: str | None = None
+) -> dict[str, Any]:
     rid = request_id or str(uuid.uuid4())
     frame: dict[str, Any] = {"type": "req", "id": rid, "method": method}
     if params is not None:

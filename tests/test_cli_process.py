@@ -21,6 +21,7 @@ import attrs
 import pytest
 import trio
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 
 from .conftest import connect_frame, handshake, in_thread, open_raw, recv_until
 from .rawws import RawClient
@@ -72,7 +73,10 @@ async def gateway_process(home: Path, *args: str) -> AsyncIterator[Proc]:
     output = b""
     try:
         with trio.fail_after(20):
-            while not (match := URL_RE.search(output.decode(errors="replace"))) or b"Ctrl-C" not in output:
+            while (
+                not (match := URL_RE.search(output.decode(errors="replace")))
+                or b"Ctrl-C" not in output
+            ):
                 chunk = await process.stdout.receive_some(4096)
                 assert chunk, f"gateway exited early: {output.decode(errors='replace')}"
                 output += chunk
@@ -81,6 +85,12 @@ async def gateway_process(home: Path, *args: str) -> AsyncIterator[Proc]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def drain(ws: ClientConnection) -> None:
+    """Read until the connection closes (raises ConnectionClosed)."""
+    while True:
+        ws.recv(timeout=5)
 
 
 def free_port() -> int:
@@ -95,7 +105,8 @@ async def test_embedded_defaults_generate_a_token_and_sigterm_exits_zero(tmp_pat
         token_file = tmp_path / ".smart-agent-neo" / "gateway.token"
         token = token_file.read_text().strip()
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        assert token in proc.banner and "Generated gateway token" in proc.banner
+        assert token in proc.banner
+        assert "Generated gateway token" in proc.banner
 
         def client() -> dict[str, object]:
             with open_raw(proc.url) as ws:
@@ -104,10 +115,12 @@ async def test_embedded_defaults_generate_a_token_and_sigterm_exits_zero(tmp_pat
                 trio.from_thread.run_sync(proc.process.send_signal, signal.SIGTERM)
                 shutdown = recv_until(ws, lambda f: f.get("event") == "shutdown")
                 with pytest.raises(ConnectionClosed) as closed:
-                    while True:
-                        ws.recv(timeout=5)
+                    drain(ws)
                 assert closed.value.rcvd is not None
-                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1012, "service restart")
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                    1012,
+                    "service restart",
+                )
                 payload: dict[str, object] = shutdown["payload"]
                 return payload
 
@@ -129,6 +142,7 @@ async def test_sigterm_with_a_client_that_never_reads(tmp_path: Path) -> None:
     async with gateway_process(
         tmp_path, "gateway", "--allow-unconfigured", "--port", "0", "--token", "tok-1234567890"
     ) as proc:
+
         def stuck() -> RawClient:
             raw = RawClient(proc.url, rcvbuf=4096)
             challenge = raw.recv_json()
@@ -137,6 +151,7 @@ async def test_sigterm_with_a_client_that_never_reads(tmp_path: Path) -> None:
             return raw
 
         raw = await in_thread(stuck)
+
         # the stuck client floods requests and never reads a single response
         def flood() -> None:
             big = {"type": "req", "id": "x", "method": "status", "params": {}}
@@ -168,7 +183,9 @@ def test_port_in_use_names_the_url_and_exits_75(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         result = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", str(port))
     assert result.returncode == 75
-    assert f"another gateway instance is already listening on ws://127.0.0.1:{port}" in result.stderr
+    assert (
+        f"another gateway instance is already listening on ws://127.0.0.1:{port}" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -212,7 +229,9 @@ def test_rpc_commands_against_nothing_fail_in_one_line(tmp_path: Path) -> None:
 
 
 async def test_rpc_commands_against_a_running_gateway(tmp_path: Path) -> None:
-    async with gateway_process(tmp_path, "--dev", "gateway", "--allow-unconfigured", "--port", "0") as proc:
+    async with gateway_process(
+        tmp_path, "--dev", "gateway", "--allow-unconfigured", "--port", "0"
+    ) as proc:
         env = {"SMART_AGENT_NEO_GATEWAY_PORT": str(proc.port)}
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -232,7 +251,8 @@ async def test_rpc_commands_against_a_running_gateway(tmp_path: Path) -> None:
         assert payload["gateway"]["stateDir"] == str(tmp_path / ".smart-agent-neo-dev")
 
         status_human = await trio.to_thread.run_sync(cli, "status")
-        assert "reachable" in status_human.stdout and str(proc.port) in status_human.stdout
+        assert "reachable" in status_human.stdout
+        assert str(proc.port) in status_human.stdout
 
         presence = await trio.to_thread.run_sync(cli, "gateway", "call", "system-presence")
         assert any(row.get("mode") == "gateway" for row in json.loads(presence.stdout))

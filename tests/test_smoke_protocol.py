@@ -16,9 +16,14 @@ async def test_hello_ok_then_health(gateway: Running) -> None:
             assert payload["type"] == "hello-ok"
             assert payload["protocol"] == 4
             assert "health" in payload["features"]["methods"]
-            assert payload["policy"] == {"maxPayload": 26214400, "maxBufferedBytes": 52428800, "tickIntervalMs": 30000}
+            assert payload["policy"] == {
+                "maxPayload": 26214400,
+                "maxBufferedBytes": 52428800,
+                "tickIntervalMs": 30000,
+            }
             assert payload["auth"] == {"role": "operator", "scopes": ["operator.admin"]}
             res = request(ws, "health", {})
-            assert res["ok"] is True and res["payload"]["ok"] is True
+            assert res["ok"] is True
+            assert res["payload"]["ok"] is True
 
     await in_thread(client)

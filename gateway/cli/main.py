@@ -46,8 +46,12 @@ def _add_target_options(parser: argparse.ArgumentParser, *, timeout_ms: int = 10
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smart-agent-neo", description="smart-agent-neo gateway")
-    parser.add_argument("-V", "--version", action="version", version=f"smart-agent-neo {__version__}")
-    parser.add_argument("--dev", action="store_true", help="use the isolated dev profile (port 19001)")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"smart-agent-neo {__version__}"
+    )
+    parser.add_argument(
+        "--dev", action="store_true", help="use the isolated dev profile (port 19001)"
+    )
     parser.add_argument("--profile", help="named profile: state in ~/.smart-agent-neo-<name>")
     parser.add_argument("--no-color", action="store_true")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -41,7 +41,9 @@ class HealthReport:
     def __rich__(self) -> RenderableType:
         h = self.health
         lines: list[RenderableType] = [
-            Text.assemble(("Gateway: ", "bold"), f"{self.url} ", ("ok", "green"), f" ({self.latency_ms}ms)")
+            Text.assemble(
+                ("Gateway: ", "bold"), f"{self.url} ", ("ok", "green"), f" ({self.latency_ms}ms)"
+            )
         ]
         order = h.get("channelOrder") or []
         labels = h.get("channelLabels") or {}
@@ -49,10 +51,16 @@ class HealthReport:
             lines.append(Text("Channels: none configured"))
         for channel in order:
             info = (h.get("channels") or {}).get(channel) or {}
-            state = "linked" if info.get("linked") else ("configured" if info.get("configured") else "not linked")
+            state = (
+                "linked"
+                if info.get("linked")
+                else ("configured" if info.get("configured") else "not linked")
+            )
             lines.append(Text(f"{labels.get(channel, channel)}: {state}"))
         agents = h.get("agents") or []
-        names = ", ".join(a["agentId"] + (" (default)" if a.get("isDefault") else "") for a in agents)
+        names = ", ".join(
+            a["agentId"] + (" (default)" if a.get("isDefault") else "") for a in agents
+        )
         lines.append(Text(f"Agents: {names or 'none'}"))
         default = h.get("defaultAgentId", "main")
         for agent in agents:
@@ -60,7 +68,11 @@ class HealthReport:
             state = beat.get("every", "?") if beat.get("enabled") else "disabled"
             lines.append(Text(f"Heartbeat ({agent['agentId']}): {state}"))
         sessions = h.get("sessions") or {}
-        lines.append(Text(f"Session store ({default}): {sessions.get('path', '?')} ({sessions.get('count', 0)} entries)"))
+        lines.append(
+            Text(
+                f"Session store ({default}): {sessions.get('path', '?')} ({sessions.get('count', 0)} entries)"
+            )
+        )
         for row in sessions.get("recent") or []:
             lines.append(Text(f"- {row['key']} ({_age(row.get('age'))})"))
         return Group(*lines)
@@ -78,7 +90,10 @@ class StatusReport:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        table.add_row("Gateway", Text.assemble(f"{self.url} ", ("reachable", "green"), f" ({self.latency_ms}ms)"))
+        table.add_row(
+            "Gateway",
+            Text.assemble(f"{self.url} ", ("reachable", "green"), f" ({self.latency_ms}ms)"),
+        )
         table.add_row("Version", f"{s.get('runtimeVersion', '?')} (pid {gw.get('pid', '?')})")
         table.add_row("Uptime", _duration(int(gw.get("uptimeMs", 0))))
         table.add_row("Bind", f"{gw.get('bind', '?')} ({gw.get('url', '?')})")
@@ -93,8 +108,14 @@ class StatusReport:
         agents = beat.get("agents") or []
         table.add_row(
             "Heartbeat",
-            ", ".join(f"{a['agentId']}: {a['every'] if a.get('enabled') else 'disabled'}" for a in agents) or "none",
+            ", ".join(
+                f"{a['agentId']}: {a['every'] if a.get('enabled') else 'disabled'}" for a in agents
+            )
+            or "none",
         )
         queued = s.get("queuedSystemEvents") or []
-        table.add_row("System events", f"{len(queued)} queued" + (f" (latest: {queued[-1]})" if queued else ""))
+        table.add_row(
+            "System events",
+            f"{len(queued)} queued" + (f" (latest: {queued[-1]})" if queued else ""),
+        )
         return table

@@ -28,7 +28,9 @@ def _target(args: argparse.Namespace, paths: Paths) -> Target:
     return resolve_target(paths, url=args.url, token=args.token, password=args.password)
 
 
-async def _with_client(target: Target, timeout_ms: int, action: Callable[[GatewayClient], Awaitable[T]]) -> T:
+async def _with_client(
+    target: Target, timeout_ms: int, action: Callable[[GatewayClient], Awaitable[T]]
+) -> T:
     timeout = timeout_ms / 1000
     async with open_client(
         target.url, token=target.token, password=target.password, connect_timeout=timeout
@@ -60,7 +62,9 @@ def _run(
     return result, target, 0
 
 
-def _emit(out: Console, args: argparse.Namespace, payload: object, view: RenderableType | None) -> None:
+def _emit(
+    out: Console, args: argparse.Namespace, payload: object, view: RenderableType | None
+) -> None:
     if args.json or view is None:
         print(json.dumps(payload, indent=2))
     else:
@@ -76,7 +80,9 @@ def call_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
         raise GatewayError("--params must be a JSON object")
 
     async def action(client: GatewayClient) -> Any:
-        return await client.call(args.method, params, timeout=args.timeout / 1000, expect_final=args.expect_final)
+        return await client.call(
+            args.method, params, timeout=args.timeout / 1000, expect_final=args.expect_final
+        )
 
     payload, _, code = _run(args, paths, err, action)
     if code == 0:
@@ -84,7 +90,9 @@ def call_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
     return code
 
 
-async def _timed(client: GatewayClient, method: str, params: dict[str, Any], timeout: float) -> tuple[Any, int]:
+async def _timed(
+    client: GatewayClient, method: str, params: dict[str, Any], timeout: float
+) -> tuple[Any, int]:
     start = trio.current_time()
     payload = await client.call(method, params, timeout=timeout)
     return payload, int((trio.current_time() - start) * 1000)
@@ -92,7 +100,9 @@ async def _timed(client: GatewayClient, method: str, params: dict[str, Any], tim
 
 def health_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     params = {"probe": True} if args.probe else {}
-    result, target, code = _run(args, paths, err, lambda c: _timed(c, "health", params, args.timeout / 1000))
+    result, target, code = _run(
+        args, paths, err, lambda c: _timed(c, "health", params, args.timeout / 1000)
+    )
     if result is not None:
         payload, latency = result
         _emit(out, args, payload, HealthReport(target.url, latency, payload))
@@ -100,7 +110,9 @@ def health_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
 
 
 def status_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    result, target, code = _run(args, paths, err, lambda c: _timed(c, "status", {}, args.timeout / 1000))
+    result, target, code = _run(
+        args, paths, err, lambda c: _timed(c, "status", {}, args.timeout / 1000)
+    )
     if result is not None:
         payload, latency = result
         _emit(out, args, payload, StatusReport(target.url, latency, payload))

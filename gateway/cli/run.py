@@ -42,20 +42,28 @@ def load_settings(args: argparse.Namespace, paths: Paths) -> tuple[Settings, boo
         auth_mode=args.auth_mode,
         allow_unconfigured=args.allow_unconfigured,
     )
-    settings = resolve(loaded, paths, overrides, os.environ, lambda: load_or_create_token(paths.token_file))
+    settings = resolve(
+        loaded, paths, overrides, os.environ, lambda: load_or_create_token(paths.token_file)
+    )
     return settings, settings.auth.source == "generated" and not token_existed
 
 
 def banner(running: Running, settings: Settings, token_is_new: bool, out: Console) -> None:
     url = running.url
     http = url.replace("ws://", "http://", 1)
-    out.print(f"[bold]smart-agent-neo gateway {__version__}[/] listening on [cyan]{url}[/] (pid {os.getpid()})")
+    out.print(
+        f"[bold]smart-agent-neo gateway {__version__}[/] listening on [cyan]{url}[/] (pid {os.getpid()})"
+    )
     out.print(f"Connect: {url}   Health: {http}/healthz")
-    out.print(f"Config: {settings.paths.config_path}{'' if settings.config_exists else ' (not found: embedded defaults)'}")
+    out.print(
+        f"Config: {settings.paths.config_path}{'' if settings.config_exists else ' (not found: embedded defaults)'}"
+    )
     auth = settings.auth
     if auth.source == "generated":
         if token_is_new:
-            out.print(f"Generated gateway token (shown once, stored 0600 in {settings.paths.token_file}):")
+            out.print(
+                f"Generated gateway token (shown once, stored 0600 in {settings.paths.token_file}):"
+            )
             out.print(f"  {auth.token}", markup=False)
         else:
             out.print(f"Auth: token (generated earlier; stored in {settings.paths.token_file})")
@@ -90,6 +98,9 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
         if isinstance(error, ConfigError):
             err.print("Run `smart-agent-neo doctor` to inspect the config.", markup=False)
         elif isinstance(error, PortInUseError):
-            err.print("If the gateway is supervised, stop it with: smart-agent-neo gateway stop", markup=False)
+            err.print(
+                "If the gateway is supervised, stop it with: smart-agent-neo gateway stop",
+                markup=False,
+            )
         return error.exit_code
     return 0

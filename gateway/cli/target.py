@@ -37,15 +37,25 @@ def resolve_target(
     env = os.environ if env is None else env
     if url:
         if not token and not password:
-            raise GatewayError("gateway url override requires explicit credentials (--token or --password)")
+            raise GatewayError(
+                "gateway url override requires explicit credentials (--token or --password)"
+            )
         return Target(url, token, password, "explicit --url")
     config = load_file(paths.config_path, env).config
     gw = config.gateway
     if env.get(ENV_URL):
-        return Target(env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env")
+        return Target(
+            env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env"
+        )
     if gw.mode == "remote" and gw.remote.url:
-        return Target(gw.remote.url, token or gw.remote.token, password or gw.remote.password, "remote config")
-    port = int(env[ENV_PORT]) if env.get(ENV_PORT, "").isdigit() else (profile_default_port(paths.profile) or gw.port)
+        return Target(
+            gw.remote.url, token or gw.remote.token, password or gw.remote.password, "remote config"
+        )
+    port = (
+        int(env[ENV_PORT])
+        if env.get(ENV_PORT, "").isdigit()
+        else (profile_default_port(paths.profile) or gw.port)
+    )
     token = token or env.get(ENV_TOKEN) or gw.auth.token
     password = password or env.get(ENV_PASSWORD) or gw.auth.password
     if not token and not password:

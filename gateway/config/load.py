@@ -51,7 +51,9 @@ def load_file(path: Path, env: Mapping[str, str]) -> Loaded:
     return Loaded(config, path, exists=True, warnings=tuple(warnings))
 
 
-def parse(text: str, env: Mapping[str, str], *, source: str = "<config>") -> tuple[Config, list[str]]:
+def parse(
+    text: str, env: Mapping[str, str], *, source: str = "<config>"
+) -> tuple[Config, list[str]]:
     try:
         raw = json5.loads(text)
     except ValueError as exc:
@@ -141,7 +143,11 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
         choices = ", ".join(json.dumps(a) for a in args)
         return [f"{path}: expected one of {choices}, got {_show(value)}"]
     if tp is bool:
-        return [] if isinstance(value, bool) else [f"{path}: expected true or false, got {_show(value)}"]
+        return (
+            []
+            if isinstance(value, bool)
+            else [f"{path}: expected true or false, got {_show(value)}"]
+        )
     if tp is int:
         lo, hi = constraints.get("minimum"), constraints.get("maximum")
         ok = isinstance(value, int) and not isinstance(value, bool)

@@ -61,17 +61,29 @@ class Remote:
 class WebSocket:
     """Connection limits; the numbers here are the ones advertised in ``hello-ok.policy``."""
 
-    tick_interval_ms: int = attrs.field(default=TICK_INTERVAL_MS, metadata=schema(minimum=100, maximum=3_600_000))
-    max_payload: int = attrs.field(default=MAX_PAYLOAD_BYTES, metadata=schema(minimum=65_536, maximum=256 * 1024 * 1024))
-    max_buffered_bytes: int = attrs.field(default=MAX_BUFFERED_BYTES, metadata=schema(minimum=65_536, maximum=1024 * 1024 * 1024))
-    handshake_timeout_ms: int = attrs.field(default=HANDSHAKE_TIMEOUT_MS, metadata=schema(minimum=100, maximum=600_000))
+    tick_interval_ms: int = attrs.field(
+        default=TICK_INTERVAL_MS, metadata=schema(minimum=100, maximum=3_600_000)
+    )
+    max_payload: int = attrs.field(
+        default=MAX_PAYLOAD_BYTES, metadata=schema(minimum=65_536, maximum=256 * 1024 * 1024)
+    )
+    max_buffered_bytes: int = attrs.field(
+        default=MAX_BUFFERED_BYTES, metadata=schema(minimum=65_536, maximum=1024 * 1024 * 1024)
+    )
+    handshake_timeout_ms: int = attrs.field(
+        default=HANDSHAKE_TIMEOUT_MS, metadata=schema(minimum=100, maximum=600_000)
+    )
     close_grace_ms: int = attrs.field(default=1_000, metadata=schema(minimum=0, maximum=60_000))
-    ping_interval_ms: int = attrs.field(default=30_000, metadata=schema(minimum=0, maximum=3_600_000))
+    ping_interval_ms: int = attrs.field(
+        default=30_000, metadata=schema(minimum=0, maximum=3_600_000)
+    )
 
 
 @attrs.frozen
 class Health:
-    refresh_interval_ms: int = attrs.field(default=HEALTH_REFRESH_INTERVAL_MS, metadata=schema(minimum=1_000))
+    refresh_interval_ms: int = attrs.field(
+        default=HEALTH_REFRESH_INTERVAL_MS, metadata=schema(minimum=1_000)
+    )
 
 
 @attrs.frozen
@@ -85,7 +97,9 @@ class Gateway:
     remote: Remote = attrs.field(factory=Remote)
     ws: WebSocket = attrs.field(factory=WebSocket)
     health: Health = attrs.field(factory=Health)
-    shutdown_timeout_ms: int = attrs.field(default=5_000, metadata=schema(minimum=100, maximum=600_000))
+    shutdown_timeout_ms: int = attrs.field(
+        default=5_000, metadata=schema(minimum=100, maximum=600_000)
+    )
 
 
 @attrs.frozen

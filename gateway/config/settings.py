@@ -115,7 +115,9 @@ def resolve(
     return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists)
 
 
-def _resolve_port(overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int) -> int:
+def _resolve_port(
+    overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int
+) -> int:
     if overrides.port is not None:
         if not 0 <= overrides.port <= 65535:
             raise StartupError(f"Invalid port: expected an integer 0-65535, got {overrides.port}")

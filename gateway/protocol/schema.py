@@ -108,9 +108,7 @@ def _constrain(schema: Schema, constraints: Schema) -> Schema:
     """Attach constraints to the non-null branch (optional fields are ``X | None``)."""
     description = constraints.pop("description", None)
     if "anyOf" in schema:
-        branches = [
-            b if b.get("type") == "null" else {**b, **constraints} for b in schema["anyOf"]
-        ]
+        branches = [b if b.get("type") == "null" else {**b, **constraints} for b in schema["anyOf"]]
         schema = {"anyOf": branches}
     else:
         schema = {**schema, **constraints}

@@ -19,7 +19,9 @@ from .registry import CallContext, methods
 log = logging.getLogger("gateway.rpc")
 
 
-def response_text(request_id: str, ok: bool, payload: object = None, error: ErrorShape | None = None) -> str:
+def response_text(
+    request_id: str, ok: bool, payload: object = None, error: ErrorShape | None = None
+) -> str:
     frame: dict[str, object] = {"type": "res", "id": request_id, "ok": ok}
     if ok or payload is not None:
         frame["payload"] = to_wire(payload)
@@ -47,7 +49,11 @@ def authorize(ctx: CallContext, name: str) -> None:
         raise RpcError(
             ErrorCode.FORBIDDEN,
             f"missing scope: {required}",
-            details={"code": "MISSING_SCOPE", "missingScope": required, "requiredScopes": [required]},
+            details={
+                "code": "MISSING_SCOPE",
+                "missingScope": required,
+                "requiredScopes": [required],
+            },
         )
     if spec is None:
         raise RpcError(ErrorCode.INVALID_REQUEST, f"unknown method: {name}")
@@ -69,4 +75,6 @@ async def call(ctx: CallContext, name: str, params: object) -> str:
     except Exception as exc:
         log.exception("handler for %s failed", name)
         message = str(exc) or type(exc).__name__
-        return response_text(ctx.request_id, False, error=ErrorShape(ErrorCode.UNAVAILABLE, message))
+        return response_text(
+            ctx.request_id, False, error=ErrorShape(ErrorCode.UNAVAILABLE, message)
+        )

@@ -54,7 +54,9 @@ def method(
     result: type | None,
     scope: str = READ,
     role: str = "operator",
-) -> Callable[[Callable[[CallContext, P], Awaitable[object]]], Callable[[CallContext, P], Awaitable[object]]]:
+) -> Callable[
+    [Callable[[CallContext, P], Awaitable[object]]], Callable[[CallContext, P], Awaitable[object]]
+]:
     def register(
         handler: Callable[[CallContext, P], Awaitable[object]],
     ) -> Callable[[CallContext, P], Awaitable[object]]:

@@ -84,7 +84,10 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
         raise RpcError(ErrorCode.INVALID_REQUEST, "text required")
     beacon = parse_beacon(text)
     if beacon and params.wake:
-        raise RpcError(ErrorCode.INVALID_REQUEST, "invalid system-event params: wake is not allowed for Node: beacons")
+        raise RpcError(
+            ErrorCode.INVALID_REQUEST,
+            "invalid system-event params: wake is not allowed for Node: beacons",
+        )
     last_input = params.last_input_seconds
     if last_input is None and beacon.get("lastInputSeconds", "").isdigit():
         last_input = int(beacon["lastInputSeconds"])

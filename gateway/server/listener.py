@@ -31,7 +31,9 @@ log = logging.getLogger("gateway.http")
 PeerKey = tuple[str, int]
 
 
-def open_socket(host: str, port: int, *, user_timeout_ms: int, backlog: int = 1024) -> socket.socket:
+def open_socket(
+    host: str, port: int, *, user_timeout_ms: int, backlog: int = 1024
+) -> socket.socket:
     """A bound, listening TCP socket, or a :class:`StartupError` that names host and port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -113,7 +113,11 @@ async def run_session(
             with trio.move_on_after(ws.close_grace_ms / 1000):
                 await peer.outbox.finished.wait()
                 return
-            log.info("conn %s: close not flushed within %d ms; aborting socket", peer.conn_id, ws.close_grace_ms)
+            log.info(
+                "conn %s: close not flushed within %d ms; aborting socket",
+                peer.conn_id,
+                ws.close_grace_ms,
+            )
             abort()
 
         nursery.start_soon(write)
@@ -154,7 +158,12 @@ class _Session:
     def _fail(self, request_id: str | None, rejection: HandshakeReject) -> None:
         if rejection.error is not None and request_id is not None:
             self.peer.send_text(dispatch.response_text(request_id, False, error=rejection.error))
-        log.info("conn %s: handshake rejected (%d %s)", self.peer.conn_id, rejection.close_code, rejection.close_reason)
+        log.info(
+            "conn %s: handshake rejected (%d %s)",
+            self.peer.conn_id,
+            rejection.close_code,
+            rejection.close_reason,
+        )
         self._close(rejection.close_code, rejection.close_reason)
 
     async def run(self, nursery: trio.Nursery) -> None:
@@ -230,7 +239,9 @@ class _Session:
         if failure is not None:
             if failure.counts:
                 rt.limiter.record_failure(ip, now)
-            log.warning("conn %s: auth failed from %s (%s)", self.peer.conn_id, ip, failure.detail_code)
+            log.warning(
+                "conn %s: auth failed from %s (%s)", self.peer.conn_id, ip, failure.detail_code
+            )
             raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
         rt.limiter.record_success(ip)
 
@@ -243,7 +254,9 @@ class _Session:
         tracked = params.client.mode not in UNTRACKED_MODES
         if tracked:
             peer.presence_key = (
-                (params.device.id if params.device else None) or params.client.instance_id or peer.conn_id
+                (params.device.id if params.device else None)
+                or params.client.instance_id
+                or peer.conn_id
             )
             rt.presence.upsert(peer.presence_key, self._presence_entry(params))
         rt.hub.add(peer)
@@ -251,7 +264,11 @@ class _Session:
         peer.send_text(dispatch.response_text(request_id, True, self._hello(params)))
         log.info(
             "conn %s: connected %s/%s role=%s from %s",
-            peer.conn_id, params.client.id, params.client.mode, params.role, peer.remote_ip,
+            peer.conn_id,
+            params.client.id,
+            params.client.mode,
+            params.role,
+            peer.remote_ip,
         )
         if tracked:
             rt.presence_changed()
@@ -332,7 +349,7 @@ class _Session:
                     scope.cancel()
             return
         problem = validate.problem("RequestFrame", frame)
-        if problem is not None:
+        if problem is not None or not isinstance(frame, dict):
             raw_id = frame.get("id") if isinstance(frame, dict) else None
             request_id = raw_id if isinstance(raw_id, str) and raw_id else "invalid"
             error = ErrorShape(ErrorCode.INVALID_REQUEST, f"invalid request frame: {problem}")
@@ -340,7 +357,9 @@ class _Session:
             return
         request_id, name = str(frame["id"]), str(frame["method"])
         if name == "connect":
-            error = ErrorShape(ErrorCode.INVALID_REQUEST, "connect is only valid as the first request")
+            error = ErrorShape(
+                ErrorCode.INVALID_REQUEST, "connect is only valid as the first request"
+            )
             self.peer.send_text(dispatch.response_text(request_id, False, error=error))
             return
         nursery.start_soon(self._request, request_id, name, frame.get("params"))
@@ -356,4 +375,3 @@ class _Session:
                     del self.inflight[request_id]
             log.debug("conn %s: %s -> res", self.peer.conn_id, name)
             self.peer.send_text(text)
-
