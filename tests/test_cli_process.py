@@ -133,7 +133,7 @@ async def test_embedded_defaults_generate_a_token_and_sigterm_exits_zero(tmp_pat
     async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
         assert token not in proc.banner
         assert "generated earlier" in proc.banner
-        code, _ = await proc.stop()
+        code, _ = await proc.stop(signal.SIGINT)  # Ctrl-C is a clean stop too
         assert code == 0
 
 

@@ -8,6 +8,7 @@ scope) and events (payload, droppable). It is emitted into ``schemas/protocol.sc
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Iterable
@@ -180,8 +181,6 @@ def _ts_type(schema: Schema) -> str:
 
 
 def _ts_literal(value: object) -> str:
-    import json
-
     return json.dumps(value)
 
 
