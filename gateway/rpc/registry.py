@@ -70,6 +70,8 @@ def method(
 
 def methods() -> dict[str, Method]:
     """All registered methods; importing the handler modules registers them."""
-    from . import system  # noqa: F401  (registration side effect)
+    from . import (  # noqa: F401  (registration side effect)
+        system,
+    )
 
     return REGISTRY

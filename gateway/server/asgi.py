@@ -7,8 +7,8 @@ from functools import partial
 from typing import Any
 
 from ..runtime import Runtime
-from .http import handle_http
 from .listener import Streams
+from .routes import handle_http
 from .session import run_session
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -33,4 +33,4 @@ class GatewayApp:
                 # first, as RFC 6455 section 7.1.1 expects.
                 self.streams.close(key)
         elif kind == "http":
-            await handle_http(self.rt, scope, send)
+            await handle_http(self.rt, scope, receive, send)

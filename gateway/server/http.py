@@ -1,4 +1,4 @@
-"""Plain HTTP on the gateway port: the unauthenticated probes, and 404 for the rest.
+"""Plain HTTP helpers, and the unauthenticated probes.
 
 ``/health`` and ``/healthz`` answer whenever the process serves HTTP (liveness);
 ``/ready`` and ``/readyz`` answer 200 only once start-up is done and the gateway is not
@@ -7,11 +7,14 @@ draining for a stop or restart (readiness). Both accept GET and HEAD.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.codec import dumps
 from ..runtime import Runtime
 from .outbox import SendFn
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 BASELINE_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -49,20 +52,20 @@ async def respond_json(send: SendFn, status: int, value: object, *, head: bool =
     await respond(send, status, dumps(value).encode(), JSON, head=head)
 
 
-async def handle_http(rt: Runtime, scope: dict[str, Any], send: SendFn) -> None:
-    path = scope["path"]
+async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     method = scope["method"]
-    if path in LIVENESS or path in READINESS:
-        if method not in ("GET", "HEAD"):
-            await respond(send, 405, b"Method Not Allowed", TEXT, extra=[(b"allow", b"GET, HEAD")])
-            return
-        head = method == "HEAD"
-        if path in LIVENESS:
-            await respond_json(send, 200, {"ok": True, "status": "live"}, head=head)
-        elif rt.ready and not rt.draining:
-            await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
-        else:
-            status = "draining" if rt.draining else "starting"
-            await respond_json(send, 503, {"ok": False, "status": status}, head=head)
+    if method not in ("GET", "HEAD"):
+        await respond(send, 405, b"Method Not Allowed", TEXT, extra=[(b"allow", b"GET, HEAD")])
         return
+    head = method == "HEAD"
+    if scope["path"] in LIVENESS:
+        await respond_json(send, 200, {"ok": True, "status": "live"}, head=head)
+    elif rt.ready and not rt.draining:
+        await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
+    else:
+        status = "draining" if rt.draining else "starting"
+        await respond_json(send, 503, {"ok": False, "status": status}, head=head)
+
+
+async def not_found(send: SendFn) -> None:
     await respond(send, 404, b"Not Found", TEXT)
