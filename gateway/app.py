@@ -8,7 +8,8 @@
     ├── health_loop                          primes, then refreshes on demand or interval
     └── watch_signals (CLI only)             SIGTERM/SIGINT -> request_stop
 
-Shutdown is a deadline with a reason: stop accepting, broadcast ``shutdown``, close every
+Shutdown is a deadline with a reason: stop accepting, drain in-flight work (``Runtime.drain_hooks``,
+within ``gateway.drainTimeoutMs``), broadcast ``shutdown``, close every
 peer with 1012, give them ``ws.closeGraceMs`` to flush (each session aborts its own socket
 after that), abort whatever is left (HTTP keep-alives, half-done handshakes), cancel. The
 whole sequence is capped by ``gateway.shutdownTimeoutMs``.
@@ -75,6 +76,7 @@ async def serve(
     context = WorkerContext(None)
     config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)
     async with trio.open_nursery() as nursery:
+        rt.nursery = nursery
         accept_scope = await nursery.start(
             serve_tcp, GatewayApp(rt, streams), sock, streams, config, context
         )
@@ -106,6 +108,11 @@ async def shutdown(
     accept_scope.cancel()
     with trio.move_on_after(gw.shutdown_timeout_ms / 1000) as cap:
         await context.terminated.set()  # idle HTTP keep-alive connections close themselves
+        with trio.move_on_after(gw.drain_timeout_ms / 1000) as drain:
+            for hook in rt.drain_hooks:
+                await hook()
+        if drain.cancelled_caught:
+            log.warning("drain timeout reached; proceeding with shutdown")
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
         for peer in list(rt.hub.peers.values()):
             peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)

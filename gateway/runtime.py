@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -49,6 +50,11 @@ class Runtime:
     stop_reason: str = "gateway stopping"
     restart_expected_ms: int | None = None
     pid: int = attrs.field(factory=os.getpid)
+    # Set by serve(): the nursery for work that outlives a request (agent runs, ...).
+    nursery: trio.Nursery | None = None
+    # Awaited at the start of shutdown/restart, within gateway.drainTimeoutMs: finish or
+    # checkpoint in-flight work (e.g. agent runs record the interruption) before sockets close.
+    drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)

@@ -100,6 +100,7 @@ class Gateway:
     shutdown_timeout_ms: int = attrs.field(
         default=5_000, metadata=schema(minimum=100, maximum=600_000)
     )
+    drain_timeout_ms: int = attrs.field(default=2_000, metadata=schema(minimum=0, maximum=600_000))
 
 
 @attrs.frozen
