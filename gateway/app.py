@@ -5,8 +5,9 @@
     │   └── TCPServer (hypercorn) per socket
     │       └── GatewayApp -> run_session    reader | writer | closer, + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
-    ├── health_loop                          primes, then refreshes on demand or interval
-    └── watch_signals (CLI only)             SIGTERM/SIGINT -> request_stop
+    └── health_loop                          primes, then refreshes on demand or interval
+
+Signals, config reload and in-process restart live one level up, in ``lifecycle.supervise``.
 
 Shutdown is a deadline with a reason: stop accepting, drain in-flight work (``Runtime.drain_hooks``,
 within ``gateway.drainTimeoutMs``), broadcast ``shutdown``, close every
@@ -18,7 +19,6 @@ whole sequence is capped by ``gateway.shutdownTimeoutMs``.
 from __future__ import annotations
 
 import logging
-import signal
 
 import attrs
 import trio
@@ -28,7 +28,7 @@ from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
-from .runtime import Runtime
+from .runtime import ProcessState, Runtime
 from .server.asgi import GatewayApp
 from .server.listener import Streams, hypercorn_config, open_socket, serve_tcp
 
@@ -56,13 +56,16 @@ class Running:
 async def serve(
     settings: Settings,
     *,
-    handle_signals: bool = False,
+    process: ProcessState | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the gateway until a stop is requested (signal or ``Running.stop``), then drain.
+    """Run the gateway until a stop or restart is requested, then drain.
 
     Reports :class:`Running` after the port is bound and the first health snapshot exists.
     Raises :class:`~gateway.errors.StartupError` (before reporting) if the port cannot be bound.
+    Returns after a stop or after ``Runtime.request_restart()`` (see ``restart_requested``);
+    restarting is the caller's job (``lifecycle.supervise``). ``process`` is the state that
+    outlives one serve() (config problems, restart counts).
 
     Cancellation: cancelling serve() from outside skips the graceful sequence -- clients see
     the TCP connection drop. Use ``Running.stop()`` for a clean stop.
@@ -71,7 +74,7 @@ async def serve(
     sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
     port = int(sock.getsockname()[1])
     settings = attrs.evolve(settings, port=port)
-    rt = Runtime(settings)
+    rt = Runtime(settings, process=process or ProcessState())
     streams = Streams()
     context = WorkerContext(None)
     config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)
@@ -83,8 +86,6 @@ async def serve(
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(health_loop, rt)
-        if handle_signals:
-            nursery.start_soon(watch_signals, rt)
         rt.ready = True
         log.info("listening on %s (pid %d)", settings.url, rt.pid)
         task_status.started(Running(rt, settings.host, port))
@@ -109,10 +110,18 @@ async def shutdown(
     with trio.move_on_after(gw.shutdown_timeout_ms / 1000) as cap:
         await context.terminated.set()  # idle HTTP keep-alive connections close themselves
         with trio.move_on_after(gw.drain_timeout_ms / 1000) as drain:
+            if rt.inflight_requests or rt.drain_hooks:
+                log.info(
+                    "draining %d request(s) and %d hook(s) (timeout %dms)",
+                    rt.inflight_requests,
+                    len(rt.drain_hooks),
+                    gw.drain_timeout_ms,
+                )
             for hook in rt.drain_hooks:
                 await hook()
+            await rt.requests_idle()
         if drain.cancelled_caught:
-            log.warning("drain timeout reached; proceeding with shutdown")
+            log.warning("drain timeout reached; proceeding")
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
         for peer in list(rt.hub.peers.values()):
             peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)
@@ -146,14 +155,3 @@ async def health_loop(rt: Runtime) -> None:
                 await rt.refresh_health()
             except Exception:
                 log.exception("health refresh failed")
-
-
-async def watch_signals(rt: Runtime) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if rt.stop_requested.is_set():
-                log.info("received %s during shutdown; ignoring", name)
-                continue
-            log.info("received %s; shutting down", name)
-            rt.request_stop("gateway stopping")

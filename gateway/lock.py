@@ -25,11 +25,14 @@ from typing import Literal
 import attrs
 
 from .config.paths import Paths
-from .errors import StartupError
+from .errors import EX_CONFIG, StartupError
 
 
 class LockHeldError(StartupError):
-    """Another live gateway holds the lock for this config."""
+    """Another live gateway holds the lock for this config. Exit 78: restarting cannot help,
+    so a supervisor with ``RestartPreventExitStatus=78`` does not loop on it."""
+
+    exit_code = EX_CONFIG
 
     def __init__(self, info: LockInfo | None, path: Path) -> None:
         self.info = info

@@ -27,10 +27,22 @@ from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
 
 MAX_QUEUED_SYSTEM_EVENTS = 20
+RESTART_EXPECTED_MS = 1500
 
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+@attrs.define(eq=False)
+class ProcessState:
+    """What outlives one serve(): kept by the lifecycle supervisor across in-process restarts."""
+
+    config_problem: str | None = None  # why the file on disk is not what we run, if it is not
+    restarts: int = 0
+    reloads: int = 0
+    last_reload_ms: int | None = None
+    started_ms: int = attrs.field(factory=wall_ms)
 
 
 @attrs.define(eq=False)
@@ -55,6 +67,10 @@ class Runtime:
     # Awaited at the start of shutdown/restart, within gateway.drainTimeoutMs: finish or
     # checkpoint in-flight work (e.g. agent runs record the interruption) before sockets close.
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+    process: ProcessState = attrs.field(factory=ProcessState)
+    restart_requested: bool = False
+    inflight_requests: int = 0
+    _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
@@ -77,6 +93,35 @@ class Runtime:
             self.stop_reason = reason
             self.restart_expected_ms = restart_expected_ms
             self.stop_requested.set()
+
+    def request_restart(self, reason: str = "gateway restarting") -> bool:
+        """Ask for an in-process restart; ``False`` if a stop or restart is already under way
+        (requests coalesce: the one in progress will pick up the latest config anyway)."""
+        if self.stop_requested.is_set():
+            return False
+        self.restart_requested = True
+        self.request_stop(reason, RESTART_EXPECTED_MS)
+        return True
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Hot reload: swap in new settings (same bound port); readers see them on next use."""
+        self.settings = attrs.evolve(settings, port=self.settings.port)
+        self.limiter.policy = settings.config.gateway.auth.rate_limit
+
+    # -- in-flight requests (drained before a stop or restart) ---------------------------------
+
+    def request_started(self) -> None:
+        self.inflight_requests += 1
+
+    def request_finished(self) -> None:
+        self.inflight_requests -= 1
+        if self.inflight_requests == 0:
+            self._requests_idle.set()
+
+    async def requests_idle(self) -> None:
+        while self.inflight_requests:
+            self._requests_idle = trio.Event()
+            await self._requests_idle.wait()
 
     # -- state versions and broadcasts -----------------------------------------------------
 

@@ -42,6 +42,8 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "system-presence": {},
     "system-event": {"text": "x"},
     "last-heartbeat": {},
+    # scheduled far out so the connection under test outlives the call
+    "restart": {"reason": "test", "delayMs": 600_000},
 }
 
 

@@ -44,6 +44,18 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
+/** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
+export interface ConfigStatus {
+  path: string;
+  exists: boolean;
+  valid: boolean;
+  reloadMode: string;
+  reloads: number;
+  restarts: number;
+  problem?: string | null;
+  lastReloadAt?: number | null;
+}
+
 export interface ConnectAuth {
   token?: string | null;
   password?: string | null;
@@ -237,6 +249,17 @@ export interface ResponseFrame {
   error?: ErrorShape | null;
 }
 
+export interface RestartParams {
+  reason?: string | null;
+  delayMs?: number | null;
+}
+
+export interface RestartResult {
+  ok: boolean;
+  scheduled: boolean;
+  restartExpectedMs: number;
+}
+
 export interface ServerInfo {
   version: string;
   connId: string;
@@ -306,6 +329,7 @@ export interface StatusSummary {
   queuedSystemEvents: Array<string>;
   sessions: SessionsStatus;
   gateway: GatewayStatus;
+  config: ConfigStatus;
   linkChannel?: LinkChannel | null;
   [extra: string]: unknown;
 }
@@ -337,6 +361,7 @@ export interface TickPayload {
 export interface GatewayMethods {
   "health": { params: HealthParams; result: HealthSummary };
   "last-heartbeat": { params: EmptyParams; result: unknown };
+  "restart": { params: RestartParams; result: RestartResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };

@@ -29,6 +29,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", dest="auth_mode", choices=["token", "password", "none"])
     parser.add_argument("--verbose", action="store_true", help="mirror debug logs to the console")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="stop a gateway of ours holding the port or this config's lock, then start",
+    )
+    parser.add_argument(
         "--allow-unconfigured",
         action="store_true",
         help="start without a config file / without gateway.mode=local",

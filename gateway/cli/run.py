@@ -5,18 +5,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from functools import partial
 
 import trio
 from rich.console import Console
 
 from .. import __version__
-from ..app import Running, serve
+from ..app import Running
 from ..auth import load_or_create_token
 from ..config.load import load_file
 from ..config.paths import Paths
 from ..config.settings import Overrides, Settings, check_mode, resolve
-from ..errors import ConfigError, GatewayError, PortInUseError
+from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
+from ..force import stop_gateways
+from ..lifecycle import supervise
+from ..lock import GatewayLock, LockHeldError, lock_path
+from ..ports import listeners
+
+log = logging.getLogger("gateway")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -80,26 +85,65 @@ def _gateway_error(exc: BaseException) -> GatewayError | None:
     return exc if isinstance(exc, GatewayError) else None
 
 
-def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    async def main(settings: Settings, token_is_new: bool) -> None:
-        async with trio.open_nursery() as nursery:
-            running: Running = await nursery.start(partial(serve, settings, handle_signals=True))
-            banner(running, settings, token_is_new, out)
+def port_in_use(error: PortInUseError, port: int) -> GatewayError:
+    """Name the holder. Our own gateway -> exit 78 so a supervisor does not loop on it."""
+    holders = listeners(port)
+    if any(h.is_our_gateway for h in holders):
+        who = ", ".join(h.describe() for h in holders)
+        conflict = GatewayError(f"{error} -- held by a smart-agent-neo gateway: {who}")
+        conflict.exit_code = EX_CONFIG
+        return conflict
+    if holders:
+        error = PortInUseError(f"{error} -- held by {', '.join(h.describe() for h in holders)}")
+    return error
 
+
+async def run_gateway(
+    args: argparse.Namespace, paths: Paths, settings: Settings, token_is_new: bool, out: Console
+) -> None:
+    """--force, the lock, then the supervised serve loop; the lock is held across restarts."""
+    if args.force:
+        for line in await stop_gateways(settings.port, lock_path(paths)):
+            out.print(line, markup=False)
+    lock = GatewayLock.acquire(paths)
+
+    def on_serving(running: Running, generation: int) -> None:
+        lock.set_port(running.port)
+        if generation == 1:
+            banner(running, running.runtime.settings, token_is_new, out)
+        else:
+            log.info("serving again on %s (in-process restart #%d)", running.url, generation - 1)
+
+    try:
+        await supervise(
+            settings,
+            lambda: load_settings(args, paths)[0],
+            handle_signals=True,
+            on_serving=on_serving,
+        )
+    finally:
+        lock.release()
+
+
+def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    settings: Settings | None = None
     try:
         settings, token_is_new = load_settings(args, paths)
         configure_logging(args.verbose)
-        trio.run(main, settings, token_is_new)
+        trio.run(run_gateway, args, paths, settings, token_is_new, out)
     except BaseException as exc:
         error = _gateway_error(exc)
         if error is None:
             raise
+        if isinstance(error, PortInUseError) and settings is not None:
+            error = port_in_use(error, settings.port)
         err.print(f"Gateway failed to start: {error}", markup=False)
         if isinstance(error, ConfigError):
-            err.print("Run `smart-agent-neo doctor` to inspect the config.", markup=False)
-        elif isinstance(error, PortInUseError):
+            err.print("Run `smart-agent-neo config validate` to see every problem.", markup=False)
+        elif isinstance(error, PortInUseError | LockHeldError) or error.exit_code == EX_CONFIG:
             err.print(
-                "If the gateway is supervised, stop it with: smart-agent-neo gateway stop",
+                "If the gateway is supervised, stop it with: smart-agent-neo gateway stop; "
+                "or take over with --force",
                 markup=False,
             )
         return error.exit_code

@@ -192,6 +192,21 @@ class GatewayStatus:
     profile: str | None = None
 
 
+@closed
+@attrs.frozen
+class ConfigStatus:
+    """The config file as the running gateway sees it; ``problem`` until an edit is valid."""
+
+    path: str
+    exists: bool
+    valid: bool
+    reload_mode: str
+    reloads: int = attrs.field(metadata=schema(minimum=0))
+    restarts: int = attrs.field(metadata=schema(minimum=0))
+    problem: str | None = None
+    last_reload_at: int | None = None
+
+
 @attrs.frozen
 class StatusSummary:
     runtime_version: str
@@ -200,6 +215,7 @@ class StatusSummary:
     queued_system_events: list[str]
     sessions: SessionsStatus
     gateway: GatewayStatus
+    config: ConfigStatus
     link_channel: LinkChannel | None = None
 
 
@@ -250,3 +266,18 @@ class SystemEventParams:
 @attrs.frozen
 class OkResult:
     ok: bool
+
+
+@closed
+@attrs.frozen
+class RestartParams:
+    reason: str | None = attrs.field(default=None, metadata=schema(min_length=1, max_length=200))
+    delay_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0, maximum=600_000))
+
+
+@closed
+@attrs.frozen
+class RestartResult:
+    ok: bool
+    scheduled: bool
+    restart_expected_ms: int = attrs.field(metadata=schema(minimum=0))

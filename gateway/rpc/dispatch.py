@@ -63,6 +63,13 @@ async def call(ctx: CallContext, name: str, params: object) -> str:
     """Run one request and return the serialized ``res`` frame."""
     try:
         authorize(ctx, name)
+        if ctx.runtime.draining:
+            raise RpcError(
+                ErrorCode.UNAVAILABLE,
+                "gateway draining for a stop or restart; retry shortly",
+                retryable=True,
+                retry_after_ms=1000,
+            )
         spec = methods()[name]
         params = {} if params is None else params
         problem = validate.problem(spec.params.__name__, params)

@@ -11,6 +11,7 @@ from ..health import DEFAULT_AGENT_ID, HEARTBEAT_EVERY, HEARTBEAT_SECONDS, sessi
 from ..presence import event_key, parse_beacon
 from ..protocol.frames import ErrorCode
 from ..protocol.system import (
+    ConfigStatus,
     EmptyParams,
     GatewayStatus,
     HealthParams,
@@ -67,6 +68,16 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
             state_dir=str(settings.paths.state_dir),
             connections=len(rt.hub.peers),
             profile=settings.paths.profile,
+        ),
+        config=ConfigStatus(
+            path=str(settings.paths.config_path),
+            exists=settings.paths.config_path.exists(),
+            valid=rt.process.config_problem is None,
+            reload_mode=settings.config.gateway.reload.mode,
+            reloads=rt.process.reloads,
+            restarts=rt.process.restarts,
+            problem=rt.process.config_problem,
+            last_reload_at=rt.process.last_reload_ms,
         ),
     )
 

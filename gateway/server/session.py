@@ -368,9 +368,11 @@ class _Session:
         ctx = CallContext(self.rt, self.peer, request_id)
         with trio.CancelScope() as scope:
             self.inflight[request_id] = scope
+            self.rt.request_started()
             try:
                 text = await dispatch.call(ctx, name, params)
             finally:
+                self.rt.request_finished()
                 if self.inflight.get(request_id) is scope:
                     del self.inflight[request_id]
             log.debug("conn %s: %s -> res", self.peer.conn_id, name)

@@ -1,0 +1,90 @@
+"""``gateway --force``: free the port (and this config's lock) from a gateway of ours.
+
+Only a *verified* gateway is ever signalled: the port's listener must be our process by its
+command line, or be the live holder of this config's lock. Anything else is named and left
+alone (FAILURE-MODES 2: never kill an unrelated server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+import trio
+
+from .errors import StartupError
+from .lock import holder_alive, probe, read_lock
+from .ports import Listener, cmdline, listeners, pid_alive
+
+log = logging.getLogger("gateway")
+
+TERM_GRACE_S = 5.0
+KILL_GRACE_S = 2.0
+POLL_S = 0.05
+
+
+def targets(port: int, lock_file: Path) -> list[Listener]:
+    """The gateways to stop, or a StartupError naming a holder we must not touch."""
+    me = os.getpid()
+    locked = read_lock(lock_file) if probe(lock_file) == "held" else None
+    lock_pid = locked.pid if locked is not None and holder_alive(locked) else None
+    found: dict[int, Listener] = {}
+    for holder in listeners(port) if port else []:
+        if holder.pid is None:
+            raise StartupError(f"port {port} is held by a process we cannot see; not stopping it")
+        if holder.pid == me:
+            continue
+        if not (holder.is_our_gateway or holder.pid == lock_pid):
+            raise StartupError(
+                f"port {port} is held by {holder.describe()}, which is not a smart-agent-neo "
+                "gateway; not stopping it"
+            )
+        found[holder.pid] = holder
+    if lock_pid is not None and lock_pid != me and lock_pid not in found:
+        found[lock_pid] = Listener(lock_pid, cmdline(lock_pid))  # same config, another port
+    return list(found.values())
+
+
+async def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait for ``pid`` to exit: a pidfd becomes readable when it does (Linux >= 5.3)."""
+    with trio.move_on_after(timeout):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        except (OSError, AttributeError):  # no pidfd here: poll
+            while pid_alive(pid):  # noqa: ASYNC110
+                await trio.sleep(POLL_S)
+            return True
+        try:
+            await trio.lowlevel.wait_readable(fd)
+        finally:
+            os.close(fd)
+        return True
+    return False
+
+
+async def stop_gateways(port: int, lock_file: Path) -> list[str]:
+    """Stop every verified gateway holding ``port`` or this config's lock; report what we did."""
+    found = targets(port, lock_file)
+    if not found:
+        return [f"force: no gateway on port {port}"]
+    report = []
+    for holder in found:
+        assert holder.pid is not None
+        try:
+            os.kill(holder.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        if not await _wait_gone(holder.pid, TERM_GRACE_S):
+            report.append(f"force: pid {holder.pid} ignored SIGTERM; escalating to SIGKILL")
+            try:
+                os.kill(holder.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if not await _wait_gone(holder.pid, KILL_GRACE_S):
+                raise StartupError(f"failed to stop pid {holder.pid} ({holder.cmdline})")
+        report.append(f"force: stopped {holder.describe()} on port {port}")
+    return report
