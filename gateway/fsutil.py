@@ -2,8 +2,8 @@
 
 temp file in the same directory -> write -> fsync -> rename over the target -> fsync the
 directory. A crash at any point leaves the old file or the new one, never a truncated one.
-Secrets get 0600; otherwise an existing file keeps its mode. A symlinked target is replaced,
-not written through.
+Secrets get 0600; otherwise an existing file keeps its mode. A symlink is kept: the file it
+points to is replaced (dotfile managers link configs into place).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 
 def write_atomic(path: Path, data: str | bytes, *, secret: bool = False) -> None:
     payload = data.encode() if isinstance(data, str) else data
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if secret:
         mode = 0o600

@@ -17,7 +17,7 @@ from rich.console import Console
 from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
-from . import rpc, run
+from . import config_cmd, rpc, run
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
         _add_target_options(health)
         health.add_argument("--probe", action="store_true", help="force a live probe")
         health.set_defaults(handler=rpc.health_command)
+
+    config = commands.add_parser("config", help="read, change and check the config file")
+    config_commands = config.add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND", required=True
+    )
+    get = config_commands.add_parser("get", help="print the effective value of a key (JSON)")
+    get.add_argument("key", help="dotted key path, e.g. gateway.port")
+    get.set_defaults(handler=config_cmd.get_command)
+    set_ = config_commands.add_parser("set", help="set a key (validated; written atomically)")
+    set_.add_argument("key")
+    set_.add_argument("value", help="JSON5 value; bare words are strings")
+    set_.set_defaults(handler=config_cmd.set_command)
+    validate = config_commands.add_parser("validate", help="check the file like start-up does")
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(handler=config_cmd.validate_command)
+    setup = commands.add_parser("setup", help='create the config with gateway.mode "local"')
+    setup.set_defaults(handler=config_cmd.setup_command)
 
     status = commands.add_parser("status", help="overall summary of the gateway")
     _add_target_options(status)

@@ -99,7 +99,25 @@ class StatusReport:
         table.add_row("Bind", f"{gw.get('bind', '?')} ({gw.get('url', '?')})")
         table.add_row("Auth", str(gw.get("authMode", "?")))
         table.add_row("Profile", str(gw.get("profile") or "default"))
-        table.add_row("Config", str(gw.get("configPath", "?")))
+        config = s.get("config") or {}
+        if config.get("problem"):
+            state = Text.assemble(
+                ("invalid: ", "bold red"),
+                str(config["problem"]),
+                " (still serving the last good config)",
+            )
+        elif config.get("exists", True):
+            state = Text("ok", style="green")
+        else:
+            state = Text("not found (embedded defaults)")
+        table.add_row(
+            "Config", Text.assemble(f"{config.get('path', gw.get('configPath', '?'))} ", state)
+        )
+        table.add_row(
+            "Reload",
+            f"{config.get('reloadMode', '?')} ({config.get('reloads', 0)} reloads, "
+            f"{config.get('restarts', 0)} in-process restarts)",
+        )
         table.add_row("State dir", str(gw.get("stateDir", "?")))
         table.add_row("Connections", str(gw.get("connections", 0)))
         sessions = s.get("sessions") or {}

@@ -8,14 +8,46 @@ An explicit ``--url`` never borrows credentials from config or env: it needs its
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
 import attrs
+import json5
 
-from ..config.load import load_file
+from ..config.load import load_file, parse
+from ..config.model import Config
 from ..config.paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
-from ..errors import GatewayError
+from ..errors import ConfigError, GatewayError
+
+
+def _config_for_target(paths: Paths, env: Mapping[str, str]) -> Config:
+    """The config, or -- when the file is invalid -- the parts of it that are usable.
+
+    Diagnostic commands must keep working while the file is broken (the running gateway
+    is still on its last good config): take ``gateway.port``/``auth``/``remote`` where their
+    values are well-formed and defaults for the rest.
+    """
+    try:
+        return load_file(paths.config_path, env).config
+    except ConfigError:
+        pass
+    try:
+        raw = json5.loads(paths.config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Config()
+    gateway = raw.get("gateway") if isinstance(raw, dict) else None
+    if not isinstance(gateway, dict):
+        return Config()
+    usable: dict[str, object] = {}
+    for key in ("port", "mode", "auth", "remote"):
+        if key in gateway:
+            try:
+                parse(json.dumps({"gateway": {key: gateway[key]}}), env)
+            except ConfigError:
+                continue
+            usable[key] = gateway[key]
+    return parse(json.dumps({"gateway": usable}), env)[0]
 
 
 @attrs.frozen
@@ -41,8 +73,7 @@ def resolve_target(
                 "gateway url override requires explicit credentials (--token or --password)"
             )
         return Target(url, token, password, "explicit --url")
-    config = load_file(paths.config_path, env).config
-    gw = config.gateway
+    gw = _config_for_target(paths, env).gateway
     if env.get(ENV_URL):
         return Target(
             env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env"

@@ -1,0 +1,116 @@
+"""Edit the config file by key path -- validated exactly as start-up validates, written
+atomically, never leaving the user's file broken. Pure except :func:`set_value`'s final write.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+import json5
+
+from ..errors import ConfigError, GatewayError
+from ..fsutil import write_atomic
+from ..protocol.model import camel
+from .load import load_file, parse
+from .model import Config
+
+SECRET_KEYS = frozenset({"token", "password", "apiKey", "secret"})
+_COMMENT = re.compile(r"(^|\s)(//|/\*)")
+
+
+def parse_value(text: str) -> object:
+    """``19000`` -> 19000, ``true`` -> True, ``"x"``/``x`` -> "x", ``{a: 1}`` -> dict."""
+    try:
+        return json5.loads(text)
+    except ValueError:
+        return text
+
+
+def get_path(data: object, key: str) -> object:
+    node = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise GatewayError(f"{key}: not set (no such key, or no value and no default)")
+        node = node[part]
+    return node
+
+
+def with_value(document: dict[str, object], key: str, value: object) -> dict[str, object]:
+    """A copy of ``document`` with ``key`` (dotted) set to ``value``."""
+    parts = key.split(".")
+    if not all(parts):
+        raise GatewayError(f'invalid key path "{key}"')
+    result: dict[str, object] = json.loads(json.dumps(document))
+    node = result
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise GatewayError(f"{'.'.join(parts[: i + 1])}: is not an object, cannot set {key}")
+        node = child
+    node[parts[-1]] = value
+    return result
+
+
+def holds_secret(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(k in SECRET_KEYS or holds_secret(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_secret(v) for v in value)
+    return False
+
+
+def read_document(path: Path) -> tuple[dict[str, object], str | None]:
+    """The raw document (no defaults, ``${VAR}`` unexpanded) and the original text."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, None
+    try:
+        data = json5.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            [f"syntax error: {exc}; fix it by hand first, the file was not changed"],
+            source=str(path),
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(["expected an object at the top level"], source=str(path))
+    return data, text
+
+
+def set_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> list[str]:
+    """Set ``key`` and write the file atomically; returns notes for the user.
+
+    Raises ConfigError (file untouched) when the result would not validate.
+    """
+    document, original = read_document(path)
+    updated = with_value(document, key, value)
+    parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
+    notes = []
+    if original is not None and _COMMENT.search(original):
+        notes.append("note: comments in the file are not preserved by `config set`")
+    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=holds_secret(updated))
+    return notes
+
+
+def effective(path: Path, env: Mapping[str, str]) -> Config:
+    return load_file(path, env).config
+
+
+def as_document(value: object) -> object:
+    """A config value as the file would spell it, defaults included (camelCase keys)."""
+    if attrs.has(type(value)):
+        return {
+            camel(f.name): as_document(getattr(value, f.name))
+            for f in attrs.fields(typing.cast(typing.Any, type(value)))
+        }
+    return value
+
+
+def effective_value(path: Path, key: str, env: Mapping[str, str]) -> object:
+    """The value the gateway would use (defaults filled in)."""
+    return get_path(as_document(effective(path, env)), key)
