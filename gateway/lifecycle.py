@@ -50,7 +50,9 @@ class Lifecycle:
     last_good: Settings | None = None
     stopping: bool = False
     generation: int = 0
+    checks: int = 0  # config file versions examined by the watcher (valid or not)
     _started: trio.Event = attrs.field(factory=trio.Event)
+    _checked: trio.Event = attrs.field(factory=trio.Event)
 
     def request_stop(self, reason: str = "gateway stopping") -> None:
         self.stopping = True
@@ -68,6 +70,12 @@ class Lifecycle:
             self._started = trio.Event()
             await self._started.wait()
         return self.running
+
+    async def wait_checked(self, count: int) -> None:
+        """Until the watcher has examined ``count`` versions of the config file."""
+        while self.checks < count:
+            self._checked = trio.Event()
+            await self._checked.wait()
 
     def _serving(self, running: Running) -> None:
         self.running = running
@@ -100,7 +108,7 @@ async def supervise(
                 if on_serving is not None:
                     on_serving(running, lc.generation)
                 if not reported:
-                    nursery.start_soon(watch_config, lc)
+                    await nursery.start(watch_config, lc)
                     task_status.started(lc)
                     reported = True
                 if lc.stopping:
@@ -168,11 +176,15 @@ async def watch_signals(lc: Lifecycle) -> None:
                 log.info("restart already under way; SIGUSR1 coalesced")
 
 
-async def watch_config(lc: Lifecycle) -> None:
-    """Reload on change. Cancellation: between polls; an apply is synchronous."""
+async def watch_config(
+    lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Reload on change. Reports started once the baseline is taken, so no edit made after
+    that can be missed. Cancellation: between polls; an apply is synchronous."""
     path = lc.settings.paths.config_path
     seen = signature(path)
     last_text = _read(path)
+    task_status.started()
     while True:
         seen = await wait_for_change(path, seen, lambda: _debounce_s(lc))
         text = _read(path)
@@ -189,6 +201,8 @@ async def watch_config(lc: Lifecycle) -> None:
             continue  # touched or rewritten with the same content
         last_text = text
         apply_change(lc)
+        lc.checks += 1
+        lc._checked.set()
 
 
 def apply_change(lc: Lifecycle) -> str:

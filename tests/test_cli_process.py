@@ -49,9 +49,34 @@ def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
 @attrs.define
 class Proc:
     process: trio.Process
-    url: str
-    port: int
-    banner: str
+    url: str = ""
+    port: int = 0
+    banner: str = ""
+    output: bytearray = attrs.field(factory=bytearray)
+    ended: bool = False
+    _grew: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    async def wait_for(self, needle: str, timeout: float = 20) -> str:
+        """Until the process has printed ``needle`` (stdout and stderr are merged)."""
+        with trio.fail_after(timeout):
+            while needle not in self.text:
+                assert not self.ended, f"process exited without printing {needle!r}:\n{self.text}"
+                self._grew = trio.Event()
+                await self._grew.wait()
+        return self.text
+
+    async def pump(self) -> None:
+        # keep reading: a full pipe would block the gateway's logging
+        assert self.process.stdout is not None
+        while chunk := await self.process.stdout.receive_some(65536):
+            self.output += chunk
+            self._grew.set()
+        self.ended = True
+        self._grew.set()
 
     async def stop(self, sig: int = signal.SIGTERM, deadline: float = 10) -> tuple[int, float]:
         start = trio.current_time()
@@ -62,29 +87,28 @@ class Proc:
 
 
 @asynccontextmanager
-async def gateway_process(home: Path, *args: str) -> AsyncIterator[Proc]:
+async def gateway_process(home: Path, *args: str, **env: str) -> AsyncIterator[Proc]:
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "gateway", *args],
-        env=cli_env(home),
+        env=cli_env(home, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert process.stdout is not None
-    output = b""
-    try:
-        with trio.fail_after(20):
-            while (
-                not (match := URL_RE.search(output.decode(errors="replace")))
-                or b"Ctrl-C" not in output
-            ):
-                chunk = await process.stdout.receive_some(4096)
-                assert chunk, f"gateway exited early: {output.decode(errors='replace')}"
-                output += chunk
-        yield Proc(process, match.group(1), int(match.group(2)), output.decode())
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    proc = Proc(process)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(proc.pump)
+        try:
+            text = await proc.wait_for("Ctrl-C")
+            match = URL_RE.search(text)
+            assert match, text
+            proc.url, proc.port, proc.banner = match.group(1), int(match.group(2)), text
+            yield proc
+        finally:
+            if process.returncode is None:
+                process.kill()
+            with trio.move_on_after(10):
+                await process.wait()
+            nursery.cancel_scope.cancel()
 
 
 def drain(ws: ClientConnection) -> None:
