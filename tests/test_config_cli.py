@@ -1,0 +1,123 @@
+"""``setup`` and ``config get|set|validate``: the same validation as start-up, atomic writes
+that keep modes and symlinks, and an untouched file whenever the change is refused
+(FAILURE-MODES 9, 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from gateway.cli.main import main
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key in list(os.environ):
+        if key.startswith("SMART_AGENT_NEO_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return tmp_path
+
+
+def config_path(home: Path) -> Path:
+    return home / ".smart-agent-neo" / "smart-agent-neo.json"
+
+
+def test_setup_creates_a_local_config_and_keeps_an_existing_one(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["setup"]) == 0
+    assert json.loads(config_path(home).read_text()) == {"gateway": {"mode": "local"}}
+    assert "Config ready" in capsys.readouterr().out
+    config_path(home).write_text('{ gateway: { mode: "local", port: 19555 } }')
+    assert main(["setup"]) == 0
+    assert "already set up" in capsys.readouterr().out
+    assert "19555" in config_path(home).read_text()
+
+
+def test_set_validates_and_writes(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["setup"]) == 0
+    assert main(["config", "set", "gateway.port", "19001"]) == 0
+    assert main(["config", "set", "gateway.reload.mode", "hot"]) == 0  # bare word: a string
+    data = json.loads(config_path(home).read_text())
+    assert data["gateway"]["port"] == 19001
+    assert data["gateway"]["reload"] == {"mode": "hot"}
+    capsys.readouterr()
+    assert main(["config", "get", "gateway.port"]) == 0
+    assert capsys.readouterr().out.strip() == "19001"
+    assert main(["config", "get", "gateway.ws.tickIntervalMs"]) == 0  # a default
+    assert capsys.readouterr().out.strip() == "30000"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("gateway.port", "abc", 'gateway.port: expected an integer 1-65535, got "abc"'),
+        ("gateway.prot", "1", 'gateway.prot: unknown key (did you mean "port"?)'),
+        ("gateway.bind", "wifi", 'gateway.bind: expected one of "loopback"'),
+        ("gateway.mode.x", "1", "gateway.mode: is not an object"),
+    ],
+)
+def test_refused_changes_leave_the_file_alone(
+    home: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, message: str
+) -> None:
+    assert main(["setup"]) == 0
+    before = config_path(home).read_bytes()
+    code = main(["config", "set", key, value])
+    assert code != 0
+    assert message in capsys.readouterr().err
+    assert config_path(home).read_bytes() == before
+
+
+def test_a_broken_file_is_never_overwritten(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_path(home)
+    path.parent.mkdir(parents=True)
+    path.write_text('{ gateway: { mode: "local", ')
+    assert main(["config", "set", "gateway.port", "19001"]) == 78
+    assert "syntax error" in capsys.readouterr().err
+    assert path.read_text() == '{ gateway: { mode: "local", '
+
+
+def test_secrets_make_the_file_0600_and_other_modes_are_kept(home: Path) -> None:
+    assert main(["setup"]) == 0
+    path = config_path(home)
+    os.chmod(path, 0o640)
+    assert main(["config", "set", "gateway.port", "19001"]) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert main(["config", "set", "gateway.auth.token", "sekret-token-value"]) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_symlinked_config_stays_a_symlink(home: Path) -> None:
+    real = home / "dotfiles" / "gateway.json"
+    real.parent.mkdir()
+    real.write_text('{"gateway": {"mode": "local"}}')
+    link = config_path(home)
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    assert main(["config", "set", "gateway.port", "19002"]) == 0
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["gateway"]["port"] == 19002
+
+
+def test_validate(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "validate"]) == 0
+    assert "embedded defaults" in capsys.readouterr().out
+    path = config_path(home)
+    path.parent.mkdir(parents=True)
+    path.write_text('{ gateway: { port: 0, bind: "x" } }')
+    assert main(["config", "validate", "--json"]) == 78
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    assert report["problems"] == [
+        "gateway.port: expected an integer 1-65535, got 0",
+        'gateway.bind: expected one of "loopback", "lan", "auto", "custom", got "x"',
+    ]
+    assert main(["config", "validate"]) == 78
+    err = capsys.readouterr().err
+    assert "- gateway.port: expected an integer 1-65535, got 0" in err
