@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import trio
 from gateway_client import open_client
+from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 
+from gateway.cli.render import StatusReport
 from gateway.config.load import load_file
 from gateway.config.paths import Paths
 from gateway.config.settings import Overrides, Settings, resolve
@@ -211,6 +213,11 @@ async def test_invalid_edit_keeps_serving_and_is_reported(
             assert status["config"]["valid"] is False
             assert needle in status["config"]["problem"]
             assert (await client.call("health"))["ok"] is True
+        console = Console(width=400, record=True, no_color=True)
+        console.print(StatusReport(running.url, 1, status))
+        shown = console.export_text()
+        assert "invalid: " in shown
+        assert "still serving the last good config" in shown
         config.write(
             {"port": running.port, "reload": {"debounceMs": 50}, "ws": {"tickIntervalMs": 4321}}
         )
