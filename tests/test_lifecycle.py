@@ -24,7 +24,7 @@ from gateway.config.paths import Paths
 from gateway.config.settings import Overrides, Settings, resolve
 from gateway.lifecycle import Lifecycle, supervise
 
-from .conftest import TOKEN, handshake, in_thread, open_raw, recv_until
+from .conftest import TOKEN, StartGateway, handshake, in_thread, open_raw, recv_until
 from .test_cli_process import drain
 
 
@@ -307,3 +307,30 @@ async def test_in_flight_request_is_drained_before_restart(
         assert answers == [{"slow": True}]
         with trio.fail_after(10):
             await lc.wait_started(2)
+
+
+@pytest.mark.parametrize("state", ["starting", "draining"])
+async def test_connect_while_starting_or_draining_gets_1013(
+    start_gateway: StartGateway, state: str
+) -> None:
+    """FAILURE-MODES 17: a connect during start-up or drain gets a retry hint, not a hang."""
+    running = await start_gateway()
+    if state == "starting":
+        running.runtime.ready = False
+    else:
+        running.runtime.draining = True
+
+    def client() -> tuple[dict[str, Any], int]:
+        with open_raw(running.url) as ws:
+            res = handshake(ws)
+            with pytest.raises(ConnectionClosed) as closed:
+                drain(ws)
+            assert closed.value.rcvd is not None
+            return res, closed.value.rcvd.code
+
+    res, code = await in_thread(client)
+    assert code == 1013
+    assert res["error"]["code"] == "UNAVAILABLE"
+    assert res["error"]["retryable"] is True
+    assert res["error"]["retryAfterMs"] in (500, 1000)
+    assert res["error"]["message"] == f"gateway {state}; retry shortly"

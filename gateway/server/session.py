@@ -217,6 +217,16 @@ class _Session:
             rejection = check(params)
             if rejection is not None:
                 raise rejection
+        if not self.rt.ready and not self.rt.draining:
+            raise reject(
+                "gateway starting; retry shortly",
+                code=ErrorCode.UNAVAILABLE,
+                close_code=CloseCode.TRY_AGAIN_LATER,
+                close_reason="gateway starting",
+                details={"reason": "startup"},
+                retryable=True,
+                retry_after_ms=500,
+            )
         if self.rt.draining:
             raise reject(
                 "gateway draining; retry shortly",
