@@ -21,6 +21,7 @@ from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
 from .health import HealthCache, build_health
+from .metrics import Metrics
 from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
@@ -55,9 +56,12 @@ class Runtime:
     # Awaited at the start of shutdown/restart, within gateway.drainTimeoutMs: finish or
     # checkpoint in-flight work (e.g. agent runs record the interruption) before sockets close.
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+    # Prometheus counters (GET /metrics); pass the previous Runtime's to keep them on restart.
+    metrics: Metrics = attrs.field(factory=Metrics)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
+        self.metrics.bind(self)
 
     # -- time ------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "system-presence": {},
     "system-event": {"text": "x"},
     "last-heartbeat": {},
+    "logs.tail": {},
 }
 
 
