@@ -17,7 +17,8 @@ from rich.console import Console
 from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
-from . import rpc, run
+from ..logs.entry import LEVELS
+from . import logs, rpc, run
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password", help="shared password clients must present")
     parser.add_argument("--auth", dest="auth_mode", choices=["token", "password", "none"])
     parser.add_argument("--verbose", action="store_true", help="mirror debug logs to the console")
+    parser.add_argument(
+        "--log-level",
+        choices=list(LEVELS),
+        help="file and console log level (default: logging.level / logging.consoleLevel)",
+    )
     parser.add_argument(
         "--allow-unconfigured",
         action="store_true",
@@ -73,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_target_options(health)
         health.add_argument("--probe", action="store_true", help="force a live probe")
         health.set_defaults(handler=rpc.health_command)
+
+    tail = commands.add_parser("logs", help="show the gateway's file log (over RPC)")
+    _add_target_options(tail, timeout_ms=30_000)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    tail.add_argument("--limit", type=int, default=200, help="at most N lines per read")
+    tail.add_argument("--max-bytes", type=int, default=250_000, help="at most N bytes per read")
+    tail.add_argument("--interval", type=int, default=1000, help="poll interval (ms) with --follow")
+    tail.add_argument("--plain", action="store_true", help="no colours or styling")
+    zone = tail.add_mutually_exclusive_group()
+    zone.add_argument("--utc", action="store_true", help="show times in UTC")
+    zone.add_argument(
+        "--local-time", dest="utc", action="store_false", help="local times (default)"
+    )
+    tail.set_defaults(handler=logs.logs_command)
 
     status = commands.add_parser("status", help="overall summary of the gateway")
     _add_target_options(status)
