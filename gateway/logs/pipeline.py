@@ -114,6 +114,12 @@ class LogPipeline(logging.Handler):
         self.console_level = min(console, logging.DEBUG) if self._verbose else console
         if self.file is not None:
             self.file.configure(log_target(settings), cfg.max_file_bytes, cfg.max_files)
+        if _installed is self:  # a pipeline used on its own (tests) leaves the tree alone
+            self._set_tree_level()
+
+    def _set_tree_level(self) -> None:
+        # Records below every sink's level are never created: debug logging costs nothing
+        # unless a sink wants it.
         levels = [
             self.file_level if self.file else None,
             self.console_level if self.console else None,
@@ -194,6 +200,7 @@ def install(
     root.handlers[:] = [pipeline]
     root.propagate = False
     _installed = pipeline
+    pipeline._set_tree_level()
     return pipeline
 
 
