@@ -7,6 +7,7 @@ stopped and started again on the same port and state dir.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -219,3 +220,51 @@ def test_invalid_log_level_env_is_a_clear_error(tmp_path: Path) -> None:
     assert '"loud"' in result.stderr
     assert "Traceback" not in result.stderr
     assert os.environ.get("SMART_AGENT_NEO_LOG_LEVEL") is None
+
+
+async def test_logs_follow_reads_a_new_file_from_its_start(tmp_path: Path) -> None:
+    """When the gateway starts writing another file (a new day, or logging.file changed), the
+    follower does not apply the old file's cursor to it: it reads the new file from its start."""
+    settings = make_settings(tmp_path)
+    log = logging.getLogger("gateway")
+    with capture_logs(settings, verbose=False):
+        async with gateway_at(settings) as running:
+            cli = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "logs",
+                    "-f",
+                    "--json",
+                    "--interval",
+                    "100",
+                    "--url",
+                    running.url,
+                    "--token",
+                    TOKEN,
+                ],
+                env=cli_env(tmp_path),
+                stdout=subprocess.PIPE,
+            )
+            assert cli.stdout is not None
+            out = Lines(cli.stdout)
+            try:
+                old = await out.until(lambda r: r["type"] == "meta")
+                rt = running.runtime
+                config = rt.settings.config
+                moved = attrs.evolve(config.logging, file=str(tmp_path / "elsewhere") + "/")
+                rt.settings = attrs.evolve(rt.settings, config=attrs.evolve(config, logging=moved))
+                # all at once, without yielding: the next poll finds the new file already
+                # longer than the old cursor, so only the file name tells it apart
+                for i in range(30):
+                    log.info("new file", extra={"text": f"new line {i}"})
+                meta = await out.until(lambda r: r["type"] == "meta" and "elsewhere" in r["file"])
+                assert meta["size"] > old["cursor"]
+                assert meta["reset"] is False
+                for i in range(30):
+                    await out.until(has_text(f"new line {i}"))
+            finally:
+                cli.send_signal(signal.SIGINT)
+                with trio.fail_after(10):
+                    await cli.wait()
