@@ -24,6 +24,7 @@ import attrs
 import trio
 from hypercorn.trio.worker_context import WorkerContext
 
+from . import logs
 from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
@@ -74,7 +75,9 @@ async def serve(
     sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
     port = int(sock.getsockname()[1])
     settings = attrs.evolve(settings, port=port)
-    rt = Runtime(settings, process=process or ProcessState())
+    process = process or ProcessState()
+    rt = Runtime(settings, process=process, metrics=process.metrics)
+    logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)
     config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)

@@ -9,6 +9,7 @@ loses droppable events (its ``seq`` still advances, so it can see the gap) or is
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from .protocol.frames import CloseCode, StateVersion
 from .server.outbox import Outbox, Verdict
 
 SLOW_CONSUMER = "slow consumer"
+
+log = logging.getLogger("gateway.events")
 
 
 @attrs.define(eq=False)
@@ -100,6 +103,7 @@ class Hub:
                 self.dropped += 1
             else:
                 self.slow_closes += 1
+        log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
 
     def unicast(self, peer: Peer, name: str, payload: object) -> None:
         entry = EVENTS[name]

@@ -25,6 +25,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from . import observe
 from .app import Running, serve
 from .config.reload import merge_paths, plan_reload
 from .config.settings import Settings
@@ -35,6 +36,7 @@ from .runtime import ProcessState, wall_ms
 log = logging.getLogger("gateway")
 
 Reread = Callable[[], Settings]
+_OUTCOMES = {"invalid": "invalid", "ignore": "off", "restart": "restart", "hot": "hot"}
 MISSING_RETRIES = 2
 MISSING_RETRY_S = 0.15
 
@@ -51,6 +53,7 @@ class Lifecycle:
     stopping: bool = False
     generation: int = 0
     checks: int = 0  # config file versions examined by the watcher (valid or not)
+    changed_paths: list[str] = attrs.field(factory=list)  # of the last valid change
     _started: trio.Event = attrs.field(factory=trio.Event)
     _checked: trio.Event = attrs.field(factory=trio.Event)
 
@@ -99,7 +102,9 @@ async def supervise(
     lc = Lifecycle(settings, reread)
     async with trio.open_nursery() as nursery:
         if handle_signals:
-            nursery.start_soon(watch_signals, lc)
+            # start(), not start_soon(): until the receiver is installed, a SIGINT would
+            # surface as KeyboardInterrupt in whatever runs next (the banner)
+            await nursery.start(watch_signals, lc)
         reported = False
         while not lc.stopping:
             async with trio.open_nursery() as generation:
@@ -117,6 +122,7 @@ async def supervise(
             lc.running = None
             if not rt.restart_requested or lc.stopping:
                 break
+            observe.restarting(rt, rt.stop_reason)
             lc.process.restarts += 1
             lc.settings = _next_settings(lc)
         nursery.cancel_scope.cancel()
@@ -154,8 +160,11 @@ def _next_settings(lc: Lifecycle) -> Settings:
     return fresh
 
 
-async def watch_signals(lc: Lifecycle) -> None:
+async def watch_signals(
+    lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
             if lc.stopping:
@@ -200,7 +209,9 @@ async def watch_config(
         if text == last_text:
             continue  # touched or rewritten with the same content
         last_text = text
-        apply_change(lc)
+        outcome = apply_change(lc)
+        if lc.running is not None and outcome != "nothing":
+            observe.config_reloaded(lc.running.runtime, _OUTCOMES[outcome], lc.changed_paths)
         lc.checks += 1
         lc._checked.set()
 
@@ -215,6 +226,7 @@ def apply_change(lc: Lifecycle) -> str:
         return "invalid"
     lc.process.config_problem = None
     plan = plan_reload(lc.settings.config, fresh.config)
+    lc.changed_paths = plan.paths
     decision = plan.decision
     if decision == "nothing":
         return decision

@@ -21,6 +21,7 @@ from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
 from .health import HealthCache, build_health
+from .metrics import Metrics
 from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
@@ -43,6 +44,7 @@ class ProcessState:
     reloads: int = 0
     last_reload_ms: int | None = None
     started_ms: int = attrs.field(factory=wall_ms)
+    metrics: Metrics = attrs.field(factory=Metrics)
 
 
 @attrs.define(eq=False)
@@ -71,9 +73,12 @@ class Runtime:
     restart_requested: bool = False
     inflight_requests: int = 0
     _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
+    # Prometheus counters (GET /metrics); serve() passes ProcessState's so restarts keep them.
+    metrics: Metrics = attrs.field(factory=Metrics)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
+        self.metrics.bind(self)
 
     # -- time ------------------------------------------------------------------------------
 

@@ -69,6 +69,14 @@ class Proc:
                 await self._grew.wait()
         return self.text
 
+    async def all_output(self, timeout: float = 10) -> str:
+        """Everything the process printed, once it has closed its output (exited)."""
+        with trio.fail_after(timeout):
+            while not self.ended:
+                self._grew = trio.Event()
+                await self._grew.wait()
+        return self.text
+
     async def pump(self) -> None:
         # keep reading: a full pipe would block the gateway's logging
         assert self.process.stdout is not None

@@ -44,6 +44,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "last-heartbeat": {},
     # scheduled far out so the connection under test outlives the call
     "restart": {"reason": "test", "delayMs": 600_000},
+    "logs.tail": {},
 }
 
 

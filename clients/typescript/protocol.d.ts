@@ -158,15 +158,21 @@ export interface HeartbeatAgent {
   everyMs: number | null;
 }
 
+/** A finished agent heartbeat (OPERATIONS.md G.4); kept for ``last-heartbeat``. A monitor reads ``ts`` (is the heartbeat runner alive?), ``status`` and ``indicatorType`` (did the last one succeed, does it need attention?). */
 export interface HeartbeatPayload {
   ts: number;
-  status: string;
+  status: "sent" | "ok-empty" | "ok-token" | "skipped" | "failed";
   id?: string | null;
   to?: string | null;
+  accountId?: string | null;
   preview?: string | null;
   durationMs?: number | null;
+  hasMedia?: boolean | null;
   reason?: string | null;
-  indicatorType?: string | null;
+  message?: string | null;
+  channel?: string | null;
+  silent?: boolean | null;
+  indicatorType?: "ok" | "alert" | "error" | null;
   [extra: string]: unknown;
 }
 
@@ -195,6 +201,21 @@ export interface LinkChannel {
   label: string;
   linked: boolean;
   authAgeMs: number | null;
+}
+
+export interface LogsTailParams {
+  cursor?: number | null;
+  limit?: number | null;
+  maxBytes?: number | null;
+}
+
+export interface LogsTailResult {
+  file: string;
+  cursor: number;
+  size: number;
+  lines: Array<string>;
+  truncated: boolean;
+  reset: boolean;
 }
 
 export interface OkResult {
@@ -361,6 +382,7 @@ export interface TickPayload {
 export interface GatewayMethods {
   "health": { params: HealthParams; result: HealthSummary };
   "last-heartbeat": { params: EmptyParams; result: unknown };
+  "logs.tail": { params: LogsTailParams; result: LogsTailResult };
   "restart": { params: RestartParams; result: RestartResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };

@@ -17,7 +17,8 @@ from rich.console import Console
 from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
-from . import config_cmd, rpc, run
+from ..logs.entry import LEVELS
+from . import config_cmd, logs, rpc, run
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="stop a gateway of ours holding the port or this config's lock, then start",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=list(LEVELS),
+        help="file and console log level (default: logging.level / logging.consoleLevel)",
     )
     parser.add_argument(
         "--allow-unconfigured",
@@ -95,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=config_cmd.validate_command)
     setup = commands.add_parser("setup", help='create the config with gateway.mode "local"')
     setup.set_defaults(handler=config_cmd.setup_command)
+
+    tail = commands.add_parser("logs", help="show the gateway's file log (over RPC)")
+    _add_target_options(tail, timeout_ms=30_000)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    tail.add_argument("--limit", type=int, default=200, help="at most N lines per read")
+    tail.add_argument("--max-bytes", type=int, default=250_000, help="at most N bytes per read")
+    tail.add_argument("--interval", type=int, default=1000, help="poll interval (ms) with --follow")
+    tail.add_argument("--plain", action="store_true", help="no colours or styling")
+    zone = tail.add_mutually_exclusive_group()
+    zone.add_argument("--utc", action="store_true", help="show times in UTC")
+    zone.add_argument(
+        "--local-time", dest="utc", action="store_false", help="local times (default)"
+    )
+    tail.set_defaults(handler=logs.logs_command)
 
     status = commands.add_parser("status", help="overall summary of the gateway")
     _add_target_options(status)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 
 import trio
 from rich.console import Console
 
-from .. import __version__
+from .. import __version__, logs
 from ..app import Running
 from ..auth import load_or_create_token
 from ..config.load import load_file
@@ -19,18 +20,26 @@ from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import stop_gateways
 from ..lifecycle import supervise
 from ..lock import GatewayLock, LockHeldError, lock_path
+from ..logs.entry import LEVELS
 from ..ports import listeners
 
 log = logging.getLogger("gateway")
 
 
-def configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(levelname)s %(message)s"))
-    root = logging.getLogger("gateway")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+def configure_logging(
+    settings: Settings, verbose: bool, level: str | None, console: Console
+) -> None:
+    """The file log under the state dir plus terse console lines (see ``gateway.logs``)."""
+    logs.install(settings, console=console, verbose=verbose, level=log_level(level, os.environ))
+
+
+def log_level(flag: str | None, env: Mapping[str, str]) -> str | None:
+    """``--log-level`` beats ``SMART_AGENT_NEO_LOG_LEVEL``; either overrides file and console."""
+    value = flag or env.get(logs.ENV_LOG_LEVEL) or None
+    if value is not None and value not in LEVELS:
+        choices = ", ".join(LEVELS)
+        raise GatewayError(f'{logs.ENV_LOG_LEVEL}: expected one of {choices}, got "{value}"')
+    return value
 
 
 def load_settings(args: argparse.Namespace, paths: Paths) -> tuple[Settings, bool]:
@@ -129,7 +138,7 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
     settings: Settings | None = None
     try:
         settings, token_is_new = load_settings(args, paths)
-        configure_logging(args.verbose)
+        configure_logging(settings, args.verbose, args.log_level, err)
         trio.run(run_gateway, args, paths, settings, token_is_new, out)
     except BaseException as exc:
         error = _gateway_error(exc)
@@ -147,4 +156,6 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
                 markup=False,
             )
         return error.exit_code
+    finally:
+        logs.uninstall()  # writes pending "suppressed" summaries, closes the file
     return 0

@@ -87,6 +87,14 @@ class Health:
 
 
 @attrs.frozen
+class MetricsEndpoint:
+    """``GET /metrics`` (Prometheus); Bearer auth unless loopback is explicitly let in."""
+
+    enabled: bool = True
+    allow_loopback_without_auth: bool = False
+
+
+@attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
     port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
@@ -101,6 +109,7 @@ class Gateway:
         default=5_000, metadata=schema(minimum=100, maximum=600_000)
     )
     drain_timeout_ms: int = attrs.field(default=2_000, metadata=schema(minimum=0, maximum=600_000))
+    metrics: MetricsEndpoint = attrs.field(factory=MetricsEndpoint)
 
 
 @attrs.frozen
@@ -108,10 +117,27 @@ class Commands:
     restart: bool = True
 
 
+LogLevel = Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"]
+
+
+@attrs.frozen
+class LogRateLimit:
+    """Identical log lines: the first ``maxRepeats`` per ``windowMs`` pass, the rest are counted."""
+
+    max_repeats: int = attrs.field(default=10, metadata=schema(minimum=1, maximum=1_000_000))
+    window_ms: int = attrs.field(default=60_000, metadata=schema(minimum=100, maximum=86_400_000))
+
+
 @attrs.frozen
 class Logging:
-    level: Literal["debug", "info", "warn", "error"] = "info"
+    level: LogLevel = "info"  # the file's level
+    console_level: LogLevel = "info"  # --verbose makes the console debug
     file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    max_file_bytes: int = attrs.field(
+        default=10 * 1024 * 1024, metadata=schema(minimum=4096, maximum=1 << 40)
+    )
+    max_files: int = attrs.field(default=10, metadata=schema(minimum=1, maximum=10_000))
+    rate_limit: LogRateLimit = attrs.field(factory=LogRateLimit)
 
 
 @attrs.frozen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 from .model import JsonObject, closed, schema
@@ -59,16 +61,30 @@ class ShutdownPayload:
     restart_expected_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
 
 
+HeartbeatStatusName = Literal["sent", "ok-empty", "ok-token", "skipped", "failed"]
+
+
 @attrs.frozen
 class HeartbeatPayload:
+    """A finished agent heartbeat (OPERATIONS.md G.4); kept for ``last-heartbeat``.
+
+    A monitor reads ``ts`` (is the heartbeat runner alive?), ``status`` and
+    ``indicatorType`` (did the last one succeed, does it need attention?).
+    """
+
     ts: int = attrs.field(metadata=schema(minimum=0))
-    status: str = attrs.field(metadata=schema(min_length=1))
+    status: HeartbeatStatusName
     id: str | None = None
     to: str | None = None
+    account_id: str | None = None
     preview: str | None = None
     duration_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
+    has_media: bool | None = None
     reason: str | None = None
-    indicator_type: str | None = None
+    message: str | None = None
+    channel: str | None = None
+    silent: bool | None = None
+    indicator_type: Literal["ok", "alert", "error"] | None = None
 
 
 # -- health -------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def methods() -> dict[str, Method]:
     """All registered methods; importing the handler modules registers them."""
     from . import (  # noqa: F401  (registration side effect)
         lifecycle,
+        logs,
         system,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__
+from .. import __version__, observe
 from ..auth import ADMIN, READ
 from ..errors import RpcError
 from ..health import DEFAULT_AGENT_ID, HEARTBEAT_EVERY, HEARTBEAT_SECONDS, sessions_dir
@@ -125,6 +125,7 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
     if not beacon:
         rt.system_events.append(text)
+    observe.system_event(rt, text)
     rt.presence_changed()
     return OkResult(ok=True)
 

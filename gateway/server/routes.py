@@ -5,18 +5,29 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import observe
 from ..runtime import Runtime
 from .http import LIVENESS, READINESS, Receive, not_found, probe
 from .outbox import SendFn
+from .scrape import metrics_endpoint
 
 Handler = Callable[[Runtime, dict[str, Any], Receive, SendFn], Awaitable[None]]
 
 EXACT: dict[str, Handler] = {path: probe for path in (*LIVENESS, *READINESS)}
+EXACT["/metrics"] = metrics_endpoint
 PREFIXES: tuple[tuple[str, Handler], ...] = ()
+
+
+def route_of(path: str) -> str:
+    """The route a path matched, as a metrics label (never the raw path: it is unbounded)."""
+    if path in EXACT:
+        return path
+    return next((prefix for prefix, _ in PREFIXES if path.startswith(prefix)), "unmatched")
 
 
 async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     path: str = scope["path"]
+    send = observe.watch_http(rt, scope, send, route_of(path))
     handler = EXACT.get(path)
     if handler is None:
         handler = next((h for prefix, h in PREFIXES if path.startswith(prefix)), None)

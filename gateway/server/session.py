@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from .. import __version__
+from .. import __version__, observe
 from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
 from ..events import Peer
 from ..health import DEFAULT_AGENT_ID, MAIN_KEY
@@ -138,11 +138,13 @@ class _Session:
         self.nonce = str(uuid.uuid4())
         self.authenticated = False
         self.inflight: dict[str, trio.CancelScope] = {}
+        self.client_close: int | None = None  # the client's close code, if it closed first
 
     async def _next_text(self) -> str | None:
         """The next message as text; ``None`` if it is not valid UTF-8."""
         message = await self._receive()
         if message["type"] == "websocket.disconnect":
+            self.client_close = message.get("code")
             raise _Disconnected
         text = message.get("text")
         if text is not None:
@@ -195,6 +197,7 @@ class _Session:
             self._close(CloseCode.POLICY, "invalid request frame")
             return False
         request_id = str(frame["id"])
+        observe.connect_frame(self.peer, frame)
         try:
             params = self._connect_params(frame)
             self._authenticate(params)
@@ -244,14 +247,13 @@ class _Session:
         wait_ms = rt.limiter.retry_after_ms(ip, now)
         if wait_ms is not None:
             error = rate_limited_error(wait_ms)
+            observe.auth_failed(rt, "ws", ip, "AUTH_RATE_LIMITED", client=params.client.id)
             raise HandshakeReject(CloseCode.POLICY, error.message, error)
         failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
         if failure is not None:
             if failure.counts:
                 rt.limiter.record_failure(ip, now)
-            log.warning(
-                "conn %s: auth failed from %s (%s)", self.peer.conn_id, ip, failure.detail_code
-            )
+            observe.auth_failed(rt, "ws", ip, failure.detail_code, client=params.client.id)
             raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
         rt.limiter.record_success(ip)
 
@@ -272,14 +274,7 @@ class _Session:
         rt.hub.add(peer)
         self.authenticated = True
         peer.send_text(dispatch.response_text(request_id, True, self._hello(params)))
-        log.info(
-            "conn %s: connected %s/%s role=%s from %s",
-            peer.conn_id,
-            params.client.id,
-            params.client.mode,
-            params.role,
-            peer.remote_ip,
-        )
+        observe.connection_opened(rt, peer, params.client.id, params.client.mode, params.role)
         if tracked:
             rt.presence_changed()
         rt.kick_health()
@@ -338,7 +333,7 @@ class _Session:
         if peer.presence_key is not None:
             rt.presence.mark_disconnected(peer.presence_key, rt.now_ms())
             rt.presence_changed()
-        log.info("conn %s: disconnected", peer.conn_id)
+        observe.connection_closed(rt, peer, self.client_close)
 
     # -- after hello-ok ----------------------------------------------------------------------
 
@@ -376,6 +371,7 @@ class _Session:
 
     async def _request(self, request_id: str, name: str, params: object) -> None:
         ctx = CallContext(self.rt, self.peer, request_id)
+        started = trio.current_time()
         with trio.CancelScope() as scope:
             self.inflight[request_id] = scope
             self.rt.request_started()
@@ -385,5 +381,5 @@ class _Session:
                 self.rt.request_finished()
                 if self.inflight.get(request_id) is scope:
                     del self.inflight[request_id]
-            log.debug("conn %s: %s -> res", self.peer.conn_id, name)
+            observe.request_done(self.rt, self.peer, name, started, text)
             self.peer.send_text(text)
