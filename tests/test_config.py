@@ -172,7 +172,7 @@ def test_wrong_types_for_bool_string_and_object() -> None:
     )
     assert (
         single_problem("{gateway: {auth: {token: 5}}}")
-        == "gateway.auth.token: expected a string, got 5"
+        == "gateway.auth.token: expected a string, got a number (value hidden)"
     )
     assert single_problem("{gateway: 3}") == "gateway: expected an object, got 3"
     assert single_problem("{gateway: {auth: null}}") == "gateway.auth: expected an object, got null"
@@ -396,3 +396,11 @@ def test_loading_never_writes_the_file(tmp_path: Path, text: str) -> None:
     assert after.st_mode == before.st_mode
     assert after.st_ino == before.st_ino
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smart-agent-neo.json"]
+
+
+def test_a_mistyped_secret_is_not_echoed() -> None:
+    """FAILURE-MODES 22: secrets never reach a message, even when they have the wrong type."""
+    with pytest.raises(ConfigError) as raised:
+        parse("{gateway: {auth: {token: 987654321}}}", {})
+    assert "987654321" not in str(raised.value)
+    assert "gateway.auth.token: expected a string, got a number (value hidden)" in str(raised.value)

@@ -16,10 +16,9 @@ import json5
 from ..errors import ConfigError, GatewayError
 from ..fsutil import write_atomic
 from ..protocol.model import camel
-from .load import load_file, parse
+from .load import SECRET_KEYS, load_file, parse
 from .model import Config
 
-SECRET_KEYS = frozenset({"token", "password", "apiKey", "secret"})
 _COMMENT = re.compile(r"(^|\s)(//|/\*)")
 
 

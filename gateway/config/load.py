@@ -141,28 +141,28 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
         if value in args:
             return []
         choices = ", ".join(json.dumps(a) for a in args)
-        return [f"{path}: expected one of {choices}, got {_show(value)}"]
+        return [f"{path}: expected one of {choices}, got {_show(value, path)}"]
     if tp is bool:
         return (
             []
             if isinstance(value, bool)
-            else [f"{path}: expected true or false, got {_show(value)}"]
+            else [f"{path}: expected true or false, got {_show(value, path)}"]
         )
     if tp is int:
         lo, hi = constraints.get("minimum"), constraints.get("maximum")
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and (lo is None or value >= lo) and (hi is None or value <= hi):
             return []
-        return [f"{path}: expected {_int_range(lo, hi)}, got {_show(value)}"]
+        return [f"{path}: expected {_int_range(lo, hi)}, got {_show(value, path)}"]
     if tp is str:
         if not isinstance(value, str):
-            return [f"{path}: expected a string, got {_show(value)}"]
+            return [f"{path}: expected a string, got {_show(value, path)}"]
         if constraints.get("minLength") and not value:
             return [f'{path}: expected a non-empty string, got ""']
         return []
     if origin is list:
         if not isinstance(value, list):
-            return [f"{path}: expected a list, got {_show(value)}"]
+            return [f"{path}: expected a list, got {_show(value, path)}"]
         out: list[str] = []
         for i, item in enumerate(value):
             out.extend(_check_value(args[0], item, f"{path}[{i}]", {}))
@@ -190,6 +190,12 @@ def _kind(value: object) -> str:
     return "a number"
 
 
-def _show(value: object) -> str:
+SECRET_KEYS = frozenset({"token", "password", "apiKey", "secret"})
+
+
+def _show(value: object, path: str = "") -> str:
+    """The bad value for the message -- but never a secret's: a mistyped token is still one."""
+    if path.rsplit(".", 1)[-1] in SECRET_KEYS:
+        return f"{_kind(value)} (value hidden)"
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
