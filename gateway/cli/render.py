@@ -85,6 +85,10 @@ class StatusReport:
     status: dict[str, Any]
 
     def __rich__(self) -> RenderableType:
+        return self.table()
+
+    def table(self) -> Table:
+        """The rows as a grid, so ``smart-agent-neo status`` can append local rows to it."""
         s = self.status
         gw = s.get("gateway") or {}
         table = Table.grid(padding=(0, 2))

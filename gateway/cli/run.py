@@ -17,6 +17,7 @@ from ..config.load import load_file
 from ..config.paths import Paths
 from ..config.settings import Overrides, Settings, check_mode, resolve
 from ..errors import ConfigError, GatewayError, PortInUseError
+from ..service.notify import notify
 
 
 def configure_logging(verbose: bool) -> None:
@@ -85,6 +86,11 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
         async with trio.open_nursery() as nursery:
             running: Running = await nursery.start(partial(serve, settings, handle_signals=True))
             banner(running, settings, token_is_new, out)
+            # under systemd (Type=notify): ready only now that the port is bound
+            notify(f"READY=1\nSTATUS=listening on {running.url}")
+            await running.runtime.stop_requested.wait()
+            if running.runtime.restart_expected_ms is None:
+                notify("STOPPING=1")
 
     try:
         settings, token_is_new = load_settings(args, paths)
