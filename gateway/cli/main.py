@@ -125,10 +125,12 @@ def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> 
         parser.add_argument("--json", action="store_true", help="print only JSON")
 
 
-def _paths(args: argparse.Namespace) -> Paths:
+def _paths(args: argparse.Namespace, host: Host | None) -> Paths:
     if args.dev and args.profile:
         raise GatewayError("Cannot combine --dev with --profile")
     profile = "dev" if args.dev else args.profile
+    if host is not None:
+        return resolve_paths(profile, host.env, host.home)
     return resolve_paths(profile, os.environ, Path.home())
 
 
@@ -144,7 +146,7 @@ def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        paths = _paths(args)
+        paths = _paths(args, host)
         code: int = args.handler(args, paths, out, err)
         return code
     except GatewayError as exc:

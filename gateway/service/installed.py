@@ -136,7 +136,8 @@ def parse_systemd(text: str) -> InstalledService:
         if section != "[Service]":
             continue
         if key == "ExecStart" and value:
-            args = [_unescape(a).replace("$$", "$") for a in _split(value.lstrip("@-:+!"))]
+            words = [_unescape(a) for a in _split(value.lstrip("@-:+!"))]
+            args = words[:1] + [a.replace("$$", "$") for a in words[1:]]
         elif key == "WorkingDirectory":
             workdir = _unescape(value.lstrip("-"))
         elif key == "Environment":

@@ -2,8 +2,8 @@
 packaged template text).
 
 systemd escaping, per systemd.service(5)/systemd.unit(5): ``%`` starts a specifier
-everywhere, so it is doubled; ``$`` expands variables in ``ExecStart=``, so it is doubled
-there; an argument with whitespace, quotes, backslashes or ``;`` is double-quoted with ``\\``
+everywhere, so it is doubled; ``$`` expands variables in ``ExecStart=`` arguments (not in
+the executable's path), so it is doubled there; an argument with whitespace, quotes, backslashes or ``;`` is double-quoted with ``\\``
 and ``"`` escaped. Every ``Environment=`` assignment is quoted. A newline cannot be expressed
 in a unit line at all, so a value containing one is refused.
 """
@@ -52,8 +52,17 @@ def _specifiers(value: str) -> str:
     return _single_line(value).replace("%", "%%")
 
 
-def exec_arg(arg: str) -> str:
-    arg = _specifiers(arg).replace("$", "$$")
+def exec_arg(arg: str, *, executable: bool = False) -> str:
+    """One ``ExecStart=`` word. The executable itself gets no ``$`` expansion from systemd,
+    and a quote or backslash in its path is refused outright, so we refuse it first."""
+    if executable and ('"' in arg or "\\" in arg):
+        raise ServiceError(
+            f"systemd cannot run a program whose path contains a quote or backslash: {arg}",
+            hints=["install smart-agent-neo under a plainer path"],
+        )
+    arg = _specifiers(arg)
+    if not executable:
+        arg = arg.replace("$", "$$")
     if arg and not _NEEDS_QUOTES.search(arg):
         return arg
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -70,7 +79,9 @@ def render_systemd(spec: ServiceSpec, text: str | None = None) -> str:
         text if text is not None else template(SYSTEMD_TEMPLATE),
         {
             "description": _specifiers(spec.description),
-            "exec_start": " ".join(exec_arg(a) for a in spec.program_arguments),
+            "exec_start": " ".join(
+                exec_arg(a, executable=i == 0) for i, a in enumerate(spec.program_arguments)
+            ),
             "working_directory": _specifiers(spec.working_directory),
             "user_line": f"User={_specifiers(spec.user)}" if spec.user else "",
             "timeout_stop_sec": str(spec.timeout_stop_sec),

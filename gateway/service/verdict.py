@@ -74,7 +74,13 @@ def classify(facts: Facts) -> tuple[State, list[str]]:
     svc_up = rt is not None and rt.looks_running
     owners = [(owner_of(entry, facts), entry) for entry in facts.listeners or []]
     ours = [entry for kind, entry in owners if kind == "this-gateway"]
-    foreign = [(kind, entry) for kind, entry in owners if kind in ("gateway", "other")]
+    # a process that answered the gateway handshake is a gateway whatever its command line
+    # says (an embedded one); a gateway of another profile stays foreign
+    foreign = [
+        (kind, entry)
+        for kind, entry in owners
+        if kind == "gateway" or (kind == "other" and not probe.answered)
+    ]
 
     if probe.ok:
         if svc_up and rt is not None and rt.pid and probe.pid and rt.pid != probe.pid:
