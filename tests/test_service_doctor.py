@@ -222,7 +222,7 @@ def test_duplicate_services_and_colliding_profiles(tmp_path: Path) -> None:
     assert "profile default has 2 services" in message
     status, message = checks["profiles.ports"]
     assert status == "warn"
-    assert "profiles default and rescue collide on port 18789" in message
+    assert "profiles default and rescue both use port 18789" in message
     (system_dir / "smart-agent-neo-gateway-copy.service").unlink()
     status, message = by_id(run_checks(host, paths))["services.duplicate"]
     assert status == "warn"
@@ -256,3 +256,12 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_unconfigured_service_needs_no_config(tmp_path: Path) -> None:
+    paths = resolve_paths(None, {}, tmp_path)
+    host = make_host(tmp_path, fake_systemd(tmp_path))
+    lifecycle.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    status, message = by_id(run_checks(host, paths))["config.valid"]
+    assert status == "ok"
+    assert "embedded defaults" in message

@@ -96,9 +96,6 @@ async def test_gateway_status_of_a_running_and_a_stopped_process(tmp_path: Path)
         assert payload["rpc"]["pid"] == proc.process.pid
         listener = payload["port"]["listeners"][0]
         assert (listener["pid"], listener["owner"]) == (proc.process.pid, "this-gateway")
-        human = await trio.to_thread.run_sync(lambda: run(tmp_path, "gateway", "status", **env))
-        assert "RPC probe: ok" in human.stdout
-        assert "State: running" in human.stdout
         overview = await trio.to_thread.run_sync(lambda: run(tmp_path, "status", "--json", **env))
         data = json.loads(overview.stdout)
         assert data["gateway"]["pid"] == proc.process.pid
@@ -109,10 +106,6 @@ async def test_gateway_status_of_a_running_and_a_stopped_process(tmp_path: Path)
     stopped = run(tmp_path, "gateway", "status", "--json", SMART_AGENT_NEO_GATEWAY_PORT=str(port))
     assert stopped.returncode == 3
     assert json.loads(stopped.stdout)["state"] == "not-installed"
-    down = run(tmp_path, "status", SMART_AGENT_NEO_GATEWAY_PORT=str(port))
-    assert down.returncode == 0
-    assert "unreachable" in down.stdout
-    assert "gateway connect failed" in down.stdout
 
 
 async def test_gateway_run_notifies_systemd_when_bound_and_when_stopping(tmp_path: Path) -> None:

@@ -298,3 +298,33 @@ async def test_status_names_a_foreign_port_owner(tmp_path: Path) -> None:
     assert status.state == "conflict"
     assert [entry.pid for entry in status.port.listeners] == [os.getpid()]
     assert f"port {port} is held by" in status.reasons[0]
+
+
+async def test_deep_status_lists_other_gateway_services_and_profile_collisions(
+    tmp_path: Path,
+) -> None:
+    """FAILURE-MODES 7 and 33: other gateway-like units and colliding profiles are named."""
+    port = _free_port()
+    for name in (".smart-agent-neo", ".smart-agent-neo-rescue"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "smart-agent-neo.json").write_text(f"{{ gateway: {{ port: {port} }} }}")
+    system_dir = tmp_path / "etc" / "systemd" / "system"
+    system_dir.mkdir(parents=True)
+    (system_dir / "openclaw-gateway.service").write_text(
+        "[Service]\nExecStart=/usr/bin/openclaw gateway\n"
+    )
+    host = make_host(tmp_path, fake_systemd(tmp_path))
+    paths = Paths(
+        None, tmp_path / ".smart-agent-neo", tmp_path / ".smart-agent-neo" / "smart-agent-neo.json"
+    )
+    shallow, _ = await gather(host, paths, no_probe=True)
+    assert shallow.other_services is None
+    assert shallow.collisions == [
+        f"profiles default and rescue both use port {port} (and its derived ports): "
+        "give one of them another gateway.port"
+    ]
+    deep, _ = await gather(host, paths, no_probe=True, deep=True)
+    assert deep.other_services is not None
+    assert [(s.name, s.scope, s.ours) for s in deep.other_services] == [
+        ("openclaw-gateway", "system", False)
+    ]

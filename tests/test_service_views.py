@@ -120,7 +120,7 @@ def degraded() -> GatewayStatus:
         lock=LockView("/home/alice/.smart-agent-neo/gateway.1a2b3c4d.lock", "leftover", None),
         last_error="Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:18789",
         collisions=[
-            "profiles default and rescue collide on port 18789 (gateway of default, gateway of rescue)"
+            "profiles default and rescue both use port 18789 (and its derived ports): give one of them another gateway.port"
         ],
         other_services=[
             FoundService(

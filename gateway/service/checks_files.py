@@ -26,6 +26,12 @@ def check_config(ctx: Context) -> Check:
         return Check("config.valid", "fail", str(ctx.config_error))
     loaded = ctx.loaded
     assert loaded is not None
+    # a service installed with --allow-unconfigured runs without a local-mode config
+    unconfigured_ok = ctx.installed is not None and ctx.installed.options.allow_unconfigured
+    if not loaded.exists and unconfigured_ok:
+        return Check(
+            "config.valid", "ok", f"no config file at {path}; the service runs on embedded defaults"
+        )
     if not loaded.exists:
 
         def create() -> str:
@@ -41,7 +47,7 @@ def check_config(ctx: Context) -> Check:
     if loaded.warnings:
         return Check("config.valid", "warn", f"{path}: " + "; ".join(loaded.warnings))
     mode = loaded.config.gateway.mode
-    if mode is None:
+    if mode is None and not unconfigured_ok:
         return Check(
             "config.valid",
             "warn",

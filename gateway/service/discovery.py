@@ -167,6 +167,12 @@ def port_collisions(profiles: Sequence[ProfilePort]) -> list[str]:
     """One warning per pair of profiles whose gateway or derived ports overlap or crowd."""
     warnings = []
     for a, b in itertools.combinations(profiles, 2):
+        if a.port == b.port:
+            warnings.append(
+                f"profiles {_name(a.profile)} and {_name(b.profile)} both use port {a.port} "
+                "(and its derived ports): give one of them another gateway.port"
+            )
+            continue
         ports_a, ports_b = _ports(a.port), _ports(b.port)
         shared = sorted(set(ports_a) & set(ports_b))
         if shared:
