@@ -12,6 +12,7 @@ import pytest
 from gateway.cli.main import main
 from gateway.config.paths import Paths, resolve_paths
 from gateway.errors import ConfigError
+from gateway.lock import GatewayLock
 from gateway.service import lifecycle
 from gateway.service.errors import ManagerUnavailableError, ServiceError
 from gateway.service.launchd import parse_print
@@ -266,7 +267,18 @@ def test_stop_and_restart_never_leave_the_unit_disabled_or_start_limited(tmp_pat
 def test_control_when_not_installed(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     host = make_host(tmp_path, fake_systemd(tmp_path))
-    assert lifecycle.control(host, paths, "stop").result == "not-installed"
+    stopped = lifecycle.control(host, paths, "stop")
+    assert stopped.result == "not-installed"
+    assert stopped.warnings == []
+    lock = GatewayLock.acquire(paths, port=1)  # a foreground gateway of this profile
+    try:
+        warnings = lifecycle.control(host, paths, "stop").warnings
+    finally:
+        lock.release()
+    assert warnings == [
+        f"a gateway of this profile runs outside the service manager (pid {os.getpid()}); "
+        f"stop it with Ctrl-C in its terminal or: kill -TERM {os.getpid()}"
+    ]
     with pytest.raises(ServiceError, match="not installed") as caught:
         lifecycle.control(host, paths, "start")
     assert caught.value.hints == ["install it first: smart-agent-neo gateway install"]

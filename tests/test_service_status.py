@@ -328,3 +328,16 @@ async def test_deep_status_lists_other_gateway_services_and_profile_collisions(
     assert [(s.name, s.scope, s.ours) for s in deep.other_services] == [
         ("openclaw-gateway", "system", False)
     ]
+
+
+async def test_status_works_with_an_invalid_config(tmp_path: Path) -> None:
+    state = tmp_path / ".smart-agent-neo"
+    state.mkdir()
+    (state / "smart-agent-neo.json").write_text('{ gateway: { port: "abc" } }')
+    host = make_host(
+        tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": str(_free_port())}
+    )
+    status, _ = await gather(host, _paths(state), timeout_ms=2_000)
+    assert status.state == "not-installed"
+    assert status.config.valid is False
+    assert status.config.issues == ['gateway.port: expected an integer 1-65535, got "abc"']

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ..config.paths import Paths
 from ..service.status import GatewayStatus, gather
-from .jsonout import to_json
+from .jsonout import dumps, to_json
 from .service import host_for
 from .status_view import GatewayStatusReport, OverviewReport
 
@@ -52,7 +52,7 @@ def _gather(
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     status, _ = _gather(args, paths, deep=args.deep, no_probe=args.no_probe)
     if args.json:
-        print(json.dumps(to_json(status), indent=2))
+        print(dumps(status))
     else:
         out.print(GatewayStatusReport(status))
     return EXIT_CODES[status.state]

@@ -14,12 +14,14 @@ from pathlib import Path
 import attrs
 
 from .. import __version__
-from ..config.load import load_file
+from ..config.load import Loaded, load_file
 from ..config.model import Config
 from ..config.paths import ENV_PORT, Paths
 from ..config.settings import check_mode
 from ..errors import StartupError
 from ..fsutil import write_atomic
+from ..lock import holder_alive, lock_path, read_lock
+from ..lock import probe as probe_lock
 from . import envfile
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
@@ -163,18 +165,10 @@ def install_options(host: Host, port: int | None, allow_unconfigured: bool) -> I
     return InstallOptions(port=port, allow_unconfigured=allow_unconfigured)
 
 
-def install(
-    host: Host,
-    paths: Paths,
-    *,
-    scope: Scope = "user",
-    options: InstallOptions | None = None,
-    force: bool = False,
-) -> ActionResult:
-    options = options or InstallOptions()
-    dry_run = host.runner.dry_run
-    identity = host.identity(paths, scope)
-    loaded = load_file(paths.config_path, host.env)  # invalid config: ConfigError, exit 78
+def _refuse_what_would_not_run(
+    host: Host, paths: Paths, identity: Identity, loaded: Loaded, options: InstallOptions
+) -> None:
+    """A unit that cannot start only loops; two units for one profile fight over its port."""
     if not options.allow_unconfigured:
         try:
             check_mode(loaded, False)
@@ -188,17 +182,75 @@ def install(
             ) from None
     other = other_scope_unit(host, paths, identity)
     if other is not None:
-        remove = (
-            "sudo smart-agent-neo gateway uninstall --system"
-            if other.scope == "system"
-            else "smart-agent-neo gateway uninstall"
-        )
+        remove = "smart-agent-neo gateway uninstall"
+        if other.scope == "system":
+            remove = f"sudo {remove} --system"
         raise ServiceError(
             f"not installing: this profile already has a {other.scope} unit at {other.path}",
             hints=[
                 f"two units for one gateway would fight over its port; remove it first: {remove}"
             ],
         )
+
+
+def _write_files(
+    host: Host, paths: Paths, spec: ServiceSpec, text: str, existing: str | None
+) -> tuple[list[str], list[str]]:
+    """Write the unit (backing up a different one) and the env file; (changes, warnings)."""
+    identity = spec.identity
+    needed = envfile.needed_variables(host.env, read_text(paths.config_path))
+    if identity.manager == "launchd":
+        warnings = (
+            [
+                f"{', '.join(needed)} from your shell is not passed to the LaunchAgent; "
+                "put the secret in the config file instead"
+            ]
+            if needed
+            else []
+        )
+        if not host.runner.dry_run:
+            # launchd opens StandardOutPath/StandardErrorPath but does not create directories
+            (paths.state_dir / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
+        env_text = None
+    else:
+        warnings = []
+        env_path = Path(spec.environment_file)
+        env_text = envfile.merged(read_text(env_path), needed)
+    if host.runner.dry_run:
+        return [], warnings
+    changes = [f"wrote {identity.path}"]
+    if existing is not None and existing != text:
+        backup = identity.path.with_name(identity.path.name + ".bak")
+        _write(backup, existing)
+        changes.append(f"previous unit backed up to {backup}")
+    _write(identity.path, text)
+    if env_text is not None:
+        _write(Path(spec.environment_file), env_text, secret=True)
+        changes.append(
+            f"saved {', '.join(needed)} for the service in {spec.environment_file} (0600)"
+        )
+    return changes, warnings
+
+
+def install(
+    host: Host,
+    paths: Paths,
+    *,
+    scope: Scope = "user",
+    options: InstallOptions | None = None,
+    force: bool = False,
+) -> ActionResult:
+    """Write the unit and enable + start it; a no-op when the installed unit is current.
+
+    Raises ConfigError (exit 78) for an invalid config, ServiceError when the service could
+    not run or a step fails, ManagerUnavailableError (exit 69) after writing the unit when
+    no service manager answers.
+    """
+    options = options or InstallOptions()
+    dry_run = host.runner.dry_run
+    identity = host.identity(paths, scope)
+    loaded = load_file(paths.config_path, host.env)
+    _refuse_what_would_not_run(host, paths, identity, loaded, options)
     spec = spec_for(host, paths, identity, options, loaded.config)
     text = render(spec)
     existing = read_text(identity.path)
@@ -218,32 +270,7 @@ def install(
             )
         existing = None  # written earlier but never enabled (e.g. no manager then): finish it
 
-    fresh = existing is None
-    changes: list[str] = []
-    warnings: list[str] = []
-    config_text = read_text(paths.config_path)
-    needed = envfile.needed_variables(host.env, config_text)
-    if needed and identity.manager == "launchd":
-        warnings.append(
-            f"{', '.join(needed)} from your shell is not passed to the LaunchAgent; "
-            "put the secret in the config file instead"
-        )
-    env_path = Path(spec.environment_file)
-    env_text = (
-        envfile.merged(read_text(env_path), needed) if identity.manager == "systemd" else None
-    )
-    if not dry_run:
-        if identity.manager == "launchd":
-            (paths.state_dir / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
-        if existing is not None and existing != text:
-            backup = identity.path.with_name(identity.path.name + ".bak")
-            _write(backup, existing)
-            changes.append(f"previous unit backed up to {backup}")
-        _write(identity.path, text)
-        if env_text is not None:
-            _write(env_path, env_text, secret=True)
-            changes.append(f"saved {', '.join(needed)} for the service in {env_path} (0600)")
-        changes.insert(0, f"wrote {identity.path}")
+    changes, warnings = _write_files(host, paths, spec, text, existing)
     try:
         driver.connect()
     except ManagerUnavailableError as exc:
@@ -252,6 +279,7 @@ def install(
             hints=exc.hints,
             written=[str(identity.path)],
         ) from None
+    fresh = existing is None
     commands = _run(driver, driver.install_commands(identity, fresh=fresh), identity)
     runtime, problems = _verify(driver, identity, dry_run)
     return ActionResult(
@@ -316,12 +344,26 @@ def uninstall(host: Host, paths: Paths, *, scope: Scope = "user") -> ActionResul
     )
 
 
+def _unsupervised(paths: Paths) -> list[str]:
+    """A gateway of this profile that runs outside any service manager, if its lock says so."""
+    path = lock_path(paths)
+    info = read_lock(path) if probe_lock(path) == "held" else None
+    if info is None or not holder_alive(info):
+        return []
+    return [
+        f"a gateway of this profile runs outside the service manager (pid {info.pid}); "
+        f"stop it with Ctrl-C in its terminal or: kill -TERM {info.pid}"
+    ]
+
+
 def control(host: Host, paths: Paths, action: str, *, scope: Scope = "user") -> ActionResult:
     """``start``, ``stop`` or ``restart`` an installed service, then report its real state."""
     dry_run = host.runner.dry_run
     identity = host.identity(paths, scope)
     if action == "stop" and not identity.path.exists():
-        return ActionResult("stop", "not-installed", identity, [], dry_run=dry_run)
+        return ActionResult(
+            "stop", "not-installed", identity, [], warnings=_unsupervised(paths), dry_run=dry_run
+        )
     _installed_or_raise(host, paths, identity)
     driver = driver_for(host, identity, paths)
     driver.connect()

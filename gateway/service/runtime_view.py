@@ -7,13 +7,11 @@ config (never restarted), 75 temporary failure such as a busy port (retried), 1 
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import attrs
 
 from ..errors import EX_CONFIG, EX_FAILURE, EX_OK, EX_TEMPFAIL
-from .identity import Identity
 
 ExitKind = Literal["exited", "killed", "dumped"]
 RunStatus = Literal["running", "starting", "restarting", "stopping", "stopped", "failed", "unknown"]
@@ -63,35 +61,3 @@ class ServiceRuntime:
     @property
     def looks_running(self) -> bool:
         return self.status in ("running", "starting", "restarting")
-
-
-NOT_LOADED = ServiceRuntime(loaded=False, enabled=None, status="stopped")
-
-
-class Driver(Protocol):
-    """One service manager, speaking through the host's runner."""
-
-    def connect(self) -> None:
-        """Raise ManagerUnavailableError unless the manager answers."""
-
-    def install_commands(self, identity: Identity, *, fresh: bool) -> list[list[str]]: ...
-
-    def uninstall_commands(self, identity: Identity) -> list[list[str]]: ...
-
-    def start_commands(self, identity: Identity, *, loaded: bool) -> list[list[str]]: ...
-
-    def stop_commands(self, identity: Identity) -> list[list[str]]: ...
-
-    def restart_commands(self, identity: Identity, *, loaded: bool) -> list[list[str]]: ...
-
-    def best_effort(self, argv: Sequence[str]) -> bool:
-        """Commands whose failure does not fail the action (reset-failed, bootout, ...)."""
-        ...
-
-    def runtime(self, identity: Identity) -> ServiceRuntime: ...
-
-    def log_lines(self, identity: Identity, limit: int) -> list[str]:
-        """Recent output of the service, oldest first (journal or launchd log files)."""
-        ...
-
-    def log_hint(self, identity: Identity) -> str: ...
