@@ -53,10 +53,10 @@ def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
     assert result.ok
     assert {c.status for c in result.checks} == {"ok"}, by_id(result.checks)
     assert [c.id for c in result.checks] == [
+        "state.writable",
         "config.valid",
         "config.permissions",
         "auth.token",
-        "state.writable",
         "lock.stale",
         "service.drift",
         "service.manager",
@@ -105,7 +105,11 @@ def test_fix_creates_what_a_fresh_profile_lacks(tmp_path: Path) -> None:
     assert after["config.valid"][0] == after["auth.token"][0] == after["state.writable"][0] == "ok"
     assert stat.S_IMODE(paths.token_file.stat().st_mode) == 0o600
     assert 'mode: "local"' in paths.config_path.read_text()
-    assert len(result.changes) == 3
+    assert result.changes == [
+        f"created {paths.state_dir} (0700)",
+        f'created {paths.config_path} with gateway.mode "local" (0600)',
+        f"generated a gateway token in {paths.token_file} (0600)",
+    ]
 
 
 def test_stale_lock_is_removed_but_a_held_one_is_never_touched(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ def check_config(ctx: Context) -> Check:
     if not loaded.exists:
 
         def create() -> str:
+            if path.exists():  # written meanwhile: never replace a user's file
+                return f"left {path} alone (it exists now)"
             write_atomic(path, MINIMAL_CONFIG, secret=True)
             return f'created {path} with gateway.mode "local" (0600)'
 
@@ -138,7 +140,7 @@ def check_state_dir(ctx: Context) -> Check:
     if not state.exists():
 
         def create() -> str:
-            state.mkdir(parents=True, mode=0o700)
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)
             return f"created {state} (0700)"
 
         return Check("state.writable", "warn", f"state dir {state} does not exist yet", create)

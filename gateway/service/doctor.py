@@ -44,10 +44,10 @@ class DoctorResult:
 
 
 CHECKS: tuple[Callable[[Context], Check], ...] = (
+    check_state_dir,  # first: the fixes below write into it
     check_config,
     check_permissions,
     check_token,
-    check_state_dir,
     check_lock,
     check_service,
     check_manager,
