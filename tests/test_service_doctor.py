@@ -15,17 +15,14 @@ from gateway.cli.main import main
 from gateway.config.paths import Paths, resolve_paths
 from gateway.lock import GatewayLock, lock_path
 from gateway.service import lifecycle
+from gateway.service.checks import Check
 from gateway.service.doctor import doctor, run_checks
 from gateway.service.spec import InstallOptions
 
 from .servicefakes import fake_systemd, make_host
+from .test_cli_process import free_port
 
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for key in [k for k in os.environ if k.startswith("SMART_AGENT_NEO_")]:
-        monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 def local_profile(
@@ -40,14 +37,14 @@ def local_profile(
     return paths
 
 
-def by_id(checks: list) -> dict[str, tuple[str, str]]:  # type: ignore[type-arg]
+def by_id(checks: list[Check]) -> dict[str, tuple[str, str]]:
     return {c.id: (c.status, c.message) for c in checks}
 
 
 def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path)
-    host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(_free_port())})
+    host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(free_port())})
     lifecycle.install(host, paths)
     result = doctor(host, paths)
     assert result.ok
@@ -237,7 +234,7 @@ def test_cli_doctor_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
     paths = local_profile(tmp_path)
     paths.config_path.chmod(0o640)
     host = make_host(
-        tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": str(_free_port())}
+        tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": str(free_port())}
     )
     assert main(["doctor", "--json"], host=host) == 0
     data = json.loads(capsys.readouterr().out)
@@ -254,12 +251,6 @@ def test_cli_doctor_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"chmod 600 {paths.config_path} (was 640)" in out
     paths.config_path.write_text("{ nope")
     assert main(["doctor"], host=host) == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_unconfigured_service_needs_no_config(tmp_path: Path) -> None:

@@ -25,11 +25,7 @@ UNIT = "smart-agent-neo-gateway.service"
 LOCAL_CONFIG = '{ gateway: { mode: "local" } }'
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for key in [k for k in os.environ if k.startswith("SMART_AGENT_NEO_")]:
-        monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 def setup_home(home: Path, profile: str | None = None, config: str | None = LOCAL_CONFIG) -> Paths:

@@ -26,6 +26,7 @@ from gateway.service.verdict import Facts, Probe, classify
 
 from .conftest import TOKEN, StartGateway, make_settings
 from .servicefakes import fake_systemd, make_host
+from .test_cli_process import free_port
 
 UNIT = "smart-agent-neo-gateway.service"
 
@@ -241,14 +242,8 @@ async def test_status_when_the_service_runs_another_process(
     assert status.reasons == [f"running outside the service manager (pid {os.getpid()})"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_status_of_a_stopped_gateway(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     state = tmp_path / ".smart-agent-neo"
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(port)})
@@ -268,7 +263,7 @@ async def test_status_shows_the_last_error_when_the_service_runs_but_the_port_is
 ) -> None:
     from gateway.service import lifecycle
 
-    port = _free_port()
+    port = free_port()
     state = tmp_path / ".smart-agent-neo"
     line = (
         "Gateway failed to start: Gateway start blocked: set gateway.mode=local (current: remote)"
@@ -304,7 +299,7 @@ async def test_deep_status_lists_other_gateway_services_and_profile_collisions(
     tmp_path: Path,
 ) -> None:
     """FAILURE-MODES 7 and 33: other gateway-like units and colliding profiles are named."""
-    port = _free_port()
+    port = free_port()
     for name in (".smart-agent-neo", ".smart-agent-neo-rescue"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "smart-agent-neo.json").write_text(f"{{ gateway: {{ port: {port} }} }}")
@@ -335,7 +330,7 @@ async def test_status_works_with_an_invalid_config(tmp_path: Path) -> None:
     state.mkdir()
     (state / "smart-agent-neo.json").write_text('{ gateway: { port: "abc" } }')
     host = make_host(
-        tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": str(_free_port())}
+        tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": str(free_port())}
     )
     status, _ = await gather(host, _paths(state), timeout_ms=2_000)
     assert status.state == "not-installed"
