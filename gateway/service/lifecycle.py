@@ -35,6 +35,7 @@ from .spec import InstallOptions, ServiceSpec, build_spec
 from .systemd import Systemd
 
 LOG_LINES = 200
+Driver = Systemd | Launchd  # the service manager of this host
 
 
 @attrs.frozen
@@ -50,7 +51,7 @@ class ActionResult:
     unit_text: str | None = None
 
 
-def driver_for(host: Host, identity: Identity, paths: Paths) -> Systemd | Launchd:
+def driver_for(host: Host, identity: Identity, paths: Paths) -> Driver:
     if identity.manager == "launchd":
         return Launchd(host, paths.state_dir / "logs")
     return Systemd(host, identity.scope)
@@ -113,9 +114,7 @@ def _scope_hint(other: Identity) -> str:
     return f"a user unit is installed at {other.path}: leave out --system"
 
 
-def _run(
-    driver: Systemd | Launchd, commands: Sequence[list[str]], identity: Identity
-) -> list[list[str]]:
+def _run(driver: Driver, commands: Sequence[list[str]], identity: Identity) -> list[list[str]]:
     done = []
     for argv in commands:
         result = driver.host.runner.run(argv)
@@ -131,7 +130,7 @@ def _run(
 
 
 def _verify(
-    driver: Systemd | Launchd, identity: Identity, dry_run: bool
+    driver: Driver, identity: Identity, dry_run: bool
 ) -> tuple[ServiceRuntime | None, list[str]]:
     """Read the state back; a warning (with the last error line) when it is not running."""
     if dry_run:
@@ -145,7 +144,7 @@ def _verify(
     return runtime, [warning] + ([f"last gateway error: {line}"] if line else [])
 
 
-def _linger_warning(driver: Systemd | Launchd, dry_run: bool) -> list[str]:
+def _linger_warning(driver: Driver, dry_run: bool) -> list[str]:
     if dry_run or not isinstance(driver, Systemd) or driver.scope != "user":
         return []
     if driver.linger() is False:
@@ -295,7 +294,7 @@ def install(
     )
 
 
-def _runtime_if_reachable(driver: Systemd | Launchd, identity: Identity) -> ServiceRuntime | None:
+def _runtime_if_reachable(driver: Driver, identity: Identity) -> ServiceRuntime | None:
     try:
         driver.connect()
     except ManagerUnavailableError:

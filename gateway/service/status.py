@@ -30,7 +30,7 @@ from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
 from .identity import Identity, Scope
 from .installed import InstalledService, parse, read_text
-from .lifecycle import LOG_LINES, driver_for, spec_for
+from .lifecycle import LOG_LINES, Driver, driver_for, spec_for
 from .logscan import last_error_line
 from .procnet import PortListener, port_listeners
 from .render import render
@@ -193,12 +193,13 @@ def _plan(
     )
 
 
-def _service_view(host: Host, paths: Paths, plan: _Plan) -> ServiceView:
+def _service_view(host: Host, paths: Paths, plan: _Plan) -> tuple[ServiceView, Driver | None]:
     identity, installed, text = plan.identity, plan.installed, plan.unit_text
     if identity is None:
-        return ServiceView(
+        view = ServiceView(
             None, "user", None, None, False, None, plan.identity_error, None, None, None, []
         )
+        return view, None
     driver = driver_for(host, identity, paths)
     runtime, error, reachable = None, None, None
     try:
@@ -227,7 +228,7 @@ def _service_view(host: Host, paths: Paths, plan: _Plan) -> ServiceView:
         if not installed.runs_gateway:
             issues.append("the service command does not run `gateway`")
         issues += [f"the unit embeds {key} (a secret)" for key in installed.embedded_secrets]
-    return ServiceView(
+    view = ServiceView(
         manager=identity.manager,
         scope=identity.scope,
         name=identity.unit,
@@ -240,6 +241,7 @@ def _service_view(host: Host, paths: Paths, plan: _Plan) -> ServiceView:
         drift=drift,
         issues=issues,
     )
+    return view, driver
 
 
 def lock_view(paths: Paths) -> LockView:
@@ -256,14 +258,13 @@ def _is_local(target: Target) -> bool:
 
 
 def _local(host: Host, paths: Paths, plan: _Plan, deep: bool) -> _Local:
-    service = _service_view(host, paths, plan)
+    service, driver = _service_view(host, paths, plan)
     port = urlsplit(plan.target.url).port
     local = port is not None and _is_local(plan.target)
     listeners = port_listeners(port, host.proc) if port is not None and local else None
     last_error = logs = None
     runtime = service.runtime
-    if plan.identity is not None and service.installed:
-        driver = driver_for(host, plan.identity, paths)
+    if driver is not None and plan.identity is not None and service.installed:
         logs = driver.log_hint(plan.identity)
         failing = runtime is not None and (runtime.looks_running or runtime.status == "failed")
         if failing and not listeners:
