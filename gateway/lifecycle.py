@@ -92,10 +92,13 @@ async def supervise(
     *,
     handle_signals: bool = False,
     on_serving: Callable[[Running, int], None] | None = None,
+    on_draining: Callable[[Running], None] | None = None,
     task_status: trio.TaskStatus[Lifecycle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run generations of serve() until a stop. ``reread`` loads and resolves the config again
     (with the same command-line overrides); it raises GatewayError when the file is invalid.
+    ``on_serving`` runs when a generation is bound and serving, ``on_draining`` when its stop
+    or restart begins (the CLI tells systemd READY/RELOADING/STOPPING there).
 
     Raises the first generation's StartupError (port in use, ...) before reporting started.
     """
@@ -112,6 +115,8 @@ async def supervise(
                 lc._serving(running)
                 if on_serving is not None:
                     on_serving(running, lc.generation)
+                if on_draining is not None:
+                    generation.start_soon(_when_draining, running, on_draining)
                 if not reported:
                     await nursery.start(watch_config, lc)
                     task_status.started(lc)
@@ -146,6 +151,11 @@ async def _start_generation(generation: trio.Nursery, lc: Lifecycle) -> Running:
         running = await generation.start(start, lc.settings)
     lc.last_good = lc.settings
     return running
+
+
+async def _when_draining(running: Running, callback: Callable[[Running], None]) -> None:
+    await running.runtime.stop_requested.wait()
+    callback(running)
 
 
 def _next_settings(lc: Lifecycle) -> Settings:

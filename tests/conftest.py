@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -141,3 +142,11 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Run blocking client code (the sync ``websockets`` client) off the trio thread."""
     with trio.fail_after(30):
         return await trio.to_thread.run_sync(fn, *args)
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOME is the test's tmp dir and no SMART_AGENT_NEO_* variable leaks in from outside."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key in [k for k in os.environ if k.startswith("SMART_AGENT_NEO_")]:
+        monkeypatch.delenv(key)

@@ -249,12 +249,17 @@ def test_mode_guard(tmp_path: Path) -> None:
 
 def test_rpc_commands_against_nothing_fail_in_one_line(tmp_path: Path) -> None:
     port = free_port()
-    for args in (["health"], ["status"], ["gateway", "call", "health"]):
+    for args in (["health"], ["gateway", "call", "health"]):
         result = run_cli(tmp_path, *args, "--url", f"ws://127.0.0.1:{port}", "--token", "t")
         assert result.returncode == 1, args
         assert "gateway connect failed" in result.stderr
         assert f"Gateway target: ws://127.0.0.1:{port}" in result.stderr
         assert "Traceback" not in result.stderr
+    # status is a local diagnosis: it reports the gateway unreachable and succeeds (G.3)
+    status = run_cli(tmp_path, "status", "--url", f"ws://127.0.0.1:{port}", "--token", "t")
+    assert status.returncode == 0, status.stderr
+    assert f"ws://127.0.0.1:{port} unreachable (gateway connect failed" in status.stdout
+    assert "Traceback" not in status.stderr
     no_creds = run_cli(tmp_path, "health", "--url", f"ws://127.0.0.1:{port}")
     assert no_creds.returncode == 1
     assert "gateway url override requires explicit credentials" in no_creds.stderr

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -18,7 +20,8 @@ from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
-from . import config_cmd, logs, rpc, run
+from ..service.host import Host
+from . import config_cmd, doctor, gateway_status, logs, rpc, run, service
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -116,22 +119,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.set_defaults(handler=logs.logs_command)
 
-    status = commands.add_parser("status", help="overall summary of the gateway")
+    _add_service_commands(gateway_commands)
+    gateway_status_parser = gateway_commands.add_parser(
+        "status", help="supervisor, port, config and RPC probe of this profile's gateway"
+    )
+    _add_target_options(gateway_status_parser)
+    gateway_status_parser.add_argument("--deep", action="store_true", help="also scan system units")
+    gateway_status_parser.add_argument("--no-probe", action="store_true", help="skip the RPC probe")
+    gateway_status_parser.set_defaults(handler=gateway_status.command)
+
+    status = commands.add_parser("status", help="overall summary (works with the gateway down)")
     _add_target_options(status)
-    status.set_defaults(handler=rpc.status_command)
+    status.set_defaults(handler=gateway_status.overview_command)
+
+    doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
+    doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
+    doctor_parser.add_argument("--json", action="store_true", help="print only JSON")
+    doctor_parser.set_defaults(handler=doctor.command)
     return parser
 
 
-def _paths(args: argparse.Namespace) -> Paths:
+def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> None:
+    """gateway install | uninstall | start | stop | restart (systemd / launchd)."""
+    install = gateway_commands.add_parser("install", help="install and start the gateway service")
+    install.add_argument("--force", action="store_true", help="rewrite and restart even if current")
+    install.add_argument("--port", type=int, help="pin this port in the service command")
+    install.add_argument(
+        "--allow-unconfigured", action="store_true", help="service runs without gateway.mode=local"
+    )
+    install.set_defaults(handler=service.install_command)
+    uninstall = gateway_commands.add_parser(
+        "uninstall", help="stop, disable and remove the service"
+    )
+    uninstall.set_defaults(handler=service.uninstall_command)
+    parsers = [install, uninstall]
+    for action, text in (
+        ("start", "start the installed service"),
+        ("stop", "stop the service (it stays enabled)"),
+        ("restart", "restart the service through the service manager"),
+    ):
+        parser = gateway_commands.add_parser(action, help=text)
+        parser.set_defaults(handler=service.control_command)
+        parsers.append(parser)
+    for parser in parsers:
+        parser.add_argument("--system", action="store_true", help="system-wide systemd unit")
+        parser.add_argument("--dry-run", action="store_true", help="print what would be done")
+        parser.add_argument("--json", action="store_true", help="print only JSON")
+
+
+def _paths(args: argparse.Namespace, host: Host | None) -> Paths:
     if args.dev and args.profile:
         raise GatewayError("Cannot combine --dev with --profile")
     profile = "dev" if args.dev else args.profile
+    if host is not None:
+        return resolve_paths(profile, host.env, host.home)
     return resolve_paths(profile, os.environ, Path.home())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
+    """``host`` replaces the machine for service commands (tests); ``None`` = this one."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.host = host
     no_color = args.no_color or bool(os.environ.get("NO_COLOR"))
     out = Console(no_color=no_color, highlight=False, soft_wrap=True)
     err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
@@ -139,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        paths = _paths(args)
+        paths = _paths(args, host)
         code: int = args.handler(args, paths, out, err)
         return code
     except GatewayError as exc:
@@ -147,3 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `... --json | head`: the reader left; no traceback, and no second error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

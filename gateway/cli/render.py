@@ -78,6 +78,18 @@ class HealthReport:
         return Group(*lines)
 
 
+def _config_state(config: dict[str, Any]) -> Text:
+    if config.get("problem"):
+        return Text.assemble(
+            ("invalid: ", "bold red"),
+            str(config["problem"]),
+            " (still serving the last good config)",
+        )
+    if config.get("exists", True):
+        return Text("ok", style="green")
+    return Text("not found (embedded defaults)")
+
+
 @attrs.frozen
 class StatusReport:
     url: str
@@ -85,6 +97,10 @@ class StatusReport:
     status: dict[str, Any]
 
     def __rich__(self) -> RenderableType:
+        return self.table()
+
+    def table(self) -> Table:
+        """The rows as a grid, so ``smart-agent-neo status`` can append local rows to it."""
         s = self.status
         gw = s.get("gateway") or {}
         table = Table.grid(padding=(0, 2))
@@ -99,25 +115,16 @@ class StatusReport:
         table.add_row("Bind", f"{gw.get('bind', '?')} ({gw.get('url', '?')})")
         table.add_row("Auth", str(gw.get("authMode", "?")))
         table.add_row("Profile", str(gw.get("profile") or "default"))
-        config = s.get("config") or {}
-        if config.get("problem"):
-            state = Text.assemble(
-                ("invalid: ", "bold red"),
-                str(config["problem"]),
-                " (still serving the last good config)",
-            )
-        elif config.get("exists", True):
-            state = Text("ok", style="green")
+        config = s.get("config")
+        if not config:  # a gateway older than the config block
+            table.add_row("Config", str(gw.get("configPath", "?")))
         else:
-            state = Text("not found (embedded defaults)")
-        table.add_row(
-            "Config", Text.assemble(f"{config.get('path', gw.get('configPath', '?'))} ", state)
-        )
-        table.add_row(
-            "Reload",
-            f"{config.get('reloadMode', '?')} ({config.get('reloads', 0)} reloads, "
-            f"{config.get('restarts', 0)} in-process restarts)",
-        )
+            table.add_row("Config", Text.assemble(f"{config['path']} ", _config_state(config)))
+            table.add_row(
+                "Reload",
+                f"{config['reloadMode']} ({config['reloads']} reloads, "
+                f"{config['restarts']} in-process restarts)",
+            )
         table.add_row("State dir", str(gw.get("stateDir", "?")))
         table.add_row("Connections", str(gw.get("connections", 0)))
         sessions = s.get("sessions") or {}

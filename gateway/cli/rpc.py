@@ -1,4 +1,4 @@
-"""RPC commands: ``gateway call``, ``health``, ``status``.
+"""RPC commands: ``gateway call`` and ``health`` (``status`` lives in ``gateway_status``).
 
 Each opens one connection with the client library, makes one call, renders the payload
 (Rich, or raw JSON with ``--json``) and exits. A gateway that cannot be reached is one
@@ -18,7 +18,7 @@ from rich.console import Console, RenderableType
 
 from ..config.paths import Paths
 from ..errors import GatewayError
-from .render import HealthReport, StatusReport
+from .render import HealthReport
 from .target import Target, resolve_target
 
 T = TypeVar("T")
@@ -106,14 +106,4 @@ def health_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
     if result is not None:
         payload, latency = result
         _emit(out, args, payload, HealthReport(target.url, latency, payload))
-    return code
-
-
-def status_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    result, target, code = _run(
-        args, paths, err, lambda c: _timed(c, "status", {}, args.timeout / 1000)
-    )
-    if result is not None:
-        payload, latency = result
-        _emit(out, args, payload, StatusReport(target.url, latency, payload))
     return code

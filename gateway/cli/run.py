@@ -22,6 +22,7 @@ from ..lifecycle import supervise
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
 from ..ports import listeners
+from ..service.notify import notify
 
 log = logging.getLogger("gateway")
 
@@ -122,6 +123,12 @@ async def run_gateway(
             banner(running, running.runtime.settings, token_is_new, out)
         else:
             log.info("serving again on %s (in-process restart #%d)", running.url, generation - 1)
+        # under systemd (Type=notify): ready only now that the port is bound
+        notify(f"READY=1\nSTATUS=listening on {running.url}")
+
+    def on_draining(running: Running) -> None:
+        restarting = running.runtime.restart_requested
+        notify("RELOADING=1" if restarting else "STOPPING=1")
 
     try:
         await supervise(
@@ -129,6 +136,7 @@ async def run_gateway(
             lambda: load_settings(args, paths)[0],
             handle_signals=True,
             on_serving=on_serving,
+            on_draining=on_draining,
         )
     finally:
         lock.release()

@@ -18,6 +18,7 @@ import json5
 from ..config.load import load_file, parse
 from ..config.model import Config
 from ..config.paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
+from ..config.settings import format_host
 from ..errors import ConfigError, GatewayError
 
 
@@ -65,7 +66,10 @@ def resolve_target(
     token: str | None,
     password: str | None,
     env: Mapping[str, str] | None = None,
+    config: Config | None = None,
 ) -> Target:
+    """``config``: an already loaded config (``gateway status`` passes defaults when the
+    file is invalid, so it can still probe); otherwise the file is loaded here."""
     env = os.environ if env is None else env
     if url:
         if not token and not password:
@@ -73,7 +77,7 @@ def resolve_target(
                 "gateway url override requires explicit credentials (--token or --password)"
             )
         return Target(url, token, password, "explicit --url")
-    gw = _config_for_target(paths, env).gateway
+    gw = (config if config is not None else _config_for_target(paths, env)).gateway
     if env.get(ENV_URL):
         return Target(
             env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env"
@@ -94,4 +98,8 @@ def resolve_target(
             token = paths.token_file.read_text().strip() or None
         except OSError:
             token = None
-    return Target(f"ws://127.0.0.1:{port}", token, password, "local loopback")
+    # a gateway bound to one custom address does not listen on loopback
+    host = "127.0.0.1"
+    if gw.bind == "custom" and gw.custom_bind_host:
+        host = format_host(gw.custom_bind_host)
+    return Target(f"ws://{host}:{port}", token, password, "local loopback")

@@ -78,6 +78,11 @@ def _json5_message(exc: ValueError) -> str:
     return message
 
 
+def referenced_vars(text: str) -> list[str]:
+    """Names of the ``${VAR}`` references in config text (``$${VAR}`` is a literal)."""
+    return sorted({m.group(2) for m in _VAR.finditer(text) if not m.group(1)})
+
+
 def substitute_env(value: Any, env: Mapping[str, str], warnings: list[str], path: str) -> Any:
     """``${VAR}`` in any string; ``$${VAR}`` stays literal; a missing var is left and warned."""
     if isinstance(value, str):

@@ -1,0 +1,61 @@
+"""``doctor [--fix] [--json]``: run the checks, render them, exit 1 if any fails."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import attrs
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from ..config.paths import Paths
+from ..service.doctor import DoctorResult, doctor
+from .service import host_for
+
+MARK = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
+
+
+def doctor_json(result: DoctorResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "checks": [
+            {"id": c.id, "status": c.status, "message": c.message, "fixable": c.fixable}
+            for c in result.checks
+        ],
+        "changes": result.changes,
+    }
+
+
+@attrs.frozen
+class DoctorReport:
+    result: DoctorResult
+    fixed: bool
+
+    def __rich__(self) -> RenderableType:
+        lines: list[RenderableType] = []
+        width = max(len(c.id) for c in self.result.checks)
+        for check in self.result.checks:
+            word, style = MARK[check.status]
+            hint = " (fixable: doctor --fix)" if check.fixable and not self.fixed else ""
+            lines.append(
+                Text.assemble(
+                    (f"{word:>4} ", style), (f"{check.id:<{width}}  ", "bold"), check.message + hint
+                )
+            )
+        if self.result.changes:
+            lines.append(Text("Changed:", style="bold"))
+            lines += [Text(f"  {change}") for change in self.result.changes]
+        elif self.fixed:
+            lines.append(Text("Nothing to fix."))
+        return Group(*lines)
+
+
+def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    result = doctor(host_for(args), paths, fix=args.fix)
+    if args.json:
+        print(json.dumps(doctor_json(result), indent=2))
+    else:
+        out.print(DoctorReport(result, args.fix))
+    return 0 if result.ok else 1

@@ -1,0 +1,103 @@
+"""``gateway install|uninstall|start|stop|restart``: parse, call the lifecycle, render.
+
+Expected failures (no service manager, a failed ``systemctl`` step, an invalid config) print
+the message and ``Tip:`` lines -- or ``{"ok": false, "error", "hints"}`` with ``--json`` --
+and exit non-zero: 69 when the service manager cannot be reached, 78 for an invalid config,
+1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import attrs
+from rich.console import Console
+
+from ..config.paths import Paths
+from ..errors import GatewayError
+from ..service import lifecycle
+from ..service.errors import ManagerUnavailableError, ServiceError
+from ..service.host import Host
+from ..service.identity import Scope
+from ..service.lifecycle import ActionResult
+from ..service.runner import SystemRunner
+from .lifecycle_view import ActionReport, ErrorReport, action_json, dry_run_json
+
+
+def host_for(args: argparse.Namespace) -> Host:
+    """The injected host (tests) or this machine; ``--dry-run`` swaps in a recording runner."""
+    dry_run = bool(getattr(args, "dry_run", False))
+    host: Host | None = getattr(args, "host", None)
+    if host is None:
+        return Host.current(dry_run=dry_run)
+    return attrs.evolve(host, runner=SystemRunner(dry_run=True)) if dry_run else host
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    return "system" if args.system else "user"
+
+
+def _perform(
+    args: argparse.Namespace,
+    out: Console,
+    err: Console,
+    action: str,
+    call: Callable[[Host], ActionResult],
+) -> int:
+    try:
+        result = call(host_for(args))
+    except GatewayError as exc:
+        hints = exc.hints if isinstance(exc, ServiceError) else []
+        message = exc.message if isinstance(exc, ServiceError) else str(exc)
+        if args.json:
+            body: dict[str, object] = {
+                "ok": False,
+                "action": action,
+                "error": message,
+                "hints": hints,
+            }
+            if isinstance(exc, ManagerUnavailableError):
+                body["written"] = exc.written
+            print(json.dumps(body, indent=2))
+        else:
+            err.print(ErrorReport(message, hints))
+        return exc.exit_code
+    if args.json:
+        payload = (
+            dry_run_json(result) if result.dry_run and action == "install" else action_json(result)
+        )
+        print(json.dumps(payload, indent=2))
+    else:
+        out.print(ActionReport(result))
+    return 0
+
+
+def install_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    def call(host: Host) -> ActionResult:
+        options = lifecycle.install_options(host, args.port, args.allow_unconfigured)
+        return lifecycle.install(host, paths, scope=_scope(args), options=options, force=args.force)
+
+    return _perform(args, out, err, "install", call)
+
+
+def uninstall_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    return _perform(
+        args,
+        out,
+        err,
+        "uninstall",
+        lambda host: lifecycle.uninstall(host, paths, scope=_scope(args)),
+    )
+
+
+def control_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    action: str = args.gateway_command
+    return _perform(
+        args,
+        out,
+        err,
+        action,
+        lambda host: lifecycle.control(host, paths, action, scope=_scope(args)),
+    )

@@ -1,0 +1,209 @@
+"""Doctor checks of the service and its neighbours: unit drift, manager, lingering, the
+port, duplicate services and profile port collisions."""
+
+from __future__ import annotations
+
+from ..config.model import DEFAULT_PORT
+from ..config.paths import ENV_PORT, profile_default_port
+from ..lock import lock_path, read_lock
+from ..lock import probe as probe_lock
+from .checks import Check, Context
+from .discovery import find_profiles, port_collisions, scan_services
+from .errors import ManagerUnavailableError, ServiceError
+from .lifecycle import install, spec_for
+from .procnet import port_listeners
+from .render import render
+from .status import service_dirs
+from .systemd import Systemd
+from .verdict import Facts, Probe, owner_of
+
+
+def check_service(ctx: Context) -> Check:
+    identity, installed, text = ctx.identity, ctx.installed, ctx.unit_text
+    if identity is None or installed is None or text is None:
+        return Check(
+            "service.drift", "ok", "no service installed (smart-agent-neo gateway install)"
+        )
+    if not installed.is_ours:
+        return Check(
+            "service.drift",
+            "warn",
+            f"{identity.path} was not written by smart-agent-neo; not compared",
+        )
+    problems = []
+    if installed.embedded_secrets:
+        problems.append(f"it embeds {', '.join(installed.embedded_secrets)}")
+    if installed.config_path and installed.config_path != str(ctx.paths.config_path):
+        problems.append(f"it reads {installed.config_path}, this CLI reads {ctx.paths.config_path}")
+    config = ctx.loaded.config if ctx.loaded else None
+    expected = render(spec_for(ctx.host, ctx.paths, identity, installed.options, config))
+    if expected == text and not problems:
+        return Check("service.drift", "ok", f"{identity.path} matches the current template")
+    if expected != text:
+        problems.insert(0, "it differs from the current template (version, paths or settings)")
+    host, paths, scope, options = ctx.host, ctx.paths, identity.scope, installed.options
+
+    def rewrite() -> str:
+        try:
+            result = install(host, paths, scope=scope, options=options, force=True)
+        except ManagerUnavailableError as exc:
+            return f"rewrote {identity.path}; not reloaded: {exc.message}"
+        return f"rewrote {identity.path} and restarted {identity.unit} ({result.result})"
+
+    return Check("service.drift", "warn", f"{identity.path}: " + "; ".join(problems), rewrite)
+
+
+def check_manager(ctx: Context) -> Check:
+    if ctx.installed is None:
+        return Check("service.manager", "ok", "no service installed")
+    if ctx.manager_error:
+        return Check("service.manager", "warn", ctx.manager_error)
+    runtime = ctx.runtime
+    if runtime is not None and not runtime.loaded:
+        return Check(
+            "service.manager",
+            "warn",
+            "the unit file exists but the service manager has not loaded it (run `smart-agent-neo gateway install`)",
+        )
+    if runtime is not None and runtime.enabled is False:
+        return Check(
+            "service.manager",
+            "warn",
+            "the service is disabled: it will not start at boot (run `smart-agent-neo gateway install`)",
+        )
+    return Check("service.manager", "ok", "the service manager knows the service")
+
+
+def check_linger(ctx: Context) -> Check:
+    identity = ctx.identity
+    if (
+        identity is None
+        or identity.manager != "systemd"
+        or identity.scope != "user"
+        or ctx.installed is None
+    ):
+        return Check("service.linger", "ok", "not needed (no systemd user service)")
+    if ctx.manager_error:
+        return Check(
+            "service.linger", "warn", "unknown: the systemd user manager cannot be reached"
+        )
+    driver = Systemd(ctx.host, "user")
+    linger = driver.linger()
+    if linger:
+        return Check("service.linger", "ok", f"lingering is on for {ctx.host.user}")
+    user = ctx.host.user
+    if linger is None:
+        return Check(
+            "service.linger",
+            "warn",
+            f"cannot tell whether lingering is on for {user} (loginctl failed)",
+        )
+    runner = ctx.host.runner
+
+    def enable() -> str:
+        result = runner.run(driver.enable_linger_command())
+        if not result.ok:
+            raise ServiceError(
+                f"loginctl enable-linger failed: {result.detail}; run: sudo loginctl enable-linger {user}"
+            )
+        return f"enabled lingering for {user}"
+
+    return Check(
+        "service.linger",
+        "warn",
+        f"lingering is off for {user}: the user service stops when {user} logs out",
+        enable,
+    )
+
+
+# -- ports and other gateways ---------------------------------------------------------------
+
+
+def _port(ctx: Context) -> int:
+    if ctx.installed is not None and ctx.installed.pinned_port is not None:
+        return ctx.installed.pinned_port
+    raw = ctx.host.env.get(ENV_PORT, "")
+    if raw.isdigit():
+        return int(raw)
+    default = profile_default_port(ctx.paths.profile)
+    if default is not None:
+        return default
+    return ctx.loaded.config.gateway.port if ctx.loaded else DEFAULT_PORT
+
+
+def check_port(ctx: Context) -> Check:
+    port = _port(ctx)
+    found = port_listeners(port, ctx.host.proc)
+    if found is None:
+        return Check("port.conflict", "ok", f"port {port}: listeners cannot be inspected here")
+    if not found:
+        return Check("port.conflict", "ok", f"port {port} is free")
+    info = read_lock(lock_path(ctx.paths))
+    lock_pid = info.pid if info and probe_lock(lock_path(ctx.paths)) == "held" else None
+    facts = Facts(
+        ctx.installed is not None,
+        ctx.runtime,
+        found,
+        Probe(ok=False, skipped=True),
+        lock_pid,
+        port,
+        str(ctx.paths.config_path),
+    )
+    for listener in found:
+        owner = owner_of(listener, facts)
+        if owner == "this-gateway":
+            return Check(
+                "port.conflict", "ok", f"port {port} is served by this gateway (pid {listener.pid})"
+            )
+    listener = found[0]
+    who = (
+        f"pid {listener.pid} ({listener.command or '?'})"
+        if listener.pid
+        else "a process of another user"
+    )
+    return Check(
+        "port.conflict",
+        "fail",
+        f"port {port} is held by {who}; stop it or give this profile another gateway.port (doctor never kills processes)",
+    )
+
+
+def check_duplicates(ctx: Context) -> Check:
+    services = scan_services(service_dirs(ctx.host, system=True))
+    ours = [s for s in services if s.ours]
+    by_profile: dict[str | None, list[str]] = {}
+    by_config: dict[str, list[str]] = {}
+    for service in ours:
+        by_profile.setdefault(service.profile, []).append(service.path)
+        if service.config_path:
+            by_config.setdefault(service.config_path, []).append(service.path)
+    problems = [
+        f"profile {profile or 'default'} has {len(found)} services: {', '.join(found)}"
+        for profile, found in by_profile.items()
+        if len(found) > 1
+    ]
+    problems += [
+        f"{len(found)} services read {config}: {', '.join(found)}"
+        for config, found in by_config.items()
+        if len(found) > 1 and not any(set(found) == set(p) for p in by_profile.values())
+    ]
+    if problems:
+        return Check("services.duplicate", "fail", "; ".join(problems) + " (uninstall all but one)")
+    others = [s for s in services if not s.ours]
+    if others:
+        return Check(
+            "services.duplicate",
+            "warn",
+            "other gateway-like services: " + ", ".join(s.path for s in others),
+        )
+    return Check(
+        "services.duplicate", "ok", f"{len(ours)} smart-agent-neo service(s), no duplicates"
+    )
+
+
+def check_profiles(ctx: Context) -> Check:
+    services = scan_services(service_dirs(ctx.host, system=False))
+    clashes = port_collisions(find_profiles(ctx.host.home, services))
+    if clashes:
+        return Check("profiles.ports", "warn", "; ".join(clashes))
+    return Check("profiles.ports", "ok", "no port collisions between profiles")

@@ -1,0 +1,191 @@
+"""Other gateways on this machine: service definitions and profiles, and their port clashes.
+
+:func:`scan_services` reads unit files and plists for our install marker or a known gateway
+name (ours under older names included); :func:`find_profiles` lists the profile state
+directories in the home and the port each would use; :func:`port_collisions` (pure) says
+which profiles would fight over a port, counting the derived ports (browser control = base+2,
+canvas = base+4) from ``config.paths.derived_ports``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+
+from ..config.load import load_file
+from ..config.model import DEFAULT_PORT
+from ..config.paths import (
+    STATE_NAME,
+    derived_ports,
+    normalize_profile,
+    profile_default_port,
+    resolve_paths,
+)
+from ..errors import GatewayError
+from .identity import Manager, Scope
+from .installed import InstalledService, parse, read_text
+
+GATEWAY_WORDS = ("smart-agent-neo", "openclaw", "clawdbot", "moltbot", "equabot")
+MIN_SPACING = 20  # the runbook: leave at least 20 ports between instances
+MAX_DEFINITION_BYTES = 256 * 1024
+
+
+@attrs.frozen
+class FoundService:
+    name: str
+    path: str
+    scope: Scope
+    manager: Manager
+    ours: bool  # carries SMART_AGENT_NEO_SERVICE_MARKER
+    profile: str | None
+    config_path: str | None
+    port: int | None
+    detail: str
+
+
+def _definition_files(directory: Path) -> list[Path]:
+    try:
+        return sorted(
+            p for p in directory.iterdir() if p.suffix in (".service", ".plist") and p.is_file()
+        )
+    except OSError:
+        return []
+
+
+def scan_services(directories: Iterable[tuple[Scope, Path]]) -> list[FoundService]:
+    found = []
+    seen: set[Path] = set()
+    for scope, directory in directories:
+        for path in _definition_files(directory):
+            real = path.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                if path.stat().st_size > MAX_DEFINITION_BYTES:
+                    continue
+            except OSError:
+                continue
+            text = read_text(path)
+            if text is None or not any(word in text.lower() for word in GATEWAY_WORDS):
+                continue
+            manager: Manager = "launchd" if path.suffix == ".plist" else "systemd"
+            service = parse(manager, text)
+            found.append(_describe(path, scope, manager, service))
+    return found
+
+
+def _describe(
+    path: Path, scope: Scope, manager: Manager, service: InstalledService
+) -> FoundService:
+    name = path.name.removesuffix(".service").removesuffix(".plist")
+    if service.is_ours:
+        detail = f"smart-agent-neo profile {service.profile or 'default'}"
+    else:
+        detail = "gateway-like service without the smart-agent-neo install marker"
+    return FoundService(
+        name=name,
+        path=str(path),
+        scope=scope,
+        manager=manager,
+        ours=service.is_ours,
+        profile=service.profile,
+        config_path=service.config_path,
+        port=service.pinned_port,
+        detail=detail,
+    )
+
+
+@attrs.frozen
+class ProfilePort:
+    profile: str | None
+    port: int
+    source: str  # "service", "config", "profile default", "default", "current"
+
+
+def find_profiles(home: Path, services: Sequence[FoundService] = ()) -> list[ProfilePort]:
+    """Profiles with a state directory in ``home`` (or an installed service), with their port.
+
+    A service's pinned port wins over the profile's config, since that is what will listen.
+    """
+    names: dict[str | None, None] = {}
+    try:
+        entries = sorted(p.name for p in home.iterdir() if p.is_dir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry == STATE_NAME:
+            names[None] = None
+        elif entry.startswith(STATE_NAME + "-"):
+            try:
+                names[normalize_profile(entry[len(STATE_NAME) + 1 :])] = None
+            except GatewayError:
+                continue
+    pinned = {}
+    for service in services:
+        if service.ours:
+            names[service.profile] = None
+            if service.port is not None:
+                pinned[service.profile] = service.port
+    result = []
+    for profile in names:
+        if profile in pinned:
+            result.append(ProfilePort(profile, pinned[profile], "service"))
+            continue
+        default = profile_default_port(profile)
+        if default is not None:
+            result.append(ProfilePort(profile, default, "profile default"))
+            continue
+        paths = resolve_paths(profile, {}, home)
+        try:
+            loaded = load_file(paths.config_path, {})
+        except GatewayError:
+            result.append(ProfilePort(profile, DEFAULT_PORT, "default"))
+            continue
+        source = "config" if loaded.exists else "default"
+        result.append(ProfilePort(profile, loaded.config.gateway.port, source))
+    return result
+
+
+def _ports(port: int) -> dict[int, str]:
+    derived = derived_ports(port)
+    return {
+        derived.gateway: "gateway",
+        derived.browser_control: "browser control",
+        derived.canvas: "canvas",
+    }
+
+
+def _name(profile: str | None) -> str:
+    return profile or "default"
+
+
+def port_collisions(profiles: Sequence[ProfilePort]) -> list[str]:
+    """One warning per pair of profiles whose gateway or derived ports overlap or crowd."""
+    warnings = []
+    for a, b in itertools.combinations(profiles, 2):
+        if a.port == b.port:
+            warnings.append(
+                f"profiles {_name(a.profile)} and {_name(b.profile)} both use port {a.port} "
+                "(and its derived ports): give one of them another gateway.port"
+            )
+            continue
+        ports_a, ports_b = _ports(a.port), _ports(b.port)
+        shared = sorted(set(ports_a) & set(ports_b))
+        if shared:
+            clash = ", ".join(
+                f"{p} ({ports_a[p]} of {_name(a.profile)}, {ports_b[p]} of {_name(b.profile)})"
+                for p in shared
+            )
+            warnings.append(
+                f"profiles {_name(a.profile)} and {_name(b.profile)} collide on port {clash}"
+            )
+        elif abs(a.port - b.port) < MIN_SPACING:
+            warnings.append(
+                f"profiles {_name(a.profile)} ({a.port}) and {_name(b.profile)} ({b.port}) are "
+                f"less than {MIN_SPACING} ports apart; derived ports may clash"
+            )
+    return warnings
