@@ -16,7 +16,14 @@ import trio
 
 from .errors import StartupError
 from .lock import holder_alive, probe, read_lock
-from .ports import Listener, cmdline, listeners, pid_alive
+from .ports import (
+    PortListener,
+    command_line,
+    describe,
+    looks_like_gateway,
+    pid_alive,
+    port_listeners,
+)
 
 log = logging.getLogger("gateway")
 
@@ -25,25 +32,26 @@ KILL_GRACE_S = 2.0
 POLL_S = 0.05
 
 
-def targets(port: int, lock_file: Path) -> list[Listener]:
+def targets(port: int, lock_file: Path) -> list[PortListener]:
     """The gateways to stop, or a StartupError naming a holder we must not touch."""
     me = os.getpid()
     locked = read_lock(lock_file) if probe(lock_file) == "held" else None
     lock_pid = locked.pid if locked is not None and holder_alive(locked) else None
-    found: dict[int, Listener] = {}
-    for holder in listeners(port) if port else []:
+    found: dict[int, PortListener] = {}
+    for holder in (port_listeners(port) or []) if port else []:
         if holder.pid is None:
             raise StartupError(f"port {port} is held by a process we cannot see; not stopping it")
         if holder.pid == me:
             continue
-        if not (holder.is_our_gateway or holder.pid == lock_pid):
+        if not (looks_like_gateway(holder.command) or holder.pid == lock_pid):
             raise StartupError(
-                f"port {port} is held by {holder.describe()}, which is not a smart-agent-neo "
+                f"port {port} is held by {describe(holder)}, which is not a smart-agent-neo "
                 "gateway; not stopping it"
             )
         found[holder.pid] = holder
     if lock_pid is not None and lock_pid != me and lock_pid not in found:
-        found[lock_pid] = Listener(lock_pid, cmdline(lock_pid))  # same config, another port
+        # the same config served on another port
+        found[lock_pid] = PortListener("", lock_pid, command_line(Path("/proc"), lock_pid))
     return list(found.values())
 
 
@@ -85,6 +93,6 @@ async def stop_gateways(port: int, lock_file: Path) -> list[str]:
             except ProcessLookupError:
                 pass
             if not await _wait_gone(holder.pid, KILL_GRACE_S):
-                raise StartupError(f"failed to stop pid {holder.pid} ({holder.cmdline})")
-        report.append(f"force: stopped {holder.describe()} on port {port}")
+                raise StartupError(f"failed to stop {describe(holder)}")
+        report.append(f"force: stopped {describe(holder)} on port {port}")
     return report

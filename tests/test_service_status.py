@@ -11,7 +11,7 @@ import pytest
 
 from gateway.app import Running
 from gateway.config.paths import Paths
-from gateway.service.procnet import (
+from gateway.ports import (
     PortListener,
     gateway_config_path,
     looks_like_gateway,

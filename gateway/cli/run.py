@@ -21,7 +21,7 @@ from ..force import stop_gateways
 from ..lifecycle import supervise
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
-from ..ports import listeners
+from ..ports import describe, looks_like_gateway, port_listeners
 from ..service.notify import notify
 
 log = logging.getLogger("gateway")
@@ -97,14 +97,14 @@ def _gateway_error(exc: BaseException) -> GatewayError | None:
 
 def port_in_use(error: PortInUseError, port: int) -> GatewayError:
     """Name the holder. Our own gateway -> exit 78 so a supervisor does not loop on it."""
-    holders = listeners(port)
-    if any(h.is_our_gateway for h in holders):
-        who = ", ".join(h.describe() for h in holders)
+    holders = port_listeners(port) or []
+    who = ", ".join(describe(h) for h in holders)
+    if any(looks_like_gateway(h.command) for h in holders):
         conflict = GatewayError(f"{error} -- held by a smart-agent-neo gateway: {who}")
         conflict.exit_code = EX_CONFIG
         return conflict
     if holders:
-        error = PortInUseError(f"{error} -- held by {', '.join(h.describe() for h in holders)}")
+        error = PortInUseError(f"{error} -- held by {who}")
     return error
 
 

@@ -7,11 +7,11 @@ from ..config.model import DEFAULT_PORT
 from ..config.paths import ENV_PORT, profile_default_port
 from ..lock import lock_path, read_lock
 from ..lock import probe as probe_lock
+from ..ports import port_listeners
 from .checks import Check, Context
 from .discovery import find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
 from .lifecycle import install, spec_for
-from .procnet import port_listeners
 from .render import render
 from .status import service_dirs
 from .systemd import Systemd

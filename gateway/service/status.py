@@ -25,6 +25,7 @@ from ..config.settings import format_host, is_loopback_host
 from ..errors import ConfigError
 from ..lock import holder_alive, lock_path, read_lock
 from ..lock import probe as probe_lock
+from ..ports import PortListener, port_listeners
 from .discovery import FoundService, find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
@@ -32,7 +33,6 @@ from .identity import Identity, Scope
 from .installed import InstalledService, parse, read_text
 from .lifecycle import LOG_LINES, Driver, driver_for, spec_for
 from .logscan import last_error_line
-from .procnet import PortListener, port_listeners
 from .render import render
 from .runtime_view import ServiceRuntime
 from .verdict import Facts, Probe, State, classify, owner_of

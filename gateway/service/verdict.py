@@ -20,7 +20,7 @@ from typing import Literal
 
 import attrs
 
-from .procnet import PortListener, looks_like_gateway
+from ..ports import PortListener, looks_like_gateway
 from .runtime_view import ServiceRuntime
 
 State = Literal["running", "starting", "degraded", "conflict", "stopped", "not-installed"]
