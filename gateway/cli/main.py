@@ -8,11 +8,12 @@ returns an exit code; expected failures are ``GatewayError``s printed as one lin
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -20,8 +21,9 @@ from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
-from ..service.host import Host
-from . import config_cmd, doctor, gateway_status, logs, rpc, run, service
+
+if TYPE_CHECKING:
+    from ..service.host import Host
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +49,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start without a config file / without gateway.mode=local",
     )
-    parser.set_defaults(handler=run.command)
+    parser.set_defaults(handler="run:command")
 
 
 def _add_target_options(parser: argparse.ArgumentParser, *, timeout_ms: int = 10_000) -> None:
@@ -80,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--params", default="{}", help="JSON object (default {})")
     call.add_argument("--expect-final", action="store_true", help="wait past an 'accepted' ack")
     _add_target_options(call)
-    call.set_defaults(handler=rpc.call_command)
+    call.set_defaults(handler="rpc:call_command")
 
     for name, target in (("health", gateway_commands), ("health", commands)):
         health = target.add_parser(name, help="gateway health snapshot")
         _add_target_options(health)
         health.add_argument("--probe", action="store_true", help="force a live probe")
-        health.set_defaults(handler=rpc.health_command)
+        health.set_defaults(handler="rpc:health_command")
 
     config = commands.add_parser("config", help="read, change and check the config file")
     config_commands = config.add_subparsers(
@@ -94,16 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get = config_commands.add_parser("get", help="print the effective value of a key (JSON)")
     get.add_argument("key", help="dotted key path, e.g. gateway.port")
-    get.set_defaults(handler=config_cmd.get_command)
+    get.set_defaults(handler="config_cmd:get_command")
     set_ = config_commands.add_parser("set", help="set a key (validated; written atomically)")
     set_.add_argument("key")
     set_.add_argument("value", help="JSON5 value; bare words are strings")
-    set_.set_defaults(handler=config_cmd.set_command)
+    set_.set_defaults(handler="config_cmd:set_command")
     validate = config_commands.add_parser("validate", help="check the file like start-up does")
     validate.add_argument("--json", action="store_true")
-    validate.set_defaults(handler=config_cmd.validate_command)
+    validate.set_defaults(handler="config_cmd:validate_command")
     setup = commands.add_parser("setup", help='create the config with gateway.mode "local"')
-    setup.set_defaults(handler=config_cmd.setup_command)
+    setup.set_defaults(handler="config_cmd:setup_command")
 
     tail = commands.add_parser("logs", help="show the gateway's file log (over RPC)")
     _add_target_options(tail, timeout_ms=30_000)
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     zone.add_argument(
         "--local-time", dest="utc", action="store_false", help="local times (default)"
     )
-    tail.set_defaults(handler=logs.logs_command)
+    tail.set_defaults(handler="logs:logs_command")
 
     _add_service_commands(gateway_commands)
     gateway_status_parser = gateway_commands.add_parser(
@@ -126,16 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(gateway_status_parser)
     gateway_status_parser.add_argument("--deep", action="store_true", help="also scan system units")
     gateway_status_parser.add_argument("--no-probe", action="store_true", help="skip the RPC probe")
-    gateway_status_parser.set_defaults(handler=gateway_status.command)
+    gateway_status_parser.set_defaults(handler="gateway_status:command")
 
     status = commands.add_parser("status", help="overall summary (works with the gateway down)")
     _add_target_options(status)
-    status.set_defaults(handler=gateway_status.overview_command)
+    status.set_defaults(handler="gateway_status:overview_command")
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
     doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
     doctor_parser.add_argument("--json", action="store_true", help="print only JSON")
-    doctor_parser.set_defaults(handler=doctor.command)
+    doctor_parser.set_defaults(handler="doctor:command")
     return parser
 
 
@@ -147,11 +149,11 @@ def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> 
     install.add_argument(
         "--allow-unconfigured", action="store_true", help="service runs without gateway.mode=local"
     )
-    install.set_defaults(handler=service.install_command)
+    install.set_defaults(handler="service:install_command")
     uninstall = gateway_commands.add_parser(
         "uninstall", help="stop, disable and remove the service"
     )
-    uninstall.set_defaults(handler=service.uninstall_command)
+    uninstall.set_defaults(handler="service:uninstall_command")
     parsers = [install, uninstall]
     for action, text in (
         ("start", "start the installed service"),
@@ -159,12 +161,23 @@ def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> 
         ("restart", "restart the service through the service manager"),
     ):
         parser = gateway_commands.add_parser(action, help=text)
-        parser.set_defaults(handler=service.control_command)
+        parser.set_defaults(handler="service:control_command")
         parsers.append(parser)
     for parser in parsers:
         parser.add_argument("--system", action="store_true", help="system-wide systemd unit")
         parser.add_argument("--dry-run", action="store_true", help="print what would be done")
         parser.add_argument("--json", action="store_true", help="print only JSON")
+
+
+Handler = Callable[[argparse.Namespace, Paths, Console, Console], int]
+
+
+def _handler(spec: str) -> Handler:
+    """``"module:function"`` in gateway.cli, imported only when that command runs: `status`
+    need not pay for importing the server, and `gateway run` not for the service tooling."""
+    module, _, name = spec.partition(":")
+    handler: Handler = getattr(importlib.import_module(f"gateway.cli.{module}"), name)
+    return handler
 
 
 def _paths(args: argparse.Namespace, host: Host | None) -> Paths:
@@ -189,7 +202,7 @@ def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
         return 2
     try:
         paths = _paths(args, host)
-        code: int = args.handler(args, paths, out, err)
+        code: int = _handler(args.handler)(args, paths, out, err)
         return code
     except GatewayError as exc:
         err.print(str(exc), markup=False)
