@@ -84,7 +84,9 @@ async def serve(
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(health_loop, rt)
         if handle_signals:
-            nursery.start_soon(watch_signals, rt)
+            # start(), not start_soon(): the handlers must be installed before the banner
+            # tells a supervisor (or a test) that a signal will be handled
+            await nursery.start(watch_signals, rt)
         rt.ready = True
         log.info("listening on %s (pid %d)", settings.url, rt.pid)
         task_status.started(Running(rt, settings.host, port))
@@ -148,8 +150,11 @@ async def health_loop(rt: Runtime) -> None:
                 log.exception("health refresh failed")
 
 
-async def watch_signals(rt: Runtime) -> None:
+async def watch_signals(
+    rt: Runtime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
             if rt.stop_requested.is_set():

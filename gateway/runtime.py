@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from . import __version__
+from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
@@ -55,9 +56,13 @@ class Runtime:
     # Awaited at the start of shutdown/restart, within gateway.drainTimeoutMs: finish or
     # checkpoint in-flight work (e.g. agent runs record the interruption) before sockets close.
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+    # Agent runs, sessions and providers (gateway/agent/); runs live in `nursery`.
+    agents: AgentService = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
+        self.agents = AgentService(self)
+        self.drain_hooks.append(self.agents.drain)
 
     # -- time ------------------------------------------------------------------------------
 
