@@ -9,6 +9,7 @@ concurrency, authorization order), 4.2 (no "accepted" on single-stage methods), 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -358,10 +359,9 @@ async def test_every_advertised_method_answers(start_gateway: StartGateway, tmp_
                     res = request(ws, name, MINIMAL_PARAMS[name], request_id=f"all-{name}")
                     assert res["id"] == f"all-{name}"
                     if name in TWO_STAGE:
-                        assert res["ok"] is True and res["payload"]["status"] == "accepted", res
-                        res = recv_until(
-                            ws, lambda f: f.get("type") == "res" and f.get("id") == f"all-{name}"
-                        )
+                        assert res["ok"] is True, res
+                        assert res["payload"]["status"] == "accepted", res
+                        res = recv_until(ws, partial(_is_res, f"all-{name}"))
                 assert res["ok"] is True, f"{name}: {res}"
                 assert "error" not in res, f"{name}: {res}"
                 payload = res.get("payload")
@@ -373,6 +373,10 @@ async def test_every_advertised_method_answers(start_gateway: StartGateway, tmp_
 
     names = await in_thread(client)
     assert names
+
+
+def _is_res(request_id: str, frame: dict[str, Any]) -> bool:
+    return frame.get("type") == "res" and frame.get("id") == request_id
 
 
 def _call_as_node(url: str, name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import trio
 from ..agent import transcript
 from ..agent.keys import session_key
 from ..agent.run import Run
-from ..agent.service import RunRequest, invalid
+from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import READ, WRITE
 from ..errors import RpcError
 from ..protocol.agent import (
@@ -49,6 +49,16 @@ def final(run: Run, *, replayed: bool = False) -> AgentResponse:
     )
 
 
+def _start(svc: AgentService, request: RunRequest) -> Run:
+    try:
+        return svc.start(request)
+    except RpcError as exc:
+        if exc.code == ErrorCode.INVALID_REQUEST:
+            exc.message = f"invalid agent params: {exc.message}"
+            exc.args = (exc.message,)
+        raise
+
+
 @method("agent", params=AgentParams, result=AgentResponse, scope=WRITE)
 async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
     """Two-stage: ``accepted`` at once, the outcome when the run ends.
@@ -67,7 +77,8 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
         if params.timeout
         else None
     )
-    run = svc.start(
+    run = _start(
+        svc,
         RunRequest(
             run_id=params.idempotency_key,
             message=params.message,
@@ -75,7 +86,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
             session_key=params.session_key,
             timeout_s=timeout_s,
             extra_system_prompt=params.extra_system_prompt,
-        )
+        ),
     )
     send_interim(ctx, run.ack())
     await run.done.wait()
