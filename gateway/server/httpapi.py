@@ -29,6 +29,9 @@ SSE_HEADERS = [
 ]
 
 
+DRAIN_CAP = 64 * 1024 * 1024
+
+
 class HttpError(Exception):
     """An expected failure with its status, OpenAI-style body and extra headers."""
 
@@ -93,19 +96,32 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
 
 
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    """The request body, or 413 once it is over ``limit``.
+
+    An over-limit body is still read to its end (and dropped) when it is no bigger than
+    :data:`DRAIN_CAP`: answering while the client is still sending races hypercorn's own
+    connection shutdown, and the client may never see the 413. Bigger bodies are refused
+    at once on their ``Content-Length``.
+    """
     too_large = HttpError(413, "Payload too large")
     declared = header(scope, "content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and int(declared) > max(limit, DRAIN_CAP):
         raise too_large
     body = bytearray()
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise HttpError(400, "client disconnected before sending the whole body")
-        body += message.get("body", b"")
-        if len(body) > limit:
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            body += chunk
+        elif size > DRAIN_CAP:
             raise too_large
         if not message.get("more_body", False):
+            if size > limit:
+                raise too_large
             return bytes(body)
 
 

@@ -17,7 +17,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
+from typing import TypeVar, cast
 
 import httpx
 import trio
@@ -27,6 +29,7 @@ from .base import ProviderError
 from .sse import SseDecoder, SseEvent
 
 log = logging.getLogger("gateway.agent.http")
+T = TypeVar("T")
 
 BASE_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 8.0
@@ -130,10 +133,11 @@ async def _attempt(
         async with client.stream("POST", url, json=body, headers=dict(headers)) as response:
             if response.status_code >= 400:
                 raw = b""
-                async for chunk in response.aiter_bytes():
-                    raw += chunk
-                    if len(raw) > MAX_ERROR_BODY:
-                        break
+                async with aclosing(_generator(response.aiter_bytes())) as chunks:
+                    async for chunk in chunks:
+                        raw += chunk
+                        if len(raw) > MAX_ERROR_BODY:
+                            break
                 status = response.status_code
                 retryable = status == 429 or status >= 500
                 message = f"provider {name} returned HTTP {status}: {error_text(raw) or 'no body'}"
@@ -141,9 +145,11 @@ async def _attempt(
                     response.headers.get("retry-after")
                 )
             decoder = SseDecoder()
-            async for text in response.aiter_text():
-                for event in decoder.feed(text):
-                    on_event(event)
+            # aclosing: a cancelled run must not leave the generator for the GC to finalize
+            async with aclosing(_generator(response.aiter_text())) as texts:
+                async for text in texts:
+                    for event in decoder.feed(text):
+                        on_event(event)
             for event in decoder.flush():
                 on_event(event)
             return None
@@ -163,6 +169,11 @@ async def _attempt(
         ) from None
     except httpx.HTTPError as exc:
         raise ProviderError(f"provider {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _generator(iterator: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    # httpx types its streams as iterators; they are async generators (they have aclose)
+    return cast("AsyncGenerator[T, None]", iterator)
 
 
 def parse_json(name: str, data: str) -> dict[str, object]:
