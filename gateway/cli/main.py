@@ -17,7 +17,7 @@ from rich.console import Console
 from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
-from . import rpc, run
+from . import agent, rpc, run
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
         _add_target_options(health)
         health.add_argument("--probe", action="store_true", help="force a live probe")
         health.set_defaults(handler=rpc.health_command)
+
+    run_agent = commands.add_parser("agent", help="send a message to an agent, stream the reply")
+    run_agent.add_argument("--message", "-m", required=True, help="what to ask")
+    run_agent.add_argument("--session", help="session key (default: the agent's main session)")
+    run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
+    run_agent.add_argument(
+        "--timeout", type=int, help="seconds (default: agents.defaults.timeoutSeconds)"
+    )
+    run_agent.add_argument(
+        "--url", help="gateway WebSocket URL (needs explicit --token/--password)"
+    )
+    run_agent.add_argument("--token")
+    run_agent.add_argument("--password")
+    run_agent.add_argument("--json", action="store_true", help="print only the final JSON")
+    run_agent.set_defaults(handler=agent.agent_command)
 
     status = commands.add_parser("status", help="overall summary of the gateway")
     _add_target_options(status)
