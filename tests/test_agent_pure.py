@@ -273,3 +273,13 @@ def test_responses_request_translation() -> None:
     for body, message in bad:
         with pytest.raises(FormatError, match=message):
             parse_responses(body)
+
+
+def test_chat_history_size_caps() -> None:
+    records = [transcript.user_message(f"r{i}", "x" * 1000, i) for i in range(5)]
+    records.append(transcript.user_message("big", "y" * 5000, 9))
+    messages = transcript.chat_messages(records, {"r0", "r1", "r2", "r3", "r4", "big"}, 10_000)
+    capped = transcript.cap_size(messages, max_message=4000, max_total=2500)
+    assert [m.run_id for m in capped] == ["r3", "r4", "big"]
+    assert capped[-1].content[0].text is not None
+    assert capped[-1].content[0].text.startswith("[message omitted:")

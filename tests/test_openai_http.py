@@ -16,6 +16,7 @@ from gateway_client import open_client
 from gateway.app import Running
 from gateway.config.load import parse
 from gateway.config.model import Config
+from gateway.server import agent_http
 
 from .conftest import TOKEN, StartGateway, in_thread, make_settings
 from .fakeprovider import FakeProvider, chat_sse, start_fake_provider
@@ -291,10 +292,14 @@ async def post_raw(running: Running, body: dict[str, Any]) -> trio.SocketStream:
 
 
 async def test_client_disconnect_aborts_the_run(
-    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+    nursery: trio.Nursery,
+    start_gateway: StartGateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FAILURE-MODES.md 31: a client that goes away (streaming or not) aborts its run, and
-    the transcript says so."""
+    """FAILURE-MODES.md 31: SSE keep-alives flow while the model is quiet; a client that goes
+    away (streaming or not) aborts its run, and the transcript says so."""
+    monkeypatch.setattr(agent_http, "KEEPALIVE_S", 0.05)
     fake = await start_fake_provider(nursery)
     fake.queue(chat_sse("partial ", "text", hold_after=2), chat_sse("never", hold_after=1))
     running = await start_gateway(make_settings(tmp_path, config=http_config(fake)))
@@ -303,7 +308,7 @@ async def test_client_disconnect_aborts_the_run(
     with trio.fail_after(10):
         stream = await post_raw(running, {**body, "stream": True})
         received = b""
-        while b"partial" not in received:  # the role chunk, then the first words
+        while b": keep-alive" not in received:  # role chunk, first words, then quiet
             received += await stream.receive_some()
         await stream.aclose()
         (run,) = agents.active.values()

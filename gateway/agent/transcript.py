@@ -20,11 +20,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+import attrs
+
 from ..protocol.agent import ChatMessage, ContentBlock
+from ..protocol.codec import dumps, to_wire
 from .providers.base import Message, ToolCall
 
 VERSION = 1
 MAX_TEXT_CHARS = 12_000
+MAX_MESSAGE_BYTES = 128 * 1024  # PROTOCOL.md 2.3: chat history caps
+MAX_HISTORY_BYTES = 6 * 1024 * 1024
 TRUNCATION_MARK = "\n…[truncated]"
 
 Record = dict[str, object]
@@ -254,3 +259,28 @@ def page(
     start = max(0, end - limit)
     has_more = start > 0
     return messages[start:end], has_more, (offset + (end - start)) if has_more else None
+
+
+def cap_size(
+    messages: list[ChatMessage],
+    max_message: int = MAX_MESSAGE_BYTES,
+    max_total: int = MAX_HISTORY_BYTES,
+) -> list[ChatMessage]:
+    """A message over ``max_message`` bytes becomes a placeholder; past ``max_total`` the
+    oldest messages are left out (the newest one always stays)."""
+    out: list[ChatMessage] = []
+    sizes: list[int] = []
+    for m in messages:
+        size = len(dumps(to_wire(m)).encode())
+        if size > max_message:
+            note = f"[message omitted: {size} bytes is over the {max_message}-byte limit]"
+            m = attrs.evolve(m, content=[ContentBlock("text", text=note, truncated=True)])
+            size = len(dumps(to_wire(m)).encode())
+        out.append(m)
+        sizes.append(size)
+    total = sum(sizes)
+    start = 0
+    while total > max_total and start < len(out) - 1:
+        total -= sizes[start]
+        start += 1
+    return out[start:]

@@ -172,6 +172,9 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> ChatHisto
     window, has_more, next_offset = transcript.page(
         messages, params.limit or DEFAULT_HISTORY_LIMIT, params.offset or 0
     )
+    capped = transcript.cap_size(window)
+    if len(capped) < len(window):  # the size cap cut the window: page on from what was sent
+        has_more, next_offset = True, (params.offset or 0) + len(capped)
     return ChatHistoryResult(
-        key, window, has_more, SessionInfo(bool(active), active), next_offset=next_offset
+        key, capped, has_more, SessionInfo(bool(active), active), next_offset=next_offset
     )

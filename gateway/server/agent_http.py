@@ -23,6 +23,7 @@ from .http import Receive
 from .httpapi import HttpError, watch_disconnect
 
 DISCONNECTED = "client disconnected"
+KEEPALIVE_S = 15.0
 
 
 def start_run(
@@ -50,9 +51,15 @@ def start_run(
 
 
 async def follow(
-    rt: Runtime, run: Run, receive: Receive, on_text: Callable[[str], Awaitable[None]] | None
+    rt: Runtime,
+    run: Run,
+    receive: Receive,
+    on_text: Callable[[str], Awaitable[None]] | None,
+    on_idle: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Until the run ends; new text goes to ``on_text`` (if given) as it arrives.
+    """Until the run ends; new text goes to ``on_text`` (if given) as it arrives, and
+    ``on_idle`` is called after every :data:`KEEPALIVE_S` without any (SSE keep-alives, so
+    proxies do not drop a stream while the model thinks or a tool runs).
 
     A client that disconnects, or a write that fails, aborts the run.
 
@@ -76,5 +83,12 @@ async def follow(
                     on_text = None  # the client is gone: stop writing, let the run end
             if run.done.is_set():
                 break
-            await changed.wait()
+            with trio.move_on_after(KEEPALIVE_S) as idle:
+                await changed.wait()
+            if idle.cancelled_caught and on_idle is not None and on_text is not None:
+                try:
+                    await on_idle()
+                except Exception:
+                    abort()
+                    on_text = None
         nursery.cancel_scope.cancel()

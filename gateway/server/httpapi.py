@@ -165,6 +165,10 @@ async def sse(send: SendFn, data: object, event: str | None = None) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
+async def sse_comment(send: SendFn, text: str = "keep-alive") -> None:
+    await send({"type": "http.response.body", "body": f": {text}\n\n".encode(), "more_body": True})
+
+
 async def end_sse(send: SendFn) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -7,6 +7,7 @@ plain 404, as if it did not exist). The models routes are on when either OpenAI 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from ..openai import chat_format as fmt
@@ -25,6 +26,7 @@ from .httpapi import (
     send_error,
     send_json,
     sse,
+    sse_comment,
     start_sse,
 )
 from .outbox import SendFn
@@ -92,7 +94,7 @@ async def chat_completions(
 
     await start_sse(send)
     await sse(send, chunk({"role": "assistant"}))
-    await follow(rt, run, receive, on_text)
+    await follow(rt, run, receive, on_text, partial(sse_comment, send))
     try:
         if run.status != "ok":
             await sse(send, chunk({"content": f"Error: {run.summary}"}, "stop"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..agent.dedupe import IdempotencyCache
@@ -33,6 +34,7 @@ from .httpapi import (
     send_error,
     send_json,
     sse,
+    sse_comment,
     start_sse,
 )
 from .openai_chat import NO_RETRY, agent_ids
@@ -135,7 +137,7 @@ async def _stream(
     async def on_text(piece: str) -> None:
         await event("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
 
-    await follow(rt, run, receive, on_text)
+    await follow(rt, run, receive, on_text, partial(sse_comment, send))
     try:
         if run.status != "ok":
             await event("response.failed", {"response": resource("failed", None, run.summary)})
