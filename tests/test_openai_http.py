@@ -19,7 +19,7 @@ from gateway.config.model import Config
 from gateway.server import agent_http
 
 from .conftest import TOKEN, StartGateway, in_thread, make_settings
-from .fakeprovider import FakeProvider, chat_sse, start_fake_provider
+from .fakeprovider import FakeProvider, chat_sse, error_reply, start_fake_provider
 
 
 def http_config(
@@ -331,6 +331,7 @@ async def test_run_failure_is_an_api_error(
     nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
 ) -> None:
     fake = await start_fake_provider(nursery)
+    fake.queue(error_reply(401, "bad key"), error_reply(401, "bad key"))
     running = await start_gateway(make_settings(tmp_path, config=http_config(fake)))
 
     def talk() -> tuple[Exception, list[Any]]:
@@ -351,9 +352,9 @@ async def test_run_failure_is_an_api_error(
             return error, chunks
 
     error, chunks = await in_thread(talk)
-    assert "provider fake returned HTTP 500: no reply queued" in str(error)
+    assert "provider fake returned HTTP 401: bad key" in str(error)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == "Error: provider fake returned HTTP 500: no reply queued"
+    assert text == "Error: provider fake returned HTTP 401: bad key"
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
