@@ -23,6 +23,7 @@ from gateway.agent.providers.sse import SseDecoder, SseEvent
 from gateway.agent.tools import HTTP_DENY, TOOLS, allowed, http_allowed
 from gateway.config.load import parse
 from gateway.config.model import ToolPolicy
+from gateway.errors import ConfigError
 from gateway.openai.chat_format import FormatError, parse_chat
 from gateway.openai.responses_format import parse_responses
 from gateway.openai.select import SelectError, Target, agent_from_model, select_target
@@ -283,3 +284,21 @@ def test_chat_history_size_caps() -> None:
     assert [m.run_id for m in capped] == ["r3", "r4", "big"]
     assert capped[-1].content[0].text is not None
     assert capped[-1].content[0].text.startswith("[message omitted:")
+
+
+def test_provider_config_takes_keys_from_the_environment_and_names_bad_keys() -> None:
+    text = """{ models: { providers: { p: { baseUrl: "http://x/v1", apiKey: "${MY_KEY}",
+                  headers: { "x-org": "${ORG}" } } } } }"""
+    config, warnings = parse(text, {"MY_KEY": "sk-secret"})
+    provider = config.models.providers["p"]
+    assert provider.api_key == "sk-secret"
+    assert warnings == ["models.providers.p.headers.x-org: environment variable ORG is not set"]
+    bad = '{ models: { providers: { p: { api: "grpc", maxRetries: 99 } } } }'
+    with pytest.raises(ConfigError) as raised:
+        parse(bad, {})
+    assert raised.value.problems == [
+        'models.providers.p.api: expected one of "openai-completions", "openai-responses", '
+        '"anthropic-messages", got "grpc"',
+        "models.providers.p.maxRetries: expected an integer 0-10, got 99",
+        "models.providers.p.baseUrl: is required",
+    ]

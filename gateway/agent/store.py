@@ -3,7 +3,9 @@
 Every append rewrites the file through ``fsutil.write_atomic`` (temp file, fsync, rename),
 so a crash leaves the transcript as it was before or after the append, never with a torn
 line. Appends to one file are serialized by a per-file lock; the file work runs in a worker
-thread so a large transcript never stalls the event loop.
+thread so a large transcript never stalls the event loop. The price is that an append costs
+the size of the transcript (a run appends twice: its user message, then the rest); a
+compaction or rotation policy for very long sessions is future work.
 """
 
 from __future__ import annotations
