@@ -70,13 +70,8 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
     existing = svc.find(params.idempotency_key)
     if existing is not None and existing.done.is_set():
         return final(existing, replayed=True)
-    timeout_s = (
-        params.timeout_ms / 1000
-        if params.timeout_ms
-        else float(params.timeout)
-        if params.timeout
-        else None
-    )
+    # timeoutMs wins over timeout (seconds, the reference's name); neither: the agent's default
+    timeout_s = params.timeout_ms / 1000 if params.timeout_ms else params.timeout
     run = _start(
         svc,
         RunRequest(
