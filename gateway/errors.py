@@ -55,6 +55,7 @@ class RpcError(GatewayError):
         details: object | None = None,
         retryable: bool | None = None,
         retry_after_ms: int | None = None,
+        payload: object | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -62,3 +63,5 @@ class RpcError(GatewayError):
         self.details = details
         self.retryable = retryable
         self.retry_after_ms = retry_after_ms
+        # a failed res may carry a payload too (the final `agent` res: {runId, status, summary})
+        self.payload = payload

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from .auth import scope_allows
 from .protocol.codec import dumps, to_wire
 from .protocol.events import EVENTS
 from .protocol.frames import CloseCode, StateVersion
@@ -89,12 +90,22 @@ class Hub:
             await self._changed.wait()
 
     def broadcast(
-        self, name: str, payload: object, *, state_version: StateVersion | None = None
+        self,
+        name: str,
+        payload: object,
+        *,
+        state_version: StateVersion | None = None,
+        scope: str | None = None,
     ) -> None:
+        """Offer the event to every peer; with ``scope``, only to operators holding it."""
         entry = EVENTS[name]  # KeyError for an event we never declared: a bug, not input
         payload_json = dumps(to_wire(payload))
         version_json = dumps(to_wire(state_version)) if state_version is not None else None
         for peer in list(self.peers.values()):
+            if scope is not None and (
+                peer.role != "operator" or not scope_allows(peer.scopes, scope)
+            ):
+                continue
             text = event_text(name, payload_json, peer.next_seq(), version_json)
             verdict = peer.send_text(text, droppable=entry.droppable)
             if verdict == "queued":

@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from . import __version__
+from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
@@ -73,12 +74,16 @@ class Runtime:
     restart_requested: bool = False
     inflight_requests: int = 0
     _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
+    # Agent runs, sessions and providers (gateway/agent/); runs live in `nursery`.
+    agents: AgentService = attrs.field(init=False)
     # Prometheus counters (GET /metrics); serve() passes ProcessState's so restarts keep them.
     metrics: Metrics = attrs.field(factory=Metrics)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
         self.metrics.bind(self)
+        self.agents = AgentService(self)
+        self.drain_hooks.append(self.agents.drain)
 
     # -- time ------------------------------------------------------------------------------
 

@@ -1,6 +1,27 @@
 // Generated from schemas/protocol.schema.json by `nox -s schemas`. Do not edit.
 // smart-agent-neo gateway protocol 4: frames, params, results and event payloads.
 
+export interface AgentAbortParams {
+  runId?: string | null;
+  sessionKey?: string | null;
+}
+
+export interface AgentAbortResult {
+  ok: boolean;
+  aborted: boolean;
+  runIds: Array<string>;
+}
+
+/** One step of a run. ``seq`` is per run (starts at 1), not the connection's seq. */
+export interface AgentEventPayload {
+  runId: string;
+  seq: number;
+  stream: string;
+  ts: number;
+  data: Record<string, unknown>;
+  sessionKey?: string | null;
+}
+
 export interface AgentHealth {
   agentId: string;
   isDefault: boolean;
@@ -19,6 +40,53 @@ export interface AgentHeartbeat {
   model?: string | null;
 }
 
+export interface AgentMeta {
+  sessionKey: string;
+  provider: string;
+  model: string;
+  usage?: Usage | null;
+}
+
+/** Start a run. Open: clients send more optional fields (channel, thinking, ...). */
+export interface AgentParams {
+  message: string;
+  idempotencyKey: string;
+  agentId?: string | null;
+  sessionKey?: string | null;
+  timeout?: number | null;
+  timeoutMs?: number | null;
+  extraSystemPrompt?: string | null;
+  label?: string | null;
+  [extra: string]: unknown;
+}
+
+/** Both stages of ``agent``: the ``accepted`` ack, then ``ok``/``error`` with a summary. */
+export interface AgentResponse {
+  runId: string;
+  status: "accepted" | "ok" | "error";
+  acceptedAt?: number | null;
+  summary?: string | null;
+  result?: AgentResult | null;
+}
+
+export interface AgentResult {
+  payloads: Array<ReplyPayload>;
+  meta: RunMeta;
+}
+
+export interface AgentWaitParams {
+  runId: string;
+  timeoutMs?: number | null;
+}
+
+export interface AgentWaitResult {
+  runId: string;
+  status: "ok" | "error" | "timeout";
+  startedAt?: number | null;
+  endedAt?: number | null;
+  error?: string | null;
+}
+
 export interface CancelFrame {
   type: "cancel";
   id: string;
@@ -28,6 +96,34 @@ export interface CancelFrame {
 export interface ChallengePayload {
   nonce: string;
   ts: number;
+}
+
+export interface ChatHistoryParams {
+  sessionKey: string;
+  limit?: number | null;
+  offset?: number | null;
+  agentId?: string | null;
+  maxChars?: number | null;
+}
+
+export interface ChatHistoryResult {
+  sessionKey: string;
+  messages: Array<ChatMessage>;
+  hasMore: boolean;
+  sessionInfo: SessionInfo;
+  nextOffset?: number | null;
+}
+
+export interface ChatMessage {
+  role: "user" | "assistant" | "toolResult" | "system";
+  content: Array<ContentBlock>;
+  timestamp: number;
+  runId?: string | null;
+  toolCallId?: string | null;
+  toolName?: string | null;
+  isError?: boolean | null;
+  stopReason?: string | null;
+  errorMessage?: string | null;
 }
 
 export interface ClientInfo {
@@ -80,6 +176,16 @@ export interface ConnectParams {
   locale?: string | null;
   userAgent?: string | null;
   [extra: string]: unknown;
+}
+
+/** ``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``. */
+export interface ContentBlock {
+  type: "text" | "toolCall";
+  text?: string | null;
+  id?: string | null;
+  name?: string | null;
+  arguments?: string | null;
+  truncated?: boolean | null;
 }
 
 export interface DeviceIdentity {
@@ -252,6 +358,10 @@ export interface PresencePayload {
   presence: Array<PresenceEntry>;
 }
 
+export interface ReplyPayload {
+  text: string;
+}
+
 /** Client -> server. Unknown extra keys are tolerated (newer clients add fields). */
 export interface RequestFrame {
   type: "req";
@@ -281,6 +391,12 @@ export interface RestartResult {
   restartExpectedMs: number;
 }
 
+export interface RunMeta {
+  durationMs: number;
+  agentMeta?: AgentMeta | null;
+  aborted?: boolean | null;
+}
+
 export interface ServerInfo {
   version: string;
   connId: string;
@@ -298,16 +414,41 @@ export interface SessionDefaultsInfo {
   scope?: string | null;
 }
 
+export interface SessionInfo {
+  hasActiveRun: boolean;
+  activeRunIds: Array<string>;
+}
+
 export interface SessionRecent {
   key: string;
   updatedAt: number | null;
   age: number | null;
 }
 
+export interface SessionRow {
+  key: string;
+  agentId: string;
+  updatedAt: number;
+  age: number;
+  sizeBytes: number;
+  activeRunIds?: Array<string> | null;
+}
+
 export interface SessionStore {
   path: string;
   count: number;
   recent: Array<SessionRecent>;
+}
+
+export interface SessionsListParams {
+  agentId?: string | null;
+  limit?: number | null;
+}
+
+export interface SessionsListResult {
+  ts: number;
+  count: number;
+  sessions: Array<SessionRow>;
 }
 
 export interface SessionsStatus {
@@ -379,17 +520,29 @@ export interface TickPayload {
   ts: number;
 }
 
+export interface Usage {
+  input: number;
+  output: number;
+  total: number;
+}
+
 export interface GatewayMethods {
+  "agent": { params: AgentParams; result: AgentResponse };
+  "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
+  "agent.wait": { params: AgentWaitParams; result: AgentWaitResult };
+  "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "health": { params: HealthParams; result: HealthSummary };
   "last-heartbeat": { params: EmptyParams; result: unknown };
   "logs.tail": { params: LogsTailParams; result: LogsTailResult };
   "restart": { params: RestartParams; result: RestartResult };
+  "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
 }
 
 export interface GatewayEvents {
+  "agent": AgentEventPayload;
   "connect.challenge": ChallengePayload;
   "health": HealthSummary;
   "heartbeat": HeartbeatPayload;

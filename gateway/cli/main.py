@@ -130,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_status_parser.add_argument("--no-probe", action="store_true", help="skip the RPC probe")
     gateway_status_parser.set_defaults(handler="gateway_status:command")
 
+    run_agent = commands.add_parser("agent", help="send a message to an agent, stream the reply")
+    run_agent.add_argument("--message", "-m", required=True, help="what to ask")
+    run_agent.add_argument("--session", help="session key (default: the agent's main session)")
+    run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
+    run_agent.add_argument(
+        "--timeout", type=int, help="seconds (default: agents.defaults.timeoutSeconds)"
+    )
+    run_agent.add_argument(
+        "--url", help="gateway WebSocket URL (needs explicit --token/--password)"
+    )
+    run_agent.add_argument("--token")
+    run_agent.add_argument("--password")
+    run_agent.add_argument("--json", action="store_true", help="print only the final JSON")
+    run_agent.set_defaults(handler="agent:agent_command")
+
     status = commands.add_parser("status", help="overall summary (works with the gateway down)")
     _add_target_options(status)
     status.set_defaults(handler="gateway_status:overview_command")

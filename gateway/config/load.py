@@ -128,6 +128,9 @@ def check(cls: type, raw: object, path: str, *, root: bool = False) -> list[str]
             problems.append(f"{key_path}: unknown key{suffix}")
             continue
         problems.extend(_check_value(hints[field.name], value, key_path, field.metadata))
+    for key, field in fields.items():
+        if field.default is attrs.NOTHING and key not in raw:
+            problems.append(f"{path}.{key}: is required" if path else f"{key}: is required")
     return problems
 
 
@@ -165,6 +168,15 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
         if constraints.get("minLength") and not value:
             return [f'{path}: expected a non-empty string, got ""']
         return []
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object, got {_show(value)}"]
+        found: list[str] = []
+        for key, item in value.items():
+            if not key:
+                found.append(f'{path}: keys must be non-empty, got ""')
+            found.extend(_check_value(args[1], item, f"{path}.{key}", {}))
+        return found
     if origin is list:
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {_show(value, path)}"]

@@ -23,6 +23,7 @@ from ..protocol.model import schema
 BindMode = Literal["loopback", "lan", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
 ReloadMode = Literal["off", "hot", "restart", "hybrid"]
+ProviderApi = Literal["openai-completions", "openai-responses", "anthropic-messages"]
 
 DEFAULT_PORT = 18789
 DEV_PORT = 19001
@@ -95,6 +96,35 @@ class MetricsEndpoint:
 
 
 @attrs.frozen
+class HttpEndpoint:
+    """One OpenAI-compatible endpoint (OPERATIONS.md A.2, A.5): off unless enabled."""
+
+    enabled: bool = False
+    max_body_bytes: int = attrs.field(
+        default=20 * 1024 * 1024, metadata=schema(minimum=1024, maximum=256 * 1024 * 1024)
+    )
+
+
+@attrs.frozen
+class HttpEndpoints:
+    chat_completions: HttpEndpoint = attrs.field(factory=HttpEndpoint)
+    responses: HttpEndpoint = attrs.field(factory=HttpEndpoint)
+
+
+@attrs.frozen
+class Http:
+    endpoints: HttpEndpoints = attrs.field(factory=HttpEndpoints)
+
+
+@attrs.frozen
+class ToolPolicy:
+    """Tool names (``*`` globs allowed); deny wins over allow, an empty allow means all."""
+
+    allow: list[str] = attrs.field(factory=list)
+    deny: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
     port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
@@ -110,6 +140,9 @@ class Gateway:
     )
     drain_timeout_ms: int = attrs.field(default=2_000, metadata=schema(minimum=0, maximum=600_000))
     metrics: MetricsEndpoint = attrs.field(factory=MetricsEndpoint)
+    http: Http = attrs.field(factory=Http)
+    # /tools/invoke only: `deny` extends the built-in HTTP deny list, `allow` lifts entries off it
+    tools: ToolPolicy = attrs.field(factory=ToolPolicy)
 
 
 @attrs.frozen
@@ -141,7 +174,76 @@ class Logging:
 
 
 @attrs.frozen
+class ModelEntry:
+    id: str = attrs.field(metadata=schema(min_length=1))
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    max_tokens: int | None = attrs.field(default=None, metadata=schema(minimum=1))
+
+
+@attrs.frozen
+class Provider:
+    """``models.providers.<name>``: where a model API lives and which wire format it speaks."""
+
+    base_url: str = attrs.field(metadata=schema(min_length=1))
+    api: ProviderApi = "openai-completions"
+    api_key: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    headers: dict[str, str] = attrs.field(factory=dict)
+    models: list[ModelEntry] = attrs.field(factory=list)
+    max_retries: int = attrs.field(default=2, metadata=schema(minimum=0, maximum=10))
+    connect_timeout_ms: int = attrs.field(
+        default=10_000, metadata=schema(minimum=100, maximum=300_000)
+    )
+    read_timeout_ms: int = attrs.field(
+        default=120_000, metadata=schema(minimum=100, maximum=3_600_000)
+    )
+
+
+@attrs.frozen
+class Models:
+    providers: dict[str, Provider] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class AgentModel:
+    primary: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+
+
+@attrs.frozen
+class AgentDefaults:
+    model: AgentModel = attrs.field(factory=AgentModel)
+    timeout_seconds: int = attrs.field(default=600, metadata=schema(minimum=1, maximum=86_400))
+    workspace: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    max_tool_steps: int = attrs.field(default=8, metadata=schema(minimum=1, maximum=100))
+    history_limit: int = attrs.field(default=40, metadata=schema(minimum=0, maximum=1_000))
+    system_prompt: str | None = None
+
+
+@attrs.frozen
+class AgentEntry:
+    """One of ``agents.list``; unset fields fall back to ``agents.defaults``."""
+
+    id: str = attrs.field(metadata=schema(min_length=1))
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    default: bool = False
+    model: AgentModel | None = None
+    workspace: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    system_prompt: str | None = None
+    tools: ToolPolicy | None = None
+
+
+@attrs.frozen
+class Agents:
+    defaults: AgentDefaults = attrs.field(factory=AgentDefaults)
+    # `list_` is the file's `list` (camel() drops the trailing underscore)
+    list_: list[AgentEntry] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Config:
     gateway: Gateway = attrs.field(factory=Gateway)
     commands: Commands = attrs.field(factory=Commands)
     logging: Logging = attrs.field(factory=Logging)
+    models: Models = attrs.field(factory=Models)
+    agents: Agents = attrs.field(factory=Agents)
+    # tools the agents may call (and /tools/invoke, on top of gateway.tools)
+    tools: ToolPolicy = attrs.field(factory=ToolPolicy)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from .agent import AgentEventPayload
 from .schema import EventEntry
 from .system import (
     ChallengePayload,
@@ -22,6 +23,7 @@ PRESENCE = "presence"
 HEALTH = "health"
 HEARTBEAT = "heartbeat"
 SHUTDOWN = "shutdown"
+AGENT = "agent"
 
 EVENTS: dict[str, EventEntry] = {
     e.name: e
@@ -32,5 +34,6 @@ EVENTS: dict[str, EventEntry] = {
         EventEntry(HEALTH, HealthSummary, droppable=False),
         EventEntry(HEARTBEAT, HeartbeatPayload, droppable=True),
         EventEntry(SHUTDOWN, ShutdownPayload, droppable=False),
+        EventEntry(AGENT, AgentEventPayload, droppable=False),
     )
 }

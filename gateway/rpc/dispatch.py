@@ -3,6 +3,10 @@
 Order (PROTOCOL.md 4.1): role -> scope -> method lookup -> params schema -> handler.
 A handler's ``RpcError`` becomes ``res {ok:false}`` with its code; any other exception
 becomes ``UNAVAILABLE`` with the error text. Neither tears down the connection.
+
+Two-stage methods (``agent``, PROTOCOL.md 4.2) call :func:`send_interim` with the
+``accepted`` payload as soon as the work is started; what the handler returns (or raises)
+later becomes the final ``res`` with the same id. Everything else sends exactly one ``res``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ def response_text(
     if error is not None:
         frame["error"] = to_wire(error)
     return dumps(frame)
+
+
+def send_interim(ctx: CallContext, payload: object) -> None:
+    """Send the interim ``res {ok:true, payload:{..., status:"accepted"}}`` of a two-stage
+    method; the handler's eventual result is the final ``res`` for the same request id."""
+    ctx.peer.send_text(response_text(ctx.request_id, True, payload))
 
 
 def error_shape(exc: RpcError) -> ErrorShape:
@@ -78,7 +88,7 @@ async def call(ctx: CallContext, name: str, params: object) -> str:
         result = await spec.handler(ctx, from_wire(spec.params, params))
         return response_text(ctx.request_id, True, result)
     except RpcError as exc:
-        return response_text(ctx.request_id, False, error=error_shape(exc))
+        return response_text(ctx.request_id, False, exc.payload, error=error_shape(exc))
     except Exception as exc:
         log.exception("handler for %s failed", name)
         message = str(exc) or type(exc).__name__

@@ -71,6 +71,7 @@ def method(
 def methods() -> dict[str, Method]:
     """All registered methods; importing the handler modules registers them."""
     from . import (  # noqa: F401  (registration side effect)
+        agent,
         lifecycle,
         logs,
         system,

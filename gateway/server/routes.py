@@ -8,14 +8,23 @@ from typing import Any
 from .. import observe
 from ..runtime import Runtime
 from .http import LIVENESS, READINESS, Receive, not_found, probe
+from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
+from .openai_responses import responses
 from .outbox import SendFn
 from .scrape import metrics_endpoint
+from .tools_http import tools_invoke
 
 Handler = Callable[[Runtime, dict[str, Any], Receive, SendFn], Awaitable[None]]
 
-EXACT: dict[str, Handler] = {path: probe for path in (*LIVENESS, *READINESS)}
-EXACT["/metrics"] = metrics_endpoint
-PREFIXES: tuple[tuple[str, Handler], ...] = ()
+EXACT: dict[str, Handler] = {
+    **{path: probe for path in (*LIVENESS, *READINESS)},
+    "/metrics": metrics_endpoint,
+    "/tools/invoke": tools_invoke,
+    "/v1/responses": responses,
+    "/v1/chat/completions": chat_completions,
+    "/v1/models": models,
+}
+PREFIXES: tuple[tuple[str, Handler], ...] = ((MODELS_PREFIX, model_detail),)
 
 
 def route_of(path: str) -> str:

@@ -1,0 +1,34 @@
+"""Model providers: one module per wire format, plus the offline built-in model.
+
+base.py                 provider-neutral request/reply types, ProviderError
+http.py                 outbound HTTP: timeouts, retries with backoff + jitter, SSE
+sse.py                  server-sent events decoder (pure)
+openai_completions.py   POST {baseUrl}/chat/completions (streaming, tool calls)
+openai_responses.py     POST {baseUrl}/responses
+anthropic_messages.py   POST {baseUrl}/v1/messages
+offline.py              answers without a network when no provider is configured
+"""
+
+from __future__ import annotations
+
+from ..agents import ModelChoice
+from . import anthropic_messages, offline, openai_completions, openai_responses
+from .base import ModelReply, ModelRequest, OnDelta, ProviderError
+
+
+async def complete(choice: ModelChoice, request: ModelRequest, on_delta: OnDelta) -> ModelReply:
+    """Ask the model in ``choice`` for the next assistant message, streaming text to ``on_delta``.
+
+    Raises :class:`ProviderError` with a message that names the provider and what went wrong.
+    """
+    provider = choice.provider
+    if provider is None:
+        return await offline.complete(request, on_delta)
+    if provider.api == "openai-responses":
+        return await openai_responses.complete(choice.provider_name, provider, request, on_delta)
+    if provider.api == "anthropic-messages":
+        return await anthropic_messages.complete(choice.provider_name, provider, request, on_delta)
+    return await openai_completions.complete(choice.provider_name, provider, request, on_delta)
+
+
+__all__ = ["ModelReply", "ModelRequest", "OnDelta", "ProviderError", "complete"]

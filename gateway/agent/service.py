@@ -1,0 +1,198 @@
+"""AgentService: starts, finds, aborts, waits for and drains the gateway's agent runs.
+
+One per ``Runtime``. Every run is a task in ``Runtime.nursery`` (the server's nursery, not
+the request's), inside its own cancel scope whose deadline is the run's timeout, so a run
+outlives the WebSocket or HTTP request that started it only as long as the caller wants
+(HTTP aborts on disconnect; a WebSocket client may come back and ``agent.wait``).
+
+Idempotency: ``runId`` is the caller's ``idempotencyKey``. A key that names a running run
+joins it; a key of a run that ended in the last 5 minutes gets that outcome again
+(:mod:`dedupe`); only an unknown key starts a run.
+
+Stop/restart: :meth:`drain` (a ``Runtime.drain_hooks`` entry) refuses new runs, lets the
+running ones finish within ``gateway.drainTimeoutMs``, then interrupts the rest -- each
+writes what it had and an ``interrupted`` record to its transcript before the nursery is
+cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from ..auth import READ
+from ..errors import RpcError
+from ..protocol import events as ev
+from ..protocol.agent import AgentEventPayload
+from ..protocol.frames import ErrorCode
+from .agents import AgentSpec, ModelConfigError, agent_specs, default_agent_id
+from .dedupe import IdempotencyCache
+from .execute import execute
+from .keys import SessionKeyError, normalize_agent_id, parse_session_key, session_key
+from .providers.base import Message
+from .run import Run
+from .store import SessionStore
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger("gateway.agent")
+
+MAX_ACTIVE_RUNS = 64
+INTERRUPT_BUDGET_S = 5.0  # after the drain budget: how long interrupted runs get to save
+
+
+@attrs.frozen
+class RunRequest:
+    run_id: str
+    message: str
+    agent_id: str | None = None
+    session_key: str | None = None
+    timeout_s: float | None = None
+    extra_system_prompt: str | None = None
+    # OpenAI-style callers send the conversation themselves: it replaces the stored history
+    prelude: tuple[Message, ...] | None = None
+
+
+def invalid(message: str) -> RpcError:
+    return RpcError(ErrorCode.INVALID_REQUEST, message)
+
+
+class AgentService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.active: dict[str, Run] = {}
+        self.ended: IdempotencyCache[Run] = IdempotencyCache()
+        self.store = SessionStore()
+        self.accepting = True
+        self._idle = trio.Event()
+        self._idle.set()
+
+    def now_ms(self) -> int:
+        return self.rt.now_ms()
+
+    # -- resolving agents and sessions (config is read fresh every time: hot reload) -------
+
+    def agents(self) -> list[AgentSpec]:
+        try:
+            return agent_specs(self.rt.settings.config, self.rt.settings.paths.state_dir)
+        except ModelConfigError as exc:
+            raise RpcError(ErrorCode.UNAVAILABLE, f"invalid agents config: {exc}") from None
+
+    def default_agent(self) -> str:
+        return default_agent_id(self.rt.settings.config)
+
+    def resolve(self, agent_id: str | None, key: str | None) -> tuple[AgentSpec, str]:
+        """``(agent, rest of the session key)``; ``INVALID_REQUEST`` naming the problem."""
+        try:
+            wanted = normalize_agent_id(agent_id) if agent_id else None
+            default = wanted or self.default_agent()
+            key_agent, rest = parse_session_key(key, default) if key else (default, "main")
+        except SessionKeyError as exc:
+            raise invalid(str(exc)) from None
+        if wanted and key_agent != wanted:
+            raise invalid(
+                f'agentId "{wanted}" does not match the agent of sessionKey "{key}" ({key_agent})'
+            )
+        specs = self.agents()
+        spec = next((s for s in specs if s.id == key_agent), None)
+        if spec is None:
+            known = ", ".join(s.id for s in specs)
+            raise invalid(f'unknown agent id "{key_agent}" (configured: {known})')
+        return spec, rest
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def find(self, run_id: str) -> Run | None:
+        return self.active.get(run_id) or self.ended.get(run_id, self.now_ms())
+
+    def start(self, request: RunRequest) -> Run:
+        """Start (or join) the run for ``request.run_id``; raises ``RpcError`` when refused."""
+        existing = self.find(request.run_id)
+        if existing is not None:
+            return existing
+        if not self.accepting or self.rt.draining or self.rt.nursery is None:
+            raise RpcError(
+                ErrorCode.UNAVAILABLE,
+                "gateway is stopping; retry shortly",
+                retryable=True,
+                retry_after_ms=1000,
+            )
+        if len(self.active) >= MAX_ACTIVE_RUNS:
+            raise RpcError(
+                ErrorCode.UNAVAILABLE,
+                f"too many agent runs in progress ({MAX_ACTIVE_RUNS}); retry later",
+                retryable=True,
+                retry_after_ms=1000,
+            )
+        spec, rest = self.resolve(request.agent_id, request.session_key)
+        timeout_s = request.timeout_s or spec.timeout_s
+        request = attrs.evolve(request, timeout_s=timeout_s)
+        now = trio.current_time()
+        run = Run(
+            request.run_id,
+            spec,
+            session_key(spec.id, rest),
+            rest,
+            request.message,
+            self.now_ms(),
+            now,
+        )
+        run.scope.deadline = now + timeout_s
+        self.active[run.run_id] = run
+        self._idle = trio.Event()
+        self.rt.nursery.start_soon(execute, self, run, request, name=f"agent run {run.run_id}")
+        log.info("run %s started (agent %s, session %s)", run.run_id, spec.id, run.session_key)
+        return run
+
+    def finished(self, run: Run) -> None:
+        """Called by the run itself once its outcome is recorded."""
+        self.active.pop(run.run_id, None)
+        self.ended.put(run.run_id, run, self.now_ms())
+        run.done.set()
+        run.touch()
+        if not self.active:
+            self._idle.set()
+        log.info("run %s ended: %s (%s)", run.run_id, run.status, run.summary)
+
+    def emit(self, run: Run, stream: str, data: dict[str, object]) -> None:
+        payload = AgentEventPayload(
+            run.run_id, run.next_seq(), stream, self.now_ms(), data, run.session_key
+        )
+        self.rt.hub.broadcast(ev.AGENT, payload, scope=READ)
+        run.touch()
+
+    def abort(self, run_id: str, reason: str) -> bool:
+        run = self.active.get(run_id)
+        return run is not None and run.stop("aborted", reason)
+
+    def abort_session(self, key: str, reason: str) -> list[str]:
+        return [
+            r.run_id
+            for r in list(self.active.values())
+            if r.session_key == key and r.stop("aborted", reason)
+        ]
+
+    def active_in(self, key: str) -> list[str]:
+        return [r.run_id for r in self.active.values() if r.session_key == key]
+
+    # -- stop / restart --------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Drain hook: let runs finish within the drain budget, then interrupt the rest.
+
+        Cancellation: expected (the drain budget). Interrupted runs then get up to
+        ``INTERRUPT_BUDGET_S`` (shielded) to write their transcripts.
+        """
+        self.accepting = False
+        try:
+            await self._idle.wait()
+        finally:
+            reason = self.rt.stop_reason
+            for run in list(self.active.values()):
+                run.stop("interrupted", reason)
+            with trio.CancelScope(shield=True), trio.move_on_after(INTERRUPT_BUDGET_S):
+                await self._idle.wait()

@@ -1,0 +1,164 @@
+"""``smart-agent-neo agent --message TEXT``: one agent run over the control plane.
+
+The reply is printed as it streams (``agent`` events of this run), then a one-line summary;
+``--json`` prints only the final payload (or the error) as JSON. Exit 0 when the run ends
+ok, 1 on any error or timeout. Interrupting (Ctrl-C) or running out of ``--timeout`` aborts
+the run on the gateway too (``agent.abort``), so nothing keeps running unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from typing import Any
+
+import attrs
+import trio
+from gateway_client import GatewayClientError, GatewayRpcError, open_client
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from ..config.paths import Paths
+from ..errors import GatewayError
+from .target import Target, resolve_target
+
+DEFAULT_TIMEOUT_S = 600  # agents.defaults.timeoutSeconds' default; the gateway's config decides
+CONNECT_MARGIN_S = 30.0  # on top of the run's own timeout: the gateway answers first
+CONNECT_S = 10.0
+ABORT_BUDGET_S = 3.0
+PRINTER_GRACE_S = 1.0
+EVENT_BUFFER = 4096
+
+
+@attrs.frozen
+class AgentRunReport:
+    """The line after a streamed reply: which run, which model, how long, how many tokens."""
+
+    payload: dict[str, Any]
+
+    def __rich__(self) -> RenderableType:
+        result = self.payload.get("result") or {}
+        meta = result.get("meta") or {}
+        agent = meta.get("agentMeta") or {}
+        usage = agent.get("usage") or {}
+        seconds = int(meta.get("durationMs", 0)) / 1000
+        parts = [
+            f"run {self.payload.get('runId', '?')}",
+            f"{agent.get('provider', '?')}/{agent.get('model', '?')}",
+            f"{seconds:.1f}s",
+        ]
+        if usage:
+            parts.append(f"{usage.get('input', 0)} in / {usage.get('output', 0)} out tokens")
+        return Text(" · ".join(parts), style="dim")
+
+
+def build_params(args: argparse.Namespace, key: str) -> dict[str, Any]:
+    if not args.message.strip():
+        raise GatewayError("--message must not be empty")
+    params: dict[str, Any] = {"message": args.message, "idempotencyKey": key}
+    if args.session:
+        params["sessionKey"] = args.session
+    if args.agent:
+        params["agentId"] = args.agent
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise GatewayError(
+                f"--timeout: expected a positive number of seconds, got {args.timeout}"
+            )
+        params["timeout"] = args.timeout
+    return params
+
+
+async def _print_stream(
+    events: trio.MemoryReceiveChannel[dict[str, Any]],
+    run_id: str,
+    streamed: list[str],
+    finished: trio.Event,
+) -> None:
+    async for frame in events:
+        payload = frame.get("payload") or {}
+        if frame.get("event") != "agent" or payload.get("runId") != run_id:
+            continue
+        data = payload.get("data") or {}
+        if payload.get("stream") == "assistant" and isinstance(data.get("delta"), str):
+            streamed.append(data["delta"])
+            sys.stdout.write(data["delta"])
+            sys.stdout.flush()
+        elif payload.get("stream") == "lifecycle" and data.get("phase") in ("end", "error"):
+            break
+    finished.set()
+
+
+async def run_once(
+    args: argparse.Namespace, target: Target, params: dict[str, Any], streamed: list[str]
+) -> Any:
+    """Open a client, start the run, stream it (unless --json), return the final payload."""
+    run_id = params["idempotencyKey"]
+    call_timeout = (args.timeout or DEFAULT_TIMEOUT_S) + CONNECT_MARGIN_S
+    async with (
+        open_client(
+            target.url, token=target.token, password=target.password, connect_timeout=CONNECT_S
+        ) as client,
+        client.subscribe({"agent"}, buffer=EVENT_BUFFER) as events,
+    ):
+        finished = trio.Event()
+        async with trio.open_nursery() as nursery:
+            if not args.json:
+                nursery.start_soon(_print_stream, events, run_id, streamed, finished)
+            try:
+                final = await client.call("agent", params, timeout=call_timeout, expect_final=True)
+            except GatewayRpcError:
+                raise
+            except BaseException:
+                # timed out or interrupted: don't leave the run going on unseen
+                with trio.CancelScope(shield=True), trio.move_on_after(ABORT_BUDGET_S):
+                    try:
+                        await client.call("agent.abort", {"runId": run_id}, timeout=ABORT_BUDGET_S)
+                    except GatewayClientError:
+                        pass
+                raise
+            finally:
+                # the run's events precede its final res on the socket: let the printer
+                # finish them, briefly (a subscriber that overflowed may never see the end)
+                with trio.move_on_after(PRINTER_GRACE_S):
+                    if not args.json:
+                        await finished.wait()
+                nursery.cancel_scope.cancel()
+        return final
+
+
+def agent_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    params = build_params(args, str(uuid.uuid4()))
+    target = resolve_target(paths, url=args.url, token=args.token, password=args.password)
+    streamed: list[str] = []
+    try:
+        payload = trio.run(run_once, args, target, params, streamed)
+    except GatewayRpcError as exc:
+        if streamed:
+            sys.stdout.write("\n")
+        if args.json:
+            error = {"code": exc.code, "message": exc.message, "details": exc.details}
+            print(json.dumps({"ok": False, "error": error, "payload": exc.payload}, indent=2))
+        else:
+            err.print(f"{exc.code}: {exc.message}", markup=False)
+        return 1
+    except GatewayClientError as exc:
+        if streamed:
+            sys.stdout.write("\n")
+        err.print(str(exc), markup=False)
+        err.print(f"Gateway target: {target.url}", markup=False)
+        err.print(f"Source: {target.source}", markup=False)
+        err.print(f"Config: {paths.config_path}", markup=False)
+        return 1
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    if not streamed:
+        texts = [p.get("text", "") for p in (payload.get("result") or {}).get("payloads", [])]
+        sys.stdout.write("\n\n".join(texts))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    out.print(AgentRunReport(payload))
+    return 0

@@ -1,0 +1,181 @@
+"""What every authenticated HTTP API on the gateway port shares (OPERATIONS.md A.0).
+
+Order of checks, each answered with the documented status and body: method (405 with
+``Allow``), rate-limit lockout (429 with ``Retry-After``), bearer auth (401), body size
+(413, checked against ``Content-Length`` first and again while reading), JSON (400).
+Bodies are read with the ASGI ``receive`` callable. ``watch_disconnect`` turns the client
+going away (``http.disconnect``) into a callback, so a run can be aborted when nobody waits
+for it any more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ..auth import check_bearer
+from ..protocol.codec import dumps
+from ..runtime import Runtime
+from .http import BASELINE_HEADERS, JSON, TEXT, Receive, respond
+from .outbox import SendFn
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"connection", b"keep-alive"),
+    *[h for h in BASELINE_HEADERS if h[0] != b"cache-control"],
+]
+
+
+DRAIN_CAP = 64 * 1024 * 1024
+
+
+class HttpError(Exception):
+    """An expected failure with its status, OpenAI-style body and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: object | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
+        self.headers = headers or []
+        self.body = body
+
+
+def header(scope: dict[str, Any], name: str) -> str | None:
+    wanted = name.lower().encode()
+    for key, value in scope.get("headers", []):
+        if key.lower() == wanted:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def headers_dict(scope: dict[str, Any]) -> dict[str, str]:
+    return {
+        bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+        for k, v in scope.get("headers", [])
+    }
+
+
+def check_method(scope: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    if scope["method"] not in allowed:
+        raise HttpError(
+            405, "Method Not Allowed", headers=[(b"allow", ", ".join(allowed).encode())]
+        )
+
+
+def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
+    """Bearer auth with the same secret and failed-attempt limiter as the control plane."""
+    client = scope.get("client")
+    ip = str(client[0]) if client else None
+    now = rt.now_ms()
+    wait_ms = rt.limiter.retry_after_ms(ip, now)
+    if wait_ms is not None:
+        raise HttpError(
+            429,
+            "Too many failed authentication attempts. Please try again later.",
+            "rate_limited",
+            headers=[(b"retry-after", str(math.ceil(wait_ms / 1000)).encode())],
+        )
+    authorization = header(scope, "authorization")
+    if not check_bearer(rt.settings.auth, authorization):
+        if authorization:  # a wrong secret counts; a missing one does not (as on the WS)
+            rt.limiter.record_failure(ip, now)
+        raise HttpError(401, "Unauthorized", "unauthorized")
+    rt.limiter.record_success(ip)
+
+
+async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    """The request body, or 413 once it is over ``limit``.
+
+    An over-limit body is still read to its end (and dropped) when it is no bigger than
+    :data:`DRAIN_CAP`: answering while the client is still sending races hypercorn's own
+    connection shutdown, and the client may never see the 413. Bigger bodies are refused
+    at once on their ``Content-Length``.
+    """
+    too_large = HttpError(413, "Payload too large")
+    declared = header(scope, "content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max(limit, DRAIN_CAP):
+        raise too_large
+    body = bytearray()
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            body += chunk
+        elif size > DRAIN_CAP:
+            raise too_large
+        if not message.get("more_body", False):
+            if size > limit:
+                raise too_large
+            return bytes(body)
+
+
+def parse_json(body: bytes) -> dict[str, object]:
+    """An empty body is ``{}`` (as the reference treats it); otherwise a JSON object."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"Invalid JSON body: {exc}") from None
+    if not isinstance(value, dict):
+        raise HttpError(400, "Invalid JSON body: expected an object")
+    return value
+
+
+async def send_error(send: SendFn, error: HttpError) -> None:
+    if error.status == 405:
+        await respond(send, 405, b"Method Not Allowed", TEXT, extra=error.headers)
+        return
+    body = (
+        error.body
+        if error.body is not None
+        else {"error": {"message": error.message, "type": error.kind}}
+    )
+    await respond(send, error.status, dumps(body).encode(), JSON, extra=error.headers)
+
+
+async def send_json(send: SendFn, status: int, value: object) -> None:
+    await respond(send, status, dumps(value).encode(), JSON)
+
+
+async def start_sse(send: SendFn) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+
+
+async def sse(send: SendFn, data: object, event: str | None = None) -> None:
+    text = data if isinstance(data, str) else dumps(data)
+    prefix = f"event: {event}\n" if event else ""
+    chunk = f"{prefix}data: {text}\n\n".encode()
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def sse_comment(send: SendFn, text: str = "keep-alive") -> None:
+    await send({"type": "http.response.body", "body": f": {text}\n\n".encode(), "more_body": True})
+
+
+async def end_sse(send: SendFn) -> None:
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def watch_disconnect(receive: Receive, on_disconnect: Callable[[], None]) -> None:
+    """Call ``on_disconnect`` once the client goes away; run it in a nursery and cancel it
+    when the response is complete."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    on_disconnect()

@@ -1,0 +1,148 @@
+"""``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /v1/models/{id}``.
+
+Off unless ``gateway.http.endpoints.chatCompletions.enabled`` (a disabled endpoint is a
+plain 404, as if it did not exist). The models routes are on when either OpenAI endpoint is.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+from ..openai import chat_format as fmt
+from ..openai.select import SelectError, agent_from_model, model_ids, model_object, select_target
+from ..runtime import Runtime
+from .agent_http import follow, start_run
+from .http import Receive, not_found
+from .httpapi import (
+    HttpError,
+    authorize,
+    check_method,
+    end_sse,
+    headers_dict,
+    parse_json,
+    read_body,
+    send_error,
+    send_json,
+    sse,
+    sse_comment,
+    start_sse,
+)
+from .outbox import SendFn
+
+MODELS_PREFIX = "/v1/models/"
+NO_RETRY = [(b"x-should-retry", b"false")]  # the OpenAI SDKs retry 5xx unless told not to
+
+
+def models_enabled(rt: Runtime) -> bool:
+    endpoints = rt.settings.config.gateway.http.endpoints
+    return endpoints.chat_completions.enabled or endpoints.responses.enabled
+
+
+def agent_ids(rt: Runtime) -> tuple[list[str], str]:
+    return [a.id for a in rt.agents.agents()], rt.agents.default_agent()
+
+
+async def chat_completions(
+    rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn
+) -> None:
+    endpoint = rt.settings.config.gateway.http.endpoints.chat_completions
+    if not endpoint.enabled:
+        await not_found(send)
+        return
+    try:
+        check_method(scope, ("POST",))
+        authorize(rt, scope)
+        body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
+        try:
+            request = fmt.parse_chat(body)
+            known, default = agent_ids(rt)
+            target = select_target(
+                headers_dict(scope),
+                request.model,
+                request.user,
+                known_agents=known,
+                default_agent=default,
+                prefix="openai",
+            )
+        except fmt.FormatError as exc:
+            raise HttpError(400, str(exc)) from None
+        except SelectError as exc:
+            raise HttpError(exc.status, str(exc)) from None
+        run = start_run(rt, "chatcmpl", target, request.message, request.system, request.prelude)
+    except HttpError as error:
+        await send_error(send, error)
+        return
+    created = int(time.time())
+    if not request.stream:
+        await follow(rt, run, receive, None)
+        if run.status != "ok":
+            await send_error(send, HttpError(500, run.summary, "api_error", headers=NO_RETRY))
+            return
+        tokens = (run.usage.input, run.usage.output)
+        await send_json(
+            send, 200, fmt.completion(run.run_id, created, request.model, run.reply_text, tokens)
+        )
+        return
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+        return fmt.chunk(run.run_id, created, request.model, delta, finish)
+
+    async def on_text(piece: str) -> None:
+        await sse(send, chunk({"content": piece}))
+
+    await start_sse(send)
+    await sse(send, chunk({"role": "assistant"}))
+    await follow(rt, run, receive, on_text, partial(sse_comment, send))
+    try:
+        if run.status != "ok":
+            await sse(send, chunk({"content": f"Error: {run.summary}"}, "stop"))
+        else:
+            if not run.text:
+                await sse(send, chunk({"content": run.reply_text or fmt.FALLBACK_TEXT}))
+            await sse(send, chunk({}, "stop"))
+            if request.include_usage:
+                tokens = (run.usage.input, run.usage.output)
+                await sse(send, fmt.usage_chunk(run.run_id, created, request.model, tokens))
+        await sse(send, "[DONE]")
+        await end_sse(send)
+    except Exception:
+        return  # the client went away after the run ended; nothing left to tell it
+
+
+async def models(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
+    if not models_enabled(rt):
+        await not_found(send)
+        return
+    try:
+        check_method(scope, ("GET",))
+        authorize(rt, scope)
+    except HttpError as error:
+        await send_error(send, error)
+        return
+    known, default = agent_ids(rt)
+    data = [model_object(m) for m in model_ids(known, default)]
+    await send_json(send, 200, {"object": "list", "data": data})
+
+
+async def model_detail(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
+    if not models_enabled(rt):
+        await not_found(send)
+        return
+    try:
+        check_method(scope, ("GET",))
+        authorize(rt, scope)
+        model_id = str(scope["path"])[len(MODELS_PREFIX) :]
+        if not model_id:
+            raise HttpError(400, "Missing model id.")
+        agent = agent_from_model(model_id)
+        if agent is None:
+            raise HttpError(400, "Invalid model id.")
+        known, default = agent_ids(rt)
+        if (agent or default) not in known:
+            raise HttpError(404, f"Model '{model_id}' not found.")
+    except HttpError as error:
+        await send_error(send, error)
+        return
+    await send_json(send, 200, model_object(model_id))
