@@ -120,9 +120,11 @@ async def shutdown(
                     len(rt.drain_hooks),
                     gw.drain_timeout_ms,
                 )
-            for hook in rt.drain_hooks:
-                await hook()
-            await rt.requests_idle()
+            # concurrently: one slow hook must not eat the budget of the others
+            async with trio.open_nursery() as drains:
+                for hook in rt.drain_hooks:
+                    drains.start_soon(hook)
+                drains.start_soon(rt.requests_idle)
         if drain.cancelled_caught:
             log.warning("drain timeout reached; proceeding")
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))

@@ -238,3 +238,34 @@ async def test_wrong_bearers_lock_the_client_out_with_retry_after(
     assert locked.status_code == 429
     assert 0 < int(locked.headers["retry-after"]) <= 120
     assert locked.json()["error"]["type"] == "rate_limited"
+
+
+async def test_a_real_agent_run_moves_the_run_counter(start_gateway: StartGateway) -> None:
+    """The agent subsystem reports through observe: one offline run -> one counted run."""
+    running = await start_gateway()
+    async with open_client(running.url, token=TOKEN) as client:
+        final = await client.call(
+            "agent", {"message": "count me", "idempotencyKey": "metrics-run-1"}, expect_final=True
+        )
+    assert final["status"] == "ok"
+    samples = await scrape(running)
+    assert value(samples, "smart_agent_neo_agent_runs_total", agent="main", outcome="ok") == 1
+
+
+async def test_a_config_reload_and_restart_are_counted(tmp_path: Path) -> None:
+    """The lifecycle reports reloads and in-process restarts through observe."""
+    from .test_lifecycle import supervised
+
+    async with supervised(tmp_path) as (lc, config):
+        first = await lc.wait_started(1)
+        config.write(
+            {"port": first.port, "reload": {"debounceMs": 50}, "ws": {"tickIntervalMs": 2222}}
+        )
+        with trio.fail_after(10):
+            await lc.wait_checked(1)
+        lc.request_restart("counted")
+        with trio.fail_after(10):
+            second = await lc.wait_started(2)
+        samples = await scrape(second)
+    assert value(samples, "smart_agent_neo_config_reloads_total", outcome="hot") == 1
+    assert value(samples, "smart_agent_neo_restarts_total") == 1

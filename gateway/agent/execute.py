@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from .. import observe
 from ..protocol.frames import ErrorCode
 from . import providers, transcript
 from .agents import ModelChoice, ModelConfigError, resolve_model
@@ -165,7 +166,20 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
             )
 
             async def model(req: ModelRequest, on_delta: providers.OnDelta) -> ModelReply:
-                return await providers.complete(choice, req, on_delta)
+                started = trio.current_time()
+                outcome = "error"
+                try:
+                    reply = await providers.complete(choice, req, on_delta)
+                    outcome = "ok"
+                    return reply
+                finally:
+                    observe.provider_call(
+                        svc.rt,
+                        choice.provider_name,
+                        choice.model_id,
+                        trio.current_time() - started,
+                        outcome=outcome,
+                    )
 
             async def tool(call: ToolCall) -> tuple[str, bool]:
                 return await run_tool(svc, run, call)
@@ -228,4 +242,8 @@ async def _finish(
             "lifecycle",
             {"phase": "error", "status": status, "error": summary, "endedAt": now},
         )
+    outcome = {"ok": "ok", "timeout": "timeout", "aborted": "aborted"}.get(status, "error")
+    observe.agent_run(
+        svc.rt, run.agent.id, outcome, (now - run.accepted_at) / 1000, run_id=run.run_id
+    )
     svc.finished(run)
