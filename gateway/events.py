@@ -38,6 +38,7 @@ class Peer:
     scopes: list[str] = attrs.field(factory=list)
     client_id: str | None = None
     client_mode: str | None = None
+    caps: frozenset[str] = frozenset()
     presence_key: str | None = None
     last_seq: int = 0
     on_close: Callable[[int, str], None] | None = None
@@ -96,8 +97,10 @@ class Hub:
         *,
         state_version: StateVersion | None = None,
         scope: str | None = None,
+        cap: str | None = None,
     ) -> None:
-        """Offer the event to every peer; with ``scope``, only to operators holding it."""
+        """Offer the event to every peer; with ``scope``, only to operators holding it; with
+        ``cap``, only to peers that advertised that capability in ``connect.caps``."""
         entry = EVENTS[name]  # KeyError for an event we never declared: a bug, not input
         payload_json = dumps(to_wire(payload))
         version_json = dumps(to_wire(state_version)) if state_version is not None else None
@@ -105,6 +108,8 @@ class Hub:
             if scope is not None and (
                 peer.role != "operator" or not scope_allows(peer.scopes, scope)
             ):
+                continue
+            if cap is not None and cap not in peer.caps:
                 continue
             text = event_text(name, payload_json, peer.next_seq(), version_json)
             verdict = peer.send_text(text, droppable=entry.droppable)

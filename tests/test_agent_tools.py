@@ -43,7 +43,12 @@ async def test_tool_loop_with_chat_completions(
     ws = workspace(tmp_path)
     config = provider_config(fake, agents={"workspace": str(ws)})
     running = await start_gateway(make_settings(tmp_path / "state", config=config))
-    async with open_client(running.url, token=TOKEN) as c, c.subscribe({"agent"}) as events:
+    async with (
+        open_client(running.url, token=TOKEN, caps=["tool-events"]) as c,
+        open_client(running.url, token=TOKEN) as plain,
+        c.subscribe({"agent"}) as events,
+        plain.subscribe({"agent"}) as plain_events,
+    ):
         final = await run_agent(c, "tools", "what does my note say?")
         history = await c.call("chat.history", {"sessionKey": "main"})
         steps = []
@@ -53,6 +58,17 @@ async def test_tool_loop_with_chat_completions(
                 steps.append(frame["payload"]["data"])
             if frame["payload"]["data"].get("phase") == "end":
                 break
+        # PROTOCOL 4.4: a client that did not advertise caps ["tool-events"] sees the run but
+        # none of its tool steps
+        plain_streams = set()
+        while True:
+            with trio.fail_after(10):  # another connection: its frames may still be in flight
+                frame = await plain_events.receive()
+            plain_streams.add(frame["payload"]["stream"])
+            if frame["payload"]["data"].get("phase") == "end":
+                break
+        assert "tool" not in plain_streams
+        assert "assistant" in plain_streams
     first, second = (r.body for r in fake.requests)
     assert sorted(t["function"]["name"] for t in first["tools"]) == [
         "current_time",

@@ -61,6 +61,9 @@ def invalid(message: str) -> RpcError:
     return RpcError(ErrorCode.INVALID_REQUEST, message)
 
 
+TOOL_EVENTS = "tool-events"
+
+
 class AgentService:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -162,7 +165,9 @@ class AgentService:
         payload = AgentEventPayload(
             run.run_id, run.next_seq(), stream, self.now_ms(), data, run.session_key
         )
-        self.rt.hub.broadcast(ev.AGENT, payload, scope=READ)
+        # PROTOCOL 4.4: tool-stream events only for clients that asked for them
+        cap = TOOL_EVENTS if stream == "tool" else None
+        self.rt.hub.broadcast(ev.AGENT, payload, scope=READ, cap=cap)
         run.touch()
 
     def abort(self, run_id: str, reason: str) -> bool:

@@ -263,6 +263,7 @@ class _Session:
         peer.scopes = granted_scopes(params.role, params.scopes)
         peer.client_id = params.client.id
         peer.client_mode = params.client.mode
+        peer.caps = frozenset(params.caps)
         tracked = params.client.mode not in UNTRACKED_MODES
         if tracked:
             peer.presence_key = (
