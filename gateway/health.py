@@ -7,10 +7,12 @@ interval is served from the cache unless the caller asks for a probe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
+from .agent.keys import rest_from_stem, session_key
 from .protocol.system import AgentHealth, AgentHeartbeat, HealthSummary, SessionRecent, SessionStore
 
 DEFAULT_AGENT_ID = "main"
@@ -35,13 +37,27 @@ def session_store(state_dir: Path, now_ms: int, agent_id: str = DEFAULT_AGENT_ID
     for path, mtime in files[:5]:
         updated = int(mtime * 1000)
         recent.append(
-            SessionRecent(f"agent:{agent_id}:{path.stem}", updated, max(0, now_ms - updated))
+            SessionRecent(
+                session_key(agent_id, rest_from_stem(path.stem)), updated, max(0, now_ms - updated)
+            )
         )
     return SessionStore(str(directory), len(files), recent)
 
 
-def build_health(state_dir: Path, now_ms: int, duration_ms: int) -> HealthSummary:
-    store = session_store(state_dir, now_ms)
+@attrs.frozen
+class AgentInfo:
+    id: str
+    name: str
+    is_default: bool
+
+
+def build_health(
+    state_dir: Path,
+    now_ms: int,
+    duration_ms: int,
+    agents: Sequence[AgentInfo] = (AgentInfo(DEFAULT_AGENT_ID, "Main", True),),
+) -> HealthSummary:
+    """The snapshot for the configured agents; ``sessions`` is the default agent's store."""
     heartbeat = AgentHeartbeat(
         enabled=False,
         every=HEARTBEAT_EVERY,
@@ -50,7 +66,13 @@ def build_health(state_dir: Path, now_ms: int, duration_ms: int) -> HealthSummar
         target="none",
         ack_max_chars=300,
     )
-    agent = AgentHealth(DEFAULT_AGENT_ID, True, heartbeat, store, name="Main")
+    rows = [
+        AgentHealth(
+            a.id, a.is_default, heartbeat, session_store(state_dir, now_ms, a.id), name=a.name
+        )
+        for a in agents
+    ]
+    default = next((row for row in rows if row.is_default), rows[0])
     return HealthSummary(
         ok=True,
         ts=now_ms,
@@ -59,9 +81,9 @@ def build_health(state_dir: Path, now_ms: int, duration_ms: int) -> HealthSummar
         channel_order=[],
         channel_labels={},
         heartbeat_seconds=HEARTBEAT_SECONDS,
-        default_agent_id=DEFAULT_AGENT_ID,
-        agents=[agent],
-        sessions=store,
+        default_agent_id=default.agent_id,
+        agents=rows,
+        sessions=default.sessions,
     )
 
 

@@ -17,11 +17,12 @@ import attrs
 import trio
 
 from . import __version__
+from .agent.agents import agent_specs
 from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
-from .health import HealthCache, build_health
+from .health import AgentInfo, HealthCache, build_health
 from .metrics import Metrics
 from .presence import Presence
 from .protocol import events as ev
@@ -149,7 +150,11 @@ class Runtime:
         start = trio.current_time()
         now = self.now_ms()
         state_dir = self.settings.paths.state_dir
-        snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0)
+        agents = [
+            AgentInfo(a.id, a.name, a.is_default)
+            for a in agent_specs(self.settings.config, state_dir)
+        ]
+        snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0, agents)
         duration = int((trio.current_time() - start) * 1000)
         snapshot = attrs.evolve(snapshot, duration_ms=duration)
         self.health.store(snapshot, trio.current_time())

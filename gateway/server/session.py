@@ -25,7 +25,8 @@ import trio
 from .. import __version__, observe
 from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
 from ..events import Peer
-from ..health import DEFAULT_AGENT_ID, MAIN_KEY
+from ..agent.agents import default_agent_id
+from ..health import MAIN_KEY
 from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
 from ..protocol import validate
@@ -304,6 +305,7 @@ class _Session:
         settings = rt.settings
         ws = settings.config.gateway.ws
         health = rt.health.snapshot
+        agent_id = default_agent_id(settings.config)
         return HelloOk(
             type="hello-ok",
             protocol=PROTOCOL_VERSION,
@@ -315,7 +317,7 @@ class _Session:
                 state_version=rt.state_version(),
                 uptime_ms=rt.uptime_ms(),
                 session_defaults=SessionDefaultsInfo(
-                    DEFAULT_AGENT_ID, MAIN_KEY, f"agent:{DEFAULT_AGENT_ID}:{MAIN_KEY}", "per-sender"
+                    agent_id, MAIN_KEY, f"agent:{agent_id}:{MAIN_KEY}", "per-sender"
                 ),
                 auth_mode=settings.auth.mode,
                 config_path=str(settings.paths.config_path),
