@@ -23,9 +23,9 @@ from typing import Any
 import trio
 
 from .. import __version__, observe
+from ..agent.agents import default_agent_id
 from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
 from ..events import Peer
-from ..agent.agents import default_agent_id
 from ..health import MAIN_KEY
 from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
