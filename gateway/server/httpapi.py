@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .. import observe
 from ..auth import check_bearer
 from ..protocol.codec import dumps
 from ..runtime import Runtime
@@ -81,6 +82,7 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     now = rt.now_ms()
     wait_ms = rt.limiter.retry_after_ms(ip, now)
     if wait_ms is not None:
+        observe.auth_failed(rt, "http", ip, "AUTH_RATE_LIMITED")
         raise HttpError(
             429,
             "Too many failed authentication attempts. Please try again later.",
@@ -91,6 +93,8 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     if not check_bearer(rt.settings.auth, authorization):
         if authorization:  # a wrong secret counts; a missing one does not (as on the WS)
             rt.limiter.record_failure(ip, now)
+        reason = "AUTH_BEARER_MISMATCH" if authorization else "AUTH_BEARER_MISSING"
+        observe.auth_failed(rt, "http", ip, reason)
         raise HttpError(401, "Unauthorized", "unauthorized")
     rt.limiter.record_success(ip)
 

@@ -10,32 +10,16 @@ somewhere else through a local reverse proxy and must authenticate (FAILURE-MODE
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .. import observe
-from ..auth import check_bearer, is_loopback_ip
+from ..auth import is_loopback_ip
 from ..metrics import CONTENT_TYPE
-from ..protocol.codec import dumps
 from ..runtime import Runtime
-from .http import Receive, not_found, respond, respond_json
+from .http import Receive, not_found, respond
+from .httpapi import HttpError, authorize, check_method, send_error
 from .outbox import SendFn
 
 PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host"})
-UNAUTHORIZED = {"error": {"message": "Unauthorized", "type": "unauthorized"}}
-RATE_LIMITED = {
-    "error": {
-        "message": "Too many failed authentication attempts. Please try again later.",
-        "type": "rate_limited",
-    }
-}
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def _local_direct(scope: dict[str, Any]) -> bool:
@@ -52,44 +36,12 @@ async def metrics_endpoint(
     if not cfg.enabled:
         await not_found(send)
         return
-    method = scope["method"]
-    if method not in ("GET", "HEAD"):
-        await respond(
-            send,
-            405,
-            b"Method Not Allowed",
-            b"text/plain; charset=utf-8",
-            extra=[(b"allow", b"GET, HEAD")],
-        )
+    try:
+        check_method(scope, ("GET", "HEAD"))
+        if not (cfg.allow_loopback_without_auth and _local_direct(scope)):
+            authorize(rt, scope)  # the same Bearer check and limiter as every gateway API
+    except HttpError as error:
+        await send_error(send, error)
         return
-    client = scope.get("client")
-    ip = str(client[0]) if client else None
-    open_here = cfg.allow_loopback_without_auth and _local_direct(scope)
-    if not open_here:
-        now = rt.now_ms()
-        wait_ms = rt.limiter.retry_after_ms(ip, now)
-        if wait_ms is not None:
-            observe.auth_failed(rt, "http", ip, "AUTH_RATE_LIMITED")
-            await respond(
-                send,
-                429,
-                _json(RATE_LIMITED),
-                b"application/json; charset=utf-8",
-                extra=[(b"retry-after", str(math.ceil(wait_ms / 1000)).encode())],
-            )
-            return
-        header = _header(scope, b"authorization")
-        if not check_bearer(rt.settings.auth, header):
-            if header:  # only a wrong secret counts toward the lockout, not a missing one
-                rt.limiter.record_failure(ip, now)
-            reason = "AUTH_BEARER_MISMATCH" if header else "AUTH_BEARER_MISSING"
-            observe.auth_failed(rt, "http", ip, reason)
-            await respond_json(send, 401, UNAUTHORIZED)
-            return
-        rt.limiter.record_success(ip)
     body = rt.metrics.render()
-    await respond(send, 200, body, CONTENT_TYPE.encode(), head=method == "HEAD")
-
-
-def _json(value: object) -> bytes:
-    return dumps(value).encode()
+    await respond(send, 200, body, CONTENT_TYPE.encode(), head=scope["method"] == "HEAD")
