@@ -5,7 +5,8 @@
     │   └── TCPServer (hypercorn) per socket
     │       └── GatewayApp -> run_session    reader | writer | closer, + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
-    └── health_loop                          primes, then refreshes on demand or interval
+    ├── health_loop                          primes, then refreshes on demand or interval
+    └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
 
 Signals, config reload and in-process restart live one level up, in ``lifecycle.supervise``.
 
@@ -25,6 +26,7 @@ import trio
 from hypercorn.trio.worker_context import WorkerContext
 
 from . import logs
+from .agent.heartbeat import heartbeat_loop
 from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
@@ -89,6 +91,7 @@ async def serve(
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(health_loop, rt)
+        nursery.start_soon(heartbeat_loop, rt)
         rt.ready = True
         log.info("listening on %s (pid %d)", settings.url, rt.pid)
         task_status.started(Running(rt, settings.host, port))

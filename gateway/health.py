@@ -13,12 +13,11 @@ from pathlib import Path
 import attrs
 
 from .agent.keys import rest_from_stem, session_key
+from .config.model import Config
 from .protocol.system import AgentHealth, AgentHeartbeat, HealthSummary, SessionRecent, SessionStore
 
 DEFAULT_AGENT_ID = "main"
 MAIN_KEY = "main"
-HEARTBEAT_EVERY = "30m"
-HEARTBEAT_SECONDS = 1800
 
 
 def sessions_dir(state_dir: Path, agent_id: str = DEFAULT_AGENT_ID) -> Path:
@@ -51,21 +50,31 @@ class AgentInfo:
     is_default: bool
 
 
+def heartbeat_view(config: Config, toggled_on: bool) -> AgentHeartbeat:
+    """What the heartbeat runner (agent/heartbeat.py) will do, as health and status show it."""
+    from .agent.heartbeat import DEFAULT_PROMPT, parse_every
+
+    cfg = config.agents.defaults.heartbeat
+    every_ms = parse_every(cfg.every)
+    return AgentHeartbeat(
+        enabled=toggled_on and every_ms is not None,
+        every=cfg.every,
+        every_ms=every_ms,
+        prompt=cfg.prompt or DEFAULT_PROMPT,
+        target="none",
+        ack_max_chars=cfg.ack_max_chars,
+    )
+
+
 def build_health(
     state_dir: Path,
     now_ms: int,
     duration_ms: int,
     agents: Sequence[AgentInfo] = (AgentInfo(DEFAULT_AGENT_ID, "Main", True),),
+    heartbeat: AgentHeartbeat | None = None,
 ) -> HealthSummary:
     """The snapshot for the configured agents; ``sessions`` is the default agent's store."""
-    heartbeat = AgentHeartbeat(
-        enabled=False,
-        every=HEARTBEAT_EVERY,
-        every_ms=HEARTBEAT_SECONDS * 1000,
-        prompt="",
-        target="none",
-        ack_max_chars=300,
-    )
+    heartbeat = heartbeat or heartbeat_view(Config(), True)
     rows = [
         AgentHealth(
             a.id, a.is_default, heartbeat, session_store(state_dir, now_ms, a.id), name=a.name
@@ -80,7 +89,7 @@ def build_health(
         channels={},
         channel_order=[],
         channel_labels={},
-        heartbeat_seconds=HEARTBEAT_SECONDS,
+        heartbeat_seconds=(heartbeat.every_ms or 0) // 1000,
         default_agent_id=default.agent_id,
         agents=rows,
         sessions=default.sessions,

@@ -22,7 +22,7 @@ from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
-from .health import AgentInfo, HealthCache, build_health
+from .health import AgentInfo, HealthCache, build_health, heartbeat_view
 from .metrics import Metrics
 from .presence import Presence
 from .protocol import events as ev
@@ -46,6 +46,7 @@ class ProcessState:
     reloads: int = 0
     last_reload_ms: int | None = None
     started_ms: int = attrs.field(factory=wall_ms)
+    heartbeats_enabled: bool = True  # `set-heartbeats`; survives in-process restarts
     metrics: Metrics = attrs.field(factory=Metrics)
 
 
@@ -154,7 +155,8 @@ class Runtime:
             AgentInfo(a.id, a.name, a.is_default)
             for a in agent_specs(self.settings.config, state_dir)
         ]
-        snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0, agents)
+        heartbeat = heartbeat_view(self.settings.config, self.process.heartbeats_enabled)
+        snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0, agents, heartbeat)
         duration = int((trio.current_time() - start) * 1000)
         snapshot = attrs.evolve(snapshot, duration_ms=duration)
         self.health.store(snapshot, trio.current_time())

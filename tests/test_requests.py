@@ -52,6 +52,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     # scheduled far out so the connection under test outlives the call
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},
+    "set-heartbeats": {"enabled": True},
 }
 # Two-stage methods (section 4.2): an "accepted" res, then the final res with the same id.
 TWO_STAGE = {"agent"}

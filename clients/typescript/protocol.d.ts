@@ -459,6 +459,15 @@ export interface SessionsStatus {
   byAgent: Array<Record<string, unknown>>;
 }
 
+export interface SetHeartbeatsParams {
+  enabled: boolean;
+}
+
+export interface SetHeartbeatsResult {
+  ok: boolean;
+  enabled: boolean;
+}
+
 export interface ShutdownPayload {
   reason: string;
   restartExpectedMs?: number | null;
@@ -536,6 +545,7 @@ export interface GatewayMethods {
   "logs.tail": { params: LogsTailParams; result: LogsTailResult };
   "restart": { params: RestartParams; result: RestartResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
+  "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };

@@ -167,6 +167,10 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
             return [f"{path}: expected a string, got {_show(value, path)}"]
         if constraints.get("minLength") and not value:
             return [f'{path}: expected a non-empty string, got ""']
+        pattern = constraints.get("pattern")
+        if pattern and not re.fullmatch(str(pattern), value):
+            wanted = constraints.get("description") or f"a string matching {pattern}"
+            return [f"{path}: expected {wanted}, got {_show(value, path)}"]
         return []
     if origin is dict:
         if not isinstance(value, dict):

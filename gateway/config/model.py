@@ -208,6 +208,23 @@ class AgentModel:
     primary: str | None = attrs.field(default=None, metadata=schema(min_length=1))
 
 
+DURATION_PATTERN = r"[0-9]+(ms|s|m|h)"
+
+
+@attrs.frozen
+class HeartbeatConfig:
+    """The periodic main-session turn (OPERATIONS.md G.4); ``every: "0m"`` turns it off."""
+
+    every: str = attrs.field(
+        default="30m",
+        metadata=schema(
+            pattern=DURATION_PATTERN, description='a duration like "30m", "1h", "45s" or "0m"'
+        ),
+    )
+    prompt: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    ack_max_chars: int = attrs.field(default=300, metadata=schema(minimum=0, maximum=10_000))
+
+
 @attrs.frozen
 class AgentDefaults:
     model: AgentModel = attrs.field(factory=AgentModel)
@@ -216,6 +233,7 @@ class AgentDefaults:
     max_tool_steps: int = attrs.field(default=8, metadata=schema(minimum=1, maximum=100))
     history_limit: int = attrs.field(default=40, metadata=schema(minimum=0, maximum=1_000))
     system_prompt: str | None = None
+    heartbeat: HeartbeatConfig = attrs.field(factory=HeartbeatConfig)
 
 
 @attrs.frozen

@@ -36,6 +36,7 @@ def schema(
     minimum: int | None = None,
     maximum: int | None = None,
     min_items: int | None = None,
+    pattern: str | None = None,
     description: str | None = None,
 ) -> dict[str, object]:
     """Field metadata carrying JSON Schema constraints: ``attrs.field(metadata=schema(...))``."""
@@ -46,6 +47,7 @@ def schema(
         ("minimum", minimum),
         ("maximum", maximum),
         ("minItems", min_items),
+        ("pattern", pattern),
         ("description", description),
     ):
         if value is not None:

@@ -297,3 +297,16 @@ class RestartResult:
     ok: bool
     scheduled: bool
     restart_expected_ms: int = attrs.field(metadata=schema(minimum=0))
+
+
+@closed
+@attrs.frozen
+class SetHeartbeatsParams:
+    enabled: bool
+
+
+@closed
+@attrs.frozen
+class SetHeartbeatsResult:
+    ok: bool
+    enabled: bool

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from .. import __version__, observe
+from ..agent.agents import default_agent_id
 from ..auth import ADMIN, READ
 from ..errors import RpcError
-from ..health import DEFAULT_AGENT_ID, HEARTBEAT_EVERY, HEARTBEAT_SECONDS, sessions_dir
+from ..health import heartbeat_view
 from ..presence import event_key, parse_beacon
 from ..protocol.frames import ErrorCode
 from ..protocol.system import (
@@ -23,6 +24,8 @@ from ..protocol.system import (
     PresenceEntry,
     SessionDefaults,
     SessionsStatus,
+    SetHeartbeatsParams,
+    SetHeartbeatsResult,
     StatusParams,
     StatusSummary,
     SystemEventParams,
@@ -40,21 +43,29 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
     rt = ctx.runtime
     settings = rt.settings
     snapshot = await rt.current_health()
+    beat = heartbeat_view(settings.config, rt.process.heartbeats_enabled)
     store = snapshot.sessions
     return StatusSummary(
         runtime_version=__version__,
         heartbeat=HeartbeatStatus(
-            DEFAULT_AGENT_ID,
-            [HeartbeatAgent(DEFAULT_AGENT_ID, False, HEARTBEAT_EVERY, HEARTBEAT_SECONDS * 1000)],
+            default_agent_id(settings.config),
+            [
+                HeartbeatAgent(
+                    default_agent_id(settings.config), beat.enabled, beat.every, beat.every_ms
+                )
+            ],
         ),
         channel_summary=[],
         queued_system_events=list(rt.system_events),
         sessions=SessionsStatus(
-            paths=[str(sessions_dir(settings.paths.state_dir))],
-            count=store.count,
+            paths=[a.sessions.path for a in snapshot.agents],
+            count=sum(a.sessions.count for a in snapshot.agents),
             defaults=SessionDefaults(model=None, context_tokens=None),
             recent=[{"key": r.key, "updatedAt": r.updated_at, "age": r.age} for r in store.recent],
-            by_agent=[{"agentId": DEFAULT_AGENT_ID, "path": store.path, "count": store.count}],
+            by_agent=[
+                {"agentId": a.agent_id, "path": a.sessions.path, "count": a.sessions.count}
+                for a in snapshot.agents
+            ],
         ),
         gateway=GatewayStatus(
             pid=os.getpid(),
@@ -133,3 +144,11 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
 @method("last-heartbeat", params=EmptyParams, result=None, scope=READ)
 async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> HeartbeatPayload | None:
     return ctx.runtime.last_heartbeat
+
+
+@method("set-heartbeats", params=SetHeartbeatsParams, result=SetHeartbeatsResult, scope=ADMIN)
+async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> SetHeartbeatsResult:
+    """Pause or resume the agent heartbeat (kept across in-process restarts)."""
+    ctx.runtime.process.heartbeats_enabled = params.enabled
+    ctx.runtime.kick_health()
+    return SetHeartbeatsResult(ok=True, enabled=params.enabled)
