@@ -15,7 +15,16 @@ import json
 import attrs
 
 from ...config.model import Provider
-from .base import Message, ModelReply, ModelRequest, OnDelta, ProviderError, TokenUsage, ToolCall
+from .base import (
+    Message,
+    ModelReply,
+    ModelRequest,
+    OnDelta,
+    ProviderError,
+    TokenUsage,
+    ToolCall,
+    count,
+)
 from .http import parse_json, stream_events
 from .sse import SseEvent
 
@@ -99,22 +108,22 @@ class StreamState:
             message = data.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
             if isinstance(usage, dict):
-                self.input_tokens = _int(usage.get("input_tokens"))
+                self.input_tokens = count(usage.get("input_tokens"))
         elif kind == "content_block_start":
             block = data.get("content_block")
             if isinstance(block, dict):
-                self.blocks[_int(data.get("index"))] = _Block(
+                self.blocks[count(data.get("index"))] = _Block(
                     str(block.get("type")), str(block.get("id") or ""), str(block.get("name") or "")
                 )
         elif kind == "content_block_delta":
-            self._delta(_int(data.get("index")), data.get("delta"))
+            self._delta(count(data.get("index")), data.get("delta"))
         elif kind == "message_delta":
             delta = data.get("delta")
             if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
                 self.stop = delta["stop_reason"]
             usage = data.get("usage")
             if isinstance(usage, dict):
-                self.output_tokens = _int(usage.get("output_tokens"))
+                self.output_tokens = count(usage.get("output_tokens"))
         elif kind == "error":
             error = data.get("error")
             message = error.get("message") if isinstance(error, dict) else error
@@ -138,10 +147,6 @@ class StreamState:
         )
         usage = TokenUsage(self.input_tokens, self.output_tokens)
         return ModelReply(self.text, calls, self.stop, usage)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def url(provider: Provider) -> str:

@@ -67,3 +67,8 @@ class ModelReply:
     tool_calls: tuple[ToolCall, ...] = ()
     stop_reason: str = "stop"
     usage: TokenUsage | None = None
+
+
+def count(value: object) -> int:
+    """A token count from a provider's usage block: an int, else 0 (never a bool)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

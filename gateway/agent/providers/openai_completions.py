@@ -12,7 +12,16 @@ from __future__ import annotations
 import attrs
 
 from ...config.model import Provider
-from .base import Message, ModelReply, ModelRequest, OnDelta, ProviderError, TokenUsage, ToolCall
+from .base import (
+    Message,
+    ModelReply,
+    ModelRequest,
+    OnDelta,
+    ProviderError,
+    TokenUsage,
+    ToolCall,
+    count,
+)
 from .http import parse_json, stream_events
 from .sse import SseEvent
 
@@ -95,7 +104,7 @@ class StreamState:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = TokenUsage(
-                _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+                count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
             )
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -113,7 +122,7 @@ class StreamState:
         for piece in delta.get("tool_calls") or []:
             if not isinstance(piece, dict):
                 continue
-            index = _int(piece.get("index"))
+            index = count(piece.get("index"))
             call = self.calls.setdefault(index, _PartialCall())
             if isinstance(piece.get("id"), str):
                 call.id = piece["id"]
@@ -131,10 +140,6 @@ class StreamState:
             if c.name
         )
         return ModelReply(self.text, calls, self.finish, self.usage)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def url(provider: Provider) -> str:

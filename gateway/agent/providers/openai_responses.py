@@ -11,7 +11,16 @@ from __future__ import annotations
 import attrs
 
 from ...config.model import Provider
-from .base import Message, ModelReply, ModelRequest, OnDelta, ProviderError, TokenUsage, ToolCall
+from .base import (
+    Message,
+    ModelReply,
+    ModelRequest,
+    OnDelta,
+    ProviderError,
+    TokenUsage,
+    ToolCall,
+    count,
+)
 from .http import parse_json, stream_events
 from .sse import SseEvent
 
@@ -94,7 +103,7 @@ class StreamState:
                 usage = response.get("usage")
                 if isinstance(usage, dict):
                     self.usage = TokenUsage(
-                        _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+                        count(usage.get("input_tokens")), count(usage.get("output_tokens"))
                     )
         elif kind in ("response.failed", "error"):
             raise ProviderError(f"provider {self.name} reported an error: {_failure(data)}")
@@ -112,10 +121,6 @@ def _failure(data: dict[str, object]) -> str:
     if isinstance(data.get("message"), str):
         return str(data["message"])
     return "unknown error"
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def url(provider: Provider) -> str:
