@@ -69,7 +69,7 @@ def status(**changes: Any) -> GatewayStatus:
         profile=None,
         service=service(),
         rpc=RpcView(
-            True, "ws://127.0.0.1:18789", "local loopback", latency_ms=3, pid=4242, version="0.1.0"
+            True, "ws://127.0.0.1:28789", "local loopback", latency_ms=3, pid=4242, version="0.1.0"
         ),
         config=ConfigView(CONFIG, True, True, [], CONFIG, False),
         port=PortView(
@@ -78,7 +78,7 @@ def status(**changes: Any) -> GatewayStatus:
             "busy",
             [
                 ListenerView(
-                    "127.0.0.1:18789",
+                    "127.0.0.1:28789",
                     4242,
                     "/home/alice/.venv/bin/smart-agent-neo gateway run",
                     "this-gateway",
@@ -112,13 +112,13 @@ def degraded() -> GatewayStatus:
         service=service(looping),
         rpc=RpcView(
             False,
-            "ws://127.0.0.1:18789",
+            "ws://127.0.0.1:28789",
             "local loopback",
-            error="gateway connect failed: Connection refused (ws://127.0.0.1:18789)",
+            error="gateway connect failed: Connection refused (ws://127.0.0.1:28789)",
         ),
         port=PortView(18789, "service args", "free", []),
         lock=LockView("/home/alice/.smart-agent-neo/gateway.1a2b3c4d.lock", "leftover", None),
-        last_error="Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:18789",
+        last_error="Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:28789",
         collisions=[
             "profiles default and rescue both use port 18789 (and its derived ports): give one of them another gateway.port"
         ],
@@ -157,7 +157,7 @@ def test_gateway_status_not_installed_golden() -> None:
             command=None,
             drift=None,
         ),
-        rpc=RpcView(False, "ws://127.0.0.1:18789", "local loopback", skipped=True),
+        rpc=RpcView(False, "ws://127.0.0.1:28789", "local loopback", skipped=True),
         config=ConfigView(CONFIG, False, True, [], None, False),
         port=PortView(18789, "env/config", "free", []),
         lock=LockView("/home/alice/.smart-agent-neo/gateway.1a2b3c4d.lock", "free", None),
@@ -187,10 +187,10 @@ def test_gateway_status_json_is_stable() -> None:
     assert data["service"]["command"]["environment"]["SMART_AGENT_NEO_CONFIG_PATH"] == CONFIG
     assert data["rpc"] == {
         "ok": False,
-        "url": "ws://127.0.0.1:18789",
+        "url": "ws://127.0.0.1:28789",
         "source": "local loopback",
         "skipped": False,
-        "error": "gateway connect failed: Connection refused (ws://127.0.0.1:18789)",
+        "error": "gateway connect failed: Connection refused (ws://127.0.0.1:28789)",
         "latencyMs": None,
         "pid": None,
         "version": None,
@@ -216,9 +216,9 @@ def test_overview_golden_when_down_and_up() -> None:
         ),
         rpc=RpcView(
             False,
-            "ws://127.0.0.1:18789",
+            "ws://127.0.0.1:28789",
             "local loopback",
-            error="gateway connect failed: Connection refused (ws://127.0.0.1:18789)",
+            error="gateway connect failed: Connection refused (ws://127.0.0.1:28789)",
         ),
     )
     assert_golden("status-overview-down.txt", render_text(OverviewReport(down, None)))
@@ -228,7 +228,7 @@ def test_overview_golden_when_down_and_up() -> None:
             "pid": 4242,
             "uptimeMs": 3_723_000,
             "bind": "loopback",
-            "url": "ws://127.0.0.1:18789",
+            "url": "ws://127.0.0.1:28789",
             "authMode": "token",
             "profile": None,
             "configPath": CONFIG,
