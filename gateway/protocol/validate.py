@@ -2,7 +2,8 @@
 
 Validators are compiled once per type on first use. Messages name the failing field with a
 dotted path, because the user reads them: ``invalid system-event params: text: '' should be
-non-empty``.
+non-empty``. A value first meets a compiled predicate (``fastcheck.py``) that only says
+"certainly valid"; jsonschema runs when it does not, and has the last word.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
+
+from .fastcheck import Check, Unsupported, compile_schema
 
 SCHEMA_FILE = "protocol.schema.json"
 
@@ -33,6 +36,18 @@ def validator(type_name: str) -> Draft202012Validator:
     return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{type_name}"})
 
 
+@functools.cache
+def fast_check(type_name: str) -> Check | None:
+    """The compiled predicate for ``type_name``, or ``None`` if it needs jsonschema."""
+    defs = bundle()["$defs"]
+    if type_name not in defs:
+        return None
+    try:
+        return compile_schema(defs[type_name], defs)
+    except Unsupported:
+        return None
+
+
 def _path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     return ".".join(parts)
@@ -50,6 +65,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def problem(type_name: str, value: object) -> str | None:
     """``None`` if ``value`` matches the schema of ``type_name``; else one readable line."""
+    fast = fast_check(type_name)
+    if fast is not None and fast(value):
+        return None
     errors = list(validator(type_name).iter_errors(value))
     if not errors:
         return None
