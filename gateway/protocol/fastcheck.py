@@ -96,15 +96,14 @@ class _Compiler:
         if "type" in schema:
             names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
             options = [_type_check(n) for n in names]
-            checks.append(lambda v: any(c(v) for c in options))
+            checks.append(options[0] if len(options) == 1 else _any(options))
         if "const" in schema:
             checks.append(_scalar_equal(schema["const"]))
         if "enum" in schema:
             members = [_scalar_equal(e) for e in schema["enum"]]
             checks.append(lambda v: any(m(v) for m in members))
         if "anyOf" in schema:
-            branches = [self.compile(s) for s in schema["anyOf"]]
-            checks.append(lambda v: any(b(v) for b in branches))
+            checks.append(_any([self.compile(s) for s in schema["anyOf"]]))
         checks += self._string(schema) + self._number(schema)
         if "items" in schema:
             item = self.compile(schema["items"])
@@ -176,8 +175,22 @@ class _Compiler:
 
 
 def _all(checks: list[Check]) -> Check:
+    # unrolled for the common short lists: a generator per call costs more than the checks
     if not checks:
         return lambda v: True
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda v: a(v) and b(v)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda v: a(v) and b(v) and c(v)
     return lambda v: all(c(v) for c in checks)
+
+
+def _any(checks: list[Check]) -> Check:
+    if len(checks) == 2:
+        a, b = checks
+        return lambda v: a(v) or b(v)
+    return lambda v: any(c(v) for c in checks)

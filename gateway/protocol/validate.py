@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any
-
-import jsonschema
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from .fastcheck import Check, Unsupported, compile_schema
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema import Draft202012Validator
+
+# jsonschema is imported on first use, not at start-up: with the fast path it is needed only
+# for frames that look wrong, and its import was ~45 ms of the gateway's cold start.
 
 SCHEMA_FILE = "protocol.schema.json"
 
@@ -30,6 +34,8 @@ def bundle() -> dict[str, Any]:
 
 @functools.cache
 def validator(type_name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     defs = bundle()["$defs"]
     if type_name not in defs:
         raise KeyError(f"{type_name} is not in {SCHEMA_FILE}; run `nox -s schemas`")
@@ -71,6 +77,8 @@ def problem(type_name: str, value: object) -> str | None:
     errors = list(validator(type_name).iter_errors(value))
     if not errors:
         return None
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(errors)
     path = _path(error)
     # "required" errors sit on the parent object; name the missing child in the path instead
