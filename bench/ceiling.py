@@ -5,11 +5,21 @@ answers every request with a constant -- no validation, no state, no per-request
 runs in its own process with the same hypercorn settings as the gateway, so "share of the
 ceiling" separates what our code costs from what the stack costs, on any machine.
 
+For the fan-out scenario it keeps the one piece of state a broadcast needs, the list of
+connected sessions: a ``system-event`` request sends a ``presence`` event carrying its text
+to every session, one ``send`` after another from the requesting task (no queues, no
+backpressure -- the fastest a broadcast can go on this stack, not a safe one).
+
+The collector runs rarely here (``gc.set_threshold(50_000, 50, 1_000)``): a full collection
+over a thousand connections' objects pauses everything for 100+ ms, and a ceiling is the
+stack at its best -- the gateway can do the same (BENCHMARKS.md, "GC pauses").
+
     python -m bench.ceiling            # prints "listening on ws://127.0.0.1:<port>"
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import socket
@@ -37,6 +47,8 @@ HELLO = (
 )
 RESULT = '{"ok":true}'
 
+sessions: list[Send] = []
+
 
 def _response(request_id: str, payload: str) -> str:
     return '{"type":"res","id":' + json.dumps(request_id) + ',"ok":true,"payload":' + payload + "}"
@@ -61,14 +73,34 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.send", "text": CHALLENGE})
     payload = HELLO
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("text") or message.get("bytes") or "{}"
-        request_id = str(json.loads(data).get("id", "invalid"))
-        await send({"type": "websocket.send", "text": _response(request_id, payload)})
-        payload = RESULT
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text") or message.get("bytes") or "{}"
+            frame = json.loads(data)
+            request_id = str(frame.get("id", "invalid"))
+            if frame.get("method") == "system-event":
+                await _broadcast(str(frame.get("params", {}).get("text", "")))
+            await send({"type": "websocket.send", "text": _response(request_id, payload)})
+            if payload is HELLO:
+                sessions.append(send)
+            payload = RESULT
+    finally:
+        if send in sessions:
+            sessions.remove(send)
+
+
+async def _broadcast(text: str) -> None:
+    event = (
+        '{"type":"event","event":"presence","payload":{"text":' + json.dumps(text) + '},"seq":1}'
+    )
+    for peer in list(sessions):
+        try:
+            await peer({"type": "websocket.send", "text": event})
+        except Exception:  # a session that is going away; the ceiling does not care
+            pass
 
 
 def hypercorn_config(sock: socket.socket) -> Config:
@@ -85,6 +117,7 @@ def hypercorn_config(sock: socket.socket) -> Config:
 
 
 async def main() -> None:
+    gc.set_threshold(50_000, 50, 1_000)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

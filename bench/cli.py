@@ -26,6 +26,7 @@ import attrs
 import trio
 from rich.console import Console
 
+from . import procs
 from .plan import FULL, QUICK, TINY, Plan
 from .report import Measurement, Report, machine
 from .scenarios import connections, lifecycle, throughput
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per load case")
     parser.add_argument(
         "--load-procs", type=int, help="load-generator processes for rpc/handshakes (default 1)"
+    )
+    parser.add_argument(
+        "--gateway-gc",
+        metavar="T0,T1,T2",
+        help="experiment: run the gateway with gc.set_threshold(T0, T1, T2)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results dir")
     parser.add_argument("--markdown", type=Path, help="also write the results as Markdown here")
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=160)
     log = Console(stderr=True, quiet=args.json)
     raise_fd_limit()
+    if args.gateway_gc:
+        os.environ[procs.GC_ENV] = args.gateway_gc
     started = datetime.now(UTC)
     t0 = time.monotonic()
     # other work on the machine shows up here before it shows up as a slow result
@@ -119,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         started=started.strftime("%Y-%m-%d %H:%M UTC"),
         command="python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         machine={**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        gateway_gc=args.gateway_gc,
         measurements=rows,
         verdicts=evaluate(rows),
         seconds=time.monotonic() - t0,

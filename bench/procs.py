@@ -28,6 +28,8 @@ HOST = "127.0.0.1"
 URL_RE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
+# set by ``python -m bench --gateway-gc``: start gateways through bench/gcwrap.py
+GC_ENV = "BENCH_GATEWAY_GC"
 
 
 class ChildFailed(Exception):
@@ -147,7 +149,9 @@ async def gateway(
         SMART_AGENT_NEO_STATE_DIR=str(state),
         SMART_AGENT_NEO_CONFIG_PATH=str(config_path),
     )
-    argv = [sys.executable, "-m", "gateway", "gateway", "--allow-unconfigured"]
+    gc = os.environ.get(GC_ENV)
+    launcher = ["-m", "bench.gcwrap", gc] if gc else ["-m", "gateway"]
+    argv = [sys.executable, *launcher, "gateway", "--allow-unconfigured"]
     argv += ["--port", str(port), "--token", token]
     with log_path.open("wb") as log:
         process = await trio.lowlevel.open_process(

@@ -30,12 +30,14 @@ class Measurement:
     status: Status = "ok"
     note: str = ""
     detail: dict[str, Any] = attrs.field(factory=dict)
+    lower_is_better: bool = False  # latencies: the share is ceiling / ours
 
     @property
     def share(self) -> float | None:
-        if self.value is None or not self.ceiling:
+        """How close to the ceiling: 100% is as good as the bare stack."""
+        if not self.value or not self.ceiling:
             return None
-        return self.value / self.ceiling
+        return self.ceiling / self.value if self.lower_is_better else self.value / self.ceiling
 
 
 @attrs.define
@@ -87,6 +89,12 @@ def _value(m: Measurement) -> str:
     return f"{_num(m.value, digits)} {m.unit}"
 
 
+def _ceiling(m: Measurement) -> str:
+    if not m.ceiling:
+        return "-"
+    return _num(m.ceiling, 1 if m.unit == "ms" else 0)
+
+
 def _share(m: Measurement) -> str:
     share = m.share
     return "-" if share is None else f"{share:.0%}"
@@ -104,6 +112,7 @@ class Report:
     measurements: list[Measurement]
     verdicts: list[Verdict]
     seconds: float = 0.0
+    gateway_gc: str | None = None  # the --gateway-gc experiment, if any
 
     def results_table(self) -> Table:
         table = Table(title="smart-agent-neo gateway benchmarks", title_justify="left")
@@ -125,7 +134,7 @@ class Report:
                 _value(m),
                 _num(m.p50_ms, 2),
                 _num(m.p99_ms, 2),
-                _num(m.ceiling) if m.ceiling else "-",
+                _ceiling(m),
                 _share(m),
                 m.note,
             )
@@ -147,6 +156,8 @@ class Report:
             f"{m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, {m['cpu']}"
             f" -- {self.seconds:.0f} s; {_loadavg(m)}"
         )
+        if self.gateway_gc:
+            head += f"\nEXPERIMENT: gateway run with gc.set_threshold({self.gateway_gc})"
         return Group(head, self.results_table(), self.targets_table())
 
     def to_json(self) -> dict[str, Any]:
@@ -154,6 +165,7 @@ class Report:
             "started": self.started,
             "command": self.command,
             "seconds": round(self.seconds, 1),
+            "gateway_gc": self.gateway_gc,
             "machine": self.machine,
             "measurements": [{**attrs.asdict(m), "share": m.share} for m in self.measurements],
             "targets": [attrs.asdict(v) for v in self.verdicts],
@@ -164,13 +176,14 @@ class Report:
         lines = [
             f"Run {self.started}: `{self.command}` ({self.seconds:.0f} s) on "
             f"{m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']} ({m['cpu']}); "
-            f"{_loadavg(m)}.",
+            f"{_loadavg(m)}."
+            + (f" EXPERIMENT: gc.set_threshold({self.gateway_gc})." if self.gateway_gc else ""),
             "",
             "| Scenario | Case | Result | p50 ms | p99 ms | Ceiling | Share | Note |",
             "|---|---|--:|--:|--:|--:|--:|---|",
         ]
         for r in self.measurements:
-            ceiling = _num(r.ceiling) if r.ceiling else "-"
+            ceiling = _ceiling(r)
             lines.append(
                 f"| {r.scenario} | {r.case} | {_value(r)} | {_num(r.p50_ms, 2)} | "
                 f"{_num(r.p99_ms, 2)} | {ceiling} | {_share(r)} | {r.note} |"
