@@ -8,7 +8,7 @@ import attrs
 @attrs.frozen
 class Plan:
     warmup: float = 0.5
-    duration: float = 2.0
+    duration: float = 3.0
     repeats: int = 3  # load cases report the best repetition
     max_requests: int = 200_000
     rpc_methods: tuple[str, ...] = ("health", "status", "system-presence")
@@ -35,7 +35,7 @@ TINY = Plan(
     repeats=1,
     max_requests=2_000,
     rpc_methods=("health",),
-    rpc_conns=(1, 2),
+    rpc_conns=(2,),
     handshake_workers=(2,),
     fanout_clients=5,
     fanout_rounds=2,

@@ -152,7 +152,7 @@ async def gateway(
     gc = os.environ.get(GC_ENV)
     launcher = ["-m", "bench.gcwrap", gc] if gc else ["-m", "gateway"]
     argv = [sys.executable, *launcher, "gateway", "--allow-unconfigured"]
-    argv += ["--port", str(port), "--token", token]
+    argv += ["--port", str(port), f"--token={token}"]  # a token may start with "-"
     with log_path.open("wb") as log:
         process = await trio.lowlevel.open_process(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(home)
