@@ -29,7 +29,7 @@ def _trivial_share(rows: list[Measurement]) -> Verdict:
     m = _find(rows, "rpc", method="system-presence", conns=10)
     if m is None or m.share is None:
         return Verdict(name, "-", None)
-    return Verdict(name, f"{m.value:,.0f} req/s = {m.share:.0%}", m.share >= 0.70)
+    return Verdict(name, f"{m.value:,.0f} req/s = {m.share:.1%}", m.share >= 0.70)
 
 
 def _health_rate(rows: list[Measurement]) -> Verdict:

@@ -113,7 +113,9 @@ async def reload(plan: Plan, workdir: Path) -> list[Measurement]:
     before, after = 30_000, 1_500
     config = procs.gateway_config(tickIntervalMs=before)
     case = "config reload: file write -> new policy in hello-ok"
-    async with procs.gateway(workdir, config=config) as gw:
+    # a fixed port: if the change is applied by an in-process restart, the gateway must come
+    # back where the clients look (with --port 0 it could bind a new random port)
+    async with procs.gateway(workdir, config=config, port=procs.free_port()) as gw:
         session = await _until_session(gw.port, gw.token, 5)
         if session is None:
             raise procs.ChildFailed("no session before the reload")
@@ -156,7 +158,7 @@ async def reload(plan: Plan, workdir: Path) -> list[Measurement]:
 async def restart(plan: Plan, workdir: Path) -> list[Measurement]:
     """SIGUSR1: ``shutdown`` + close 1012, same PID, then reconnect; the gap without service."""
     case = "SIGUSR1 restart: close -> next hello-ok"
-    async with procs.gateway(workdir) as gw:
+    async with procs.gateway(workdir, port=procs.free_port()) as gw:  # same port after restart
         session = await _until_session(gw.port, gw.token, 5)
         if session is None:
             raise procs.ChildFailed("no session before the restart")
