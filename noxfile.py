@@ -43,7 +43,7 @@ def schemas(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against a real gateway process and the stack's ceiling (BENCHMARKS.md).
 
-    ``nox -s bench`` runs everything (~6 minutes on 2 cores); ``nox -s bench -- --quick``
+    ``nox -s bench`` runs everything (~5 minutes on 2 cores); ``nox -s bench -- --quick``
     runs each load case for 1 s; any other ``python -m bench`` flag passes through.
     """
     session.install("-e", ".[bench]")
