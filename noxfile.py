@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck schemas``."""
+"""Developer sessions: ``nox -s tests lint typecheck schemas``; ``nox -s bench`` on demand."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def schemas(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "-m", "gateway.schema_emit")
     session.run("git", "diff", "--exit-code", "--", "schemas", "clients/typescript", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against a real gateway process and the stack's ceiling (BENCHMARKS.md).
+
+    ``nox -s bench`` runs everything (~5 minutes on 2 cores); ``nox -s bench -- --quick``
+    runs each load case for 1 s; any other ``python -m bench`` flag passes through.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "bench", *session.posargs)

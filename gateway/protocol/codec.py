@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .model import camel
@@ -55,7 +56,15 @@ def from_wire(cls: type[T], data: object) -> T:
 
 def dumps(value: object) -> str:
     """Compact JSON text; the one encoder every outbound frame goes through."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, ...
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-loads = json.loads
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text; raises ``ValueError`` (``json.JSONDecodeError``) when it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

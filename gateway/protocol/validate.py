@@ -2,7 +2,8 @@
 
 Validators are compiled once per type on first use. Messages name the failing field with a
 dotted path, because the user reads them: ``invalid system-event params: text: '' should be
-non-empty``.
+non-empty``. A value first meets a compiled predicate (``fastcheck.py``) that only says
+"certainly valid"; jsonschema runs when it does not, and has the last word.
 """
 
 from __future__ import annotations
@@ -10,10 +11,16 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema import Draft202012Validator
+from .fastcheck import Check, Unsupported, compile_schema
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema import Draft202012Validator
+
+# jsonschema is imported on first use, not at start-up: with the fast path it is needed only
+# for frames that look wrong, and its import was ~45 ms of the gateway's cold start.
 
 SCHEMA_FILE = "protocol.schema.json"
 
@@ -27,10 +34,24 @@ def bundle() -> dict[str, Any]:
 
 @functools.cache
 def validator(type_name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     defs = bundle()["$defs"]
     if type_name not in defs:
         raise KeyError(f"{type_name} is not in {SCHEMA_FILE}; run `nox -s schemas`")
     return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{type_name}"})
+
+
+@functools.cache
+def fast_check(type_name: str) -> Check | None:
+    """The compiled predicate for ``type_name``, or ``None`` if it needs jsonschema."""
+    defs = bundle()["$defs"]
+    if type_name not in defs:
+        return None
+    try:
+        return compile_schema(defs[type_name], defs)
+    except Unsupported:
+        return None
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -50,9 +71,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def problem(type_name: str, value: object) -> str | None:
     """``None`` if ``value`` matches the schema of ``type_name``; else one readable line."""
+    fast = fast_check(type_name)
+    if fast is not None and fast(value):
+        return None
     errors = list(validator(type_name).iter_errors(value))
     if not errors:
         return None
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(errors)
     path = _path(error)
     # "required" errors sit on the parent object; name the missing child in the path instead

@@ -1,0 +1,47 @@
+"""How big a run is: the full run, ``--quick``, and the tiny one the smoke test uses."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class Plan:
+    warmup: float = 0.5
+    duration: float = 3.0
+    repeats: int = 3  # load cases report the best repetition
+    max_requests: int = 200_000
+    rpc_methods: tuple[str, ...] = ("health", "status", "system-presence")
+    rpc_conns: tuple[int, ...] = (1, 10, 50)
+    handshake_workers: tuple[int, ...] = (1, 4, 16)
+    fanout_clients: int = 1000
+    fanout_rounds: int = 10
+    fanout_interval: float = 0.2
+    idle_conns: tuple[int, ...] = (200, 1000)
+    settle: float = 1.0
+    cold_starts: int = 5
+    restart_clients: int = 1
+    sigterm_clients: int = 1000
+    load_procs: int = 1
+
+
+FULL = Plan()
+QUICK = attrs.evolve(
+    FULL, warmup=0.3, duration=1.0, repeats=1, fanout_rounds=3, cold_starts=2, settle=0.5
+)
+TINY = Plan(
+    warmup=0.1,
+    duration=0.3,
+    repeats=1,
+    max_requests=2_000,
+    rpc_methods=("health",),
+    rpc_conns=(2,),
+    handshake_workers=(2,),
+    fanout_clients=5,
+    fanout_rounds=2,
+    fanout_interval=0.05,
+    idle_conns=(3, 6),
+    settle=0.1,
+    cold_starts=1,
+    sigterm_clients=5,
+)

@@ -1,0 +1,82 @@
+"""The benchmark harness runs end to end with tiny parameters (no timing is asserted).
+
+``python -m bench --tiny`` starts the real gateway, the ceiling server and load-generator
+processes; this checks that the pieces fit together and the JSON report is complete. The
+speed and memory targets are judged by ``nox -s bench``, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import wire
+from bench.client import is_response_to
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    scenarios = ["rpc", "fanout", "sigterm"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
+        + [arg for name in scenarios for arg in ("--only", name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = out.glob("*.json")
+    report = json.loads(path.read_text())
+    rows = report["measurements"]
+    assert {r["scenario"] for r in rows} == {"rpc", "fan-out", "sigterm"}
+    assert all(r["status"] == "ok" for r in rows), rows
+    rpc = [r for r in rows if r["scenario"] == "rpc"]
+    assert all(r["value"] > 0 and r["ceiling"] > 0 and r["share"] > 0 for r in rpc)
+    fanout = next(r for r in rows if r["scenario"] == "fan-out")
+    assert fanout["detail"]["lost"] == 0
+    sigterm = next(r for r in rows if r["scenario"] == "sigterm")
+    assert sigterm["detail"]["exit_code"] == 0
+    assert sigterm["detail"]["saw_shutdown"] == sigterm["detail"]["clients"]
+    assert len(report["targets"]) == 8
+    assert report["machine"]["cores"] >= 1
+
+
+def test_decoder_joins_fragments_and_reads_all_length_forms() -> None:
+    decoder = wire.Decoder()
+    big = b"x" * 70_000
+    frames = [
+        b"\x01\x03abc",  # text, not final
+        b"\x89\x00",  # a ping in between
+        b"\x80\x02de",  # final continuation
+        b"\x81\x7e" + (300).to_bytes(2, "big") + b"y" * 300,
+        b"\x82\x7f" + len(big).to_bytes(8, "big") + big,
+    ]
+    stream = b"".join(frames)
+    for i in range(0, len(stream), 1000):  # arbitrary chunking
+        decoder.feed(stream[i : i + 1000])
+    assert decoder.next() == (wire.PING, b"")
+    assert decoder.next() == (wire.TEXT, b"abcde")
+    assert decoder.next() == (wire.TEXT, b"y" * 300)
+    assert decoder.next() == (wire.BINARY, big)
+    assert decoder.next() is None
+
+
+def test_client_frames_are_masked_with_a_zero_key() -> None:
+    frame = wire.text(b"hi")
+    assert frame == b"\x81\x82\x00\x00\x00\x00hi"
+    assert wire.parse_close(wire.close(1012, "bye")[6:]) == (1012, "bye")
+
+
+def test_responses_are_matched_by_id_and_ok() -> None:
+    assert is_response_to(b'{"type":"res","id":"7","ok":true,"payload":{}}', b"7") is True
+    assert is_response_to(b'{"type":"res","ok":false,"id":"7"}', b"7") is False
+    assert is_response_to(b'{"type":"res","id":"8","ok":true}', b"7") is None
+    assert is_response_to(b'{"type":"event","event":"tick"}', b"7") is None
