@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .presence import UNTRACKED_MODES
 from .protocol import events as ev
 from .protocol.system import HeartbeatPayload
 
@@ -50,9 +51,16 @@ def connect_frame(peer: Peer, frame: dict[str, Any]) -> None:
     log_ws.debug("connect frame", extra={"connId": peer.conn_id, "frame": frame})
 
 
+def _ephemeral(mode: str | None) -> bool:
+    """CLI calls, probes and backends connect for one request: at info level a monitor
+    polling `status` every few seconds would bury everything else, so they log at debug."""
+    return mode in UNTRACKED_MODES
+
+
 def connection_opened(rt: Runtime, peer: Peer, client_id: str, mode: str, role: str) -> None:
     rt.metrics.connections.inc()
-    log_ws.info(
+    log_ws.log(
+        logging.DEBUG if _ephemeral(mode) else logging.INFO,
         "client connected",
         extra={
             "connId": peer.conn_id,
@@ -86,7 +94,9 @@ def connection_closed(rt: Runtime, peer: Peer, client_code: int | None) -> None:
         if client_code is not None and client_code != NO_CLOSE_FRAME:
             fields["code"] = client_code
     rt.metrics.connection_closes.labels(code=label).inc()
-    log_ws.info("client disconnected", extra=fields)
+    routine = ours is None or ours[0] in (1000, 1012)
+    level = logging.DEBUG if routine and _ephemeral(peer.client_mode) else logging.INFO
+    log_ws.log(level, "client disconnected", extra=fields)
 
 
 def auth_failed(

@@ -299,3 +299,21 @@ async def test_health_and_heartbeat_events_carry_liveness_and_readiness(
         assert await client.call("last-heartbeat") == event["payload"]
     (row,) = [r for r in captured.lines() if r["msg"] == "heartbeat"]
     assert (row["status"], row["level"]) == ("ok-empty", "info")
+
+
+async def test_one_shot_cli_connections_log_at_debug_others_at_info(
+    captured: Captured, start_gateway: StartGateway
+) -> None:
+    """A monitor polling `status` must not bury the file log: cli/probe/backend connections
+    that open and close normally are debug; a tracked client's are info."""
+    running = await start_gateway()
+    async with open_client(running.url, token=TOKEN) as cli:  # client mode "cli"
+        await cli.call("health")
+    async with open_client(running.url, token=TOKEN, client_id="ui", client_mode="ui") as ui:
+        await ui.call("health")
+    with trio.fail_after(5):
+        await running.runtime.hub.wait_empty()
+    rows = [r for r in captured.lines() if r["msg"] in ("client connected", "client disconnected")]
+    levels = {(r["msg"], r.get("mode") or r.get("by")): r["level"] for r in rows}
+    assert levels[("client connected", "ui")] == "info"
+    assert ("client connected", "cli") not in levels  # debug: not in the info-level file
