@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,14 @@ def make_settings(
     return resolve(
         Loaded(config, paths.config_path, False), paths, overrides, {}, lambda: "generated"
     )
+
+
+@pytest.fixture(autouse=True)
+def _close_raw_clients() -> Iterator[None]:
+    yield
+    from .rawws import close_all  # rawws imports this module: import late
+
+    close_all()
 
 
 @pytest.fixture

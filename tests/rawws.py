@@ -17,11 +17,20 @@ from wsproto.events import AcceptConnection, CloseConnection, Message, Request, 
 
 from .conftest import connect_frame
 
+OPEN: set[RawClient] = set()
+
+
+def close_all() -> None:
+    """Close clients a failed test left open (else their sockets warn in a later test)."""
+    for client in list(OPEN):
+        client.close()
+
 
 class RawClient:
     def __init__(self, url: str, *, rcvbuf: int | None = None, timeout: float = 5.0) -> None:
         parts = urlsplit(url)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        OPEN.add(self)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
@@ -48,10 +57,17 @@ class RawClient:
                 self._pending.append(event)
 
     def recv_json(self) -> dict[str, Any]:
-        event = self._until(lambda e: isinstance(e, Message | CloseConnection))
-        if isinstance(event, CloseConnection):
-            raise ConnectionError(f"closed {event.code} {event.reason}")
-        data: dict[str, Any] = json.loads(event.data)
+        # wsproto hands over a message in pieces as TCP delivers it (a small receive buffer
+        # makes that likely): collect up to the piece that finishes the message
+        parts: list[str] = []
+        while True:
+            event = self._until(lambda e: isinstance(e, Message | CloseConnection))
+            if isinstance(event, CloseConnection):
+                raise ConnectionError(f"closed {event.code} {event.reason}")
+            parts.append(str(event.data))
+            if event.message_finished:
+                break
+        data: dict[str, Any] = json.loads("".join(parts))
         return data
 
     def send_json(self, value: object) -> None:
@@ -68,4 +84,5 @@ class RawClient:
                 return reply
 
     def close(self) -> None:
+        OPEN.discard(self)
         self.sock.close()
