@@ -39,10 +39,10 @@ LOOPING = ServiceRuntime(
 )
 STARTING = ServiceRuntime(True, True, "starting", "activating", "start", pid=100)
 STOPPED = ServiceRuntime(True, True, "stopped", "inactive", "dead")
-GATEWAY = PortListener("127.0.0.1:18789", 100, "/usr/bin/smart-agent-neo gateway run")
-OTHER_GW = PortListener("127.0.0.1:18789", 300, "/usr/bin/smart-agent-neo --profile b gateway run")
-NGINX = PortListener("0.0.0.0:18789", 200, "nginx: master process")
-HIDDEN = PortListener("0.0.0.0:18789")
+GATEWAY = PortListener("127.0.0.1:28789", 100, "/usr/bin/smart-agent-neo gateway run")
+OTHER_GW = PortListener("127.0.0.1:28789", 300, "/usr/bin/smart-agent-neo --profile b gateway run")
+NGINX = PortListener("0.0.0.0:28789", 200, "nginx: master process")
+HIDDEN = PortListener("0.0.0.0:28789")
 OK = Probe(ok=True, pid=100)
 REFUSED = Probe(ok=False, error="gateway connect failed: Connection refused")
 UNAUTHORIZED = Probe(ok=False, answered=True, error="unauthorized: gateway token mismatch")
@@ -56,7 +56,7 @@ SKIPPED = Probe(ok=False, skipped=True)
         (False, None, [GATEWAY], OK, None, "running", None),
         (True, STOPPED, [GATEWAY], OK, None, "running", "outside the service manager"),
         (True, ACTIVE, [GATEWAY], Probe(ok=True, pid=555), None, "conflict", "not by the service"),
-        (True, ACTIVE, [], REFUSED, None, "degraded", "port 18789 is not listening"),
+        (True, ACTIVE, [], REFUSED, None, "degraded", "port 28789 is not listening"),
         (True, ACTIVE, [GATEWAY], REFUSED, None, "degraded", "RPC probe failed"),
         (True, ACTIVE, [GATEWAY], UNAUTHORIZED, None, "degraded", "token mismatch"),
         (False, None, [HIDDEN], UNAUTHORIZED, None, "degraded", "RPC probe failed"),
@@ -85,7 +85,7 @@ def test_status_states_are_distinct_and_truthful(
     reason: str | None,
 ) -> None:
     """FAILURE-MODES 28: {supervisor} x {pid} x {port owner} x {RPC} give distinct states."""
-    got, reasons = classify(Facts(installed, runtime, listeners, probe, lock_pid, 18789))
+    got, reasons = classify(Facts(installed, runtime, listeners, probe, lock_pid, 28789))
     assert got == state, reasons
     if reason is None:
         assert not any("conflict" in r for r in reasons)
@@ -124,24 +124,24 @@ def test_systemd_show_parsing() -> None:
 
 PROC_TCP = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:4965 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55501 1
-   1: 0100007F:4965 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 55502 1
+   0: 0100007F:7075 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55501 1
+   1: 0100007F:7075 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 55502 1
    2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1
 """
 PROC_TCP6 = """\
   sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000001000000:4965 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55503 1
+   0: 00000000000000000000000001000000:7075 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55503 1
 """
 
 
 def test_proc_net_parsing() -> None:
     v4 = parse_proc_net(PROC_TCP)
     assert [(entry.address, entry.inode, entry.uid) for entry in v4] == [
-        ("127.0.0.1:18789", 55501, 1000),
+        ("127.0.0.1:28789", 55501, 1000),
         ("0.0.0.0:22", 1234, 0),
     ]
     v6 = parse_proc_net(PROC_TCP6, ipv6=True)
-    assert [entry.address for entry in v6] == ["[::1]:18789"]
+    assert [entry.address for entry in v6] == ["[::1]:28789"]
 
 
 def test_port_owner_of_a_real_listener(tmp_path: Path) -> None:
