@@ -226,7 +226,7 @@ def test_lingering_off_is_a_warning(tmp_path: Path) -> None:
 
 def test_a_failed_start_names_the_gateway_error(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
-    line = "Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:18789"
+    line = "Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:28789"
     runner = fake_systemd(tmp_path, start_fails=True, journal=["starting", line])
     with pytest.raises(ServiceError, match="enable --now") as caught:
         lifecycle.install(make_host(tmp_path, runner), paths)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config.load import Loaded, parse
+from gateway.config.model import DEFAULT_PORT
 from gateway.config.paths import (
     ENV_CONFIG_PATH,
     ENV_HOME,
@@ -215,7 +216,7 @@ def test_empty_env_port_is_ignored() -> None:
 def test_bind_default_is_loopback() -> None:
     settings = run()
     assert (settings.bind, settings.host) == ("loopback", "127.0.0.1")
-    assert settings.url == "ws://127.0.0.1:18789"
+    assert settings.url == f"ws://127.0.0.1:{DEFAULT_PORT}"
 
 
 def test_bind_auto_is_loopback_host() -> None:
