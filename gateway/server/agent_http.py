@@ -9,21 +9,79 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import trio
 
 from ..agent.providers.base import Message
 from ..agent.run import Run
 from ..agent.service import RunRequest
+from ..config.model import HttpEndpoint
 from ..errors import RpcError
-from ..openai.select import Target
+from ..openai.chat_format import FormatError
+from ..openai.select import SelectError, Target, select_target
 from ..protocol.frames import ErrorCode
 from ..runtime import Runtime
 from .http import Receive
-from .httpapi import HttpError, watch_disconnect
+from .httpapi import (
+    HttpError,
+    authorize,
+    check_method,
+    headers_dict,
+    parse_json,
+    read_body,
+    watch_disconnect,
+)
 
 DISCONNECTED = "client disconnected"
 KEEPALIVE_S = 15.0
+
+
+class AgentRequest(Protocol):
+    """What both OpenAI request formats carry for choosing the agent and session."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def user(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=AgentRequest)
+
+
+def agent_ids(rt: Runtime) -> tuple[list[str], str]:
+    return [a.id for a in rt.agents.agents()], rt.agents.default_agent()
+
+
+async def read_agent_request(
+    rt: Runtime,
+    scope: dict[str, Any],
+    receive: Receive,
+    endpoint: HttpEndpoint,
+    parse: Callable[[dict[str, object]], R],
+    prefix: str,
+) -> tuple[R, Target]:
+    """405, 401/429, 413, 400 in that order; then the parsed request and its agent/session."""
+    check_method(scope, ("POST",))
+    authorize(rt, scope)
+    body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
+    try:
+        request = parse(body)
+        known, default = agent_ids(rt)
+        target = select_target(
+            headers_dict(scope),
+            request.model,
+            request.user,
+            known_agents=known,
+            default_agent=default,
+            prefix=prefix,
+        )
+    except FormatError as exc:
+        raise HttpError(400, str(exc)) from None
+    except SelectError as exc:
+        raise HttpError(exc.status, str(exc)) from None
+    return request, target
 
 
 def start_run(

@@ -11,18 +11,15 @@ from functools import partial
 from typing import Any
 
 from ..openai import chat_format as fmt
-from ..openai.select import SelectError, agent_from_model, model_ids, model_object, select_target
+from ..openai.select import agent_from_model, model_ids, model_object
 from ..runtime import Runtime
-from .agent_http import follow, start_run
+from .agent_http import agent_ids, follow, read_agent_request, start_run
 from .http import Receive, not_found
 from .httpapi import (
     HttpError,
     authorize,
     check_method,
     end_sse,
-    headers_dict,
-    parse_json,
-    read_body,
     send_error,
     send_json,
     sse,
@@ -40,10 +37,6 @@ def models_enabled(rt: Runtime) -> bool:
     return endpoints.chat_completions.enabled or endpoints.responses.enabled
 
 
-def agent_ids(rt: Runtime) -> tuple[list[str], str]:
-    return [a.id for a in rt.agents.agents()], rt.agents.default_agent()
-
-
 async def chat_completions(
     rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn
 ) -> None:
@@ -52,24 +45,9 @@ async def chat_completions(
         await not_found(send)
         return
     try:
-        check_method(scope, ("POST",))
-        authorize(rt, scope)
-        body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
-        try:
-            request = fmt.parse_chat(body)
-            known, default = agent_ids(rt)
-            target = select_target(
-                headers_dict(scope),
-                request.model,
-                request.user,
-                known_agents=known,
-                default_agent=default,
-                prefix="openai",
-            )
-        except fmt.FormatError as exc:
-            raise HttpError(400, str(exc)) from None
-        except SelectError as exc:
-            raise HttpError(exc.status, str(exc)) from None
+        request, target = await read_agent_request(
+            rt, scope, receive, endpoint, fmt.parse_chat, "openai"
+        )
         run = start_run(rt, "chatcmpl", target, request.message, request.system, request.prelude)
     except HttpError as error:
         await send_error(send, error)

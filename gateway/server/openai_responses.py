@@ -18,26 +18,20 @@ from typing import Any
 from ..agent.dedupe import IdempotencyCache
 from ..agent.run import Run
 from ..openai import responses_format as fmt
-from ..openai.chat_format import FormatError
-from ..openai.select import SelectError, Target, select_target
+from ..openai.select import Target
 from ..runtime import Runtime
-from .agent_http import follow, start_run
+from .agent_http import follow, read_agent_request, start_run
 from .http import Receive, not_found
 from .httpapi import (
     HttpError,
-    authorize,
-    check_method,
     end_sse,
-    headers_dict,
-    parse_json,
-    read_body,
     send_error,
     send_json,
     sse,
     sse_comment,
     start_sse,
 )
-from .openai_chat import NO_RETRY, agent_ids
+from .openai_chat import NO_RETRY
 from .outbox import SendFn
 
 # response id -> session, so previous_response_id continues a conversation (bounded, 5 min
@@ -51,24 +45,9 @@ async def responses(rt: Runtime, scope: dict[str, Any], receive: Receive, send: 
         await not_found(send)
         return
     try:
-        check_method(scope, ("POST",))
-        authorize(rt, scope)
-        body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
-        try:
-            request = fmt.parse_responses(body)
-            known, default = agent_ids(rt)
-            target = select_target(
-                headers_dict(scope),
-                request.model,
-                request.user,
-                known_agents=known,
-                default_agent=default,
-                prefix="openresponses",
-            )
-        except FormatError as exc:
-            raise HttpError(400, str(exc)) from None
-        except SelectError as exc:
-            raise HttpError(exc.status, str(exc)) from None
+        request, target = await read_agent_request(
+            rt, scope, receive, endpoint, fmt.parse_responses, "openresponses"
+        )
         if request.previous_response_id:
             previous = SESSIONS.get(request.previous_response_id, rt.now_ms())
             if previous is None:
