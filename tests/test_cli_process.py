@@ -35,6 +35,12 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for CLI children the test will Ctrl-C: a shell running the suite in
+    the background ignores SIGINT, and children inherit that; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
@@ -101,6 +107,7 @@ async def gateway_process(home: Path, *args: str, **env: str) -> AsyncIterator[P
         env=cli_env(home, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=ctrl_c_works,
     )
     proc = Proc(process)
     async with trio.open_nursery() as nursery:

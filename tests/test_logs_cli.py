@@ -26,7 +26,7 @@ from gateway.config.settings import Settings
 
 from .conftest import TOKEN, make_settings
 from .logkit import capture_logs
-from .test_cli_process import cli_env, gateway_process, run_cli
+from .test_cli_process import cli_env, ctrl_c_works, gateway_process, run_cli
 
 
 class Lines:
@@ -101,6 +101,7 @@ async def test_logs_follow_sees_new_lines_and_survives_a_restart(tmp_path: Path)
                 ],
                 env=cli_env(tmp_path),
                 stdout=subprocess.PIPE,
+                preexec_fn=ctrl_c_works,
             )
             assert cli.stdout is not None
             out = Lines(cli.stdout)
@@ -242,6 +243,7 @@ async def test_logs_follow_reads_a_new_file_from_its_start(tmp_path: Path) -> No
                 ],
                 env=cli_env(tmp_path),
                 stdout=subprocess.PIPE,
+                preexec_fn=ctrl_c_works,
             )
             assert cli.stdout is not None
             out = Lines(cli.stdout)
