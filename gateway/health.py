@@ -14,6 +14,7 @@ import attrs
 
 from .agent.keys import rest_from_stem, session_key
 from .config.model import Config
+from .protocol.codec import Encoded, dumps, to_wire
 from .protocol.system import AgentHealth, AgentHeartbeat, HealthSummary, SessionRecent, SessionStore
 
 DEFAULT_AGENT_ID = "main"
@@ -101,6 +102,7 @@ class HealthCache:
     snapshot: HealthSummary | None = None
     version: int = 1
     produced_at: float = float("-inf")  # monotonic seconds
+    _encoded: Encoded | None = attrs.field(default=None, init=False)  # made on first use
 
     def fresh(self, now: float, max_age_s: float) -> HealthSummary | None:
         if self.snapshot is not None and now - self.produced_at < max_age_s:
@@ -111,3 +113,12 @@ class HealthCache:
         self.snapshot = snapshot
         self.produced_at = now
         self.version += 1
+        self._encoded = None
+
+    def encoded(self, snapshot: HealthSummary) -> Encoded:
+        """``snapshot`` as JSON text; encoded once per stored snapshot, however often asked."""
+        if snapshot is not self.snapshot:
+            return Encoded(dumps(to_wire(snapshot)))
+        if self._encoded is None:
+            self._encoded = Encoded(dumps(to_wire(snapshot)))
+        return self._encoded

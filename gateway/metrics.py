@@ -22,7 +22,7 @@ then carries the old hub's event counts over, so counters never go backwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -71,6 +71,7 @@ PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.requests = Counter(
             PREFIX + "requests",
             "RPC requests by method and outcome (ok or error code)",
@@ -135,6 +136,22 @@ class Metrics:
         r.register(self.state)
         ProcessCollector(registry=r)  # RSS, CPU, open fds: the soak-test numbers
         PlatformCollector(registry=r)
+
+    def request_metrics(self, method: str, outcome: str) -> tuple[Any, Any]:
+        """The ``requests`` counter and latency histogram children for one request.
+
+        prometheus-client's ``labels()`` takes a lock and rebuilds the label tuple on every
+        call; a request needs two, so the pairs are kept here (bounded: methods x outcomes).
+        """
+        key = (method, outcome)
+        pair = self._request_children.get(key)
+        if pair is None:
+            pair = (
+                self.requests.labels(method=method, outcome=outcome),
+                self.request_seconds.labels(method=method),
+            )
+            self._request_children[key] = pair
+        return pair
 
     def bind(self, rt: Runtime) -> None:
         """Read scrape-time values from ``rt`` (a new Runtime after an in-process restart)."""

@@ -123,13 +123,20 @@ def request_done(rt: Runtime, peer: Peer, method: str, started: float, response:
 
     label = method if method in methods() else "unknown"  # clients choose names: bound them
     outcome = response_outcome(response)
-    elapsed = _ms(started)
-    rt.metrics.requests.labels(method=label, outcome=outcome).inc()
-    rt.metrics.request_seconds.labels(method=label).observe(elapsed / 1000)
-    log_rpc.debug(
-        "request",
-        extra={"connId": peer.conn_id, "method": method, "outcome": outcome, "durationMs": elapsed},
-    )
+    elapsed = trio.current_time() - started
+    count, latency = rt.metrics.request_metrics(label, outcome)
+    count.inc()
+    latency.observe(elapsed)
+    if log_rpc.isEnabledFor(logging.DEBUG):
+        log_rpc.debug(
+            "request",
+            extra={
+                "connId": peer.conn_id,
+                "method": method,
+                "outcome": outcome,
+                "durationMs": round(elapsed * 1000, 2),
+            },
+        )
 
 
 def response_outcome(response: str) -> str:

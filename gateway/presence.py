@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from .protocol.codec import Encoded, dumps, to_wire
 from .protocol.system import PresenceEntry
 
 PRESENCE_TTL_MS = 5 * 60 * 1000
@@ -53,6 +54,8 @@ class Presence:
     max_entries: int = PRESENCE_MAX
     version: int = 1
     _entries: dict[str, PresenceEntry] = attrs.field(factory=dict, init=False)
+    # the last listing as JSON and the (version, now_ms) it was made for
+    _encoded: tuple[tuple[int, int], Encoded] | None = attrs.field(default=None, init=False)
 
     @classmethod
     def seeded(cls, gateway_version: str, now_ms: int) -> Presence:
@@ -95,7 +98,7 @@ class Presence:
 
     def listing(self, now_ms: int) -> list[PresenceEntry]:
         own = self._entries.get(self.self_key)
-        if own is not None:
+        if own is not None and own.ts != now_ms:
             self._entries[self.self_key] = attrs.evolve(own, ts=now_ms)
         cutoff = now_ms - self.ttl_ms
         expired = [k for k, e in self._entries.items() if e.ts < cutoff and k != self.self_key]
@@ -109,6 +112,14 @@ class Presence:
             self._entries = dict(keep)
             rows = keep
         return [entry for _, entry in rows]
+
+    def encoded(self, now_ms: int) -> Encoded:
+        """``listing(now_ms)`` as JSON text. A listing is a function of the table (its
+        ``version``) and the time, so requests in the same millisecond share one encoding."""
+        key = (self.version, now_ms)
+        if self._encoded is None or self._encoded[0] != key:
+            self._encoded = (key, Encoded(dumps(to_wire(self.listing(now_ms)))))
+        return self._encoded[1]
 
 
 def event_key(

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 from websockets.sync.client import ClientConnection
 
@@ -317,6 +318,26 @@ async def test_node_beacon_is_parsed_into_presence(gateway: Running) -> None:
 
 
 # -- 7.1 health probe ---------------------------------------------------------------------------------
+
+
+async def test_health_answers_follow_each_new_snapshot(gateway: Running) -> None:
+    """``health`` answers from the cached snapshot's one encoding; a newly stored snapshot
+    must show in the very next answer, not the encoding of the one before."""
+    health = gateway.runtime.health
+
+    def store_marked(ts: int) -> None:
+        assert health.snapshot is not None
+        health.store(attrs.evolve(health.snapshot, ts=ts), trio.current_time())
+
+    def client() -> None:
+        with open_raw(gateway.url) as ws:
+            handshake(ws, client=client_info("cli", client_id="cli"))
+            for marker in (111, 222):
+                trio.from_thread.run_sync(store_marked, marker)
+                for _ in range(2):  # the first answer encodes, the second reuses
+                    assert request(ws, "health", {})["payload"]["ts"] == marker
+
+    await in_thread(client)
 
 
 async def test_health_probe_bumps_version_and_broadcasts(gateway: Running) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 from gateway.presence import (
@@ -11,6 +12,7 @@ from gateway.presence import (
     event_key,
     parse_beacon,
 )
+from gateway.protocol.codec import to_wire
 from gateway.protocol.system import PresenceEntry
 
 T0 = 1_700_000_000_000
@@ -204,6 +206,21 @@ def test_default_cap_is_200() -> None:
 
 
 # -- event_key / parse_beacon ---------------------------------------------------------------
+
+
+def test_encoded_listing_follows_every_change() -> None:
+    """``encoded`` is reused within one millisecond, never across a change or a new time."""
+    table = seeded()
+    first = table.encoded(T0)
+    assert table.encoded(T0) is first
+    assert json.loads(first.text) == to_wire(table.listing(T0))
+    table.upsert("node-a", PresenceEntry(ts=T0, host="a", instance_id="node-a"))
+    changed = table.encoded(T0)
+    assert keys_of(table.listing(T0)) == [row["instanceId"] for row in json.loads(changed.text)]
+    assert "node-a" in changed.text
+    later = table.encoded(T0 + PRESENCE_TTL_MS + 1)  # node-a has expired by then
+    assert "node-a" not in later.text
+    assert json.loads(later.text)[0]["ts"] == T0 + PRESENCE_TTL_MS + 1
 
 
 def test_event_key_precedence_and_lowercase() -> None:

@@ -54,6 +54,17 @@ def from_wire(cls: type[T], data: object) -> T:
     return converter.structure(data, cls)
 
 
+@attrs.frozen
+class Encoded:
+    """A value already serialized as JSON text: frames splice ``text`` in as it is.
+
+    For payloads that many responses repeat unchanged (the cached health snapshot), so they
+    are converted and encoded once, not once per request.
+    """
+
+    text: str
+
+
 def dumps(value: object) -> str:
     """Compact JSON text; the one encoder every outbound frame goes through."""
     try:

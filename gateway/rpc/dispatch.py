@@ -16,9 +16,9 @@ import logging
 from ..auth import ADMIN, scope_allows
 from ..errors import RpcError
 from ..protocol import validate
-from ..protocol.codec import dumps, from_wire, to_wire
+from ..protocol.codec import Encoded, dumps, from_wire, to_wire
 from ..protocol.frames import ErrorCode, ErrorShape
-from .registry import CallContext, methods
+from .registry import CallContext, Method, methods
 
 log = logging.getLogger("gateway.rpc")
 
@@ -26,12 +26,19 @@ log = logging.getLogger("gateway.rpc")
 def response_text(
     request_id: str, ok: bool, payload: object = None, error: ErrorShape | None = None
 ) -> str:
-    frame: dict[str, object] = {"type": "res", "id": request_id, "ok": ok}
+    """The ``res`` frame as text. It always starts ``{"type":"res","id":...,"ok":...``
+    (``observe.response_outcome`` relies on that)."""
+    parts = ['{"type":"res","id":', dumps(request_id), ',"ok":true' if ok else ',"ok":false']
     if ok or payload is not None:
-        frame["payload"] = to_wire(payload)
+        parts += [',"payload":', payload.text if isinstance(payload, Encoded) else _encode(payload)]
     if error is not None:
-        frame["error"] = to_wire(error)
-    return dumps(frame)
+        parts += [',"error":', dumps(to_wire(error))]
+    parts.append("}")
+    return "".join(parts)
+
+
+def _encode(payload: object) -> str:
+    return dumps(to_wire(payload))
 
 
 def send_interim(ctx: CallContext, payload: object) -> None:
@@ -44,14 +51,14 @@ def error_shape(exc: RpcError) -> ErrorShape:
     return ErrorShape(exc.code, exc.message, exc.details, exc.retryable, exc.retry_after_ms)
 
 
-def authorize(ctx: CallContext, name: str) -> None:
+def authorize(ctx: CallContext, name: str) -> Method:
+    """The method to run, or the ``RpcError`` that refuses it (role, scope, unknown)."""
     peer = ctx.peer
-    table = methods()
-    spec = table.get(name)
+    spec = methods().get(name)
     if peer.role == "node":
         if spec is None or spec.role != "node":
             raise RpcError(ErrorCode.INVALID_REQUEST, "unauthorized role: node")
-        return
+        return spec
     if spec is not None and spec.role == "node":
         raise RpcError(ErrorCode.INVALID_REQUEST, f"unauthorized role: {peer.role}")
     required = spec.scope if spec is not None else ADMIN  # unclassified: default-deny
@@ -67,12 +74,13 @@ def authorize(ctx: CallContext, name: str) -> None:
         )
     if spec is None:
         raise RpcError(ErrorCode.INVALID_REQUEST, f"unknown method: {name}")
+    return spec
 
 
 async def call(ctx: CallContext, name: str, params: object) -> str:
     """Run one request and return the serialized ``res`` frame."""
     try:
-        authorize(ctx, name)
+        spec = authorize(ctx, name)
         if ctx.runtime.draining:
             raise RpcError(
                 ErrorCode.UNAVAILABLE,
@@ -80,7 +88,6 @@ async def call(ctx: CallContext, name: str, params: object) -> str:
                 retryable=True,
                 retry_after_ms=1000,
             )
-        spec = methods()[name]
         params = {} if params is None else params
         problem = validate.problem(spec.params.__name__, params)
         if problem is not None:

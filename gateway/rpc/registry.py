@@ -68,13 +68,22 @@ def method(
     return register
 
 
-def methods() -> dict[str, Method]:
-    """All registered methods; importing the handler modules registers them."""
-    from . import (  # noqa: F401  (registration side effect)
-        agent,
-        lifecycle,
-        logs,
-        system,
-    )
+_loaded = False
 
+
+def methods() -> dict[str, Method]:
+    """All registered methods; importing the handler modules registers them.
+
+    Called on every request: after the first call it is a global lookup, not four imports.
+    """
+    global _loaded
+    if not _loaded:
+        from . import (  # noqa: F401  (registration side effect)
+            agent,
+            lifecycle,
+            logs,
+            system,
+        )
+
+        _loaded = True
     return REGISTRY

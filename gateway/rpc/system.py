@@ -10,6 +10,7 @@ from ..auth import ADMIN, READ
 from ..errors import RpcError
 from ..health import heartbeat_view
 from ..presence import event_key, parse_beacon
+from ..protocol.codec import Encoded
 from ..protocol.frames import ErrorCode
 from ..protocol.system import (
     ConfigStatus,
@@ -34,8 +35,9 @@ from .registry import CallContext, method
 
 
 @method("health", params=HealthParams, result=HealthSummary, scope=READ)
-async def health(ctx: CallContext, params: HealthParams) -> HealthSummary:
-    return await ctx.runtime.current_health(probe=bool(params.probe))
+async def health(ctx: CallContext, params: HealthParams) -> Encoded:
+    rt = ctx.runtime
+    return rt.health.encoded(await rt.current_health(probe=bool(params.probe)))
 
 
 @method("status", params=StatusParams, result=StatusSummary, scope=READ)
@@ -94,8 +96,9 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
 
 
 @method("system-presence", params=EmptyParams, result=None, scope=READ)
-async def system_presence(ctx: CallContext, params: EmptyParams) -> list[PresenceEntry]:
-    return ctx.runtime.presence.listing(ctx.runtime.now_ms())
+async def system_presence(ctx: CallContext, params: EmptyParams) -> Encoded:
+    """The presence listing (``list[PresenceEntry]`` on the wire)."""
+    return ctx.runtime.presence.encoded(ctx.runtime.now_ms())
 
 
 @method("system-event", params=SystemEventParams, result=OkResult, scope=ADMIN)
