@@ -2,9 +2,10 @@
 
     serve()                                  one nursery; everything below has it as parent
     ├── serve_tcp                            accept loop (own cancel scope) + handler nursery
-    │   └── TCPServer (hypercorn) per socket
-    │       └── GatewayApp -> run_session    reader | writer | closer, + one task per request
+    │   └── Connection per socket            socket <-> hypercorn's HTTP/WebSocket protocol
+    │       └── GatewayApp -> run_session    reader | writer (+ closer), + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
+    ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
     ├── health_loop                          primes, then refreshes on demand or interval
     └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
 
@@ -33,7 +34,14 @@ from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .runtime import ProcessState, Runtime
 from .server.asgi import GatewayApp
-from .server.listener import Streams, hypercorn_config, open_socket, serve_tcp
+from .server.listener import (
+    Connection,
+    Streams,
+    format_peer,
+    hypercorn_config,
+    open_socket,
+    serve_tcp,
+)
 
 log = logging.getLogger("gateway")
 
@@ -82,7 +90,7 @@ async def serve(
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)
-    config = hypercorn_config(ws.max_payload, ws.ping_interval_ms)
+    config = hypercorn_config(ws.max_payload)
     async with trio.open_nursery() as nursery:
         rt.nursery = nursery
         accept_scope = await nursery.start(
@@ -90,6 +98,7 @@ async def serve(
         )
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
+        nursery.start_soon(keepalive_loop, rt, streams)
         nursery.start_soon(health_loop, rt)
         nursery.start_soon(heartbeat_loop, rt)
         rt.ready = True
@@ -114,7 +123,8 @@ async def shutdown(
     rt.draining = True
     accept_scope.cancel()
     with trio.move_on_after(gw.shutdown_timeout_ms / 1000) as cap:
-        await context.terminated.set()  # idle HTTP keep-alive connections close themselves
+        await context.terminated.set()  # keep-alive connections close after their request
+        streams.close_idle()  # and those waiting for their next one close now
         with trio.move_on_after(gw.drain_timeout_ms / 1000) as drain:
             if rt.inflight_requests or rt.drain_hooks:
                 log.info(
@@ -143,6 +153,39 @@ async def shutdown(
     left = streams.abort_all()
     if left:
         log.info("aborted %d connection(s) that did not close in time", left)
+
+
+async def keepalive_loop(rt: Runtime, streams: Streams) -> None:
+    """WebSocket keepalive (PROTOCOL.md section 11; FAILURE-MODES 15): every
+    ``ws.pingIntervalMs``, ping each connection that received nothing since the last round;
+    one that still has received nothing ``ws.pongTimeoutMs`` later is dead (a sleeping
+    laptop, a NAT that forgot us) and is reset, which ends its session like a disconnect.
+    Any bytes count as an answer, so busy connections are never pinged."""
+    ws = rt.settings.config.gateway.ws
+    if not ws.ping_interval_ms:
+        return
+    interval, timeout = ws.ping_interval_ms / 1000, ws.pong_timeout_ms / 1000
+    seen: dict[Connection, int] = {}
+    async with trio.open_nursery() as pings:
+        while True:
+            await trio.sleep(interval)
+            quiet = [c for c in streams.websockets() if seen.get(c, -1) == c.received]
+            seen = {c: c.received for c in streams.websockets()}
+            for conn in quiet:
+                pings.start_soon(conn.send_ping)
+            if not quiet:
+                continue
+            await trio.sleep(timeout)
+            for conn in quiet:
+                if conn.received != seen.get(conn):  # it answered; its pong is not activity
+                    seen[conn] = conn.received
+                elif not conn.closed:
+                    log.info(
+                        "conn from %s: no answer to a ping within %d ms; closing",
+                        format_peer(conn.key),
+                        ws.pong_timeout_ms,
+                    )
+                    streams.abort(conn.key)
 
 
 async def tick_loop(rt: Runtime) -> None:

@@ -164,8 +164,13 @@ class Runtime:
         return snapshot
 
     def kick_health(self) -> None:
-        """Ask the health task for a refresh if the cached snapshot is stale."""
-        self.health_wanted.set()
+        """Ask the health task for a refresh if the cached snapshot is stale.
+
+        Checked here as well as in the task: every handshake kicks, and waking the task
+        only to find the snapshot fresh cost a task switch per connection."""
+        max_age = self.settings.config.gateway.health.refresh_interval_ms / 1000
+        if self.health.fresh(trio.current_time(), max_age) is None:
+            self.health_wanted.set()
 
     async def current_health(self, *, probe: bool = False) -> HealthSummary:
         max_age = self.settings.config.gateway.health.refresh_interval_ms / 1000

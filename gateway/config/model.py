@@ -75,8 +75,13 @@ class WebSocket:
         default=HANDSHAKE_TIMEOUT_MS, metadata=schema(minimum=100, maximum=600_000)
     )
     close_grace_ms: int = attrs.field(default=1_000, metadata=schema(minimum=0, maximum=60_000))
+    # a connection that received nothing for this long is pinged (0 = never) ...
     ping_interval_ms: int = attrs.field(
         default=30_000, metadata=schema(minimum=0, maximum=3_600_000)
+    )
+    # ... and closed if nothing (a pong or anything else) arrives within this
+    pong_timeout_ms: int = attrs.field(
+        default=10_000, metadata=schema(minimum=100, maximum=600_000)
     )
 
 

@@ -25,6 +25,7 @@ class GatewayApp:
         if kind == "websocket":
             client = scope.get("client") or ("", 0)
             key = (str(client[0]), int(client[1]))
+            self.streams.websocket(key)
             try:
                 await run_session(self.rt, scope, receive, send, partial(self.streams.abort, key))
             finally:

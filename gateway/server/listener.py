@@ -1,33 +1,53 @@
-"""The listening socket and the TCP accept loop that feeds hypercorn.
+"""The listening socket, the accept loop, and the per-connection driver under hypercorn.
 
 We bind the socket ourselves so that (1) a taken port becomes one clear error, not a
 traceback; (2) ``TCP_USER_TIMEOUT`` is set on it -- accepted sockets inherit it, which bounds
 how long the kernel lets a write to a peer with a zero window stall; and (3) port 0 works
-for tests. We also run hypercorn's per-connection ``TCPServer`` from our own accept loop
-instead of ``hypercorn.trio.serve``, so we hold every accepted stream and can *abort* one:
-hypercorn writes inside a shielded cancel scope, and closing the socket is the only way to
-free a task stuck writing to a client that stopped reading (STACK-NOTES.md).
+for tests.
+
+hypercorn parses HTTP/1.1, performs the WebSocket upgrade, frames messages (wsproto) and
+calls our ASGI app; :class:`Connection` does the rest of what hypercorn's trio
+``TCPServer`` would do -- move bytes between the socket and hypercorn's protocol object --
+with less per-message machinery (measured in BENCHMARKS.md, "Performance work"):
+
+* reads wait for readability first (the peer is usually still thinking, so trying
+  ``recv`` first is a wasted syscall), then read what is there;
+* a write that the kernel takes at once returns without a scheduler round trip; only a
+  write that has to wait for buffer space takes the lock and waits, shielded, as
+  hypercorn's does (a frame is never cut in half by a cancellation);
+* the keep-alive timeout is a deadline on the idle wait, not a task restarted per request.
+
+We also hold every accepted socket (:class:`Streams`) so we can *abort* one: a write to a
+client that stopped reading waits for buffer space that never comes, and closing the socket
+is what frees it (STACK-NOTES.md).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import math
 import socket
 import struct
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
 
 from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
 
 log = logging.getLogger("gateway.http")
 
+MAX_RECV = 2**16
+PING_FRAME = b"\x89\x00"  # FIN + opcode 0x9, unmasked (server to client), no payload
 PeerKey = tuple[str, int]
 
 
@@ -55,31 +75,26 @@ def open_socket(
     return sock
 
 
-def _key(address: Any) -> PeerKey:
-    return (str(address[0]), int(address[1]))
+def format_peer(key: PeerKey) -> str:
+    return f"{format_host(key[0])}:{key[1]}"
 
 
 class Streams:
-    """The accepted TCP streams, by peer address, so a stuck one can be aborted."""
+    """The accepted connections, by peer address, so a stuck one can be aborted."""
 
     def __init__(self) -> None:
-        self._by_peer: dict[PeerKey, trio.SocketStream] = {}
+        self._by_peer: dict[PeerKey, Connection] = {}
         self._changed = trio.Event()
 
     def __len__(self) -> int:
         return len(self._by_peer)
 
-    def add(self, stream: trio.SocketStream) -> PeerKey | None:
-        try:
-            key = _key(stream.socket.getpeername())
-        except OSError:
-            return None
-        self._by_peer[key] = stream
-        return key
+    def add(self, conn: Connection) -> None:
+        self._by_peer[conn.key] = conn
 
-    def discard(self, key: PeerKey | None) -> None:
-        if key is not None:
-            self._by_peer.pop(key, None)
+    def discard(self, conn: Connection) -> None:
+        if self._by_peer.get(conn.key) is conn:
+            del self._by_peer[conn.key]
             self._changed.set()
 
     async def wait_empty(self) -> None:
@@ -90,22 +105,17 @@ class Streams:
 
     def close(self, key: PeerKey) -> None:
         """Close the connection now (FIN): everything we sent was already written."""
-        stream = self._by_peer.pop(key, None)
-        if stream is not None:
-            stream.socket.close()
+        conn = self._by_peer.pop(key, None)
+        if conn is not None:
+            conn.close_socket()
             self._changed.set()
 
     def abort(self, key: PeerKey) -> None:
-        """Reset the connection now: wakes a writer blocked in ``send_all``."""
-        stream = self._by_peer.pop(key, None)
-        if stream is None:
-            return
-        try:  # RST instead of FIN: the kernel drops the unsent bytes at once
-            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        stream.socket.close()
-        self._changed.set()
+        """Reset the connection now: wakes a writer waiting for buffer space."""
+        conn = self._by_peer.pop(key, None)
+        if conn is not None:
+            conn.close_socket(reset=True)
+            self._changed.set()
 
     def abort_all(self) -> int:
         keys = list(self._by_peer)
@@ -113,11 +123,176 @@ class Streams:
             self.abort(key)
         return len(keys)
 
+    def websocket(self, key: PeerKey) -> None:
+        """The connection at ``key`` is now a WebSocket: keepalive pings apply to it."""
+        conn = self._by_peer.get(key)
+        if conn is not None:
+            conn.websocket = True
 
-def hypercorn_config(max_message_size: int, ping_interval_ms: int) -> HypercornConfig:
+    def websockets(self) -> list[Connection]:
+        return [conn for conn in self._by_peer.values() if conn.websocket]
+
+    def close_idle(self) -> None:
+        """Close every HTTP keep-alive connection that is waiting for its next request."""
+        for conn in list(self._by_peer.values()):
+            conn.close_if_idle()
+
+
+class Connection:
+    """One accepted TCP connection, driven through hypercorn's protocol (HTTP/1.1 + WS).
+
+    The socket is a non-blocking stdlib socket; waits go through trio's I/O manager
+    (``wait_readable`` / ``wait_writable``), and :meth:`close_socket` tells trio before it
+    closes the descriptor, which wakes any task waiting on it.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        key: PeerKey,
+        config: HypercornConfig,
+        context: WorkerContext,
+    ) -> None:
+        self.sock = sock
+        self.key = key
+        self.config = config
+        self.context = context
+        self.protocol: ProtocolWrapper | None = None
+        self.closed = False
+        self.websocket = False
+        self.received = 0  # reads with data: the keepalive's sign of life
+        self._send_lock = trio.Lock()
+        self._idle_deadline = trio.current_time() + config.keep_alive_timeout
+        self._idle_scope: trio.CancelScope | None = None
+
+    async def run(self, app: Any) -> None:
+        try:
+            server = self.sock.getsockname()
+            async with TaskGroup() as task_group:
+                self.protocol = ProtocolWrapper(
+                    app,
+                    self.config,
+                    self.context,
+                    task_group,
+                    ConnectionState({}),  # no lifespan state
+                    False,  # not TLS
+                    self.key,
+                    (str(server[0]), int(server[1])),
+                    self._protocol_send,
+                    "http/1.1",
+                )
+                await self.protocol.initiate()
+                await self._read()
+        except OSError:
+            pass
+        finally:
+            self.close_socket(eof=True)
+
+    async def _read(self) -> None:
+        assert self.protocol is not None
+        sock = self.sock
+        while not self.closed:
+            try:
+                if self._idle_deadline == math.inf:
+                    await trio.lowlevel.wait_readable(sock)
+                elif not await self._wait_while_idle():
+                    break  # keep-alive timeout, or the gateway is stopping
+                data = sock.recv(MAX_RECV)
+            except BlockingIOError:
+                continue
+            except (OSError, trio.ClosedResourceError):
+                break
+            self.received += 1
+            await self.protocol.handle(RawData(data))
+            if not data:
+                break  # EOF: the protocol has seen it as empty data
+        await self.protocol.handle(Closed())
+
+    async def _wait_while_idle(self) -> bool:
+        """Wait for the next request's bytes; ``False`` if the keep-alive time ran out."""
+        with trio.CancelScope(deadline=self._idle_deadline) as scope:
+            self._idle_scope = scope
+            if self.context.terminated.is_set():
+                scope.cancel()
+            await trio.lowlevel.wait_readable(self.sock)
+        self._idle_scope = None
+        return not scope.cancelled_caught
+
+    async def send_ping(self) -> None:
+        """A WebSocket ping (empty payload). Written whole between hypercorn's frames (the
+        send lock orders writers); the reply is a pong, which hypercorn reads and drops."""
+        if not self.closed:
+            await self._send(PING_FRAME)
+
+    def close_if_idle(self) -> None:
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    async def _protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            await self._send(event.data)
+        elif isinstance(event, Closed):
+            self.close_socket(eof=True)
+            if self.protocol is not None:
+                await self.protocol.handle(Closed())
+        elif isinstance(event, Updated):
+            if not event.idle:
+                self._idle_deadline = math.inf
+            else:
+                self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+                if self.context.terminated.is_set():
+                    self._idle_deadline = -math.inf
+
+    async def _send(self, data: bytes) -> None:
+        """Write all of ``data``. Without contention and with buffer space this does not
+        yield; otherwise writers take turns, each finishing its frame (shielded)."""
+        view = memoryview(data)
+        try:
+            if not self._send_lock.locked():
+                try:
+                    sent = self.sock.send(view)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(view):
+                    return
+                view = view[sent:]
+            async with self._send_lock:
+                with trio.CancelScope(shield=True):
+                    while view and not self.closed:
+                        await trio.lowlevel.wait_writable(self.sock)
+                        try:
+                            sent = self.sock.send(view)
+                        except BlockingIOError:
+                            continue
+                        view = view[sent:]
+        except (OSError, trio.ClosedResourceError):
+            if self.protocol is not None:
+                await self.protocol.handle(Closed())
+
+    def close_socket(self, *, reset: bool = False, eof: bool = False) -> None:
+        """Close the descriptor (waking every task waiting on it). ``reset``: RST instead of
+        FIN, so the kernel drops unsent bytes at once; ``eof``: shut down writing first."""
+        if self.closed:
+            return
+        self.closed = True
+        sock = self.sock
+        try:
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif eof:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        trio.lowlevel.notify_closing(sock)
+        sock.close()
+
+
+def hypercorn_config(max_message_size: int) -> HypercornConfig:
     config = HypercornConfig()
     config.websocket_max_message_size = max_message_size
-    config.websocket_ping_interval = ping_interval_ms / 1000 if ping_interval_ms else None
+    # Pings are ours (app.keepalive_loop): hypercorn's would ping every connection the
+    # moment it opens, from one more task per connection, and never notice a missing pong.
+    config.websocket_ping_interval = None
     config.errorlog = log
     config.accesslog = None
     config.keep_alive_timeout = 5
@@ -133,22 +308,65 @@ async def serve_tcp(
     *,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept connections and run hypercorn's protocol on each until cancelled.
+    """Accept connections and run each through hypercorn's protocol until cancelled.
 
-    Reports the *accept* cancel scope: cancelling it closes the listener but leaves the
-    connections running, which is how graceful shutdown stops new work first.
+    Reports the *accept* cancel scope: cancelling it stops accepting but leaves the
+    connections running, which is how graceful shutdown stops new work first. Each wake-up
+    accepts every connection the kernel has queued, not just one.
     """
-    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     wrapped = ASGIWrapper(app)
+    sock.setblocking(False)
 
-    async def handle(stream: trio.SocketStream) -> None:
-        key = streams.add(stream)
+    async def handle(conn: Connection) -> None:
+        streams.add(conn)
         try:
-            await TCPServer(wrapped, config, context, {}, cast(Any, stream))
+            await conn.run(wrapped)
         finally:
-            streams.discard(key)
+            streams.discard(conn)
 
     async with trio.open_nursery() as handlers:
         with trio.CancelScope() as accept_scope:
             task_status.started(accept_scope)
-            await trio.serve_listeners(handle, [listener], handler_nursery=handlers)
+            try:
+                await _accept_loop(sock, handlers, handle, config, context)
+            finally:  # stop listening at once: the port is free while connections drain
+                trio.lowlevel.notify_closing(sock)
+                sock.close()
+
+
+async def _accept_loop(
+    sock: socket.socket,
+    handlers: trio.Nursery,
+    handle: Callable[[Connection], Awaitable[None]],
+    config: HypercornConfig,
+    context: WorkerContext,
+) -> None:
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        while True:
+            try:
+                client, address = sock.accept()
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in _ACCEPT_SHORTAGE:
+                    log.warning("accept failed (%s); retrying shortly", exc.strerror)
+                    await trio.sleep(0.1)  # e.g. EMFILE: give closes a moment
+                    break
+                if exc.errno in _ACCEPT_PEER_GONE:
+                    continue
+                raise
+            client.setblocking(False)
+            try:
+                if client.family in (socket.AF_INET, socket.AF_INET6):
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # the peer is already gone
+                client.close()
+                continue
+            key = (str(address[0]), int(address[1]))
+            handlers.start_soon(handle, Connection(client, key, config, context))
+
+
+# accept() errors that concern one connection, and those of a momentary resource shortage
+_ACCEPT_PEER_GONE = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+_ACCEPT_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})

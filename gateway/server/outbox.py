@@ -48,6 +48,7 @@ class Outbox:
         self._wake = trio.Event()
         self.close_frame: tuple[int, str] | None = None
         self.close_requested = trio.Event()
+        self.on_close_requested: Callable[[], None] | None = None
         self.finished = trio.Event()
 
     def offer(self, text: str, *, droppable: bool = False) -> Verdict:
@@ -70,6 +71,8 @@ class Outbox:
             self.close_frame = (code, reason)
             self.close_requested.set()
             self._wake.set()
+            if self.on_close_requested is not None:
+                self.on_close_requested()
 
     async def run(self, send: SendFn) -> None:
         """The writer: drain frames in order, then send the close frame and return.

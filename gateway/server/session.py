@@ -5,9 +5,9 @@ Three tasks per connection, in one nursery:
 * the **reader** (this module's ``_Session.run``) parses frames and starts one task per
   request, so a slow handler never holds up ``health``;
 * the **writer** (``Outbox.run``) is the only task that awaits hypercorn's ``send``;
-* the **closer** waits for a close request, gives the writer ``ws.closeGraceMs`` to flush
-  the queue and the close frame, and otherwise aborts the TCP stream -- the one way to free
-  a writer stuck in hypercorn's shielded write to a client that stopped reading.
+* the **closer**, started when a close is requested, gives the writer ``ws.closeGraceMs``
+  to flush the queue and the close frame, and otherwise aborts the TCP stream -- the one
+  way to free a writer stuck in a shielded write to a client that stopped reading.
 
 When the client has answered our close frame (or the grace ran out), or the client goes
 away, the nursery is cancelled and the connection's requests with it.
@@ -110,7 +110,6 @@ async def run_session(
             nursery.cancel_scope.cancel()
 
         async def close_or_abort() -> None:
-            await peer.outbox.close_requested.wait()
             with trio.move_on_after(ws.close_grace_ms / 1000):
                 await peer.outbox.finished.wait()
                 return
@@ -121,8 +120,17 @@ async def run_session(
             )
             abort()
 
+        def start_closer() -> None:
+            # started only when a close is requested (most connections end without one)
+            try:
+                nursery.start_soon(close_or_abort)
+            except RuntimeError:  # the session is already over; nothing left to close
+                pass
+
         nursery.start_soon(write)
-        nursery.start_soon(close_or_abort)
+        peer.outbox.on_close_requested = start_closer
+        if peer.outbox.close_frame is not None:
+            start_closer()
         try:
             await session.run(nursery)
         except _Disconnected:

@@ -1,0 +1,139 @@
+"""WebSocket keepalive (PROTOCOL.md section 11, FAILURE-MODES 15): the gateway pings a
+connection that has sent nothing for ``ws.pingIntervalMs`` and resets one that then sends
+nothing (not even the pong) for ``ws.pongTimeoutMs`` -- a sleeping laptop or a NAT that
+forgot the connection must not stay in presence forever."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import trio
+from websockets.frames import Opcode
+
+from gateway.app import Running
+
+from .conftest import StartGateway, in_thread, make_settings
+from .test_handshake import RawClient
+
+# short rounds so a test takes a fraction of a second
+FAST = {"ping_interval_ms": 100, "pong_timeout_ms": 150}
+
+
+def next_frame_counting_pings(conn: RawClient, *, answer: bool) -> tuple[Opcode, int]:
+    """Read until a frame other than a ping arrives or the server ends the connection;
+    returns that frame's opcode (CLOSE for a dropped connection) and the pings seen."""
+    pings = 0
+    while True:
+        while not conn.frames:
+            try:
+                conn.pump()
+            except ConnectionResetError:
+                return Opcode.CLOSE, pings
+            if conn.protocol.state.name == "CLOSED" and not conn.frames:
+                return Opcode.CLOSE, pings
+        frame = conn.frames.popleft()
+        if frame.opcode is Opcode.PING:
+            pings += 1
+            if answer:
+                conn.flush()  # the protocol queued the pong
+            continue
+        return frame.opcode, pings
+
+
+async def test_a_client_that_answers_pings_stays_connected(start_gateway: StartGateway) -> None:
+    running: Running = await start_gateway(**FAST)
+
+    def client() -> None:
+        with RawClient(running.url) as conn:
+            conn.handshake()
+            pings = 0
+            conn.sock.settimeout(5)
+            while pings < 3:  # idle: a ping every round, each answered
+                conn.pump()
+                while conn.frames:
+                    frame = conn.frames.popleft()
+                    if frame.opcode is Opcode.PING:
+                        assert frame.data == b""
+                        pings += 1
+                        conn.flush()
+            conn.send_json({"type": "req", "id": "after", "method": "health"})
+            while True:
+                answer = conn.recv_json()
+                if answer.get("id") == "after":
+                    break
+            assert answer["ok"] is True
+
+    await in_thread(client)
+    assert len(running.runtime.hub.peers) <= 1
+
+
+async def test_a_client_that_never_answers_is_dropped(start_gateway: StartGateway) -> None:
+    running: Running = await start_gateway(**FAST)
+    ids: list[str] = []
+
+    def client() -> None:
+        with RawClient(running.url) as conn:
+            conn.handshake()
+            ids.extend(trio.from_thread.run_sync(lambda: list(running.runtime.hub.peers)))
+            conn.sock.settimeout(5)  # the gateway must act well before this
+            started = time.monotonic()
+            pings, opcode = 0, Opcode.TEXT
+            while opcode is Opcode.TEXT:  # events (presence, health) may come first
+                opcode, seen = next_frame_counting_pings(conn, answer=False)
+                pings += seen
+            assert opcode is Opcode.CLOSE, f"expected the connection to end, got {opcode}"
+            assert pings >= 1, "dropped without being pinged first"
+            assert time.monotonic() - started < 2.0
+
+    await in_thread(client)
+    with trio.fail_after(5):
+        while set(ids) & set(running.runtime.hub.peers):
+            await trio.sleep(0.01)  # the session ends once the reader sees the reset
+
+
+async def test_a_busy_client_is_not_pinged(start_gateway: StartGateway) -> None:
+    """Any bytes from the client prove it alive: a client that keeps sending requests
+    across several ping rounds never sees a ping."""
+    running: Running = await start_gateway(**FAST)
+
+    def client() -> None:
+        with RawClient(running.url) as conn:
+            conn.handshake()
+            conn.sock.settimeout(5)
+            deadline = time.monotonic() + 0.6  # six ping rounds
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                conn.send_json({"type": "req", "id": f"r{n}", "method": "health"})
+                opcode, pings = next_frame_counting_pings(conn, answer=True)
+                assert opcode is Opcode.TEXT
+                assert pings == 0, f"a busy connection was pinged (request {n})"
+                time.sleep(0.03)  # pacing: a request every ~30 ms, under the 100 ms interval
+            assert n >= 10
+
+    await in_thread(client)
+
+
+async def test_keepalive_off_sends_no_pings(start_gateway: StartGateway) -> None:
+    """``pingIntervalMs: 0`` turns pings off; an idle client is left alone."""
+    running: Running = await start_gateway(ping_interval_ms=0, pong_timeout_ms=100)
+
+    def client() -> None:
+        with RawClient(running.url) as conn:
+            conn.handshake()
+            conn.sock.settimeout(0.5)  # several would-be rounds of 100 ms
+            try:
+                conn.pump()
+            except socket.timeout:
+                pass
+            assert not [f for f in conn.frames if f.opcode is Opcode.PING]
+            assert conn.protocol.state.name == "OPEN"
+
+    await in_thread(client)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    ws = make_settings(tmp_path).config.gateway.ws
+    assert (ws.ping_interval_ms, ws.pong_timeout_ms) == (30_000, 10_000)
