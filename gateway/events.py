@@ -47,8 +47,8 @@ class Peer:
         self.last_seq += 1
         return self.last_seq
 
-    def send_text(self, text: str, *, droppable: bool = False) -> Verdict:
-        verdict = self.outbox.offer(text, droppable=droppable)
+    def send_text(self, text: str, *, droppable: bool = False, wake: bool = True) -> Verdict:
+        verdict = self.outbox.offer(text, droppable=droppable, wake=wake)
         if verdict == "close":
             self.close(CloseCode.POLICY, SLOW_CONSUMER)
         return verdict
@@ -121,9 +121,8 @@ class Hub:
                 self.slow_closes += 1
         log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
 
-    def unicast(self, peer: Peer, name: str, payload: object) -> None:
+    def unicast(self, peer: Peer, name: str, payload: object, *, wake: bool = True) -> None:
         entry = EVENTS[name]
         seq = peer.next_seq() if entry.sequenced else None
-        peer.send_text(
-            event_text(name, dumps(to_wire(payload)), seq, None), droppable=entry.droppable
-        )
+        text = event_text(name, dumps(to_wire(payload)), seq, None)
+        peer.send_text(text, droppable=entry.droppable, wake=wake)

@@ -430,7 +430,9 @@ async def test_silent_gateway_trips_the_tick_watchdog(
     async with open_client(gateway.url, token=TOKEN) as client, client.subscribe() as events:
         peer = gateway.runtime.hub.peers[client.hello["server"]["connId"]]
         # A black hole: the gateway's ticks (every 30 s) never reach us from now on.
-        monkeypatch.setattr(peer.outbox, "offer", lambda text, droppable=False: "dropped")
+        monkeypatch.setattr(
+            peer.outbox, "offer", lambda text, droppable=False, wake=True: "dropped"
+        )
         mock_clock.autojump_threshold = 0.05
         start = trio.current_time()
         with trio.fail_after(120):

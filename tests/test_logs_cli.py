@@ -82,27 +82,30 @@ async def test_logs_follow_sees_new_lines_and_survives_a_restart(tmp_path: Path)
     """OPERATIONS.md F.4 / K.9: `logs --follow` reconnects after a gateway restart."""
     settings = make_settings(tmp_path)
     with capture_logs(settings, verbose=False):
+        stderr_path = tmp_path / "cli-stderr.txt"
         async with gateway_at(settings) as first:
             port = first.port
-            cli = await trio.lowlevel.open_process(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "logs",
-                    "--follow",
-                    "--json",
-                    "--interval",
-                    "200",
-                    "--url",
-                    first.url,
-                    "--token",
-                    TOKEN,
-                ],
-                env=cli_env(tmp_path),
-                stdout=subprocess.PIPE,
-                preexec_fn=ctrl_c_works,
-            )
+            with stderr_path.open("wb") as stderr_file:  # the child keeps its own copy
+                cli = await trio.lowlevel.open_process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gateway",
+                        "logs",
+                        "--follow",
+                        "--json",
+                        "--interval",
+                        "200",
+                        "--url",
+                        first.url,
+                        "--token",
+                        TOKEN,
+                    ],
+                    env=cli_env(tmp_path, PYTHONFAULTHANDLER="1"),
+                    stdout=subprocess.PIPE,
+                    stderr=stderr_file,
+                    preexec_fn=ctrl_c_works,
+                )
             assert cli.stdout is not None
             out = Lines(cli.stdout)
             try:
@@ -121,8 +124,18 @@ async def test_logs_follow_sees_new_lines_and_survives_a_restart(tmp_path: Path)
                     assert record["subsystem"] == "gateway"
             finally:
                 cli.send_signal(signal.SIGINT)
-                with trio.fail_after(10):
+                with trio.move_on_after(10):
                     code = await cli.wait()
+                if cli.returncode is None:  # a hang: show where (faulthandler dumps on SIGABRT)
+                    cli.send_signal(signal.SIGABRT)
+                    with trio.move_on_after(5):
+                        await cli.wait()
+                    cli.kill()
+                    await cli.wait()
+                    raise AssertionError(
+                        "logs --follow ignored Ctrl-C for 10 s; its stderr:\n"
+                        + stderr_path.read_text(errors="replace")[-6000:]
+                    )
             assert code == 130
     # the line from before the restart was printed once, not replayed after reconnecting
     assert sum("before the restart" in line for line in out.seen) == 1

@@ -190,3 +190,70 @@ async def test_finished_is_set_when_the_writer_is_cancelled() -> None:
             nursery.cancel_scope.cancel()
     assert box.finished.is_set()
     assert recorder.messages == []
+
+
+# -- flush (a response sent by the task that made it) ----------------------------------------
+
+
+def test_offer_wakes_the_writer_unless_told_not_to() -> None:
+    box = Outbox(limit=1000)
+    wakes: list[str] = []
+    box.on_wake = lambda: wakes.append("wake")
+    box.offer("response", wake=False)
+    assert wakes == []
+    box.offer("event")
+    box.offer("dropped?", droppable=True)
+    assert wakes == ["wake", "wake"]
+    box.request_close(1000, "bye")  # the close frame needs the writer too
+    assert wakes == ["wake", "wake", "wake"]
+
+
+async def test_flush_sends_the_queue_in_order_from_the_calling_task() -> None:
+    box = Outbox(limit=1000)
+    box.offer("event-first")
+    box.offer("response", wake=False)
+    recorder = Recorder()
+    with trio.fail_after(5):
+        await box.flush(recorder.send)
+    assert [m["text"] for m in recorder.messages] == ["event-first", "response"]
+    assert box.queued_bytes == 0
+    assert not box.finished.is_set()  # flushing is not the writer ending
+
+
+async def test_flush_while_the_writer_sends_leaves_the_queue_to_it() -> None:
+    """One sender at a time: a flush that finds the writer mid-send returns at once, and
+    the writer sends the newly queued frame after its current one, in order."""
+    box = Outbox(limit=1000)
+    gate = trio.Event()
+    sent: list[str] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(message.get("text") or message["type"])
+
+    box.offer("first")
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(box.run, slow_send)
+            await trio.testing.wait_all_tasks_blocked()  # the writer is inside send("first")
+            box.offer("second", wake=False)
+            await box.flush(slow_send)  # returns without sending
+            assert sent == []
+            gate.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert sent == ["first", "second"]
+            box.request_close(1000, "bye")
+    assert sent == ["first", "second", "websocket.close"]
+
+
+async def test_flush_leaves_the_close_frame_to_the_writer() -> None:
+    box = Outbox(limit=1000)
+    wakes: list[str] = []
+    box.offer("last words", wake=False)
+    box.request_close(1008, "policy")
+    box.on_wake = lambda: wakes.append("wake")
+    recorder = Recorder()
+    with trio.fail_after(5):
+        await box.flush(recorder.send)
+    assert recorder.messages == [{"type": "websocket.send", "text": "last words"}]
+    assert wakes == ["wake"]  # and the writer was asked to send the close

@@ -1,11 +1,13 @@
 """Per-connection outbound queue: bounded in bytes, drained by one writer task.
 
-Why a queue of our own: hypercorn writes to the socket inside a *shielded* cancel scope, so
-an ASGI ``send`` to a client that stopped reading blocks and nothing can cancel it
-(STACK-NOTES.md). So nobody but the connection's writer ever awaits ``send``: broadcasts
-call :meth:`Outbox.offer`, which never blocks -- it enqueues, or applies the slow-consumer
-policy right away. One slow client therefore never delays another, and the gateway decides
-"slow consumer" from the bytes it is holding, long before the kernel gives up.
+Why a queue of our own: a write to a client that stopped reading waits (shielded, so a frame
+is never cut) for buffer space that never comes (STACK-NOTES.md). So broadcasts never await
+``send``: they call :meth:`Outbox.offer`, which never blocks -- it enqueues, or applies the
+slow-consumer policy right away -- and the connection's writer task drains the queue. One
+slow client therefore never delays another, and the gateway decides "slow consumer" from the
+bytes it is holding, long before the kernel gives up. The connection's own responses take a
+shortcut: the task that made one flushes the queue itself (:meth:`Outbox.flush`; one sender at a
+time, in queue order), which spares a writer wake-up per request.
 
 A frame counts against the limit from the moment it is offered until ``send`` returns for it.
 """
@@ -49,10 +51,17 @@ class Outbox:
         self.close_frame: tuple[int, str] | None = None
         self.close_requested = trio.Event()
         self.on_close_requested: Callable[[], None] | None = None
+        # called whenever the writer is needed (the session starts it on first use)
+        self.on_wake: Callable[[], None] | None = None
         self.finished = trio.Event()
+        self._writing = False  # the writer or a flush is sending; only one at a time
 
-    def offer(self, text: str, *, droppable: bool = False) -> Verdict:
-        """Enqueue without blocking, or say why not. Frames after a close request are dropped."""
+    def offer(self, text: str, *, droppable: bool = False, wake: bool = True) -> Verdict:
+        """Enqueue without blocking, or say why not. Frames after a close request are dropped.
+
+        ``wake=False``: the caller will :meth:`flush` itself right away (a response from the
+        task that made it), so the writer task need not be woken for this frame.
+        """
         if self.close_frame is not None:
             return "dropped"
         size = frame_size(text)
@@ -60,7 +69,8 @@ class Outbox:
         if verdict == "queued":
             self._frames.append((text, size))
             self.queued_bytes += size
-            self._wake.set()
+            if wake:
+                self._wake_writer()
         elif verdict == "dropped":
             self.dropped += 1
         return verdict
@@ -70,27 +80,55 @@ class Outbox:
         if self.close_frame is None:
             self.close_frame = (code, reason)
             self.close_requested.set()
-            self._wake.set()
+            self._wake_writer()
             if self.on_close_requested is not None:
                 self.on_close_requested()
+
+    def _wake_writer(self) -> None:
+        self._wake.set()
+        if self.on_wake is not None:
+            self.on_wake()
+
+    async def flush(self, send: SendFn) -> None:
+        """Send what is queued from the calling task -- a response goes out from the task
+        that made it, without waking the writer. If the writer (or another flush) is
+        already sending, that one drains the queue and this returns at once. The close
+        frame is always left to the writer."""
+        if self._writing:
+            return
+        self._writing = True
+        try:
+            await self._drain(send)
+        finally:
+            self._writing = False
+        if self.close_frame is not None:
+            self._wake_writer()
+
+    async def _drain(self, send: SendFn) -> None:
+        while self._frames:
+            text, size = self._frames[0]
+            await send({"type": "websocket.send", "text": text})
+            self._frames.popleft()
+            self.queued_bytes -= size
 
     async def run(self, send: SendFn) -> None:
         """The writer: drain frames in order, then send the close frame and return.
 
-        Cancellation: cancelling the writer between frames is immediate; while a frame is in
-        hypercorn's shielded write it is not -- the session aborts the socket for that.
+        Cancellation: cancelling the writer between frames is immediate; while a frame is
+        in a shielded write it is not -- the session aborts the socket for that.
         """
         try:
             while True:
-                while self._frames:
-                    text, size = self._frames[0]
-                    await send({"type": "websocket.send", "text": text})
-                    self._frames.popleft()
-                    self.queued_bytes -= size
-                if self.close_frame is not None:
-                    code, reason = self.close_frame
-                    await send({"type": "websocket.close", "code": code, "reason": reason})
-                    return
+                if not self._writing:
+                    self._writing = True
+                    try:
+                        await self._drain(send)
+                    finally:
+                        self._writing = False
+                    if self.close_frame is not None:
+                        code, reason = self.close_frame
+                        await send({"type": "websocket.close", "code": code, "reason": reason})
+                        return
                 await self._wake.wait()
                 self._wake = trio.Event()
         finally:

@@ -1,10 +1,12 @@
 """One WebSocket connection: handshake, request dispatch, and an orderly close.
 
-Three tasks per connection, in one nursery:
+Tasks per connection, in one nursery:
 
 * the **reader** (this module's ``_Session.run``) parses frames and starts one task per
-  request, so a slow handler never holds up ``health``;
-* the **writer** (``Outbox.run``) is the only task that awaits hypercorn's ``send``;
+  request, so a slow handler never holds up ``health``; the handshake's frames and each
+  request's response are flushed by the task that made them (``Outbox.flush``);
+* the **writer** (``Outbox.run``), started the first time something else queues a frame
+  (an event) or a close is requested, drains the queue and sends the close frame;
 * the **closer**, started when a close is requested, gives the writer ``ws.closeGraceMs``
   to flush the queue and the close frame, and otherwise aborts the TCP stream -- the one
   way to free a writer stuck in a shielded write to a client that stopped reading.
@@ -96,7 +98,7 @@ async def run_session(
     ws = rt.settings.config.gateway.ws
     client = scope.get("client")
     peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=client[0] if client else None)
-    session = _Session(rt, peer, receive)
+    session = _Session(rt, peer, receive, send)
     async with trio.open_nursery() as nursery:
 
         async def write() -> None:
@@ -127,10 +129,17 @@ async def run_session(
             except RuntimeError:  # the session is already over; nothing left to close
                 pass
 
-        nursery.start_soon(write)
+        def start_writer() -> None:
+            # started the first time a frame is queued for it (an event, a close): a CLI
+            # call -- handshake, one request, close -- is served without it
+            peer.outbox.on_wake = None
+            try:
+                nursery.start_soon(write)
+            except RuntimeError:  # the session is over (an agent run may outlive it)
+                pass
+
+        peer.outbox.on_wake = start_writer
         peer.outbox.on_close_requested = start_closer
-        if peer.outbox.close_frame is not None:
-            start_closer()
         try:
             await session.run(nursery)
         except _Disconnected:
@@ -140,10 +149,11 @@ async def run_session(
 
 
 class _Session:
-    def __init__(self, rt: Runtime, peer: Peer, receive: Receive) -> None:
+    def __init__(self, rt: Runtime, peer: Peer, receive: Receive, send: SendFn) -> None:
         self.rt = rt
         self.peer = peer
         self._receive = receive
+        self._send = send
         self.nonce = str(uuid.uuid4())
         self.authenticated = False
         self.inflight: dict[str, trio.CancelScope] = {}
@@ -179,11 +189,14 @@ class _Session:
 
     async def run(self, nursery: trio.Nursery) -> None:
         rt = self.rt
-        rt.hub.unicast(self.peer, ev.CHALLENGE, ChallengePayload(self.nonce, rt.now_ms()))
+        challenge = ChallengePayload(self.nonce, rt.now_ms())
+        rt.hub.unicast(self.peer, ev.CHALLENGE, challenge, wake=False)
+        await self.peer.outbox.flush(self._send)
         timeout = rt.settings.config.gateway.ws.handshake_timeout_ms / 1000
         accepted = False
         with trio.move_on_after(timeout) as handshake_scope:
             accepted = await self._handshake()
+            await self.peer.outbox.flush(self._send)  # the hello-ok
         if handshake_scope.cancelled_caught:
             log.info("conn %s: no connect within %.1fs", self.peer.conn_id, timeout)
             self._close(CloseCode.NORMAL, "")
@@ -283,7 +296,7 @@ class _Session:
             rt.presence.upsert(peer.presence_key, self._presence_entry(params))
         rt.hub.add(peer)
         self.authenticated = True
-        peer.send_text(dispatch.response_text(request_id, True, self._hello(params)))
+        peer.send_text(dispatch.response_text(request_id, True, self._hello(params)), wake=False)
         observe.connection_opened(rt, peer, params.client.id, params.client.mode, params.role)
         if tracked:
             rt.presence_changed()
@@ -393,4 +406,5 @@ class _Session:
                 if self.inflight.get(request_id) is scope:
                     del self.inflight[request_id]
             observe.request_done(self.rt, self.peer, name, started, text)
-            self.peer.send_text(text)
+            self.peer.send_text(text, wake=False)
+            await self.peer.outbox.flush(self._send)
