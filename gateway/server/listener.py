@@ -293,6 +293,7 @@ def hypercorn_config(max_message_size: int) -> HypercornConfig:
     # Pings are ours (app.keepalive_loop): hypercorn's would ping every connection the
     # moment it opens, from one more task per connection, and never notice a missing pong.
     config.websocket_ping_interval = None
+    config.include_server_header = False  # no "server: hypercorn-h11": not our name to give out
     config.errorlog = log
     config.accesslog = None
     config.keep_alive_timeout = 5
