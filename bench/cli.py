@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -29,7 +30,7 @@ from rich.console import Console
 from . import procs
 from .plan import FULL, QUICK, TINY, Plan
 from .report import Measurement, Report, machine
-from .scenarios import connections, lifecycle, throughput
+from .scenarios import connections, lifecycle, reference, throughput
 from .targets import evaluate
 
 Scenario = Callable[[Plan, Path], Awaitable[list[Measurement]]]
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="T0,T1,T2",
         help="experiment: run the gateway with gc.set_threshold(T0, T1, T2)",
     )
+    parser.add_argument(
+        "--reference",
+        metavar="CMD",
+        help="also measure the reference gateway started by CMD ({port} and {token} are "
+        "filled in); the targets then compare against it on this machine",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results dir")
     parser.add_argument("--markdown", type=Path, help="also write the results as Markdown here")
     parser.add_argument("--json", action="store_true", help="print only the JSON results")
@@ -87,7 +94,9 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-async def run(names: list[str], plan: Plan, log: Console) -> list[Measurement]:
+async def run(
+    names: list[str], plan: Plan, log: Console, scenarios: dict[str, Scenario] = SCENARIOS
+) -> list[Measurement]:
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for name in names:
@@ -95,7 +104,7 @@ async def run(names: list[str], plan: Plan, log: Console) -> list[Measurement]:
             log.log(f"[bold]{name}[/] ...")
             try:
                 with trio.fail_after(SCENARIO_TIMEOUT):
-                    found = await SCENARIOS[name](plan, Path(tmp))
+                    found = await scenarios[name](plan, Path(tmp))
             except Exception as exc:
                 log.print("".join(traceback.format_exception(exc)[-12:]), markup=False)
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
@@ -113,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = plan_for(args)
     names = [n for n in SCENARIOS if not args.only or n in args.only]
+    scenarios = dict(SCENARIOS)
+    if args.reference:
+        scenarios["reference"] = partial(reference.run, template=args.reference)
+        names.append("reference")
     out = Console() if sys.stdout.isatty() else Console(width=160)
     log = Console(stderr=True, quiet=args.json)
     raise_fd_limit()
@@ -122,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     # other work on the machine shows up here before it shows up as a slow result
     load_before = os.getloadavg()
-    rows = trio.run(run, names, plan, log)
+    rows = trio.run(run, names, plan, log, scenarios)
     report = Report(
         started=started.strftime("%Y-%m-%d %H:%M UTC"),
         command="python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),

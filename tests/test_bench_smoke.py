@@ -16,6 +16,8 @@ import pytest
 
 from bench import wire
 from bench.client import is_response_to
+from bench.report import Measurement
+from bench.targets import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +82,61 @@ def test_responses_are_matched_by_id_and_ok() -> None:
     assert is_response_to(b'{"type":"res","ok":false,"id":"7"}', b"7") is False
     assert is_response_to(b'{"type":"res","id":"8","ok":true}', b"7") is None
     assert is_response_to(b'{"type":"event","event":"tick"}', b"7") is None
+
+
+def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
+    """``--reference CMD`` runs the same load against another gateway (here: ours again,
+    since the real reference needs Node and openclaw) and judges the relative targets
+    against what it measured."""
+    out = tmp_path / "results"
+    command = f"{sys.executable} -m gateway gateway --port {{port}} --token {{token}}"
+    command += " --allow-unconfigured"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
+        + ["--only", "handshake", "--reference", command],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = out.glob("*.json")
+    report = json.loads(path.read_text())
+    rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
+    assert all(r["status"] == "ok" for r in rows), rows
+    cases = {r["case"] for r in rows}
+    assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
+    assert "handshake, 2 workers" in cases
+    assert all(r["value"] > 0 for r in rows)
+    (verdict,) = [t for t in report["targets"] if t["target"].startswith("handshakes")]
+    assert "measured here" in verdict["target"]
+
+
+def _row(scenario: str, value: float, **detail: object) -> Measurement:
+    return Measurement(scenario, "case", value, "req/s", detail=dict(detail))
+
+
+def test_relative_targets_use_the_reference_measured_in_the_run() -> None:
+    ours = [
+        _row("rpc", 3000.0, method="health", conns=10),
+        _row("rpc", 3300.0, method="health", conns=50),
+        _row("handshake", 500.0, workers=4),
+    ]
+    by_issue = {v.target.split(" (")[0]: v for v in evaluate(ours)}
+    assert by_issue["health >= 3x reference at 10 and 50 conns"].met is False  # < 4,800
+    assert by_issue["handshakes >= reference"].met is False  # < 1,100
+    measured = [
+        _row("reference", 900.0, method="health", conns=10),
+        _row("reference", 1000.0, method="health", conns=50),
+        _row("reference", 450.0, workers=16),
+    ]
+    here = {v.target.split(" (")[0]: v for v in evaluate(ours + measured)}
+    health = here["health >= 3x reference at 10 and 50 conns"]
+    assert health.met is True  # 3,000 >= 2,700 and 3,300 >= 3,000
+    assert "measured here" in health.target
+    assert here["handshakes >= reference"].met is True  # 500 >= 450
+    slower = [*measured[:1], _row("reference", 1200.0, method="health", conns=50)]
+    assert {v.target.split(" (")[0]: v for v in evaluate(ours + slower)}[
+        "health >= 3x reference at 10 and 50 conns"
+    ].met is False  # 3,300 < 3,600

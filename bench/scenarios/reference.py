@@ -1,0 +1,212 @@
+"""The reference gateway on this machine, under the same load: ``--reference CMD``.
+
+The targets compare us with the TypeScript reference (openclaw), whose figures in the issue
+were measured on another machine. With ``--reference``, the harness starts the reference
+from the given command and runs the same load jobs against it that it runs against us --
+cold start, idle RSS, ``health`` / ``system-presence`` throughput, handshakes -- so the
+"x times the reference" targets can be judged on one machine.
+
+``CMD`` is a command line with ``{port}`` and ``{token}`` placeholders, e.g.::
+
+    python -m bench --reference \\
+      "openclaw gateway --port {port} --token {token} --bind loopback --allow-unconfigured"
+
+It runs with a throw-away HOME, in its own process group (the reference starts helper
+processes; all are stopped at the end), with its output in a log file. The reference may
+try to reach the internet (model catalogs, updates); its HTTP(S) proxy is pointed at a
+closed loopback port so that such requests fail at once instead of leaving the machine
+(``NODE_USE_ENV_PROXY``, honoured by Node 24+).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import attrs
+import trio
+
+from .. import procs
+from ..client import Closed, RequestFailed, now, open_session
+from ..plan import Plan
+from ..report import Measurement
+from .throughput import _job, best_of
+
+START_TIMEOUT = 90.0  # the reference takes 9-11 s to its first hello-ok
+READY_SETTLE = 5.0  # x plan.settle: it keeps starting channels and sidecars after that
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+@attrs.define
+class Reference:
+    process: trio.Process
+    port: int
+    token: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def rss(self) -> int:
+        """RSS of the reference's whole process group (it runs helper processes)."""
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) == self.pid:
+                    total += procs.rss_bytes(int(entry.name))
+            except (OSError, procs.ChildFailed):
+                continue
+        return total
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def argv_for(template: str, port: int, token: str) -> list[str]:
+    return [part.format(port=port, token=token) for part in shlex.split(template)]
+
+
+@asynccontextmanager
+async def reference(template: str, workdir: Path) -> AsyncIterator[Reference]:
+    home = workdir / f"reference-{secrets.token_hex(4)}"
+    home.mkdir(parents=True)
+    port, token = procs.free_port(), secrets.token_urlsafe(24)
+    env = procs.child_env(
+        home,
+        NODE_USE_ENV_PROXY="1",
+        HTTP_PROXY=DEAD_PROXY,
+        HTTPS_PROXY=DEAD_PROXY,
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    log_path = home / "reference.log"
+    with log_path.open("wb") as log:
+        process = await trio.lowlevel.open_process(
+            argv_for(template, port, token),
+            env=env,
+            cwd=str(home),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    ref = Reference(process, port, token, log_path)
+    try:
+        yield ref
+    finally:
+        await _stop_group(process)
+
+
+async def _stop_group(process: trio.Process, grace: float = 10.0) -> None:
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        with trio.move_on_after(grace):
+            await process.wait()
+        if process.returncode is not None:
+            try:  # helpers may outlive the main process
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+
+
+async def _first_hello(ref: Reference) -> float:
+    """Seconds from now until a session completes the handshake (retrying every 10 ms)."""
+    t0 = now()
+    with trio.fail_after(START_TIMEOUT):
+        while True:
+            if ref.process.poll() is not None:
+                raise procs.ChildFailed(f"reference exited:\n{ref.log_tail()}")
+            try:
+                conn = await open_session(procs.HOST, ref.port, ref.token, "cli")
+            except (OSError, Closed, RequestFailed, trio.BrokenResourceError, ValueError):
+                await trio.sleep(0.01)
+                continue
+            await conn.close()
+            return now() - t0
+
+
+async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
+    rows: list[Measurement] = []
+    starts: list[float] = []
+    for _ in range(max(1, min(plan.cold_starts, 2))):  # it takes ~10 s each time
+        async with reference(template, workdir) as ref:
+            starts.append(await _first_hello(ref))
+    rows.append(
+        Measurement(
+            "reference",
+            "cold start: spawn -> first hello-ok",
+            median(starts) * 1000,
+            "ms",
+            note=f"median of {len(starts)}",
+            detail={"seconds": starts},
+        )
+    )
+    async with reference(template, workdir) as ref:
+        await _first_hello(ref)
+        await trio.sleep(READY_SETTLE * plan.settle)
+        rows.append(
+            Measurement(
+                "reference",
+                "RSS idle",
+                ref.rss() / 1024 / 1024,
+                "MB",
+                note="main process and its helpers",
+                detail={"rss": ref.rss()},
+            )
+        )
+        for conns in plan.rpc_conns:
+            for method in plan.rpc_methods:
+                job = _job("rpc", ref.port, ref.token, plan, conns=conns, method=method)
+                rows.append(await _measure(job, plan, ref, method=method, conns=conns))
+        for workers in plan.handshake_workers:
+            job = _job("handshake", ref.port, ref.token, plan, conns=workers, mode="cli")
+            rows.append(await _measure(job, plan, ref, workers=workers))
+    return rows
+
+
+async def _measure(job: dict[str, Any], plan: Plan, ref: Reference, **what: Any) -> Measurement:
+    try:
+        result = await best_of(job, plan, ref.pid)
+    except procs.ChildFailed as exc:  # e.g. it refused connections under load
+        return Measurement(
+            "reference", _case(**what), None, "", status="error", note=str(exc)[:160]
+        )
+    unit = "hs/s" if "workers" in what else "req/s"
+    note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
+    if result["errors"]:
+        note += f"; {result['errors']} errors, e.g. {result['error_samples'][:1]}"
+    return Measurement(
+        "reference",
+        _case(**what),
+        result["rate"],
+        unit,
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        note=note,
+        detail={**what, **result},
+    )
+
+
+def _case(**what: Any) -> str:
+    if "workers" in what:
+        n = what["workers"]
+        return f"handshake, {n} worker{'s' if n > 1 else ''}"
+    n = what["conns"]
+    return f"{what['method']} @ {n} conn{'s' if n > 1 else ''}"
