@@ -91,9 +91,10 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     out = tmp_path / "results"
     command = f"{sys.executable} -m gateway gateway --port {{port}} --token {{token}}"
     command += " --allow-unconfigured"
+    argv = [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
+    argv += ["--only", "handshake", "--reference", command]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
-        + ["--only", "handshake", "--reference", command],
+        argv,
         capture_output=True,
         text=True,
         timeout=90,
