@@ -29,8 +29,10 @@ import attrs
 import trio
 
 from .client import Closed, Conn, RequestFailed, now, open_session
+from .wire import HandshakeFailed
 
 CONNECT_CONCURRENCY = 64
+CONNECT_ATTEMPTS = 5  # a session that cannot connect is retried (backoff 50 ms .. 0.8 s)
 FANOUT_MARKER = b"bench-fanout-"
 
 
@@ -73,10 +75,16 @@ async def connect_many(job: Job, count: int) -> tuple[list[Conn], list[str]]:
 
     async def one() -> None:
         async with limiter:
-            try:
-                conns.append(await open_session(job.host, job.port, job.token, job.mode))
-            except (OSError, Closed, RequestFailed, trio.BrokenResourceError) as exc:
-                errors.append(str(exc) or type(exc).__name__)
+            for attempt in range(CONNECT_ATTEMPTS):
+                try:
+                    conns.append(await open_session(job.host, job.port, job.token, job.mode))
+                    return
+                except HandshakeFailed as exc:  # e.g. 503/429: a server shedding a burst
+                    error = f"upgrade refused: {exc}"
+                except (OSError, Closed, RequestFailed, trio.BrokenResourceError) as exc:
+                    error = str(exc) or type(exc).__name__
+                await trio.sleep(0.05 * 2**attempt)
+            errors.append(error)
 
     with trio.move_on_after(job.connect_timeout):
         async with trio.open_nursery() as nursery:
@@ -169,7 +177,13 @@ async def run_handshakes(job: Job, stdin: trio.abc.ReceiveStream) -> None:
                     await conn.handshake(job.token, job.mode)
                 finally:
                     await conn.close()
-            except (OSError, Closed, RequestFailed, trio.BrokenResourceError) as exc:
+            except (
+                OSError,
+                Closed,
+                RequestFailed,
+                HandshakeFailed,
+                trio.BrokenResourceError,
+            ) as exc:
                 failures.append(str(exc) or type(exc).__name__)
                 await trio.sleep(0.01)  # a refused connect must not become a busy loop
                 continue

@@ -184,10 +184,12 @@ async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
 async def _measure(job: dict[str, Any], plan: Plan, ref: Reference, **what: Any) -> Measurement:
     try:
         result = await best_of(job, plan, ref.pid)
-    except procs.ChildFailed as exc:  # e.g. it refused connections under load
-        return Measurement(
-            "reference", _case(**what), None, "", status="error", note=str(exc)[:160]
-        )
+    except Exception as exc:  # e.g. it refused connections under load: one row, go on
+        leaf: BaseException = exc
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        note = f"{type(leaf).__name__}: {leaf}".splitlines()[0][:160]
+        return Measurement("reference", _case(**what), None, "", status="error", note=note)
     unit = "hs/s" if "workers" in what else "req/s"
     note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
     if result["errors"]:
