@@ -54,7 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--quick", action="store_true", help="1 s per load case (~2 minutes)")
     size.add_argument("--tiny", action="store_true", help="a few connections; for the smoke test")
     parser.add_argument(
-        "--only", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)"
+        "--only",
+        action="append",
+        choices=[*sorted(SCENARIOS), "reference"],
+        help="run only these (repeatable; 'reference' needs --reference)",
     )
     parser.add_argument("--duration", type=float, help="seconds per load case")
     parser.add_argument(
@@ -123,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_for(args)
     names = [n for n in SCENARIOS if not args.only or n in args.only]
     scenarios = dict(SCENARIOS)
-    if args.reference:
+    if args.only and "reference" in args.only and not args.reference:
+        raise SystemExit("--only reference: say how to start it with --reference CMD")
+    if args.reference and (not args.only or "reference" in args.only):
         scenarios["reference"] = partial(reference.run, template=args.reference)
         names.append("reference")
     out = Console() if sys.stdout.isatty() else Console(width=160)

@@ -57,6 +57,10 @@ def connect_frame(token: str, mode: str) -> bytes:
         "maxProtocol": 4,
         "client": client_info(mode),
         "caps": [],
+        "role": "operator",
+        # asked for explicitly: a gateway may grant nothing to a client that asks for nothing
+        # (the reference does), and system-event (fan-out) needs admin
+        "scopes": ["operator.admin"],
         "auth": {"token": token},
     }
     return json.dumps(

@@ -87,7 +87,14 @@ def _rss_200(rows: list[Measurement]) -> Verdict:
 
 def _cold_start(rows: list[Measurement]) -> Verdict:
     name = "first hello-ok < 1 s after spawn"
-    m = next((r for r in rows if r.case.startswith("cold start") and r.value is not None), None)
+    m = next(
+        (
+            r
+            for r in rows
+            if r.scenario == "lifecycle" and r.case.startswith("cold start") and r.value is not None
+        ),
+        None,
+    )
     if m is None or m.value is None:
         return Verdict(name, "-", None)
     return Verdict(name, f"{m.value:.0f} ms (median)", m.value < 1000)

@@ -245,18 +245,27 @@ class Connection:
 
     async def _send(self, data: bytes) -> None:
         """Write all of ``data``. Without contention and with buffer space this does not
-        yield; otherwise writers take turns, each finishing its frame (shielded)."""
+        yield; otherwise writers take turns (the lock), each finishing its frame shielded:
+        once the first byte of a frame is out, nothing may interrupt it."""
         view = memoryview(data)
+        lock = self._send_lock
         try:
-            if not self._send_lock.locked():
+            if lock.locked():
+                await lock.acquire()  # nothing of ours is written yet: cancellable here
+            else:
+                lock.acquire_nowait()  # no checkpoint between this and the first write
                 try:
                     sent = self.sock.send(view)
                 except BlockingIOError:
                     sent = 0
+                except BaseException:
+                    lock.release()
+                    raise
                 if sent == len(view):
+                    lock.release()
                     return
                 view = view[sent:]
-            async with self._send_lock:
+            try:
                 with trio.CancelScope(shield=True):
                     while view and not self.closed:
                         await trio.lowlevel.wait_writable(self.sock)
@@ -265,6 +274,8 @@ class Connection:
                         except BlockingIOError:
                             continue
                         view = view[sent:]
+            finally:
+                lock.release()
         except (OSError, trio.ClosedResourceError):
             if self.protocol is not None:
                 await self.protocol.handle(Closed())
