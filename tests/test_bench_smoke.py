@@ -92,7 +92,7 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     command = f"{sys.executable} -m gateway gateway --port {{port}} --token {{token}}"
     command += " --allow-unconfigured"
     argv = [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
-    argv += ["--only", "handshake", "--reference", command]
+    argv += ["--only", "handshake", "--only", "reference", "--reference", command]
     proc = subprocess.run(
         argv,
         capture_output=True,
