@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,21 +23,27 @@ from bench.targets import evaluate
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
+def run_tiny(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """``python -m bench --tiny ARGS``; the JSON report it saved."""
     out = tmp_path / "results"
-    scenarios = ["rpc", "fanout", "sigterm"]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
-        + [arg for name in scenarios for arg in ("--only", name)],
+        [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (path,) = out.glob("*.json")
-    report = json.loads(path.read_text())
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
+    scenarios = ["rpc", "fanout", "sigterm"]
+    only = [arg for name in scenarios for arg in ("--only", name)]
+    report = run_tiny(tmp_path, *only, timeout=60)
     rows = report["measurements"]
     assert {r["scenario"] for r in rows} == {"rpc", "fan-out", "sigterm"}
     assert all(r["status"] == "ok" for r in rows), rows
@@ -88,22 +95,10 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     """``--reference CMD`` runs the same load against another gateway (here: ours again,
     since the real reference needs Node and openclaw) and judges the relative targets
     against what it measured."""
-    out = tmp_path / "results"
     command = f"{sys.executable} -m gateway gateway --port {{port}} --token {{token}}"
     command += " --allow-unconfigured"
-    argv = [sys.executable, "-m", "bench", "--tiny", "--json", "--out", str(out)]
-    argv += ["--only", "handshake", "--only", "reference", "--reference", command]
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (path,) = out.glob("*.json")
-    report = json.loads(path.read_text())
+    only = ["--only", "handshake", "--only", "reference"]
+    report = run_tiny(tmp_path, *only, "--reference", command, timeout=90)
     rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
     assert all(r["status"] == "ok" for r in rows), rows
     cases = {r["case"] for r in rows}

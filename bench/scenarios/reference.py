@@ -110,20 +110,43 @@ async def reference(template: str, workdir: Path) -> AsyncIterator[Reference]:
         await _stop_group(process)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from ``/proc``): the reference starts helpers, some
+    in sessions of their own, which a signal to its process group would miss."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 async def _stop_group(process: trio.Process, grace: float = 10.0) -> None:
+    helpers = descendants(process.pid)
     for signum in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
-            return
+            break
         with trio.move_on_after(grace):
             await process.wait()
         if process.returncode is not None:
-            try:  # helpers may outlive the main process
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
+            break
+    for pid in [*helpers, *descendants(process.pid)]:  # whatever outlived the main process
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 async def _first_hello(ref: Reference) -> float:

@@ -94,15 +94,19 @@ class Outbox:
         that made it, without waking the writer. If the writer (or another flush) is
         already sending, that one drains the queue and this returns at once. The close
         frame is always left to the writer."""
+        if await self._drain_unless_busy(send) and self.close_frame is not None:
+            self._wake_writer()
+
+    async def _drain_unless_busy(self, send: SendFn) -> bool:
+        """Drain the queue; ``False`` (and nothing sent) if another task is sending."""
         if self._writing:
-            return
+            return False
         self._writing = True
         try:
             await self._drain(send)
         finally:
             self._writing = False
-        if self.close_frame is not None:
-            self._wake_writer()
+        return True
 
     async def _drain(self, send: SendFn) -> None:
         while self._frames:
@@ -119,16 +123,10 @@ class Outbox:
         """
         try:
             while True:
-                if not self._writing:
-                    self._writing = True
-                    try:
-                        await self._drain(send)
-                    finally:
-                        self._writing = False
-                    if self.close_frame is not None:
-                        code, reason = self.close_frame
-                        await send({"type": "websocket.close", "code": code, "reason": reason})
-                        return
+                if await self._drain_unless_busy(send) and self.close_frame is not None:
+                    code, reason = self.close_frame
+                    await send({"type": "websocket.close", "code": code, "reason": reason})
+                    return
                 await self._wake.wait()
                 self._wake = trio.Event()
         finally:
