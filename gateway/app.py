@@ -160,7 +160,9 @@ async def keepalive_loop(rt: Runtime, streams: Streams) -> None:
     ``ws.pingIntervalMs``, ping each connection that received nothing since the last round;
     one that still has received nothing ``ws.pongTimeoutMs`` later is dead (a sleeping
     laptop, a NAT that forgot us) and is reset, which ends its session like a disconnect.
-    Any bytes count as an answer, so busy connections are never pinged."""
+    Any bytes count as an answer, so busy connections are never pinged. A connection whose
+    write is stuck (a peer that stopped reading) is not pinged either; if it also sends
+    nothing it is reset like any silent peer."""
     ws = rt.settings.config.gateway.ws
     if not ws.ping_interval_ms:
         return

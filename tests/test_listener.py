@@ -9,6 +9,7 @@ import threading
 
 import trio
 import trio.testing
+from hypercorn.events import RawData
 from hypercorn.trio.worker_context import WorkerContext
 
 from gateway.server.listener import Connection, hypercorn_config
@@ -91,3 +92,16 @@ async def test_closing_the_socket_frees_a_writer_stuck_on_a_silent_peer() -> Non
             conn.close_socket(reset=True)  # what Streams.abort does
     assert conn.closed
     assert ours.fileno() == -1
+
+
+async def test_no_ping_after_our_close_frame() -> None:
+    ours, theirs = pair()
+    conn = connection(ours)
+    conn.websocket = True
+    with theirs, trio.fail_after(10):
+        await conn.send_ping()
+        await conn._protocol_send(RawData(b"\x88\x02\x03\xe8"))  # close 1000
+        await conn.send_ping()  # the keepalive round came too late: nothing is sent
+        conn.close_socket(eof=True)
+        wire = read_exactly(theirs, 100)
+    assert wire == b"\x89\x00" + b"\x88\x02\x03\xe8"

@@ -48,6 +48,7 @@ log = logging.getLogger("gateway.http")
 
 MAX_RECV = 2**16
 PING_FRAME = b"\x89\x00"  # FIN + opcode 0x9, unmasked (server to client), no payload
+CLOSE_FRAME_START = b"\x88"  # FIN + opcode 0x8: hypercorn writes each frame as one RawData
 PeerKey = tuple[str, int]
 
 
@@ -159,7 +160,7 @@ class Connection:
         self.context = context
         self.protocol: ProtocolWrapper | None = None
         self.closed = False
-        self.websocket = False
+        self.websocket = False  # an open WebSocket (upgraded, no close frame sent yet)
         self.received = 0  # reads with data: the keepalive's sign of life
         self._send_lock = trio.Lock()
         self._idle_deadline = trio.current_time() + config.keep_alive_timeout
@@ -219,9 +220,11 @@ class Connection:
         return not scope.cancelled_caught
 
     async def send_ping(self) -> None:
-        """A WebSocket ping (empty payload). Written whole between hypercorn's frames (the
-        send lock orders writers); the reply is a pong, which hypercorn reads and drops."""
-        if not self.closed:
+        """A WebSocket ping (empty payload); the reply is a pong, which hypercorn reads and
+        drops. Only between frames of an open WebSocket: not while a write is in progress
+        (the peer is not reading, and a ping would have to wait its turn) and never after
+        our close frame."""
+        if self.websocket and not self.closed and not self._send_lock.locked():
             await self._send(PING_FRAME)
 
     def close_if_idle(self) -> None:
@@ -230,6 +233,8 @@ class Connection:
 
     async def _protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData):
+            if self.websocket and event.data[:1] == CLOSE_FRAME_START:
+                self.websocket = False  # closing: no more pings (RFC 6455 5.5.1)
             await self._send(event.data)
         elif isinstance(event, Closed):
             self.close_socket(eof=True)
