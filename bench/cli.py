@@ -110,7 +110,7 @@ async def run(
                     found = await scenarios[name](plan, Path(tmp))
             except Exception as exc:
                 log.print("".join(traceback.format_exception(exc)[-12:]), markup=False)
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+                reason = procs.describe(exc)
                 found = [
                     Measurement(name, "scenario failed", None, "", status="error", note=reason)
                 ]

@@ -36,6 +36,13 @@ class ChildFailed(Exception):
     """A child process died or said something we did not expect."""
 
 
+def describe(exc: BaseException) -> str:
+    """One line naming the innermost first error (trio wraps errors in exception groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+
+
 def child_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_AGENT_NEO_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

@@ -46,7 +46,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = run_tiny(tmp_path, *only, timeout=60)
     rows = report["measurements"]
     assert {r["scenario"] for r in rows} == {"rpc", "fan-out", "sigterm"}
-    assert all(r["status"] == "ok" for r in rows), rows
+    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
     rpc = [r for r in rows if r["scenario"] == "rpc"]
     assert all(r["value"] > 0 and r["ceiling"] > 0 and r["share"] > 0 for r in rpc)
     fanout = next(r for r in rows if r["scenario"] == "fan-out")
@@ -100,7 +100,7 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     only = ["--only", "handshake", "--only", "reference"]
     report = run_tiny(tmp_path, *only, "--reference", command, timeout=90)
     rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
-    assert all(r["status"] == "ok" for r in rows), rows
+    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
     cases = {r["case"] for r in rows}
     assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
     assert "handshake, 2 workers" in cases

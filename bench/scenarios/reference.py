@@ -35,7 +35,7 @@ import attrs
 import trio
 
 from .. import procs
-from ..client import Closed, RequestFailed, now, open_session
+from ..client import now, open_session
 from ..plan import Plan
 from ..report import Measurement
 from .throughput import _job, best_of
@@ -150,19 +150,23 @@ async def _stop_group(process: trio.Process, grace: float = 10.0) -> None:
 
 
 async def _first_hello(ref: Reference) -> float:
-    """Seconds from now until a session completes the handshake (retrying every 10 ms)."""
+    """Seconds from now until a session completes the handshake (retrying every 10 ms:
+    while it starts, a gateway may refuse, reset, answer 503 or close with 1013)."""
     t0 = now()
-    with trio.fail_after(START_TIMEOUT):
+    last = "no attempt yet"
+    with trio.move_on_after(START_TIMEOUT):
         while True:
             if ref.process.poll() is not None:
-                raise procs.ChildFailed(f"reference exited:\n{ref.log_tail()}")
+                raise procs.ChildFailed(f"reference exited ({last}):\n{ref.log_tail()}")
             try:
                 conn = await open_session(procs.HOST, ref.port, ref.token, "cli")
-            except (OSError, Closed, RequestFailed, trio.BrokenResourceError, ValueError):
+            except Exception as exc:
+                last = f"{type(exc).__name__}: {exc}"
                 await trio.sleep(0.01)
                 continue
             await conn.close()
             return now() - t0
+    raise procs.ChildFailed(f"no hello-ok within {START_TIMEOUT:.0f} s; last: {last}")
 
 
 async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
@@ -208,10 +212,7 @@ async def _measure(job: dict[str, Any], plan: Plan, ref: Reference, **what: Any)
     try:
         result = await best_of(job, plan, ref.pid)
     except Exception as exc:  # e.g. it refused connections under load: one row, go on
-        leaf: BaseException = exc
-        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
-            leaf = leaf.exceptions[0]
-        note = f"{type(leaf).__name__}: {leaf}".splitlines()[0][:160]
+        note = procs.describe(exc)
         return Measurement("reference", _case(**what), None, "", status="error", note=note)
     unit = "hs/s" if "workers" in what else "req/s"
     note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
