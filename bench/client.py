@@ -158,23 +158,21 @@ class Conn:
         if b'"connect.challenge"' not in challenge:
             raise RequestFailed(f"expected connect.challenge, got {challenge[:80]!r}")
         await self.send(connect_frame(token, mode))
-        while True:
-            message = await self.recv()
-            verdict = is_response_to(message, CONNECT_ID)
-            if verdict is True:
-                return message
-            if verdict is False:
-                raise RequestFailed(f"connect rejected: {message[:200]!r}")
+        return await self._response(CONNECT_ID, "connect rejected")
 
     async def call(self, request_id: bytes, method: bytes, params: bytes | None = None) -> bytes:
         await self.send(request_frame(request_id, method, params))
+        return await self._response(request_id, f"{method.decode()} failed")
+
+    async def _response(self, request_id: bytes, failure: str) -> bytes:
+        """The ``ok`` response to ``request_id`` (events before it are skipped)."""
         while True:
             message = await self.recv()
             verdict = is_response_to(message, request_id)
             if verdict is True:
                 return message
             if verdict is False:
-                raise RequestFailed(f"{method.decode()} failed: {message[:200]!r}")
+                raise RequestFailed(f"{failure}: {message[:200]!r}")
 
     async def close(self, timeout: float = 2.0) -> None:
         """Send a close frame, wait (bounded) for the server's, then drop TCP."""

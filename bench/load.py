@@ -32,12 +32,27 @@ from .client import Closed, Conn, RequestFailed, now, open_session
 from .wire import HandshakeFailed
 
 CONNECT_CONCURRENCY = 64
+# what one session's open, handshake or call can fail with (the job notes it and goes on)
+SESSION_ERRORS = (OSError, Closed, RequestFailed, HandshakeFailed, trio.BrokenResourceError)
 CONNECT_ATTEMPTS = 5  # a session that cannot connect is retried (backoff 50 ms .. 0.8 s)
 FANOUT_MARKER = b"bench-fanout-"
 
 
 def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def emit_result(total: int, latencies: list[int], elapsed: float, failures: list[str]) -> None:
+    """The ``result`` line of a load job: ``count`` is what the measured window saw."""
+    emit(
+        "result",
+        total=total,
+        count=len(latencies),
+        elapsed=elapsed,
+        latencies_us=latencies,
+        errors=len(failures),
+        error_samples=failures[:3],
+    )
 
 
 async def read_command(stdin: trio.abc.ReceiveStream, buffer: bytearray) -> str:
@@ -81,7 +96,7 @@ async def connect_many(job: Job, count: int) -> tuple[list[Conn], list[str]]:
                     return
                 except HandshakeFailed as exc:  # e.g. 503/429: a server shedding a burst
                     error = f"upgrade refused: {exc}"
-                except (OSError, Closed, RequestFailed, trio.BrokenResourceError) as exc:
+                except SESSION_ERRORS as exc:
                     error = str(exc) or type(exc).__name__
                 await trio.sleep(0.05 * 2**attempt)
             errors.append(error)
@@ -138,15 +153,7 @@ async def run_rpc(job: Job, stdin: trio.abc.ReceiveStream) -> None:
         for index, conn in enumerate(conns):
             nursery.start_soon(loop, index, conn)
     elapsed = min(now(), deadline) - measure_from
-    emit(
-        "result",
-        total=total,
-        count=len(latencies),
-        elapsed=elapsed,
-        latencies_us=latencies,
-        errors=len(failures),
-        error_samples=failures[:3],
-    )
+    emit_result(total, latencies, elapsed, failures)
     await close_all(conns)
 
 
@@ -177,13 +184,7 @@ async def run_handshakes(job: Job, stdin: trio.abc.ReceiveStream) -> None:
                     await conn.handshake(job.token, job.mode)
                 finally:
                     await conn.close()
-            except (
-                OSError,
-                Closed,
-                RequestFailed,
-                HandshakeFailed,
-                trio.BrokenResourceError,
-            ) as exc:
+            except SESSION_ERRORS as exc:
                 failures.append(str(exc) or type(exc).__name__)
                 await trio.sleep(0.01)  # a refused connect must not become a busy loop
                 continue
@@ -195,15 +196,7 @@ async def run_handshakes(job: Job, stdin: trio.abc.ReceiveStream) -> None:
         for _ in range(job.conns):
             nursery.start_soon(worker)
     elapsed = min(now(), deadline) - measure_from
-    emit(
-        "result",
-        total=total,
-        count=len(latencies),
-        elapsed=elapsed,
-        latencies_us=latencies,
-        errors=len(failures),
-        error_samples=failures[:3],
-    )
+    emit_result(total, latencies, elapsed, failures)
 
 
 # -- held connections: memory, fan-out, shutdown -----------------------------------------

@@ -24,6 +24,14 @@ def _find(rows: Iterable[Measurement], scenario: str, **detail: object) -> Measu
     return None
 
 
+def _case(rows: Iterable[Measurement], scenario: str, prefix: str) -> Measurement | None:
+    """The first row of ``scenario`` with a value whose case starts with ``prefix``."""
+    for m in rows:
+        if m.scenario == scenario and m.case.startswith(prefix) and m.value is not None:
+            return m
+    return None
+
+
 def _trivial_share(rows: list[Measurement]) -> Verdict:
     name = "trivial RPC (system-presence) at 10 conns >= 70% of the ceiling"
     m = _find(rows, "rpc", method="system-presence", conns=10)
@@ -70,7 +78,7 @@ def _handshakes(rows: list[Measurement]) -> Verdict:
 
 def _idle_rss(rows: list[Measurement]) -> Verdict:
     name = "idle RSS < 80 MB"
-    m = next((r for r in rows if r.scenario == "memory" and r.case == "RSS idle"), None)
+    m = _case(rows, "memory", "RSS idle")
     if m is None or m.value is None:
         return Verdict(name, "-", None)
     return Verdict(name, f"{m.value:.1f} MB", m.value < 80)
@@ -87,14 +95,7 @@ def _rss_200(rows: list[Measurement]) -> Verdict:
 
 def _cold_start(rows: list[Measurement]) -> Verdict:
     name = "first hello-ok < 1 s after spawn"
-    m = next(
-        (
-            r
-            for r in rows
-            if r.scenario == "lifecycle" and r.case.startswith("cold start") and r.value is not None
-        ),
-        None,
-    )
+    m = _case(rows, "lifecycle", "cold start")
     if m is None or m.value is None:
         return Verdict(name, "-", None)
     return Verdict(name, f"{m.value:.0f} ms (median)", m.value < 1000)

@@ -171,8 +171,9 @@ async def keepalive_loop(rt: Runtime, streams: Streams) -> None:
     async with trio.open_nursery() as pings:
         while True:
             await trio.sleep(interval)
-            quiet = [c for c in streams.websockets() if seen.get(c, -1) == c.received]
-            seen = {c: c.received for c in streams.websockets()}
+            sockets = streams.websockets()
+            quiet = [c for c in sockets if seen.get(c, -1) == c.received]
+            seen = {c: c.received for c in sockets}
             for conn in quiet:
                 pings.start_soon(conn.send_ping)
             if not quiet:
@@ -203,7 +204,7 @@ async def health_loop(rt: Runtime) -> None:
         with trio.move_on_after(interval):
             await rt.health_wanted.wait()
         rt.health_wanted = trio.Event()
-        if rt.health.fresh(trio.current_time(), interval) is None:
+        if rt.fresh_health() is None:
             try:
                 await rt.refresh_health()
             except Exception:

@@ -158,16 +158,23 @@ async def _when_draining(running: Running, callback: Callable[[Running], None]) 
     callback(running)
 
 
-def _next_settings(lc: Lifecycle) -> Settings:
-    """Re-read the config for the next generation (never replay the boot snapshot)."""
+def _reread(lc: Lifecycle, if_invalid: str) -> Settings | None:
+    """The config file as it is now; ``None`` if it is invalid, which is recorded in
+    ``ProcessState.config_problem`` (shown by ``status``) and logged after ``if_invalid``."""
     try:
         fresh = lc.reread()
     except GatewayError as exc:
         lc.process.config_problem = str(exc)
-        log.error("config invalid at restart; keeping the last good config: %s", exc)
-        return lc.settings
+        log.error("%s: %s", if_invalid, exc)
+        return None
     lc.process.config_problem = None
     return fresh
+
+
+def _next_settings(lc: Lifecycle) -> Settings:
+    """Re-read the config for the next generation (never replay the boot snapshot)."""
+    fresh = _reread(lc, "config invalid at restart; keeping the last good config")
+    return lc.settings if fresh is None else fresh
 
 
 async def watch_signals(
@@ -228,13 +235,9 @@ async def watch_config(
 
 def apply_change(lc: Lifecycle) -> str:
     """Validate, plan and apply the config file as it is now; returns the decision."""
-    try:
-        fresh = lc.reread()
-    except GatewayError as exc:
-        lc.process.config_problem = str(exc)
-        log.error("config reload skipped (invalid config): %s", exc)
+    fresh = _reread(lc, "config reload skipped (invalid config)")
+    if fresh is None:
         return "invalid"
-    lc.process.config_problem = None
     plan = plan_reload(lc.settings.config, fresh.config)
     lc.changed_paths = plan.paths
     decision = plan.decision

@@ -117,11 +117,12 @@ def auth_failed(
 # -- requests ----------------------------------------------------------------------------------
 
 
-def request_done(rt: Runtime, peer: Peer, method: str, started: float, response: str) -> None:
-    """One RPC answered with the serialized ``res`` frame ``response``."""
-    from .rpc.registry import methods  # the registry imports the runtime; import on use
-
-    label = method if method in methods() else "unknown"  # clients choose names: bound them
+def request_done(
+    rt: Runtime, peer: Peer, method: str, started: float, response: str, *, known: bool
+) -> None:
+    """One RPC answered with the serialized ``res`` frame ``response``; ``known``: the
+    method is registered (clients choose names: the metric labels only known ones)."""
+    label = method if known else "unknown"
     outcome = response_outcome(response)
     elapsed = trio.current_time() - started
     count, latency = rt.metrics.request_metrics(label, outcome)

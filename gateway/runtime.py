@@ -168,11 +168,14 @@ class Runtime:
 
         Checked here as well as in the task: every handshake kicks, and waking the task
         only to find the snapshot fresh cost a task switch per connection."""
-        max_age = self.settings.config.gateway.health.refresh_interval_ms / 1000
-        if self.health.fresh(trio.current_time(), max_age) is None:
+        if self.fresh_health() is None:
             self.health_wanted.set()
 
-    async def current_health(self, *, probe: bool = False) -> HealthSummary:
+    def fresh_health(self) -> HealthSummary | None:
+        """The cached snapshot if it is younger than ``gateway.health.refreshIntervalMs``."""
         max_age = self.settings.config.gateway.health.refresh_interval_ms / 1000
-        cached = None if probe else self.health.fresh(trio.current_time(), max_age)
+        return self.health.fresh(trio.current_time(), max_age)
+
+    async def current_health(self, *, probe: bool = False) -> HealthSummary:
+        cached = None if probe else self.fresh_health()
         return cached if cached is not None else await self.refresh_health()

@@ -405,6 +405,6 @@ class _Session:
                 self.rt.request_finished()
                 if self.inflight.get(request_id) is scope:
                     del self.inflight[request_id]
-            observe.request_done(self.rt, self.peer, name, started, text)
+            observe.request_done(self.rt, self.peer, name, started, text, known=name in methods())
             self.peer.send_text(text, wake=False)
             await self.peer.outbox.flush(self._send)

@@ -20,10 +20,10 @@ from .base import (
     ModelReply,
     ModelRequest,
     OnDelta,
-    ProviderError,
     TokenUsage,
     ToolCall,
     count,
+    reported_error,
 )
 from .http import parse_json, stream_events
 from .sse import SseEvent
@@ -126,8 +126,7 @@ class StreamState:
                 self.output_tokens = count(usage.get("output_tokens"))
         elif kind == "error":
             error = data.get("error")
-            message = error.get("message") if isinstance(error, dict) else error
-            raise ProviderError(f"provider {self.name} reported an error: {message}")
+            raise reported_error(self.name, error)
 
     def _delta(self, index: int, delta: object) -> None:
         if not isinstance(delta, dict):

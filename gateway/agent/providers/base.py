@@ -72,3 +72,9 @@ class ModelReply:
 def count(value: object) -> int:
     """A token count from a provider's usage block: an int, else 0 (never a bool)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def reported_error(name: str, error: object) -> ProviderError:
+    """An error the provider reported inside its stream, with its own message if it has one."""
+    message = error.get("message") if isinstance(error, dict) else error
+    return ProviderError(f"provider {name} reported an error: {message}")

@@ -17,10 +17,10 @@ from .base import (
     ModelReply,
     ModelRequest,
     OnDelta,
-    ProviderError,
     TokenUsage,
     ToolCall,
     count,
+    reported_error,
 )
 from .http import parse_json, stream_events
 from .sse import SseEvent
@@ -99,8 +99,7 @@ class StreamState:
         chunk = parse_json(self.name, event.data)
         error = chunk.get("error")
         if error is not None:
-            message = error.get("message") if isinstance(error, dict) else error
-            raise ProviderError(f"provider {self.name} reported an error: {message}")
+            raise reported_error(self.name, error)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = TokenUsage(

@@ -16,10 +16,10 @@ from .base import (
     ModelReply,
     ModelRequest,
     OnDelta,
-    ProviderError,
     TokenUsage,
     ToolCall,
     count,
+    reported_error,
 )
 from .http import parse_json, stream_events
 from .sse import SseEvent
@@ -106,7 +106,7 @@ class StreamState:
                         count(usage.get("input_tokens")), count(usage.get("output_tokens"))
                     )
         elif kind in ("response.failed", "error"):
-            raise ProviderError(f"provider {self.name} reported an error: {_failure(data)}")
+            raise reported_error(self.name, _failure(data))
 
     def reply(self) -> ModelReply:
         stop = "tool_calls" if self.calls else ("length" if self.status == "incomplete" else "stop")
