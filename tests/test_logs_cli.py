@@ -127,13 +127,15 @@ async def test_logs_follow_sees_new_lines_and_survives_a_restart(tmp_path: Path)
                 with trio.move_on_after(10):
                     code = await cli.wait()
                 if cli.returncode is None:  # a hang: show where (faulthandler dumps on SIGABRT)
+                    status = await trio.Path(f"/proc/{cli.pid}/status").read_text()
+                    masks = [ln for ln in status.splitlines() if ln.startswith(("Sig", "ShdPnd"))]
                     cli.send_signal(signal.SIGABRT)
                     with trio.move_on_after(5):
                         await cli.wait()
                     cli.kill()
                     await cli.wait()
                     raise AssertionError(
-                        "logs --follow ignored Ctrl-C for 10 s; its stderr:\n"
+                        f"logs --follow ignored Ctrl-C for 10 s; signal masks {masks}; stderr:\n"
                         + stderr_path.read_text(errors="replace")[-6000:]
                     )
             assert code == 130
