@@ -18,14 +18,15 @@ import attrs
 import trio
 
 from .. import observe
+from ..errors import EmptyReplyError, GatewayFault
 from ..protocol.frames import ErrorCode
 from . import providers, transcript
-from .agents import ModelChoice, ModelConfigError, resolve_model
-from .providers.base import Message, ModelReply, ModelRequest, ProviderError, ToolCall
+from .agents import ModelChoice, resolve_model
+from .providers.base import Message, ModelReply, ModelRequest, ToolCall
 from .run import EndStatus, Run
 from .tools import TOOLS, ToolContext, ToolError, allowed, invoke, specs_for
 from .transcript import Record
-from .turns import StepLimitError, run_turns
+from .turns import run_turns
 
 if TYPE_CHECKING:
     from .service import AgentService, RunRequest
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.agent")
 
 WRITE_BUDGET_S = 10.0  # how long a cancelled run may take to save its transcript
-
-
-class EmptyReplyError(Exception):
-    pass
 
 
 @attrs.define
@@ -194,7 +191,7 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
                 summary = f"agent run timed out after {request.timeout_s:g} s"
             else:
                 status, summary = run.stop_status, run.stop_reason or run.stop_status
-    except (ProviderError, ModelConfigError, StepLimitError, EmptyReplyError) as exc:
+    except GatewayFault as exc:  # a provider, the models config, step limit, empty reply
         status, summary = "error", str(exc)
     except Exception as exc:
         log.exception("agent run %s failed", run.run_id)
