@@ -9,7 +9,7 @@
     ├── health_loop                          primes, then refreshes on demand or interval
     └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
 
-Signals, config reload and in-process restart live one level up, in ``lifecycle.supervise``.
+Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
 Shutdown is a deadline with a reason: stop accepting, drain in-flight work (``Runtime.drain_hooks``,
 within ``gateway.drainTimeoutMs``), broadcast ``shutdown``, close every
@@ -75,7 +75,7 @@ async def serve(
     Reports :class:`Running` after the port is bound and the first health snapshot exists.
     Raises :class:`~gateway.errors.StartupError` (before reporting) if the port cannot be bound.
     Returns after a stop or after ``Runtime.request_restart()`` (see ``restart_requested``);
-    restarting is the caller's job (``lifecycle.supervise``). ``process`` is the state that
+    restarting is the caller's job (``supervisor.supervise``). ``process`` is the state that
     outlives one serve() (config problems, restart counts).
 
     Cancellation: cancelling serve() from outside skips the graceful sequence -- clients see

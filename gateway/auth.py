@@ -19,8 +19,8 @@ import attrs
 
 from .config.model import RateLimit
 from .config.settings import AuthSettings
+from .errors import RateLimited, Unauthorized
 from .fsutil import write_atomic
-from .protocol.frames import ErrorCode, ErrorShape
 from .protocol.handshake import ConnectAuth
 
 ADMIN = "operator.admin"
@@ -63,11 +63,10 @@ class AuthFailure:
     detail_code: str
     counts: bool  # a wrong secret counts toward the limiter; a missing one does not
 
-    def error(self) -> ErrorShape:
-        return ErrorShape(
-            ErrorCode.INVALID_REQUEST,
+    def error(self) -> Unauthorized:
+        return Unauthorized(
             self.message,
-            {"code": self.detail_code, "recommendedNextStep": "update_auth_credentials"},
+            details={"code": self.detail_code, "recommendedNextStep": "update_auth_credentials"},
         )
 
 
@@ -134,12 +133,10 @@ def scope_allows(granted: list[str], required: str) -> bool:
     return required == READ and WRITE in granted
 
 
-def rate_limited_error(retry_after_ms: int) -> ErrorShape:
-    return ErrorShape(
-        ErrorCode.INVALID_REQUEST,
+def rate_limited_error(retry_after_ms: int) -> RateLimited:
+    return RateLimited(
         "unauthorized: too many failed authentication attempts (retry later)",
-        {"code": "AUTH_RATE_LIMITED", "recommendedNextStep": "wait_then_retry"},
-        retryable=True,
+        details={"code": "AUTH_RATE_LIMITED", "recommendedNextStep": "wait_then_retry"},
         retry_after_ms=retry_after_ms,
     )
 

@@ -17,10 +17,10 @@ import attrs
 import trio
 
 from .auth import scope_allows
+from .outbox import Outbox, Verdict
 from .protocol.codec import dumps, to_wire
 from .protocol.events import EVENTS
 from .protocol.frames import CloseCode, StateVersion
-from .server.outbox import Outbox, Verdict
 
 SLOW_CONSUMER = "slow consumer"
 

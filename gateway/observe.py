@@ -27,7 +27,7 @@ from .protocol.system import HeartbeatPayload
 if TYPE_CHECKING:
     from .events import Peer
     from .runtime import Runtime
-    from .server.outbox import SendFn
+    from .server.http import SendFn
 
 log = logging.getLogger("gateway")
 log_ws = logging.getLogger("gateway.ws")

@@ -18,11 +18,12 @@ import trio
 
 from . import __version__
 from .agent.agents import agent_specs
+from .agent.heartbeat import heartbeat_view
 from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .events import Hub
-from .health import AgentInfo, HealthCache, build_health, heartbeat_view
+from .health import AgentInfo, HealthCache, build_health
 from .metrics import Metrics
 from .presence import Presence
 from .protocol import events as ev

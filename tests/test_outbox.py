@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.server.outbox import Outbox, admit, frame_size
+from gateway.outbox import Outbox, admit, frame_size
 
 # -- admit ----------------------------------------------------------------------------------
 

@@ -18,16 +18,17 @@ import attrs
 import trio
 
 from .. import observe
+from ..errors import EmptyReplyError, GatewayFault
 from ..protocol.chat import ChatUsage, ErrorKind
 from ..protocol.frames import ErrorCode
 from . import attachments, providers, transcript
-from .agents import ModelChoice, ModelConfigError, resolve_model
+from .agents import ModelChoice, resolve_model
 from .attachments import ImagePart
 from .providers.base import Image, Message, ModelReply, ModelRequest, ProviderError, ToolCall
 from .run import EndStatus, Run
 from .tools import TOOLS, ToolContext, ToolError, allowed, invoke, specs_for
 from .transcript import Record
-from .turns import StepLimitError, run_turns
+from .turns import run_turns
 
 if TYPE_CHECKING:
     from .service import AgentService, RunRequest
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.agent")
 
 WRITE_BUDGET_S = 10.0  # how long a cancelled run may take to save its transcript
-
-
-class EmptyReplyError(Exception):
-    pass
 
 
 @attrs.define
@@ -209,7 +206,7 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
     except ProviderError as exc:
         status, summary = "error", str(exc)
         kind = "rate_limit" if exc.status == 429 else "unknown"
-    except (ModelConfigError, StepLimitError, EmptyReplyError) as exc:
+    except GatewayFault as exc:  # the models config, step limit, empty reply
         status, summary = "error", str(exc)
     except Exception as exc:
         log.exception("agent run %s failed", run.run_id)

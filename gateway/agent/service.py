@@ -24,17 +24,16 @@ import attrs
 import trio
 
 from ..auth import READ
-from ..errors import RpcError
+from ..errors import InvalidRequest, ModelConfigError, SessionKeyError, Unavailable
 from ..protocol import events as ev
 from ..protocol.agent import AgentEventPayload
 from ..protocol.chat import ChatEventPayload
-from ..protocol.frames import ErrorCode
-from .agents import AgentSpec, ModelConfigError, agent_specs, default_agent_id
+from .agents import AgentSpec, agent_specs, default_agent_id
 from .attachments import Part
 from .chatstream import ChatStream
 from .dedupe import IdempotencyCache
 from .execute import execute
-from .keys import SessionKeyError, normalize_agent_id, parse_session_key, session_key
+from .keys import normalize_agent_id, parse_session_key, session_key
 from .providers.base import Message
 from .run import Run, StopOrigin
 from .store import SessionStore
@@ -64,8 +63,8 @@ class RunRequest:
     deliver: bool = False
 
 
-def invalid(message: str) -> RpcError:
-    return RpcError(ErrorCode.INVALID_REQUEST, message)
+def invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message)
 
 
 TOOL_EVENTS = "tool-events"
@@ -90,7 +89,7 @@ class AgentService:
         try:
             return agent_specs(self.rt.settings.config, self.rt.settings.paths.state_dir)
         except ModelConfigError as exc:
-            raise RpcError(ErrorCode.UNAVAILABLE, f"invalid agents config: {exc}") from None
+            raise ModelConfigError(f"invalid agents config: {exc}") from None
 
     def default_agent(self) -> str:
         return default_agent_id(self.rt.settings.config)
@@ -120,20 +119,18 @@ class AgentService:
         return self.active.get(run_id) or self.ended.get(run_id, self.now_ms())
 
     def start(self, request: RunRequest) -> Run:
-        """Start (or join) the run for ``request.run_id``; raises ``RpcError`` when refused."""
+        """Start (or join) the run for ``request.run_id``; raises a ``GatewayError`` when refused."""
         existing = self.find(request.run_id)
         if existing is not None:
             return existing
         if not self.accepting or self.rt.draining or self.rt.nursery is None:
-            raise RpcError(
-                ErrorCode.UNAVAILABLE,
+            raise Unavailable(
                 "gateway is stopping; retry shortly",
                 retryable=True,
                 retry_after_ms=1000,
             )
         if len(self.active) >= MAX_ACTIVE_RUNS:
-            raise RpcError(
-                ErrorCode.UNAVAILABLE,
+            raise Unavailable(
                 f"too many agent runs in progress ({MAX_ACTIVE_RUNS}); retry later",
                 retryable=True,
                 retry_after_ms=1000,

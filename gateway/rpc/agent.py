@@ -11,7 +11,7 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import READ, WRITE
-from ..errors import RpcError
+from ..errors import AgentResultNotFound, PeerError, RpcError
 from ..protocol.agent import (
     AgentAbortParams,
     AgentAbortResult,
@@ -53,7 +53,7 @@ def final(run: Run, *, replayed: bool = False) -> AgentResponse:
 def _start(svc: AgentService, request: RunRequest) -> Run:
     try:
         return svc.start(request)
-    except RpcError as exc:
+    except PeerError as exc:
         if exc.code == ErrorCode.INVALID_REQUEST:
             exc.message = f"invalid agent params: {exc.message}"
             exc.args = (exc.message,)
@@ -94,8 +94,7 @@ async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> AgentWaitResu
     """Wait for a run to end; ``timeout`` after ``timeoutMs`` does not cancel the run."""
     run = ctx.runtime.agents.find(params.run_id)
     if run is None:
-        raise RpcError(
-            ErrorCode.AGENT_RESULT_NOT_FOUND,
+        raise AgentResultNotFound(
             f'no agent run "{params.run_id}" (ended runs are kept for 5 minutes)',
         )
     timeout_ms = DEFAULT_WAIT_MS if params.timeout_ms is None else params.timeout_ms

@@ -16,7 +16,7 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import ADMIN, WRITE
-from ..errors import RpcError
+from ..errors import PeerError, RpcError
 from ..protocol.chat import (
     ChatAbortParams,
     ChatAbortResult,
@@ -37,7 +37,7 @@ ABORT_WAIT_S = 5.0
 def _key(svc: AgentService, agent_id: str | None, raw_key: str, method_name: str) -> str:
     try:
         spec, rest = svc.resolve(agent_id, raw_key)
-    except RpcError as exc:
+    except PeerError as exc:
         raise invalid(f"invalid {method_name} params: {exc.message}") from None
     return session_key(spec.id, rest)
 
@@ -105,7 +105,7 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> ChatSendResult:
                 deliver=bool(params.deliver),
             )
         )
-    except RpcError as exc:
+    except PeerError as exc:
         if exc.code == ErrorCode.INVALID_REQUEST:
             exc.message = f"invalid chat.send params: {exc.message}"
             exc.args = (exc.message,)
@@ -144,7 +144,7 @@ async def chat_inject(ctx: CallContext, params: ChatInjectParams) -> ChatInjectR
         spec, rest = svc.resolve(None, params.session_key)
     except chattext.ChatTextError as exc:
         raise invalid(str(exc)) from None
-    except RpcError as exc:
+    except PeerError as exc:
         raise invalid(f"invalid chat.inject params: {exc.message}") from None
     if not text.strip():
         raise invalid("message required")

@@ -81,8 +81,8 @@ def methods() -> dict[str, Method]:
         from . import (  # noqa: F401  (registration side effect)
             agent,
             chat,
-            lifecycle,
             logs,
+            restart,
             system,
         )
 

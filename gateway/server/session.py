@@ -26,9 +26,11 @@ import trio
 
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
+from ..agent.keys import MAIN_KEY
 from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
+from ..errors import GatewayError, InvalidRequest, Unavailable
 from ..events import Peer
-from ..health import MAIN_KEY
+from ..outbox import Outbox, SendFn
 from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
 from ..protocol import validate
@@ -44,7 +46,6 @@ from ..protocol.frames import (
 from ..protocol.handshake import (
     ConnectParams,
     Features,
-    HandshakeReject,
     HelloAuth,
     HelloOk,
     Policy,
@@ -53,13 +54,11 @@ from ..protocol.handshake import (
     Snapshot,
     check_role,
     negotiate_protocol,
-    reject,
 )
 from ..protocol.system import ChallengePayload, PresenceEntry
 from ..rpc import dispatch
 from ..rpc.registry import CallContext, methods
 from ..runtime import Runtime
-from .outbox import Outbox, SendFn
 
 log = logging.getLogger("gateway.ws")
 
@@ -176,9 +175,9 @@ class _Session:
     def _close(self, code: int, reason: str) -> None:
         self.peer.close(code, truncate_reason(reason))
 
-    def _fail(self, request_id: str | None, rejection: HandshakeReject) -> None:
-        if rejection.error is not None and request_id is not None:
-            self.peer.send_text(dispatch.response_text(request_id, False, error=rejection.error))
+    def _fail(self, request_id: str | None, rejection: GatewayError) -> None:
+        if request_id is not None:
+            self.peer.send_text(dispatch.response_text(request_id, False, error=rejection.shape()))
         log.info(
             "conn %s: handshake rejected (%d %s)",
             self.peer.conn_id,
@@ -223,7 +222,7 @@ class _Session:
         try:
             params = self._connect_params(frame)
             self._authenticate(params)
-        except HandshakeReject as rejection:
+        except GatewayError as rejection:
             self._fail(request_id, rejection)
             return False
         self._accept(request_id, params)
@@ -231,34 +230,28 @@ class _Session:
 
     def _connect_params(self, frame: dict[str, Any]) -> ConnectParams:
         if frame["method"] != "connect":
-            raise reject("invalid handshake: first request must be connect")
+            raise InvalidRequest("invalid handshake: first request must be connect")
         raw = frame.get("params")
         raw = {} if raw is None else raw
         problem = validate.problem("ConnectParams", raw)
         if problem is not None:
-            raise reject(f"invalid connect params: {problem}")
+            raise InvalidRequest(f"invalid connect params: {problem}")
         params = from_wire(ConnectParams, raw)
         for check in (negotiate_protocol, check_role):
             rejection = check(params)
             if rejection is not None:
                 raise rejection
         if not self.rt.ready and not self.rt.draining:
-            raise reject(
+            raise Unavailable(
                 "gateway starting; retry shortly",
-                code=ErrorCode.UNAVAILABLE,
-                close_code=CloseCode.TRY_AGAIN_LATER,
                 close_reason="gateway starting",
                 details={"reason": "startup"},
-                retryable=True,
                 retry_after_ms=500,
             )
         if self.rt.draining:
-            raise reject(
+            raise Unavailable(
                 "gateway draining; retry shortly",
-                code=ErrorCode.UNAVAILABLE,
-                close_code=CloseCode.TRY_AGAIN_LATER,
                 close_reason="gateway draining",
-                retryable=True,
                 retry_after_ms=1000,
             )
         return params
@@ -268,15 +261,14 @@ class _Session:
         now = rt.now_ms()
         wait_ms = rt.limiter.retry_after_ms(ip, now)
         if wait_ms is not None:
-            error = rate_limited_error(wait_ms)
             observe.auth_failed(rt, "ws", ip, "AUTH_RATE_LIMITED", client=params.client.id)
-            raise HandshakeReject(CloseCode.POLICY, error.message, error)
+            raise rate_limited_error(wait_ms)
         failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
         if failure is not None:
             if failure.counts:
                 rt.limiter.record_failure(ip, now)
             observe.auth_failed(rt, "ws", ip, failure.detail_code, client=params.client.id)
-            raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
+            raise failure.error()
         rt.limiter.record_success(ip)
 
     def _accept(self, request_id: str, params: ConnectParams) -> None:

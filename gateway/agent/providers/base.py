@@ -7,13 +7,13 @@ from typing import Literal
 
 import attrs
 
-from ...errors import GatewayError
+from ...errors import GatewayFault
 from ...protocol.model import JsonObject
 
 OnDelta = Callable[[str], None]
 
 
-class ProviderError(GatewayError):
+class ProviderError(GatewayFault):
     """A model call failed; ``str()`` names the provider and the reason (shown to the user)."""
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
