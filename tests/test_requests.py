@@ -49,6 +49,9 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "agent.wait": {"runId": "all-methods-run"},
     "sessions.list": {},
     "chat.history": {"sessionKey": "main"},
+    "chat.send": {"sessionKey": "main", "message": "hi", "idempotencyKey": "all-methods-chat"},
+    "chat.abort": {"sessionKey": "main"},
+    "chat.inject": {"sessionKey": "main", "message": "a note"},
     # scheduled far out so the connection under test outlives the call
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},

@@ -27,12 +27,15 @@ from ..auth import READ
 from ..errors import InvalidRequest, ModelConfigError, SessionKeyError, Unavailable
 from ..protocol import events as ev
 from ..protocol.agent import AgentEventPayload
+from ..protocol.chat import ChatEventPayload
 from .agents import AgentSpec, agent_specs, default_agent_id
+from .attachments import Part
+from .chatstream import ChatStream
 from .dedupe import IdempotencyCache
 from .execute import execute
 from .keys import normalize_agent_id, parse_session_key, session_key
 from .providers.base import Message
-from .run import Run
+from .run import Run, StopOrigin
 from .store import SessionStore
 
 if TYPE_CHECKING:
@@ -54,6 +57,10 @@ class RunRequest:
     extra_system_prompt: str | None = None
     # OpenAI-style callers send the conversation themselves: it replaces the stored history
     prelude: tuple[Message, ...] | None = None
+    # files sent with the message (chat.send), already decoded and checked
+    attachments: tuple[Part, ...] = ()
+    # chat.send / agent `deliver`: send the reply out through the session's channel route
+    deliver: bool = False
 
 
 def invalid(message: str) -> InvalidRequest:
@@ -142,9 +149,12 @@ class AgentService:
             now,
         )
         run.scope.deadline = now + timeout_s
+        run.chat = ChatStream(run.run_id, run.session_key, spec.id, self.emit_chat, self.now_ms)
         self.active[run.run_id] = run
         self._idle = trio.Event()
         self.rt.nursery.start_soon(execute, self, run, request, name=f"agent run {run.run_id}")
+        # sends held chat text when the throttle allows; ends with the run's last chat event
+        self.rt.nursery.start_soon(run.chat.run_flusher, name=f"chat deltas {run.run_id}")
         log.info("run %s started (agent %s, session %s)", run.run_id, spec.id, run.session_key)
         return run
 
@@ -167,16 +177,22 @@ class AgentService:
         self.rt.hub.broadcast(ev.AGENT, payload, scope=READ, cap=cap)
         run.touch()
 
-    def abort(self, run_id: str, reason: str) -> bool:
-        run = self.active.get(run_id)
-        return run is not None and run.stop("aborted", reason)
+    def emit_chat(self, payload: ChatEventPayload) -> None:
+        self.rt.hub.broadcast(ev.CHAT, payload, scope=READ)
 
-    def abort_session(self, key: str, reason: str) -> list[str]:
+    def abort(self, run_id: str, reason: str, origin: StopOrigin = "rpc") -> bool:
+        run = self.active.get(run_id)
+        return run is not None and run.stop("aborted", reason, origin)
+
+    def abort_session(self, key: str, reason: str, origin: StopOrigin = "rpc") -> list[str]:
         return [
             r.run_id
             for r in list(self.active.values())
-            if r.session_key == key and r.stop("aborted", reason)
+            if r.session_key == key and r.stop("aborted", reason, origin)
         ]
+
+    def running_in(self, key: str) -> list[Run]:
+        return [r for r in self.active.values() if r.session_key == key]
 
     def active_in(self, key: str) -> list[str]:
         return [r.run_id for r in self.active.values() if r.session_key == key]

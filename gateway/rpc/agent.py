@@ -21,6 +21,7 @@ from ..protocol.agent import (
     AgentWaitResult,
     ChatHistoryParams,
     ChatHistoryResult,
+    InFlightRun,
     SessionInfo,
     SessionsListParams,
     SessionsListResult,
@@ -169,6 +170,13 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> ChatHisto
     capped = transcript.cap_size(window)
     if len(capped) < len(window):  # the size cap cut the window: page on from what was sent
         has_more, next_offset = True, (params.offset or 0) + len(capped)
+    streams = [r.chat for r in svc.running_in(key) if r.chat is not None]
+    in_flight = InFlightRun(streams[-1].run_id, streams[-1].text) if streams else None
     return ChatHistoryResult(
-        key, capped, has_more, SessionInfo(bool(active), active), next_offset=next_offset
+        key,
+        capped,
+        has_more,
+        SessionInfo(bool(active), active),
+        next_offset=next_offset,
+        in_flight_run=in_flight,
     )
