@@ -251,11 +251,14 @@ async def test_service_commands_name_a_foreground_gateway(tmp_path: Path) -> Non
         assert printed in restart.stderr
         stop = await trio.to_thread.run_sync(cli, "stop")
         assert stop.returncode == 1
-        assert "Ctrl-C" in stop.stderr and f"kill -TERM {pid}" in stop.stderr
+        assert "Ctrl-C" in stop.stderr
+        assert f"kill -TERM {pid}" in stop.stderr
         start = await trio.to_thread.run_sync(cli, "start")
-        assert start.returncode == 1 and "already running" in start.stderr
+        assert start.returncode == 1
+        assert "already running" in start.stderr
         for text in (restart.stderr, stop.stderr, start.stderr):
-            assert "not installed" not in text and "cannot be reached" not in text
+            assert "not installed" not in text
+            assert "cannot be reached" not in text
         # the suggested command, run as printed, restarts it in place
         argv = printed.split()[1:]
         again = await trio.to_thread.run_sync(partial(run_cli, tmp_path, *argv))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..agent.store import sessions_dir
 from ..config.edit import (
     effective_value,
     get_path,
@@ -24,7 +25,6 @@ from ..config.model import Config
 from ..config.paths import Paths
 from ..config.reload import plan_reload
 from ..errors import EX_CONFIG, ConfigError, GatewayError
-from ..health import sessions_dir
 from ..instances import running
 
 

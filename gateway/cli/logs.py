@@ -34,13 +34,13 @@ from rich.console import Console
 
 from ..config.load import load_file
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
 from ..logs.files import target_for
 from ..logs.tail import read_tail
 from ..protocol.logs import MAX_LIMIT, MAX_MAX_BYTES
 from .consoles import SafeConsole
 from .logview import parse_line, render_line
-from .target import Target, resolve_target, where_we_looked
 
 GIVE_UP_S = 120.0  # about what 8 reconnect attempts with backoff up to 30 s add up to
 

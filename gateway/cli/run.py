@@ -20,11 +20,11 @@ from ..config.settings import Overrides, Settings, check_mode, resolve
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
-from ..lifecycle import supervise
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
 from ..ports import describe, looks_like_gateway, port_listeners
 from ..service.notify import notify
+from ..supervisor import supervise
 
 log = logging.getLogger("gateway")
 GC_THRESHOLDS = (50_000, 50, 1_000)

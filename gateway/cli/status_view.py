@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..config.paths import cli_command
 from ..service.status import GatewayStatus, ServiceView
-from .lifecycle_view import runtime_line
+from .control_view import runtime_line
 from .render import StatusReport
 
 STATE_STYLE = {

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from .agent import AgentEventPayload
+from .chat import ChatEventPayload
 from .schema import EventEntry
 from .system import (
     ChallengePayload,
@@ -24,6 +25,7 @@ HEALTH = "health"
 HEARTBEAT = "heartbeat"
 SHUTDOWN = "shutdown"
 AGENT = "agent"
+CHAT = "chat"
 
 EVENTS: dict[str, EventEntry] = {
     e.name: e
@@ -35,5 +37,6 @@ EVENTS: dict[str, EventEntry] = {
         EventEntry(HEARTBEAT, HeartbeatPayload, droppable=True),
         EventEntry(SHUTDOWN, ShutdownPayload, droppable=False),
         EventEntry(AGENT, AgentEventPayload, droppable=False),
+        EventEntry(CHAT, ChatEventPayload, droppable=False),
     )
 }

@@ -80,8 +80,9 @@ def methods() -> dict[str, Method]:
     if not _loaded:
         from . import (  # noqa: F401  (registration side effect)
             agent,
-            lifecycle,
+            chat,
             logs,
+            restart,
             system,
         )
 

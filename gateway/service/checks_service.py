@@ -8,9 +8,9 @@ from ..errors import GatewayError
 from ..instances import configured_port, running
 from ..ports import port_listeners
 from .checks import Check, Context
+from .control import install, spec_for
 from .discovery import find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
-from .lifecycle import install, spec_for
 from .render import render
 from .status import service_dirs
 from .systemd import Systemd

@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ..config.paths import cli_command
-from ..service.lifecycle import ActionResult
+from ..service.control import ActionResult
 from ..service.runtime_view import ServiceRuntime
 
 _DONE = {

@@ -16,13 +16,13 @@ from collections.abc import Mapping
 import attrs
 import json5
 
-from ..config.load import load_file, parse
-from ..config.model import Config
-from ..config.paths import ENV_PASSWORD, ENV_TOKEN, ENV_URL, Paths
-from ..config.settings import format_host
 from ..errors import ConfigError, GatewayError
 from ..instances import effective_port, running
 from ..lock import lock_path
+from .load import load_file, parse
+from .model import Config
+from .paths import ENV_PASSWORD, ENV_TOKEN, ENV_URL, Paths
+from .settings import format_host
 
 
 def _config_for_target(paths: Paths, env: Mapping[str, str]) -> Config:
