@@ -104,7 +104,8 @@ async def serve(
         nursery.start_soon(health_loop, rt)
         nursery.start_soon(heartbeat_loop, rt)
         rt.ready = True
-        log.info("listening on %s (pid %d)", settings.url, rt.pid)
+        # the CLI's banner says this on the terminal; the file still records every bind
+        log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
         task_status.started(Running(rt, settings.host, port))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)

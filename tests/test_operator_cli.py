@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 import trio
 
+from gateway.cli.durations import duration
 from gateway.cli.main import main
 from gateway.config.paths import resolve_paths
 from gateway.lock import GatewayLock
 
 from .conftest import handshake, in_thread, open_raw
 from .servicefakes import fake_systemd, make_host
-from .test_cli_process import cli_env, free_port, gateway_process, run_cli
+from .test_cli_process import cli_env, ctrl_c_works, free_port, gateway_process, run_cli
+from .test_logs_cli import Lines, notice
 
 TOKEN = "operator-token-1234567890"
 
@@ -379,3 +381,188 @@ def test_ci_runs_the_readmes_check_command_with_lint_and_types() -> None:
     assert command.split("-s", 1)[1].split() == ["lint", "typecheck", "tests"]
     ci = (root / ".ci" / "run").read_text().splitlines()
     assert command in ci
+
+
+# -- 5. a generated token is seen ---------------------------------------------------------------
+
+
+async def test_a_failed_start_leaves_no_unseen_token(tmp_path: Path) -> None:
+    """A start that cannot bind stores no token; the next successful start generates one
+    and prints it (it used to say only "generated earlier")."""
+    token_file = tmp_path / ".smart-agent-neo" / "gateway.token"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = str(holder.getsockname()[1])
+        failed = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", busy)
+    assert failed.returncode == 75, failed.stderr
+    assert not token_file.exists()
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        token = token_file.read_text().strip()
+        assert "Generated gateway token (shown once" in proc.banner
+        assert f"  {token}" in proc.banner
+        code, _ = await proc.stop()
+        assert code == 0
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        assert token not in proc.banner
+        assert f"generated earlier; read it with: cat {token_file}" in proc.banner
+        code, _ = await proc.stop()
+        assert code == 0
+
+
+# -- 10. messages say what happened ---------------------------------------------------------------
+
+
+def write_config(home: Path, gateway: dict[str, object], profile: str = "") -> Path:
+    state = home / (".smart-agent-neo" + (f"-{profile}" if profile else ""))
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "smart-agent-neo.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"gateway": {"mode": "local", **gateway}}))
+    tmp.replace(path)  # one change for the watcher, never a half-written file
+    return path
+
+
+async def test_reload_messages_say_what_happened(tmp_path: Path) -> None:
+    """Hot mode: a restart-only key is reported as ignored (no "applied" line after it); an
+    invalid file's line names no paths of an earlier reload; `config set` tells the truth
+    about what the running gateway does with the key."""
+    port = free_port()
+    reload = {"mode": "hot", "debounceMs": 50}
+    write_config(tmp_path, {"port": port, "reload": reload})
+    async with gateway_process(tmp_path, "gateway") as proc:
+        # `config set` of a restart-class key in hot mode
+        other = free_port()
+        result = await trio.to_thread.run_sync(
+            partial(run_cli, tmp_path, "config", "set", "gateway.port", str(other))
+        )
+        assert result.returncode == 0, result.stderr
+        assert "picks this up by itself" not in result.stdout
+        assert f"(pid {proc.process.pid}) is in hot mode and ignores gateway.port" in (
+            result.stdout
+        )
+        assert "smart-agent-neo gateway call restart" in result.stdout
+        text = await proc.wait_for("hot mode ignoring (gateway.port)")
+        # a hot key next: applied, and only it is named
+        write_config(
+            tmp_path, {"port": other, "reload": reload, "ws": {"tickIntervalMs": 4321}}
+        )
+        text = await proc.wait_for("config hot reload applied (gateway.ws.tickIntervalMs)")
+        ignoring = text.index("hot mode ignoring (gateway.port)")
+        assert "hot reload applied" not in text[ignoring : text.index("tickIntervalMs)")]
+        # an invalid edit: its line lists no paths from the reload before it
+        (tmp_path / ".smart-agent-neo" / "smart-agent-neo.json").write_text("{ gateway: { port: ")
+        text = await proc.wait_for("outcome=invalid")
+        (line,) = [x for x in text.splitlines() if "outcome=invalid" in x]
+        assert "tickIntervalMs" not in line, line
+        code, _ = await proc.stop()
+        assert code == 0
+
+
+async def test_logs_follow_says_stopping_or_restarting_not_service_restart(
+    tmp_path: Path,
+) -> None:
+    """The 1012 close reads "service restart" for a stop too; the follower reports what the
+    gateway's `shutdown` event said."""
+    port = str(free_port())  # not 0: the in-process restart binds the same port again
+    async with gateway_process(
+        tmp_path, "gateway", "--allow-unconfigured", "--port", port, "--token", TOKEN
+    ) as proc:
+        follower = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "gateway", "logs", "--follow", "--json", "--interval", "100"],
+            env=cli_env(tmp_path, SMART_AGENT_NEO_GATEWAY_TOKEN=TOKEN),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=ctrl_c_works,
+        )
+        assert follower.stdout is not None
+        out = Lines(follower.stdout)
+        try:
+            await out.until(lambda r: r["type"] == "meta")
+            proc.process.send_signal(signal.SIGUSR1)
+            restarting = await out.until(notice("gateway unavailable"))
+            assert "gateway restarting, back in about" in restarting["message"]
+            await out.until(notice("gateway reconnected"))
+            proc.process.send_signal(signal.SIGTERM)
+            stopping = await out.until(notice("gateway unavailable"))
+            assert stopping["message"] == "gateway unavailable (gateway stopping); reconnecting"
+        finally:
+            follower.kill()
+            await follower.wait()
+        with trio.fail_after(20):
+            assert await proc.process.wait() == 0
+
+
+def raw_http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+    return data
+
+
+async def test_what_a_running_gateway_prints_and_answers(tmp_path: Path) -> None:
+    """One "listening on" line at start; status lines with reason phrases; `status` with no
+    trailing spaces; `gateway call system-presence` prints "·", not "\\u00b7"."""
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        assert proc.banner.count("listening on") == 1, proc.banner
+        head = await in_thread(raw_http, proc.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+        missing = await in_thread(raw_http, proc.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert missing.startswith(b"HTTP/1.1 404 Not Found\r\n"), missing
+        status = await trio.to_thread.run_sync(partial(run_cli, tmp_path, "status"))
+        lines = status.stdout.splitlines()
+        assert len(lines) > 5
+        assert [line for line in lines if line != line.rstrip()] == []
+        presence = await trio.to_thread.run_sync(
+            partial(run_cli, tmp_path, "gateway", "call", "system-presence")
+        )
+        assert presence.returncode == 0, presence.stderr
+        assert "\\u" not in presence.stdout
+        code, _ = await proc.stop()
+        assert code == 0
+    down = run_cli(tmp_path, "status")
+    assert [line for line in down.stdout.splitlines() if line != line.rstrip()] == []
+
+
+def test_install_does_not_say_wrote_for_an_unchanged_unit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No service manager: the first install writes the unit (exit 69); the second finds it
+    current and says so instead of "wrote" again."""
+    host = make_host(tmp_path, fake_systemd(tmp_path, reachable=False))
+    argv = ["gateway", "install", "--allow-unconfigured"]
+    assert main(argv, host=host) == 69
+    unit = tmp_path / ".config" / "systemd" / "user" / "smart-agent-neo-gateway.service"
+    assert f"wrote {unit}, but it is not enabled" in capsys.readouterr().err
+    before = unit.stat().st_mtime_ns
+    assert main(argv, host=host) == 69
+    err = capsys.readouterr().err
+    assert f"{unit} is current, but it is not enabled" in err
+    assert "wrote" not in err
+    assert unit.stat().st_mtime_ns == before
+
+
+def test_timeouts_take_a_unit_and_name_their_bare_unit(tmp_path: Path) -> None:
+    """`agent --timeout` is seconds and `logs --timeout` milliseconds: both take 30s/500ms/2m
+    and each one's help names the unit of a bare number."""
+    assert duration("s")("120") == 120
+    assert duration("s")("2m") == 120
+    assert duration("s")("500ms") == 1  # a fraction of a second rounds up
+    assert duration("ms")("30000") == 30_000
+    assert duration("ms")("30s") == 30_000
+    assert duration("ms")("1.5s") == 1_500
+    bad = run_cli(tmp_path, "logs", "--timeout", "5x")
+    assert bad.returncode == 2
+    assert "expected a number of milliseconds or a duration like 500ms" in bad.stderr
+    agent_help = run_cli(tmp_path, "agent", "--help").stdout
+    assert "--timeout SECONDS" in agent_help
+    logs_help = run_cli(tmp_path, "logs", "--help").stdout
+    assert "--timeout MS" in logs_help
+    port = str(free_port())
+    suffixed = run_cli(tmp_path, "health", "--timeout", "2s", SMART_AGENT_NEO_GATEWAY_PORT=port)
+    assert suffixed.returncode == 1  # parsed; the gateway is just not there
+    assert "gateway connect failed" in suffixed.stderr

@@ -55,7 +55,7 @@ class DoctorReport:
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     result = doctor(host_for(args), paths, fix=args.fix)
     if args.json:
-        print(json.dumps(doctor_json(result), indent=2))
+        print(json.dumps(doctor_json(result), indent=2, ensure_ascii=False))
     else:
         out.print(DoctorReport(result, args.fix))
     return 0 if result.ok else 1

@@ -74,7 +74,7 @@ def overview_json(status: GatewayStatus, payload: dict[str, Any] | None) -> dict
 def overview_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     status, payload = _gather(args, paths, deep=False, no_probe=False)
     if args.json:
-        print(json.dumps(overview_json(status, payload), indent=2))
+        print(json.dumps(overview_json(status, payload), indent=2, ensure_ascii=False))
     else:
         out.print(OverviewReport(status, payload))
     return 0

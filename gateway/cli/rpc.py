@@ -51,7 +51,7 @@ def _run(
     except GatewayRpcError as exc:
         err.print(f"{exc.code}: {exc.message}", markup=False)
         if exc.details is not None:
-            err.print(json.dumps(exc.details), markup=False)
+            err.print(json.dumps(exc.details, ensure_ascii=False), markup=False)
         return None, target, 1
     except GatewayClientError as exc:
         err.print(str(exc), markup=False)
@@ -65,7 +65,7 @@ def _emit(
     out: Console, args: argparse.Namespace, payload: object, view: RenderableType | None
 ) -> None:
     if args.json or view is None:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         out.print(view)
 
@@ -85,7 +85,7 @@ def call_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
 
     payload, _, code = _run(args, paths, err, action)
     if code == 0:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     return code
 
 

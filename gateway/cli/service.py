@@ -61,7 +61,7 @@ def _perform(
             }
             if isinstance(exc, ManagerUnavailableError):
                 body["written"] = exc.written
-            print(json.dumps(body, indent=2))
+            print(json.dumps(body, indent=2, ensure_ascii=False))
         else:
             err.print(ErrorReport(message, hints))
         return exc.exit_code
@@ -69,7 +69,7 @@ def _perform(
         payload = (
             dry_run_json(result) if result.dry_run and action == "install" else action_json(result)
         )
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         out.print(ActionReport(result, paths.profile))
     return 0
