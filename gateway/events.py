@@ -40,6 +40,8 @@ class Peer:
     client_mode: str | None = None
     caps: frozenset[str] = frozenset()
     presence_key: str | None = None
+    device_id: str | None = None  # a verified device identity (connect.device)
+    auth_method: str | None = None  # "token" | "password" | "none" | "device-token"
     last_seq: int = 0
     on_close: Callable[[int, str], None] | None = None
 

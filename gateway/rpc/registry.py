@@ -80,8 +80,11 @@ def methods() -> dict[str, Method]:
     if not _loaded:
         from . import (  # noqa: F401  (registration side effect)
             agent,
+            devices,
             lifecycle,
             logs,
+            node_pairing,
+            nodes,
             system,
         )
 

@@ -26,7 +26,8 @@ import trio
 
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
-from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
+from ..auth import check_secret, is_loopback_ip, rate_limited_error
+from ..devices import connect as device_connect
 from ..events import Peer
 from ..health import MAIN_KEY
 from ..presence import UNTRACKED_MODES
@@ -98,7 +99,7 @@ async def run_session(
     ws = rt.settings.config.gateway.ws
     client = scope.get("client")
     peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=client[0] if client else None)
-    session = _Session(rt, peer, receive, send)
+    session = _Session(rt, peer, receive, send, _header_names(scope))
     async with trio.open_nursery() as nursery:
 
         async def write() -> None:
@@ -148,12 +149,25 @@ async def run_session(
             session.forget()
 
 
+def _header_names(scope: dict[str, Any]) -> frozenset[bytes]:
+    return frozenset(bytes(name).lower() for name, _ in scope.get("headers") or ())
+
+
 class _Session:
-    def __init__(self, rt: Runtime, peer: Peer, receive: Receive, send: SendFn) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        peer: Peer,
+        receive: Receive,
+        send: SendFn,
+        header_names: frozenset[bytes] = frozenset(),
+    ) -> None:
         self.rt = rt
         self.peer = peer
         self._receive = receive
         self._send = send
+        self.header_names = header_names
+        self.node = False  # registered with the node relay
         self.nonce = str(uuid.uuid4())
         self.authenticated = False
         self.inflight: dict[str, trio.CancelScope] = {}
@@ -222,11 +236,11 @@ class _Session:
         observe.connect_frame(self.peer, frame)
         try:
             params = self._connect_params(frame)
-            self._authenticate(params)
+            grant = await self._authenticate(params)
         except HandshakeReject as rejection:
             self._fail(request_id, rejection)
             return False
-        self._accept(request_id, params)
+        await self._accept(request_id, params, grant)
         return True
 
     def _connect_params(self, frame: dict[str, Any]) -> ConnectParams:
@@ -263,7 +277,7 @@ class _Session:
             )
         return params
 
-    def _authenticate(self, params: ConnectParams) -> None:
+    async def _authenticate(self, params: ConnectParams) -> device_connect.Grant:
         rt, ip = self.rt, self.peer.remote_ip
         now = rt.now_ms()
         wait_ms = rt.limiter.retry_after_ms(ip, now)
@@ -272,17 +286,33 @@ class _Session:
             observe.auth_failed(rt, "ws", ip, "AUTH_RATE_LIMITED", client=params.client.id)
             raise HandshakeReject(CloseCode.POLICY, error.message, error)
         failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
-        if failure is not None:
-            if failure.counts:
-                rt.limiter.record_failure(ip, now)
-            observe.auth_failed(rt, "ws", ip, failure.detail_code, client=params.client.id)
-            raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
+        # The device half (CONTROL-UI 9-10): proof, device-token sign-in, pairing, token.
+        facts = device_connect.ConnectFacts(
+            params,
+            self.nonce,
+            ip,
+            local_direct=device_connect.is_local_direct(ip, self.header_names),
+            browser_origin=b"origin" in self.header_names,
+        )
+        try:
+            grant = await device_connect.admit(rt.devices, facts, failure, rt.settings.auth.mode)
+        except HandshakeReject:
+            if failure is not None:
+                if failure.counts:
+                    rt.limiter.record_failure(ip, now)
+                observe.auth_failed(rt, "ws", ip, failure.detail_code, client=params.client.id)
+            raise
         rt.limiter.record_success(ip)
+        return grant
 
-    def _accept(self, request_id: str, params: ConnectParams) -> None:
+    async def _accept(
+        self, request_id: str, params: ConnectParams, grant: device_connect.Grant
+    ) -> None:
         rt, peer = self.rt, self.peer
         peer.role = params.role
-        peer.scopes = granted_scopes(params.role, params.scopes)
+        peer.scopes = grant.scopes
+        peer.auth_method = grant.auth_method
+        peer.device_id = grant.proof.device_id if grant.proof else None
         peer.client_id = params.client.id
         peer.client_mode = params.client.mode
         peer.caps = frozenset(params.caps)
@@ -296,11 +326,20 @@ class _Session:
             rt.presence.upsert(peer.presence_key, self._presence_entry(params))
         rt.hub.add(peer)
         self.authenticated = True
-        peer.send_text(dispatch.response_text(request_id, True, self._hello(params)), wake=False)
+        hello = self._hello(params, grant)
+        peer.send_text(dispatch.response_text(request_id, True, hello), wake=False)
         observe.connection_opened(rt, peer, params.client.id, params.client.mode, params.role)
         if tracked:
             rt.presence_changed()
         rt.kick_health()
+        if params.role == "node":  # after hello-ok is queued: invokes may follow at once
+            self.node = True
+            await rt.nodes.connected(
+                peer,
+                params,
+                device_id=peer.device_id,
+                local_direct=device_connect.is_local_direct(peer.remote_ip, self.header_names),
+            )
 
     def _presence_entry(self, params: ConnectParams) -> PresenceEntry:
         c = params.client
@@ -321,7 +360,7 @@ class _Session:
             instance_id=(params.device.id if params.device else None) or c.instance_id,
         )
 
-    def _hello(self, params: ConnectParams) -> HelloOk:
+    def _hello(self, params: ConnectParams, grant: device_connect.Grant) -> HelloOk:
         rt = self.rt
         settings = rt.settings
         ws = settings.config.gateway.ws
@@ -344,7 +383,12 @@ class _Session:
                 config_path=str(settings.paths.config_path),
                 state_dir=str(settings.paths.state_dir),
             ),
-            auth=HelloAuth(self.peer.role, self.peer.scopes),
+            auth=HelloAuth(
+                self.peer.role,
+                self.peer.scopes,
+                grant.token.token if grant.token else None,
+                (grant.token.rotated_at_ms or grant.token.created_at_ms) if grant.token else None,
+            ),
             policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
         )
 
@@ -354,6 +398,8 @@ class _Session:
         if not self.authenticated:
             return
         rt.hub.remove(peer)
+        if self.node:
+            rt.nodes.disconnected(peer)
         if peer.presence_key is not None:
             rt.presence.mark_disconnected(peer.presence_key, rt.now_ms())
             rt.presence_changed()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from trio_websocket import WebSocketConnection
 
 from gateway.protocol.frames import PROTOCOL_VERSION, CloseCode
 
+from ._device import DeviceIdentity
 from ._errors import GatewayConnectError
 from ._transport import CLOSE_TIMEOUT, close_quietly, connect_failed, timed_out
 from ._wire import close_info, closed_before_hello, decode, encode
@@ -29,15 +31,24 @@ def connect_params(
     caps: list[str] | None,
     token: str | None,
     password: str | None,
+    device_token: str | None = None,
+    commands: list[str] | None = None,
+    permissions: dict[str, bool] | None = None,
+    path_env: str | None = None,
+    platform: str | None = None,
+    device_family: str | None = None,
 ) -> dict[str, Any]:
-    """``connect`` params as the reference CLI sends them (no device identity)."""
+    """``connect`` params as the reference clients send them (the device block, if any, is
+    added by :func:`handshake` once the challenge nonce is known)."""
     client: dict[str, Any] = {
         "id": client_id,
         "version": client_version,
-        "platform": sys.platform,
+        "platform": platform or sys.platform,
         "mode": client_mode,
         "instanceId": instance_id,
     }
+    if device_family:
+        client["deviceFamily"] = device_family
     if display_name:
         client["displayName"] = display_name
     params: dict[str, Any] = {
@@ -51,7 +62,17 @@ def connect_params(
     # explicit list, even an empty one, is the caller's choice and is sent as is.
     if scopes is not None:
         params["scopes"] = list(scopes)
-    auth = {k: v for k, v in (("token", token), ("password", password)) if v is not None}
+    if commands is not None:
+        params["commands"] = list(commands)
+    if permissions is not None:
+        params["permissions"] = dict(permissions)
+    if path_env is not None:
+        params["pathEnv"] = path_env
+    auth = {
+        k: v
+        for k, v in (("token", token), ("password", password), ("deviceToken", device_token))
+        if v is not None
+    }
     if auth:
         params["auth"] = auth
     return params
@@ -68,12 +89,12 @@ async def _next_frame(ws: WebSocketConnection) -> dict[str, Any]:
             return frame
 
 
-async def _challenge_nonce(ws: WebSocketConnection) -> object:
+async def _challenge(ws: WebSocketConnection) -> dict[str, Any]:
     while True:
         frame = await _next_frame(ws)
         if frame.get("type") == "event" and frame.get("event") == "connect.challenge":
             payload = frame.get("payload")
-            return payload.get("nonce") if isinstance(payload, dict) else None
+            return payload if isinstance(payload, dict) else {}
 
 
 async def _response(ws: WebSocketConnection, request_id: str) -> dict[str, Any]:
@@ -96,9 +117,17 @@ async def _close_code(ws: WebSocketConnection) -> tuple[int | None, str]:
 
 
 async def handshake(
-    ws: WebSocketConnection, params: dict[str, Any], *, timeout: float, url: str
+    ws: WebSocketConnection,
+    params: dict[str, Any],
+    *,
+    timeout: float,
+    url: str,
+    device: DeviceIdentity | None = None,
 ) -> dict[str, Any]:
     """Wait for ``connect.challenge``, send ``connect``, return the hello-ok payload.
+
+    With ``device``, ``connect`` carries a ``device`` block signed over the challenge nonce
+    (payload v3, ``signedAt`` = the challenge's ``ts``).
 
     Raises :class:`GatewayConnectError` when no challenge or response arrives within
     ``timeout`` seconds, the challenge has no nonce, the gateway answers ``ok:false``
@@ -109,10 +138,15 @@ async def handshake(
     waiting_for = "no connect.challenge"
     res: dict[str, Any] | None = None
     with trio.move_on_after(timeout):
-        nonce = await _challenge_nonce(ws)
+        challenge = await _challenge(ws)
+        nonce = challenge.get("nonce")
         if not isinstance(nonce, str) or not nonce:
             await close_quietly(ws, CloseCode.POLICY, "connect challenge missing nonce")
             raise connect_failed("connect challenge missing nonce", url)
+        if device is not None:
+            ts = challenge.get("ts")
+            signed_at = ts if isinstance(ts, int) else int(time.time() * 1000)
+            params = {**params, "device": device.device_block(params, nonce, signed_at)}
         waiting_for = "no connect response"
         request_id = str(uuid.uuid4())
         frame = {"type": "req", "id": request_id, "method": "connect", "params": params}
