@@ -9,7 +9,7 @@
     ├── health_loop                          primes, then refreshes on demand or interval
     └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
 
-Signals, config reload and in-process restart live one level up, in ``lifecycle.supervise``.
+Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
 Shutdown is a deadline with a reason: stop accepting, drain in-flight work (``Runtime.drain_hooks``,
 within ``gateway.drainTimeoutMs``), broadcast ``shutdown``, close every
@@ -33,6 +33,7 @@ from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .runtime import ProcessState, Runtime
+from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp
 from .server.listener import (
     Connection,
@@ -75,7 +76,7 @@ async def serve(
     Reports :class:`Running` after the port is bound and the first health snapshot exists.
     Raises :class:`~gateway.errors.StartupError` (before reporting) if the port cannot be bound.
     Returns after a stop or after ``Runtime.request_restart()`` (see ``restart_requested``);
-    restarting is the caller's job (``lifecycle.supervise``). ``process`` is the state that
+    restarting is the caller's job (``supervisor.supervise``). ``process`` is the state that
     outlives one serve() (config problems, restart counts).
 
     Cancellation: cancelling serve() from outside skips the graceful sequence -- clients see
@@ -87,6 +88,7 @@ async def serve(
     settings = attrs.evolve(settings, port=port)
     process = process or ProcessState()
     rt = Runtime(settings, process=process, metrics=process.metrics)
+    rt.connect_checks.extend(default_connect_checks())
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)

@@ -22,7 +22,7 @@ then carries the old hub's event counts over, so counters never go backwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,7 +41,19 @@ from . import logs as logs_pipeline
 
 if TYPE_CHECKING:
     from .events import Hub
-    from .runtime import Runtime
+
+
+class Observed(Protocol):
+    """What the scrape reads at collection time (a Runtime; tests pass their own)."""
+
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+    def uptime_ms(self) -> int: ...
+
 
 PREFIX = "smart_agent_neo_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -153,7 +165,7 @@ class Metrics:
             self._request_children[key] = pair
         return pair
 
-    def bind(self, rt: Runtime) -> None:
+    def bind(self, rt: Observed) -> None:
         """Read scrape-time values from ``rt`` (a new Runtime after an in-process restart)."""
         self.state.bind(rt)
 
@@ -163,12 +175,12 @@ class Metrics:
 
 class _StateCollector(Collector):
     def __init__(self) -> None:
-        self.rt: Runtime | None = None
+        self.rt: Observed | None = None
         self._hub: Hub | None = None
         # event counts of hubs we were bound to before (a restart replaces the hub)
         self._base = {"sent": 0, "dropped": 0, "slow_closes": 0}
 
-    def bind(self, rt: Runtime) -> None:
+    def bind(self, rt: Observed) -> None:
         if self._hub is not None and self._hub is not rt.hub:
             for key in self._base:
                 self._base[key] += getattr(self._hub, key)

@@ -12,18 +12,20 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from . import __version__
 from .agent.agents import agent_specs
+from .agent.heartbeat import heartbeat_view
 from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
 from .devices.service import DeviceService
 from .events import Hub
-from .health import AgentInfo, HealthCache, build_health, heartbeat_view
+from .health import AgentInfo, HealthCache, build_health
 from .metrics import Metrics
 from .nodes.policy import CommandPolicy
 from .nodes.service import NodeService
@@ -31,6 +33,11 @@ from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
+
+if TYPE_CHECKING:
+    from .errors import GatewayError
+    from .protocol.upgrade import Upgrade
+    from .server.admission import ConnectAttempt
 
 MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
@@ -77,6 +84,14 @@ class Runtime:
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     process: ProcessState = attrs.field(factory=ProcessState)
     restart_requested: bool = False
+    # Admission hooks (server/admission.py): checks before the WebSocket upgrade, and the
+    # chain that decides a `connect` (serve() installs the shared-secret checks).
+    upgrade_checks: list[Callable[[Runtime, Upgrade], GatewayError | None]] = attrs.field(
+        factory=list
+    )
+    connect_checks: list[Callable[[Runtime, ConnectAttempt], Awaitable[None]]] = attrs.field(
+        factory=list
+    )
     inflight_requests: int = 0
     _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
     # Agent runs, sessions and providers (gateway/agent/); runs live in `nursery`.

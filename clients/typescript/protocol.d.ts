@@ -1,6 +1,13 @@
 // Generated from schemas/protocol.schema.json by `nox -s schemas`. Do not edit.
 // smart-agent-neo gateway protocol 4: frames, params, results and event payloads.
 
+/** Set on the partial reply a stopped run left behind. */
+export interface AbortMeta {
+  aborted: boolean;
+  origin: "rpc" | "stop-command";
+  runId: string;
+}
+
 export interface AgentAbortParams {
   runId?: string | null;
   sessionKey?: string | null;
@@ -87,6 +94,14 @@ export interface AgentWaitResult {
   error?: string | null;
 }
 
+/** One file sent with a message; ``content`` is base64 (a ``data:`` URL is accepted too). */
+export interface Attachment {
+  content: string;
+  type?: string | null;
+  mimeType?: string | null;
+  fileName?: string | null;
+}
+
 export interface CancelFrame {
   type: "cancel";
   id: string;
@@ -96,6 +111,40 @@ export interface CancelFrame {
 export interface ChallengePayload {
   nonce: string;
   ts: number;
+}
+
+export interface ChatAbortParams {
+  sessionKey: string;
+  runId?: string | null;
+}
+
+export interface ChatAbortResult {
+  ok: boolean;
+  aborted: boolean;
+  runIds: Array<string>;
+}
+
+/** The assistant message so far (cumulative): authoritative when present. */
+export interface ChatEventMessage {
+  role: "assistant";
+  content: Array<TextBlock>;
+  timestamp: number;
+}
+
+/** One step of a run as WebChat sees it. ``seq`` is per run and counts chat events only (1, 2, 3, ... with no gaps), so a client that sees a gap knows it missed one. */
+export interface ChatEventPayload {
+  runId: string;
+  sessionKey: string;
+  seq: number;
+  state: "delta" | "final" | "aborted" | "error";
+  agentId?: string | null;
+  deltaText?: string | null;
+  replace?: boolean | null;
+  message?: ChatEventMessage | null;
+  usage?: ChatUsage | null;
+  stopReason?: string | null;
+  errorMessage?: string | null;
+  errorKind?: "refusal" | "timeout" | "rate_limit" | "context_length" | "unknown" | null;
 }
 
 export interface ChatHistoryParams {
@@ -112,6 +161,18 @@ export interface ChatHistoryResult {
   hasMore: boolean;
   sessionInfo: SessionInfo;
   nextOffset?: number | null;
+  inFlightRun?: InFlightRun | null;
+}
+
+export interface ChatInjectParams {
+  sessionKey: string;
+  message: string;
+  label?: string | null;
+}
+
+export interface ChatInjectResult {
+  ok: boolean;
+  messageId: string;
 }
 
 export interface ChatMessage {
@@ -124,6 +185,41 @@ export interface ChatMessage {
   isError?: boolean | null;
   stopReason?: string | null;
   errorMessage?: string | null;
+  abort?: AbortMeta | null;
+  label?: string | null;
+  id?: string | null;
+}
+
+/** Open: WebChat clients add optional fields over time. */
+export interface ChatSendParams {
+  sessionKey: string;
+  message: string;
+  idempotencyKey: string;
+  thinking?: string | null;
+  deliver?: boolean | null;
+  attachments?: Array<Attachment> | null;
+  timeoutMs?: number | null;
+  agentId?: string | null;
+  sessionId?: string | null;
+  queueMode?: "steer" | "followup" | "collect" | "interrupt" | null;
+  replyToId?: string | null;
+  [extra: string]: unknown;
+}
+
+/** ``{runId, status}`` for a send (``started``, or ``in_flight`` / the cached outcome for a repeated key); ``{ok, aborted, runIds}`` when the message was a stop command. */
+export interface ChatSendResult {
+  runId?: string | null;
+  status?: "started" | "in_flight" | "ok" | "error" | null;
+  summary?: string | null;
+  ok?: boolean | null;
+  aborted?: boolean | null;
+  runIds?: Array<string> | null;
+}
+
+export interface ChatUsage {
+  input: number;
+  output: number;
+  total: number;
 }
 
 export interface ClientInfo {
@@ -178,14 +274,18 @@ export interface ConnectParams {
   [extra: string]: unknown;
 }
 
-/** ``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``. */
+/** ``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``; ``image`` blocks (attachments) ``mimeType``, ``bytes``, ``fileName`` and ``omitted`` (the image data itself is never sent back in history). */
 export interface ContentBlock {
-  type: "text" | "toolCall";
+  type: "text" | "toolCall" | "image";
   text?: string | null;
   id?: string | null;
   name?: string | null;
   arguments?: string | null;
   truncated?: boolean | null;
+  mimeType?: string | null;
+  bytes?: number | null;
+  fileName?: string | null;
+  omitted?: boolean | null;
 }
 
 export interface DeviceIdParams {
@@ -367,6 +467,12 @@ export interface HelloOk {
   snapshot: Snapshot;
   auth: HelloAuth;
   policy: Policy;
+}
+
+/** A run still streaming into this session: its text so far, to draw the open bubble. */
+export interface InFlightRun {
+  runId: string;
+  text: string;
 }
 
 export interface LinkChannel {
@@ -887,6 +993,11 @@ export interface SystemEventParams {
   wake?: boolean | null;
 }
 
+export interface TextBlock {
+  type: "text";
+  text: string;
+}
+
 export interface TickPayload {
   ts: number;
 }
@@ -901,7 +1012,10 @@ export interface GatewayMethods {
   "agent": { params: AgentParams; result: AgentResponse };
   "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
   "agent.wait": { params: AgentWaitParams; result: AgentWaitResult };
+  "chat.abort": { params: ChatAbortParams; result: ChatAbortResult };
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
+  "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
+  "chat.send": { params: ChatSendParams; result: ChatSendResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
@@ -933,6 +1047,7 @@ export interface GatewayMethods {
 
 export interface GatewayEvents {
   "agent": AgentEventPayload;
+  "chat": ChatEventPayload;
   "connect.challenge": ChallengePayload;
   "device.pair.requested": PendingDeviceRequest;
   "device.pair.resolved": DevicePairResolvedPayload;

@@ -21,8 +21,8 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target
 from ..errors import GatewayError
-from .target import Target, resolve_target
 
 DEFAULT_TIMEOUT_S = 600  # agents.defaults.timeoutSeconds' default; the gateway's config decides
 CONNECT_MARGIN_S = 30.0  # on top of the run's own timeout: the gateway answers first

@@ -34,12 +34,12 @@ from rich.console import Console
 
 from ..config.load import load_file
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target
 from ..errors import GatewayError
 from ..logs.files import target_for
 from ..logs.tail import read_tail
 from ..protocol.logs import MAX_LIMIT, MAX_MAX_BYTES
 from .logview import parse_line, render_line
-from .target import Target, resolve_target
 
 GIVE_UP_S = 120.0  # about what 8 reconnect attempts with backoff up to 30 s add up to
 

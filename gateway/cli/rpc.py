@@ -17,9 +17,9 @@ from gateway_client import GatewayClient, GatewayClientError, GatewayRpcError, o
 from rich.console import Console, RenderableType
 
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target
 from ..errors import GatewayError
 from .render import HealthReport
-from .target import Target, resolve_target
 
 T = TypeVar("T")
 

@@ -19,11 +19,11 @@ from ..config.paths import Paths
 from ..config.settings import Overrides, Settings, check_mode, resolve
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import stop_gateways
-from ..lifecycle import supervise
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
 from ..ports import describe, looks_like_gateway, port_listeners
 from ..service.notify import notify
+from ..supervisor import supervise
 
 log = logging.getLogger("gateway")
 GC_THRESHOLDS = (50_000, 50, 1_000)

@@ -1,4 +1,4 @@
-"""``gateway install|uninstall|start|stop|restart``: parse, call the lifecycle, render.
+"""``gateway install|uninstall|start|stop|restart``: parse, call service control, render.
 
 Expected failures (no service manager, a failed ``systemctl`` step, an invalid config) print
 the message and ``Tip:`` lines -- or ``{"ok": false, "error", "hints"}`` with ``--json`` --
@@ -17,13 +17,13 @@ from rich.console import Console
 
 from ..config.paths import Paths
 from ..errors import GatewayError
-from ..service import lifecycle
+from ..service import control
+from ..service.control import ActionResult
 from ..service.errors import ManagerUnavailableError, ServiceError
 from ..service.host import Host
 from ..service.identity import Scope
-from ..service.lifecycle import ActionResult
 from ..service.runner import SystemRunner
-from .lifecycle_view import ActionReport, ErrorReport, action_json, dry_run_json
+from .control_view import ActionReport, ErrorReport, action_json, dry_run_json
 
 
 def host_for(args: argparse.Namespace) -> Host:
@@ -76,8 +76,8 @@ def _perform(
 
 def install_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     def call(host: Host) -> ActionResult:
-        options = lifecycle.install_options(host, args.port, args.allow_unconfigured)
-        return lifecycle.install(host, paths, scope=_scope(args), options=options, force=args.force)
+        options = control.install_options(host, args.port, args.allow_unconfigured)
+        return control.install(host, paths, scope=_scope(args), options=options, force=args.force)
 
     return _perform(args, out, err, "install", call)
 
@@ -88,7 +88,7 @@ def uninstall_command(args: argparse.Namespace, paths: Paths, out: Console, err:
         out,
         err,
         "uninstall",
-        lambda host: lifecycle.uninstall(host, paths, scope=_scope(args)),
+        lambda host: control.uninstall(host, paths, scope=_scope(args)),
     )
 
 
@@ -99,5 +99,5 @@ def control_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
         out,
         err,
         action,
-        lambda host: lifecycle.control(host, paths, action, scope=_scope(args)),
+        lambda host: control.control(host, paths, action, scope=_scope(args)),
     )

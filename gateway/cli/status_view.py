@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..service.status import GatewayStatus, ServiceView
-from .lifecycle_view import runtime_line
+from .control_view import runtime_line
 from .render import StatusReport
 
 STATE_STYLE = {

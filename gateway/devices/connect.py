@@ -25,9 +25,9 @@ from __future__ import annotations
 import attrs
 
 from ..auth import AuthFailure, granted_scopes, is_loopback_ip
+from ..errors import GatewayError, NotPaired, Unauthorized
 from ..protocol.devices import DeviceTokenRecord
-from ..protocol.frames import CloseCode, ErrorCode, ErrorShape
-from ..protocol.handshake import ConnectParams, HandshakeReject
+from ..protocol.handshake import ConnectParams
 from .identity import DeviceAuthFailure, DeviceProof, verify_device_proof
 from .pairing import DeviceClaim, pairing_needed
 from .service import DeviceService
@@ -84,48 +84,55 @@ def silent_approval(reason: str, facts: ConnectFacts) -> bool:
     return not facts.browser_origin or _is_ui(facts.params)
 
 
-def _unauthorized(failure: AuthFailure, *, device_retry: bool) -> HandshakeReject:
+def _unauthorized(failure: AuthFailure, *, device_retry: bool) -> GatewayError:
     error = failure.error()
     details = dict(error.details) if isinstance(error.details, dict) else {}
     details["canRetryWithDeviceToken"] = device_retry
     if device_retry:
         details["recommendedNextStep"] = "retry_with_device_token"
-    shape = attrs.evolve(error, details=details)
-    return HandshakeReject(CloseCode.POLICY, failure.message, shape)
+    error.details = details
+    return error
 
 
-def _device_token_failure(message: str, code: str) -> HandshakeReject:
-    shape = ErrorShape(
-        ErrorCode.INVALID_REQUEST,
+def _device_token_failure(message: str, code: str) -> GatewayError:
+    return Unauthorized(
         message,
-        {
+        details={
             "code": code,
             "canRetryWithDeviceToken": False,
             "recommendedNextStep": "update_auth_credentials",
         },
     )
-    return HandshakeReject(CloseCode.POLICY, message, shape)
 
 
 async def admit(
-    devices: DeviceService, facts: ConnectFacts, secret_failure: AuthFailure | None, auth_mode: str
+    devices: DeviceService,
+    facts: ConnectFacts,
+    secret_failure: AuthFailure | None,
+    auth_mode: str,
+    scopes: list[str] | None = None,
 ) -> Grant:
-    """Decide the device part of a connect; raises :class:`HandshakeReject` to refuse it.
+    """Decide the device part of a connect; raises a :class:`GatewayError` to refuse it
+    (its ``shape()`` is the ``res`` error, ``close_code``/``close_reason`` the close).
+    ``scopes`` are what earlier checks granted (default: PROTOCOL.md 3.5 step 9).
 
     Cancellation: safe; a store write already started completes (``StateFile.save``)."""
     params = facts.params
     if params.device is None:
         if secret_failure is not None:
-            raise HandshakeReject(CloseCode.POLICY, secret_failure.message, secret_failure.error())
-        return Grant(auth_mode, granted_scopes(params.role, params.scopes))
+            raise secret_failure.error()
+        return Grant(
+            auth_mode, scopes if scopes is not None else granted_scopes(params.role, params.scopes)
+        )
     now = devices.now_ms()
     proof = verify_device_proof(params, facts.nonce, now)
     if isinstance(proof, DeviceAuthFailure):
-        raise HandshakeReject(CloseCode.POLICY, proof.message, proof.error())
+        raise proof.error()
     pairing = devices.pairing
     if secret_failure is not None:
         return await _with_device_token(devices, facts, proof, secret_failure)
-    scopes = granted_scopes(params.role, params.scopes)
+    if scopes is None:
+        scopes = granted_scopes(params.role, params.scopes)
     c = params.client
     claim = DeviceClaim(
         device_id=proof.device_id,
@@ -214,7 +221,8 @@ async def _require_pairing(
     if paired is not None and same_key:
         details["approvedRoles"] = paired.roles
         details["approvedScopes"] = paired.scopes
-    shape = ErrorShape(ErrorCode.NOT_PAIRED, "pairing required", details)
-    raise HandshakeReject(
-        CloseCode.POLICY, f"pairing required (requestId: {request.request_id})", shape
+    raise NotPaired(
+        "pairing required",
+        details=details,
+        close_reason=f"pairing required (requestId: {request.request_id})",
     )

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ..protocol.frames import ErrorCode, ErrorShape
+from ..errors import PeerError
 from ..protocol.handshake import ConnectAuth, ConnectParams, DeviceIdentity
 
 SKEW_MS = 120_000  # |now - signedAt| allowed; a client that copies the challenge ts is fresh
@@ -56,12 +56,9 @@ class DeviceAuthFailure:
     def detail_code(self) -> str:
         return FAILURES[self.reason][1]
 
-    def error(self) -> ErrorShape:
-        return ErrorShape(
-            ErrorCode.INVALID_REQUEST,
-            self.message,
-            {"code": self.detail_code, "reason": self.reason},
-        )
+    def error(self) -> PeerError:
+        """``INVALID_REQUEST`` with ``details{code, reason}``; the close is 1008 with the message."""
+        return PeerError(self.message, details={"code": self.detail_code, "reason": self.reason})
 
 
 @attrs.frozen

@@ -80,11 +80,12 @@ def methods() -> dict[str, Method]:
     if not _loaded:
         from . import (  # noqa: F401  (registration side effect)
             agent,
+            chat,
             devices,
-            lifecycle,
             logs,
             node_pairing,
             nodes,
+            restart,
             system,
         )
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..protocol.codec import dumps
 from ..runtime import Runtime
-from .outbox import SendFn
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]  # ASGI receive and send
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 
 BASELINE_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -7,10 +7,9 @@ from typing import Any
 
 from .. import observe
 from ..runtime import Runtime
-from .http import LIVENESS, READINESS, Receive, not_found, probe
+from .http import LIVENESS, READINESS, Receive, SendFn, not_found, probe
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
-from .outbox import SendFn
 from .scrape import metrics_endpoint
 from .tools_http import tools_invoke
 

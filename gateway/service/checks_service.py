@@ -9,9 +9,9 @@ from ..lock import lock_path, read_lock
 from ..lock import probe as probe_lock
 from ..ports import port_listeners
 from .checks import Check, Context
+from .control import install, spec_for
 from .discovery import find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
-from .lifecycle import install, spec_for
 from .render import render
 from .status import service_dirs
 from .systemd import Systemd

@@ -17,21 +17,21 @@ import attrs
 import trio
 from gateway_client import GatewayClientError, GatewayConnectError, GatewayRpcError, open_client
 
-from ..cli.target import Target, resolve_target
 from ..config.load import load_file
 from ..config.model import Config
 from ..config.paths import Paths
 from ..config.settings import format_host, is_loopback_host
+from ..config.target import Target, resolve_target
 from ..errors import ConfigError
 from ..lock import holder_alive, lock_path, read_lock
 from ..lock import probe as probe_lock
 from ..ports import PortListener, port_listeners
+from .control import LOG_LINES, Driver, driver_for, spec_for
 from .discovery import FoundService, find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
 from .identity import Identity, Scope
 from .installed import InstalledService, parse, read_text
-from .lifecycle import LOG_LINES, Driver, driver_for, spec_for
 from .logscan import last_error_line
 from .render import render
 from .runtime_view import ServiceRuntime

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 import attrs
 import json5
 
-from ..config.load import load_file, parse
-from ..config.model import Config
-from ..config.paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
-from ..config.settings import format_host
 from ..errors import ConfigError, GatewayError
+from .load import load_file, parse
+from .model import Config
+from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
+from .settings import format_host
 
 
 def _config_for_target(paths: Paths, env: Mapping[str, str]) -> Config:

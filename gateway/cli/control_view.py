@@ -8,7 +8,7 @@ import attrs
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ..service.lifecycle import ActionResult
+from ..service.control import ActionResult
 from ..service.runtime_view import ServiceRuntime
 
 _DONE = {

@@ -1,4 +1,4 @@
-"""Lifecycle with real processes, where signals and process identity matter
+"""The process supervisor with real processes, where signals and process identity matter
 (FAILURE-MODES 1, 2, 3, 4, 6, 9)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from gateway_client import open_client
 
 from .conftest import in_thread
 from .test_cli_process import gateway_process, run_cli
-from .test_lifecycle import shutdown_watcher
+from .test_supervisor import shutdown_watcher
 
 TOK = "tok-lifecycle-0123456789"
 
