@@ -32,6 +32,7 @@ from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
+from .protocol.validate import load_schemas
 from .runtime import ProcessState, Runtime
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp
@@ -83,6 +84,7 @@ async def serve(
     the TCP connection drop. Use ``Running.stop()`` for a clean stop.
     """
     ws = settings.config.gateway.ws
+    load_schemas()  # every inbound frame is checked against them: no schemas, no start
     sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
     port = int(sock.getsockname()[1])
     settings = attrs.evolve(settings, port=port)

@@ -6,22 +6,33 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import typing
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from gateway.cli.durations import duration
 from gateway.cli.main import main
+from gateway.config.load import parse
+from gateway.config.model import Config
 from gateway.config.paths import resolve_paths
+from gateway.config.planned import NOT_YET
+from gateway.config.planned import message as planned_message
+from gateway.errors import ConfigError
 from gateway.lock import GatewayLock
+from gateway.protocol.model import camel
 
 from .conftest import handshake, in_thread, open_raw
 from .servicefakes import fake_systemd, make_host
@@ -444,9 +455,7 @@ async def test_reload_messages_say_what_happened(tmp_path: Path) -> None:
         assert "smart-agent-neo gateway call restart" in result.stdout
         text = await proc.wait_for("hot mode ignoring (gateway.port)")
         # a hot key next: applied, and only it is named
-        write_config(
-            tmp_path, {"port": other, "reload": reload, "ws": {"tickIntervalMs": 4321}}
-        )
+        write_config(tmp_path, {"port": other, "reload": reload, "ws": {"tickIntervalMs": 4321}})
         text = await proc.wait_for("config hot reload applied (gateway.ws.tickIntervalMs)")
         ignoring = text.index("hot mode ignoring (gateway.port)")
         assert "hot reload applied" not in text[ignoring : text.index("tickIntervalMs)")]
@@ -566,3 +575,165 @@ def test_timeouts_take_a_unit_and_name_their_bare_unit(tmp_path: Path) -> None:
     suffixed = run_cli(tmp_path, "health", "--timeout", "2s", SMART_AGENT_NEO_GATEWAY_PORT=port)
     assert suffixed.returncode == 1  # parsed; the gateway is just not there
     assert "gateway connect failed" in suffixed.stderr
+
+
+# -- 12. keys of the runbooks that are not implemented yet --------------------------------------
+
+
+def test_runbook_keys_not_implemented_yet_say_so(tmp_path: Path) -> None:
+    """A key the runbooks use but this gateway lacks: "not supported yet", not "unknown"."""
+    config = write_config(tmp_path, {"tailscale": {"mode": "off"}, "prot": 1})
+    document = json.loads(config.read_text())
+    document["discovery"] = {"enabled": False}
+    config.write_text(json.dumps(document))
+    result = run_cli(tmp_path, "config", "validate")
+    assert result.returncode == 78
+    assert "discovery: not supported yet (gateway discovery); remove it for now" in result.stderr
+    assert "gateway.tailscale: not supported yet (Tailscale exposure)" in result.stderr
+    assert 'gateway.prot: unknown key (did you mean "port"?)' in result.stderr  # still unknown
+    started = run_cli(tmp_path, "gateway")
+    assert started.returncode == 78
+    assert "discovery: not supported yet" in started.stderr
+
+
+def test_every_key_of_the_table_gets_not_supported_yet() -> None:
+    for path in NOT_YET:
+        document: dict[str, Any] = {}
+        node = document
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = {}
+        with pytest.raises(ConfigError) as refused:
+            parse(json.dumps(document), {})
+        assert refused.value.problems == [planned_message(path, NOT_YET[path])], path
+
+
+def _model_has(path: str) -> bool:
+    """Does the config model define the key at ``path`` (dotted camelCase)?"""
+    node: Any = Config
+    for part in path.split("."):
+        if not attrs.has(node):
+            return False
+        fields = {camel(f.name): f for f in attrs.fields(node)}
+        if part not in fields:
+            return False
+        hints = typing.get_type_hints(node)
+        node = hints[fields[part].name]
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        if args and not attrs.has(node):
+            node = args[0]
+    return True
+
+
+def test_a_key_is_either_implemented_or_not_yet_never_both() -> None:
+    """Whoever implements a key removes it from config/planned.py's table."""
+    assert [path for path in NOT_YET if _model_has(path)] == []
+    assert _model_has("gateway.auth.rateLimit")  # the walk itself works
+
+
+# -- the bench and the gateway from a source checkout --------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+NOT_INSTALLED = """\
+import sys
+# as if this package were not installed: drop the editable install's import hooks
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")
+                    and not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path_hooks[:] = [h for h in sys.path_hooks
+                     if not getattr(h, "__module__", "").startswith("__editable__")]
+sys.path_importer_cache.clear()
+"""
+
+
+def source_env(home: Path, tree: Path) -> dict[str, str]:
+    """PYTHONPATH at a source tree, with the installed (editable) package hidden."""
+    hooks = home / "not-installed"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "sitecustomize.py").write_text(NOT_INSTALLED)
+    return cli_env(home, PYTHONPATH=f"{hooks}:{tree}")
+
+
+def test_the_bench_runs_from_a_source_checkout(tmp_path: Path) -> None:
+    """`PYTHONPATH=. python -m bench`: there is no `gateway.schemas` package then; every
+    connection used to be dropped (1006)."""
+    env = source_env(tmp_path, REPO)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('gateway.schemas'))"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "None"  # really not installed
+    out = tmp_path / "results"
+    bench = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--only", "rpc", "--json", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    (report,) = out.glob("*.json")
+    rows = json.loads(report.read_text())["measurements"]
+    assert rows
+    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
+
+
+def test_a_gateway_without_its_schemas_does_not_start(tmp_path: Path) -> None:
+    tree = tmp_path / "checkout"
+    shutil.copytree(
+        REPO / "gateway", tree / "gateway", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "gateway", "--allow-unconfigured", "--port", "0"],
+        env=source_env(tmp_path, tree), capture_output=True, text=True, timeout=60,
+        check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Gateway failed to start: cannot load the protocol schemas" in result.stderr
+    assert "listening on" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# -- spinners on a terminal, nothing on a pipe ----------------------------------------------------
+
+
+def run_on_a_terminal(home: Path, *args: str, **env: str) -> str:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; everything it wrote."""
+    main_fd, child_fd = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            env={**cli_env(home, **env), "TERM": "xterm"},
+            stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
+        )  # fmt: skip
+        os.close(child_fd)
+        child_fd = -1
+        data = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            data += chunk
+        process.wait(timeout=60)
+    finally:
+        os.close(main_fd)
+        if child_fd >= 0:
+            os.close(child_fd)
+    return data.decode(errors="replace")
+
+
+def test_slow_commands_show_a_spinner_on_a_terminal_only(tmp_path: Path) -> None:
+    port = str(free_port())
+    cases = [
+        (["status"], "probing the gateway"),
+        (["gateway", "status"], "probing the gateway"),
+        (["doctor"], "Checking config, service and ports"),
+        (["health"], "Calling the gateway"),
+        (["gateway", "install", "--dry-run", "--allow-unconfigured"], "waiting for the service"),
+    ]
+    for args, spinner in cases:
+        on_terminal = run_on_a_terminal(tmp_path, *args, SMART_AGENT_NEO_GATEWAY_PORT=port)
+        assert spinner in on_terminal, (args, on_terminal)
+        piped = run_cli(tmp_path, *args, SMART_AGENT_NEO_GATEWAY_PORT=port)
+        assert spinner not in piped.stdout + piped.stderr, args
+        assert "\x1b[?25l" not in piped.stdout + piped.stderr  # no cursor games either

@@ -19,6 +19,7 @@ from rich.console import Console, RenderableType
 from ..config.paths import Paths
 from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
+from .progress import working
 from .render import HealthReport
 
 T = TypeVar("T")
@@ -47,7 +48,8 @@ def _run(
     """Run ``action`` against the target; on failure print the error block and return code 1."""
     target = _target(args, paths)
     try:
-        result = trio.run(_with_client, target, args.timeout, action)
+        with working(err, f"Calling the gateway at {target.url}..."):
+            result = trio.run(_with_client, target, args.timeout, action)
     except GatewayRpcError as exc:
         err.print(f"{exc.code}: {exc.message}", markup=False)
         if exc.details is not None:

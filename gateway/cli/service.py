@@ -24,6 +24,7 @@ from ..service.host import Host
 from ..service.identity import Scope
 from ..service.runner import SystemRunner
 from .control_view import ActionReport, ErrorReport, action_json, dry_run_json
+from .progress import working
 
 
 def host_for(args: argparse.Namespace) -> Host:
@@ -48,7 +49,8 @@ def _perform(
     call: Callable[[Host], ActionResult],
 ) -> int:
     try:
-        result = call(host_for(args))
+        with working(err, f"gateway {action}: waiting for the service manager..."):
+            result = call(host_for(args))
     except GatewayError as exc:
         hints = exc.hints if isinstance(exc, ServiceError) else []
         message = exc.message if isinstance(exc, ServiceError) else str(exc)
