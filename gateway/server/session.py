@@ -30,6 +30,7 @@ from ..agent.keys import MAIN_KEY
 from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
 from ..errors import GatewayError, InvalidRequest, Unavailable
 from ..events import Peer
+from ..origins import OriginRequest
 from ..outbox import Outbox, SendFn
 from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
@@ -59,6 +60,7 @@ from ..protocol.system import ChallengePayload, PresenceEntry
 from ..rpc import dispatch
 from ..rpc.registry import CallContext, methods
 from ..runtime import Runtime
+from . import origin_gate
 
 log = logging.getLogger("gateway.ws")
 
@@ -93,11 +95,18 @@ async def run_session(
     first = await receive()
     if first["type"] != "websocket.connect":
         return
+    client = scope.get("client")
+    remote_ip = str(client[0]) if client else None
+    origin = OriginRequest.from_headers(scope.get("headers", []), remote_ip)
+    verdict = origin_gate.check(rt.settings, origin)
+    if not verdict.allowed:  # a browser page on a foreign origin: 403, never a 101
+        observe.origin_refused(rt, remote_ip, origin.origin, verdict.reason, "upgrade")
+        await origin_gate.refuse_upgrade(send)
+        return
     await send({"type": "websocket.accept"})
     ws = rt.settings.config.gateway.ws
-    client = scope.get("client")
-    peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=client[0] if client else None)
-    session = _Session(rt, peer, receive, send)
+    peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=remote_ip)
+    session = _Session(rt, peer, receive, send, origin)
     async with trio.open_nursery() as nursery:
 
         async def write() -> None:
@@ -148,9 +157,12 @@ async def run_session(
 
 
 class _Session:
-    def __init__(self, rt: Runtime, peer: Peer, receive: Receive, send: SendFn) -> None:
+    def __init__(
+        self, rt: Runtime, peer: Peer, receive: Receive, send: SendFn, origin: OriginRequest
+    ) -> None:
         self.rt = rt
         self.peer = peer
+        self.origin = origin
         self._receive = receive
         self._send = send
         self.nonce = str(uuid.uuid4())
@@ -258,6 +270,11 @@ class _Session:
 
     def _authenticate(self, params: ConnectParams) -> None:
         rt, ip = self.rt, self.peer.remote_ip
+        verdict = origin_gate.check(rt.settings, self.origin)  # again: config may have changed
+        if not verdict.allowed:
+            observe.origin_refused(rt, ip, self.origin.origin, verdict.reason, "connect")
+            raise origin_gate.connect_refusal(verdict)
+        ip = origin_gate.limiter_key(self.origin)  # browsers: per origin, never exempt
         now = rt.now_ms()
         wait_ms = rt.limiter.retry_after_ms(ip, now)
         if wait_ms is not None:
