@@ -22,12 +22,12 @@ from .config.settings import AuthSettings
 from .errors import RateLimited, Unauthorized
 from .fsutil import write_atomic
 from .protocol.handshake import ConnectAuth
-
-ADMIN = "operator.admin"
-READ = "operator.read"
-WRITE = "operator.write"
-APPROVALS = "operator.approvals"
-PAIRING = "operator.pairing"
+from .protocol.scopes import ADMIN as ADMIN
+from .protocol.scopes import APPROVALS as APPROVALS
+from .protocol.scopes import PAIRING as PAIRING
+from .protocol.scopes import READ as READ
+from .protocol.scopes import WRITE as WRITE
+from .protocol.scopes import scope_allows as scope_allows
 
 
 def load_or_create_token(path: Path) -> str:
@@ -124,13 +124,6 @@ def granted_scopes(role: str, requested: list[str] | None) -> list[str]:
     if not requested:
         return [ADMIN]
     return list(dict.fromkeys(requested))
-
-
-def scope_allows(granted: list[str], required: str) -> bool:
-    """Admin satisfies everything; write satisfies read; otherwise the exact scope."""
-    if ADMIN in granted or required in granted:
-        return True
-    return required == READ and WRITE in granted
 
 
 def rate_limited_error(retry_after_ms: int) -> RateLimited:

@@ -22,10 +22,12 @@ import trio
 
 from .presence import UNTRACKED_MODES
 from .protocol import events as ev
+from .protocol.codec import to_wire
 from .protocol.system import HeartbeatPayload
 
 if TYPE_CHECKING:
     from .events import Peer
+    from .protocol.handshake import ConnectParams
     from .runtime import Runtime
     from .server.http import SendFn
 
@@ -46,9 +48,12 @@ def _ms(started: float) -> float:
 # -- WebSocket connections ---------------------------------------------------------------------
 
 
-def connect_frame(peer: Peer, frame: dict[str, Any]) -> None:
-    """The raw ``connect`` request, at debug. Its ``auth`` block is masked by the pipeline."""
-    log_ws.debug("connect frame", extra={"connId": peer.conn_id, "frame": frame})
+def connect_frame(peer: Peer, params: ConnectParams) -> None:
+    """The ``connect`` request, at debug (built only then). Its ``auth`` block is masked by
+    the pipeline."""
+    if log_ws.isEnabledFor(logging.DEBUG):
+        frame = {"type": "req", "method": "connect", "params": to_wire(params)}
+        log_ws.debug("connect frame", extra={"connId": peer.conn_id, "frame": frame})
 
 
 def _ephemeral(mode: str | None) -> bool:

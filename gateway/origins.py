@@ -99,9 +99,7 @@ class OriginRequest:
 
     @property
     def local_direct(self) -> bool:
-        return (
-            _is_loopback(self.peer_ip) and not self.peer_is_trusted_proxy and not self.forwarded
-        )
+        return _is_loopback(self.peer_ip) and not self.peer_is_trusted_proxy and not self.forwarded
 
 
 @attrs.frozen
@@ -166,10 +164,14 @@ def check_origin(request: OriginRequest, policy: OriginPolicy) -> OriginVerdict:
         if request.forwarded_proto.lower() != parsed.scheme:
             return OriginVerdict(False, "forwarded scheme does not match the origin")
     allowed = {entry.strip().lower().rstrip("/") for entry in policy.allowed_origins}
-    if "*" in allowed or {
-        parsed.serialize(with_default_port=True),
-        parsed.serialize(with_default_port=False),
-    } & allowed:
+    if (
+        "*" in allowed
+        or {
+            parsed.serialize(with_default_port=True),
+            parsed.serialize(with_default_port=False),
+        }
+        & allowed
+    ):
         return OriginVerdict(True, "allowlist")
     if policy.host_header_fallback:
         host = request.forwarded_host if request.peer_is_trusted_proxy else None

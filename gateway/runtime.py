@@ -12,6 +12,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -29,6 +30,11 @@ from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
+
+if TYPE_CHECKING:
+    from .errors import GatewayError
+    from .protocol.upgrade import Upgrade
+    from .server.admission import ConnectAttempt
 
 MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
@@ -75,6 +81,14 @@ class Runtime:
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     process: ProcessState = attrs.field(factory=ProcessState)
     restart_requested: bool = False
+    # Admission hooks (server/admission.py): checks before the WebSocket upgrade, and the
+    # chain that decides a `connect` (serve() installs the shared-secret checks).
+    upgrade_checks: list[Callable[[Runtime, Upgrade], GatewayError | None]] = attrs.field(
+        factory=list
+    )
+    connect_checks: list[Callable[[Runtime, ConnectAttempt], Awaitable[None]]] = attrs.field(
+        factory=list
+    )
     inflight_requests: int = 0
     _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
     # Agent runs, sessions and providers (gateway/agent/); runs live in `nursery`.

@@ -295,3 +295,32 @@ def test_non_loopback_bind_needs_allowed_origins(tmp_path: Path) -> None:
     settings(with_ui(allowed_origins=["https://ui.example.com"]))
     settings(with_ui(enabled=False))
     settings(with_ui(dangerously_allow_host_header_origin_fallback=True))
+
+
+async def test_browser_auth_failures_are_limited_per_origin_even_on_loopback(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """A hostile page runs on the user's own machine: its guesses get no loopback exemption,
+    and its lockout is its own (the CLI on the same address is not locked out)."""
+    config = Config(
+        gateway=Gateway(
+            control_ui=ControlUi(allowed_origins=["https://ui.example.com"]),
+            auth=attrs.evolve(
+                Gateway().auth, rate_limit=attrs.evolve(Gateway().auth.rate_limit, max_attempts=2)
+            ),
+        )
+    )
+    running = await start_gateway(make_settings(tmp_path, config=config))
+
+    def codes(origin: str | None, token: str, times: int) -> list[str]:
+        found = []
+        for _ in range(times):
+            with open_raw(running.url, origin=origin) as ws:
+                res = handshake(ws, token=token)
+                found.append(res["error"]["details"]["code"] if not res["ok"] else "ok")
+        return found
+
+    browser = await in_thread(codes, "https://ui.example.com", "wrong", 3)
+    cli = await in_thread(codes, None, "wrong", 3)
+    assert browser == ["AUTH_TOKEN_MISMATCH", "AUTH_TOKEN_MISMATCH", "AUTH_RATE_LIMITED"]
+    assert cli == ["AUTH_TOKEN_MISMATCH"] * 3  # loopback CLI: exempt, and not the page's bucket

@@ -121,7 +121,7 @@ async def test_post_handshake_frame_within_max_payload_is_served(
     await in_thread(client)
 
 
-@pytest.mark.parametrize("garbage", ["{not json", "", "]]", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("garbage", ["{not json", b"\xff\xfe\x00"])
 async def test_post_handshake_non_json_is_ignored(gateway: Running, garbage: str | bytes) -> None:
     """Section 2.4: post-handshake non-JSON is ignored -- no res, connection stays open."""
 
@@ -136,20 +136,9 @@ async def test_post_handshake_non_json_is_ignored(gateway: Running, garbage: str
 
 @pytest.mark.parametrize(
     ("frame", "expected_id"),
-    [
-        ({"type": "event", "id": "ev-1", "event": "x"}, "ev-1"),
-        ({"type": "res", "id": "res-1", "ok": True}, "res-1"),
+    [  # the whole matrix: test_connection.py
         ({"type": "req", "id": "no-method"}, "no-method"),
-        ({"type": "req", "id": "empty-method", "method": ""}, "empty-method"),
-        ({"type": "req", "id": "num-method", "method": 5}, "num-method"),
-        ({"type": "req", "id": "tp", "method": "health", "traceparent": "t" * 129}, "tp"),
-        ({"type": "req", "method": "health"}, "invalid"),
-        ({"type": "req", "id": "", "method": "health"}, "invalid"),
-        ({"type": "req", "id": 12, "method": "health"}, "invalid"),
-        ({"id": "no-type", "method": "health"}, "no-type"),
         ([1, 2], "invalid"),
-        ("req", "invalid"),
-        (None, "invalid"),
     ],
 )
 async def test_post_handshake_invalid_frame(

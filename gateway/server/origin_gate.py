@@ -1,13 +1,13 @@
-"""The origin policy at the server's edges: the WebSocket upgrade (403 before the 101) and
-``connect`` (checked again, refused as ``CONTROL_UI_ORIGIN_NOT_ALLOWED``). The decision itself
-is :mod:`gateway.origins` (pure); this module only feeds it the settings and the request."""
+"""The origin policy at the server's edges, as admission checks (``server/admission.py``):
+before the WebSocket upgrade (403, never a 101) and again inside ``connect`` (refused as
+``CONTROL_UI_ORIGIN_NOT_ALLOWED``, close 1008). The decision itself is :mod:`gateway.origins`
+(pure); this module feeds it the settings and the upgrade request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from .. import observe
 from ..config.settings import Settings
-from ..errors import InvalidRequest
+from ..errors import Forbidden, GatewayError, InvalidRequest
 from ..origins import (
     CONNECT_MESSAGE,
     DETAIL_CODE,
@@ -17,9 +17,9 @@ from ..origins import (
     OriginVerdict,
     check_origin,
 )
-from .http import SendFn
-
-Headers = Iterable[tuple[bytes, bytes]]
+from ..protocol.upgrade import Upgrade
+from ..runtime import Runtime
+from .admission import ConnectAttempt
 
 
 def policy(settings: Settings) -> OriginPolicy:
@@ -30,36 +30,28 @@ def policy(settings: Settings) -> OriginPolicy:
     )
 
 
-def check(settings: Settings, request: OriginRequest) -> OriginVerdict:
-    return check_origin(request, policy(settings))
+def request_of(upgrade: Upgrade) -> OriginRequest:
+    return OriginRequest.from_headers(upgrade.headers, upgrade.client_ip)
 
 
-def connect_refusal(verdict: OriginVerdict) -> InvalidRequest:
-    """What ``connect`` answers a browser whose origin is not allowed (then close 1008)."""
-    return InvalidRequest(
-        CONNECT_MESSAGE, details={"code": DETAIL_CODE, "reason": verdict.reason}
-    )
+def verdict(settings: Settings, upgrade: Upgrade) -> OriginVerdict:
+    return check_origin(request_of(upgrade), policy(settings))
 
 
-def limiter_key(request: OriginRequest) -> str | None:
-    """Failed-auth bucket: per IP, and for browsers per IP and origin -- never loopback-exempt,
-    since a hostile page runs on the user's own machine (CONTROL-UI.md 3)."""
-    if request.is_browser:
-        return f"{request.peer_ip or '?'} origin {request.origin}"
-    return request.peer_ip
+def upgrade_check(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
+    """Before the 101: a browser page on an origin that may not drive the gateway gets 403."""
+    found = verdict(rt.settings, upgrade)
+    if found.allowed:
+        return None
+    observe.origin_refused(rt, upgrade.client_ip, upgrade.origin, found.reason, "upgrade")
+    return Forbidden(NOT_ALLOWED, details={"code": DETAIL_CODE, "reason": found.reason})
 
 
-async def refuse_upgrade(send: SendFn) -> None:
-    """Answer the upgrade request with 403 instead of 101 (ASGI websocket denial response)."""
-    body = NOT_ALLOWED.encode()
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "websocket.http.response.body", "body": body})
+async def connect_check(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """Inside ``connect``, before the secret is looked at: the same policy again (the
+    allowlist may have been reloaded since the upgrade)."""
+    found = verdict(rt.settings, attempt.upgrade)
+    if found.allowed:
+        return
+    observe.origin_refused(rt, attempt.ip, attempt.upgrade.origin, found.reason, "connect")
+    raise InvalidRequest(CONNECT_MESSAGE, details={"code": DETAIL_CODE, "reason": found.reason})
