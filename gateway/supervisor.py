@@ -192,9 +192,10 @@ async def watch_signals(
                 lc.request_stop()
                 continue
             if not lc.settings.config.commands.restart:
+                restart = lc.settings.paths.cli("gateway call restart")
                 log.warning(
                     "SIGUSR1 restart ignored (not authorized; enable commands.restart "
-                    "or use `smart-agent-neo gateway call restart`)"
+                    f"or use `{restart}`)"
                 )
                 continue
             log.info("received SIGUSR1; restarting")

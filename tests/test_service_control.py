@@ -267,14 +267,25 @@ def test_control_when_not_installed(tmp_path: Path) -> None:
     assert stopped.result == "not-installed"
     assert stopped.warnings == []
     lock = GatewayLock.acquire(paths, port=1)  # a foreground gateway of this profile
+    pid = os.getpid()
     try:
-        warnings = control.control(host, paths, "stop").warnings
+        errors = {}
+        for action in ("stop", "restart", "start"):
+            with pytest.raises(ServiceError) as refused:
+                control.control(host, paths, action)
+            errors[action] = refused.value
     finally:
         lock.release()
-    assert warnings == [
-        f"a gateway of this profile runs outside the service manager (pid {os.getpid()}); "
-        f"stop it with Ctrl-C in its terminal or: kill -TERM {os.getpid()}"
+    assert errors["stop"].message.startswith(
+        f"the gateway of this profile runs in the foreground (pid {pid}), not under the "
+        "service manager"
+    )
+    assert errors["stop"].hints == [f"stop it with Ctrl-C in its terminal, or: kill -TERM {pid}"]
+    assert errors["restart"].hints == [
+        f"restart it in place (same pid): kill -USR1 {pid}",
+        "or: smart-agent-neo gateway call restart",
     ]
+    assert "already running" in errors["start"].hints[0]
     with pytest.raises(ServiceError, match="not installed") as caught:
         control.control(host, paths, "start")
     assert caught.value.hints == ["install it first: smart-agent-neo gateway install"]

@@ -139,7 +139,7 @@ async def test_force_never_kills_a_foreign_listener(tmp_path: Path) -> None:
         result = await trio.to_thread.run_sync(
             lambda: run_cli(tmp_path, "gateway", "--force", "--port", str(port))
         )
-        assert result.returncode != 0
+        assert result.returncode == 75  # as without --force: not ours, worth a retry later
         assert f"port {port} is held by pid {squatter.pid}" in result.stderr
         assert "not a smart-agent-neo gateway; not stopping it" in result.stderr
         assert squatter.poll() is None  # still running

@@ -17,7 +17,7 @@ from gateway_client import GatewayClient, GatewayClientError, GatewayRpcError, o
 from rich.console import Console, RenderableType
 
 from ..config.paths import Paths
-from ..config.target import Target, resolve_target
+from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
 from .render import HealthReport
 
@@ -55,9 +55,8 @@ def _run(
         return None, target, 1
     except GatewayClientError as exc:
         err.print(str(exc), markup=False)
-        err.print(f"Gateway target: {target.url}", markup=False)
-        err.print(f"Source: {target.source}", markup=False)
-        err.print(f"Config: {paths.config_path}", markup=False)
+        for line in where_we_looked(target, paths):
+            err.print(line, markup=False)
         return None, target, 1
     return result, target, 0
 

@@ -29,7 +29,7 @@ from .control_view import ActionReport, ErrorReport, action_json, dry_run_json
 def host_for(args: argparse.Namespace) -> Host:
     """The injected host (tests) or this machine; ``--dry-run`` swaps in a recording runner."""
     dry_run = bool(getattr(args, "dry_run", False))
-    host: Host | None = getattr(args, "host", None)
+    host: Host | None = getattr(args, "machine", None)
     if host is None:
         return Host.current(dry_run=dry_run)
     return attrs.evolve(host, runner=SystemRunner(dry_run=True)) if dry_run else host
@@ -41,6 +41,7 @@ def _scope(args: argparse.Namespace) -> Scope:
 
 def _perform(
     args: argparse.Namespace,
+    paths: Paths,
     out: Console,
     err: Console,
     action: str,
@@ -70,7 +71,7 @@ def _perform(
         )
         print(json.dumps(payload, indent=2))
     else:
-        out.print(ActionReport(result))
+        out.print(ActionReport(result, paths.profile))
     return 0
 
 
@@ -79,12 +80,13 @@ def install_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
         options = control.install_options(host, args.port, args.allow_unconfigured)
         return control.install(host, paths, scope=_scope(args), options=options, force=args.force)
 
-    return _perform(args, out, err, "install", call)
+    return _perform(args, paths, out, err, "install", call)
 
 
 def uninstall_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     return _perform(
         args,
+        paths,
         out,
         err,
         "uninstall",
@@ -96,6 +98,7 @@ def control_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
     action: str = args.gateway_command
     return _perform(
         args,
+        paths,
         out,
         err,
         action,

@@ -16,7 +16,7 @@ import attrs
 from ..errors import StartupError
 from .load import Loaded
 from .model import Config
-from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, Paths, profile_default_port
+from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, Paths, cli_command, profile_default_port
 
 SecretSource = Literal["flag", "env", "config", "generated", "none"]
 BIND_MODES = ("loopback", "lan", "auto", "custom")
@@ -76,13 +76,14 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_mode(loaded: Loaded, allow_unconfigured: bool) -> None:
-    """The runbook's start guard: refuse unless ``gateway.mode`` is local."""
+def check_mode(loaded: Loaded, allow_unconfigured: bool, profile: str | None = None) -> None:
+    """The runbook's start guard: refuse unless ``gateway.mode`` is local. ``profile``
+    makes the suggested ``setup`` command the one for this profile."""
     if allow_unconfigured:
         return
     if not loaded.exists:
         raise StartupError(
-            "Missing config. Run `smart-agent-neo setup` or set gateway.mode=local "
+            f"Missing config. Run `{cli_command(profile, 'setup')}` or set gateway.mode=local "
             "(or pass --allow-unconfigured)."
         )
     mode = loaded.config.gateway.mode
@@ -115,22 +116,38 @@ def resolve(
     return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists)
 
 
+def check_port_flag(port: int | None) -> int | None:
+    """``--port``: the config's range, plus 0 for "any free port" (tests, throw-away runs)."""
+    if port is not None and not 0 <= port <= 65535:
+        raise StartupError(
+            f"Invalid port: expected an integer 1-65535 (or 0: any free port), got {port}"
+        )
+    return port
+
+
+def env_port(env: Mapping[str, str]) -> int | None:
+    """``SMART_AGENT_NEO_GATEWAY_PORT``; an invalid value is an error for every command."""
+    raw = env.get(ENV_PORT)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise StartupError(f'{ENV_PORT}: expected an integer 1-65535, got "{raw}"')
+    return value
+
+
 def _resolve_port(
     overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int
 ) -> int:
-    if overrides.port is not None:
-        if not 0 <= overrides.port <= 65535:
-            raise StartupError(f"Invalid port: expected an integer 0-65535, got {overrides.port}")
-        return overrides.port
-    raw = env.get(ENV_PORT)
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = -1
-        if not 1 <= value <= 65535:
-            raise StartupError(f'{ENV_PORT}: expected an integer 1-65535, got "{raw}"')
-        return value
+    flag = check_port_flag(overrides.port)
+    if flag is not None:
+        return flag
+    from_env = env_port(env)
+    if from_env is not None:
+        return from_env
     return profile_default_port(paths.profile) or configured
 
 
