@@ -41,6 +41,8 @@ class Peer:
     client_mode: str | None = None
     caps: frozenset[str] = frozenset()
     presence_key: str | None = None
+    device_id: str | None = None  # a verified device identity (connect.device)
+    auth_method: str | None = None  # "token" | "password" | "none" | "device-token"
 
     @property
     def role(self) -> str:

@@ -23,9 +23,12 @@ from .agent.heartbeat import heartbeat_view
 from .agent.service import AgentService
 from .auth import RateLimiter
 from .config.settings import Settings
+from .devices.service import DeviceService
 from .events import Hub
 from .health import AgentInfo, HealthCache, build_health
 from .metrics import Metrics
+from .nodes.policy import CommandPolicy
+from .nodes.service import NodeService
 from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
@@ -95,12 +98,23 @@ class Runtime:
     agents: AgentService = attrs.field(init=False)
     # Prometheus counters (GET /metrics); serve() passes ProcessState's so restarts keep them.
     metrics: Metrics = attrs.field(factory=Metrics)
+    # Device pairing and tokens (gateway/devices/); nodes, their pairing and the relay
+    # (gateway/nodes/). Both load their stores from the state dir here.
+    devices: DeviceService = attrs.field(init=False)
+    nodes: NodeService = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
         self.metrics.bind(self)
         self.agents = AgentService(self)
         self.drain_hooks.append(self.agents.drain)
+        state_dir = self.settings.paths.state_dir
+        self.devices = DeviceService(state_dir, self.hub, self.now_ms)
+        self.nodes = NodeService(state_dir, self.hub, self.now_ms, self.command_policy)
+
+    def command_policy(self) -> CommandPolicy:
+        nodes = self.settings.config.gateway.nodes
+        return CommandPolicy.of(nodes.allow_commands, nodes.deny_commands)
 
     # -- time ------------------------------------------------------------------------------
 

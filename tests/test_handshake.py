@@ -116,11 +116,14 @@ class RawClient:
     :meth:`flush` is called, so a test can watch what the server does before it arrives.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         uri = parse_uri(url)
         self.sock = socket.create_connection((uri.host, uri.port), timeout=5)
         self.protocol = ClientProtocol(uri)
-        self.protocol.send_request(self.protocol.connect())
+        upgrade = self.protocol.connect()
+        for name, value in (headers or {}).items():
+            upgrade.headers[name] = value
+        self.protocol.send_request(upgrade)
         self.flush()
         self.frames: deque[Frame] = deque()
         while self.protocol.state is State.CONNECTING:

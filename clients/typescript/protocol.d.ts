@@ -288,6 +288,14 @@ export interface ContentBlock {
   omitted?: boolean | null;
 }
 
+export interface DeviceIdParams {
+  deviceId: string;
+}
+
+export interface DeviceIdResult {
+  deviceId: string;
+}
+
 export interface DeviceIdentity {
   id: string;
   publicKey: string;
@@ -295,6 +303,63 @@ export interface DeviceIdentity {
   signedAt: number;
   nonce?: string | null;
   [extra: string]: unknown;
+}
+
+export interface DevicePairApproveResult {
+  requestId: string;
+  device: PairedDeviceInfo;
+}
+
+export interface DevicePairListResult {
+  pending: Array<PendingDeviceRequest>;
+  paired: Array<PairedDeviceInfo>;
+}
+
+export interface DevicePairRejectResult {
+  requestId: string;
+  deviceId: string;
+}
+
+export interface DevicePairResolvedPayload {
+  requestId: string;
+  deviceId: string;
+  decision: "approved" | "rejected" | "removed" | "expired";
+  ts: number;
+}
+
+export interface DeviceTokenRevokeParams {
+  deviceId: string;
+  role: string;
+}
+
+export interface DeviceTokenRevokeResult {
+  deviceId: string;
+  role: string;
+  revokedAtMs: number;
+}
+
+export interface DeviceTokenRotateParams {
+  deviceId: string;
+  role: string;
+  scopes?: Array<string> | null;
+}
+
+export interface DeviceTokenRotateResult {
+  deviceId: string;
+  role: string;
+  scopes: Array<string>;
+  rotatedAtMs: number;
+  tokenDelivery: "in-band" | "withheld-cross-device";
+  token?: string | null;
+}
+
+export interface DeviceTokenSummary {
+  role: string;
+  scopes: Array<string>;
+  createdAtMs: number;
+  rotatedAtMs?: number | null;
+  revokedAtMs?: number | null;
+  lastUsedAtMs?: number | null;
 }
 
 export interface EmptyParams {
@@ -390,6 +455,8 @@ export interface HeartbeatStatus {
 export interface HelloAuth {
   role: string;
   scopes: Array<string>;
+  deviceToken?: string | null;
+  issuedAtMs?: number | null;
 }
 
 export interface HelloOk {
@@ -430,8 +497,299 @@ export interface LogsTailResult {
   reset: boolean;
 }
 
+export interface NodeDescription {
+  nodeId: string;
+  caps: Array<string>;
+  commands: Array<string>;
+  paired: boolean;
+  connected: boolean;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  remoteIp?: string | null;
+  permissions?: Record<string, boolean> | null;
+  pathEnv?: string | null;
+  connectedAtMs?: number | null;
+  approvedAtMs?: number | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  declaredCommands?: Array<string> | null;
+  pendingRequestId?: string | null;
+  ts: number;
+}
+
+export interface NodeError {
+  code?: string | null;
+  message?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeEventParams {
+  event: string;
+  payload?: unknown;
+  payloadJSON?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeEventResult {
+  ok: boolean;
+  event: string;
+  handled: boolean;
+}
+
+export interface NodeIdParams {
+  nodeId: string;
+}
+
+export interface NodeIdResult {
+  nodeId: string;
+}
+
+/** A node as operators see it: paired (even offline) or connected (even unpaired). */
+export interface NodeInfo {
+  nodeId: string;
+  caps: Array<string>;
+  commands: Array<string>;
+  paired: boolean;
+  connected: boolean;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  remoteIp?: string | null;
+  permissions?: Record<string, boolean> | null;
+  pathEnv?: string | null;
+  connectedAtMs?: number | null;
+  approvedAtMs?: number | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  declaredCommands?: Array<string> | null;
+  pendingRequestId?: string | null;
+}
+
+export interface NodeInvokeParams {
+  nodeId: string;
+  command: string;
+  idempotencyKey: string;
+  params?: unknown;
+  timeoutMs?: number | null;
+  [extra: string]: unknown;
+}
+
+/** Sent to one node only (no ``seq``): run ``command`` and answer with ``node.invoke.result``. */
+export interface NodeInvokeRequestPayload {
+  id: string;
+  nodeId: string;
+  command: string;
+  paramsJSON: string | null;
+  timeoutMs?: number | null;
+  idempotencyKey?: string | null;
+}
+
+export interface NodeInvokeResult {
+  ok: true;
+  nodeId: string;
+  command: string;
+  payload: unknown;
+  payloadJSON: string | null;
+}
+
+export interface NodeInvokeResultAck {
+  ok: boolean;
+  ignored?: boolean | null;
+}
+
+export interface NodeInvokeResultParams {
+  id: string;
+  nodeId: string;
+  ok: boolean;
+  payload?: unknown;
+  payloadJSON?: string | null;
+  error?: NodeError | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeListResult {
+  ts: number;
+  nodes: Array<NodeInfo>;
+}
+
+export interface NodePairApproveResult {
+  requestId: string;
+  node: PairedNode;
+}
+
+export interface NodePairListResult {
+  pending: Array<PendingNodeRequest>;
+  paired: Array<PairedNodeInfo>;
+}
+
+export interface NodePairRejectResult {
+  requestId: string;
+  nodeId: string;
+}
+
+export interface NodePairRequestParams {
+  nodeId: string;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
+}
+
+export interface NodePairRequestResult {
+  status: "pending";
+  request: PendingNodeRequest;
+  created: boolean;
+}
+
+export interface NodePairResolvedPayload {
+  requestId: string;
+  nodeId: string;
+  decision: "approved" | "rejected" | "removed" | "expired";
+  ts: number;
+}
+
+export interface NodePairVerifyParams {
+  nodeId: string;
+  token: string;
+}
+
+export interface NodePairVerifyResult {
+  ok: boolean;
+  node?: PairedNodeInfo | null;
+}
+
+export interface NodeRenameParams {
+  nodeId: string;
+  displayName: string;
+}
+
+export interface NodeRenameResult {
+  nodeId: string;
+  displayName: string;
+}
+
 export interface OkResult {
   ok: boolean;
+}
+
+/** A paired device as lists show it: token strings replaced by summaries. */
+export interface PairedDeviceInfo {
+  deviceId: string;
+  publicKey: string;
+  roles: Array<string>;
+  scopes: Array<string>;
+  createdAtMs: number;
+  approvedAtMs: number;
+  tokens: Array<DeviceTokenSummary>;
+  role?: string | null;
+  displayName?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  clientId?: string | null;
+  clientMode?: string | null;
+  remoteIp?: string | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  connected?: boolean | null;
+}
+
+/** The stored record; only ``node.pair.approve`` returns it with its token. */
+export interface PairedNode {
+  nodeId: string;
+  createdAtMs: number;
+  approvedAtMs: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  bins?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  lastConnectedAtMs?: number | null;
+  token: string;
+  [extra: string]: unknown;
+}
+
+/** A paired node without its token (lists, describe, verify). */
+export interface PairedNodeInfo {
+  nodeId: string;
+  createdAtMs: number;
+  approvedAtMs: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  bins?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  lastConnectedAtMs?: number | null;
+  [extra: string]: unknown;
+}
+
+export interface PendingDeviceRequest {
+  requestId: string;
+  deviceId: string;
+  publicKey: string;
+  role: string;
+  roles: Array<string>;
+  scopes: Array<string>;
+  isRepair: boolean;
+  ts: number;
+  reason?: "not-paired" | "role-upgrade" | "scope-upgrade" | "metadata-upgrade" | null;
+  displayName?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  clientId?: string | null;
+  clientMode?: string | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
+  [extra: string]: unknown;
+}
+
+export interface PendingNodeRequest {
+  requestId: string;
+  nodeId: string;
+  isRepair: boolean;
+  ts: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
+  [extra: string]: unknown;
 }
 
 export interface Policy {
@@ -476,6 +834,10 @@ export interface RequestFrame {
   params?: unknown;
   traceparent?: string | null;
   [extra: string]: unknown;
+}
+
+export interface RequestIdParams {
+  requestId: string;
 }
 
 export interface ResponseFrame {
@@ -654,9 +1016,27 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
+  "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
+  "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
+  "device.pair.remove": { params: DeviceIdParams; result: DeviceIdResult };
+  "device.token.revoke": { params: DeviceTokenRevokeParams; result: DeviceTokenRevokeResult };
+  "device.token.rotate": { params: DeviceTokenRotateParams; result: DeviceTokenRotateResult };
   "health": { params: HealthParams; result: HealthSummary };
   "last-heartbeat": { params: EmptyParams; result: unknown };
   "logs.tail": { params: LogsTailParams; result: LogsTailResult };
+  "node.describe": { params: NodeIdParams; result: NodeDescription };
+  "node.event": { params: NodeEventParams; result: NodeEventResult };
+  "node.invoke": { params: NodeInvokeParams; result: NodeInvokeResult };
+  "node.invoke.result": { params: NodeInvokeResultParams; result: NodeInvokeResultAck };
+  "node.list": { params: EmptyParams; result: NodeListResult };
+  "node.pair.approve": { params: RequestIdParams; result: NodePairApproveResult };
+  "node.pair.list": { params: EmptyParams; result: NodePairListResult };
+  "node.pair.reject": { params: RequestIdParams; result: NodePairRejectResult };
+  "node.pair.remove": { params: NodeIdParams; result: NodeIdResult };
+  "node.pair.request": { params: NodePairRequestParams; result: NodePairRequestResult };
+  "node.pair.verify": { params: NodePairVerifyParams; result: NodePairVerifyResult };
+  "node.rename": { params: NodeRenameParams; result: NodeRenameResult };
   "restart": { params: RestartParams; result: RestartResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
@@ -669,8 +1049,13 @@ export interface GatewayEvents {
   "agent": AgentEventPayload;
   "chat": ChatEventPayload;
   "connect.challenge": ChallengePayload;
+  "device.pair.requested": PendingDeviceRequest;
+  "device.pair.resolved": DevicePairResolvedPayload;
   "health": HealthSummary;
   "heartbeat": HeartbeatPayload;
+  "node.invoke.request": NodeInvokeRequestPayload;
+  "node.pair.requested": PendingNodeRequest;
+  "node.pair.resolved": NodePairResolvedPayload;
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;

@@ -158,6 +158,15 @@ class ControlUi:
 
 
 @attrs.frozen
+class Nodes:
+    """Node command policy: exact command names added to / removed from the platform
+    defaults (CONTROL-UI.md section 8). Deny wins."""
+
+    allow_commands: list[str] = attrs.field(factory=list)
+    deny_commands: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
     port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
@@ -177,6 +186,7 @@ class Gateway:
     # /tools/invoke only: `deny` extends the built-in HTTP deny list, `allow` lifts entries off it
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
     control_ui: ControlUi = attrs.field(factory=ControlUi)
+    nodes: Nodes = attrs.field(factory=Nodes)
 
 
 @attrs.frozen

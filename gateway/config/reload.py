@@ -40,6 +40,7 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.drainTimeoutMs", "hot"),
     ("gateway.http", "hot"),
     ("gateway.tools", "hot"),
+    ("gateway.nodes", "hot"),
     ("gateway.metrics", "hot"),
     # read from the settings on every upgrade and connect
     ("gateway.controlUi.allowedOrigins", "hot"),

@@ -115,6 +115,11 @@ class Snapshot:
 class HelloAuth:
     role: str
     scopes: list[str]
+    device_token: str | None = attrs.field(
+        default=None,
+        metadata=schema(description="this device's token for this role; use it to reconnect"),
+    )
+    issued_at_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
 
 
 @closed

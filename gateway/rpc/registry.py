@@ -81,7 +81,10 @@ def methods() -> dict[str, Method]:
         from . import (  # noqa: F401  (registration side effect)
             agent,
             chat,
+            devices,
             logs,
+            node_pairing,
+            nodes,
             restart,
             system,
         )

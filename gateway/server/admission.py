@@ -11,8 +11,14 @@ session driver runs between the machine's ``Authenticate`` and ``accept``/``reje
   ``connect``; a check refuses by raising a ``GatewayError`` (its ``shape()`` is the ``res``
   error, its ``close_code``/``close_reason`` the close) and may narrow ``attempt.role`` /
   ``attempt.scopes`` or fill in what hello-ok says. serve() installs
-  :func:`default_connect_checks` (the failed-auth limiter, then the shared secret); an
-  origin check goes before them, a device-identity verifier after.
+  :func:`default_connect_checks`: the failed-auth limiter, the shared secret, the device
+  identity (``devices/connect.py``: proof, device-token sign-in, pairing, the token for
+  hello-ok), and last a fail-closed check that no deferred secret failure is left; an
+  origin check goes before them.
+
+A wrong or missing shared secret is refused at once -- unless the connect carries a device
+block, whose token may stand in for the secret: then the failure waits on
+``attempt.secret_failure`` for the device check to settle it.
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ import attrs
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.keys import MAIN_KEY
-from ..auth import check_secret, granted_scopes, rate_limited_error
+from ..auth import AuthFailure, check_secret, granted_scopes, rate_limited_error
+from ..devices import connect as device_connect
+from ..devices.identity import DeviceProof
 from ..errors import GatewayError
 from ..events import Peer
 from ..protocol import events as ev
 from ..protocol.codec import dumps, to_wire
+from ..protocol.devices import DeviceTokenRecord
 from ..protocol.frames import PROTOCOL_VERSION
 from ..protocol.handshake import (
     ConnectParams,
@@ -58,6 +67,11 @@ class ConnectAttempt:
     now_ms: int
     role: str
     scopes: list[str]
+    # a wrong/missing shared secret that a device token may still make good (check_device)
+    secret_failure: AuthFailure | None = None
+    auth_method: str | None = None  # token | password | none | device-token
+    device: DeviceProof | None = None  # the verified device identity
+    device_token: DeviceTokenRecord | None = None  # for hello-ok.auth.deviceToken
 
     @property
     def ip(self) -> str | None:
@@ -70,6 +84,14 @@ class ConnectAttempt:
         machine (CONTROL-UI.md 3)."""
         origin = self.upgrade.origin
         return f"{self.ip or '?'} origin {origin}" if origin else self.ip
+
+    def refuse_secret(self, rt: Runtime, failure: AuthFailure) -> GatewayError:
+        """Count a wrong secret toward the limiter, record it, and return the refusal."""
+        if failure.counts:
+            rt.limiter.record_failure(self.limiter_key, self.now_ms)
+        client = self.params.client.id
+        observe.auth_failed(rt, "ws", self.ip, failure.detail_code, client=client)
+        return failure.error()
 
 
 UpgradeCheck = Callable[[Runtime, Upgrade], GatewayError | None]
@@ -90,15 +112,64 @@ async def check_shared_secret(rt: Runtime, attempt: ConnectAttempt) -> None:
     params = attempt.params
     failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
     if failure is not None:
-        if failure.counts:
-            rt.limiter.record_failure(attempt.limiter_key, attempt.now_ms)
-        observe.auth_failed(rt, "ws", attempt.ip, failure.detail_code, client=params.client.id)
-        raise failure.error()
+        if params.device is not None:
+            attempt.secret_failure = failure  # check_device may accept the device token
+            return
+        raise attempt.refuse_secret(rt, failure)
     rt.limiter.record_success(attempt.limiter_key)
+    attempt.auth_method = rt.settings.auth.mode
+
+
+async def check_device(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """PROTOCOL.md 3.5 steps 5-7 and 11 for a connect with a ``device`` block."""
+    if attempt.params.device is None:
+        return
+    upgrade = attempt.upgrade
+    header_names = frozenset(name for name, _ in upgrade.headers)
+    facts = device_connect.ConnectFacts(
+        attempt.params,
+        attempt.nonce,
+        attempt.ip,
+        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+        browser_origin=upgrade.origin is not None,
+    )
+    failure = attempt.secret_failure
+    try:
+        grant = await device_connect.admit(
+            rt.devices, facts, failure, rt.settings.auth.mode, attempt.scopes
+        )
+    except GatewayError:
+        if failure is not None:  # the wrong secret counts, whatever else was wrong
+            attempt.refuse_secret(rt, failure)
+        raise
+    if failure is not None:
+        rt.limiter.record_success(attempt.limiter_key)
+    attempt.secret_failure = None
+    attempt.auth_method = grant.auth_method
+    attempt.scopes = grant.scopes
+    attempt.device = grant.proof
+    attempt.device_token = grant.token
+
+
+async def check_secret_settled(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """Fail closed: a secret failure nobody settled is refused here."""
+    if attempt.secret_failure is not None:
+        raise attempt.refuse_secret(rt, attempt.secret_failure)
 
 
 def default_connect_checks() -> list[ConnectCheck]:
-    return [check_rate_limit, check_shared_secret]
+    return [check_rate_limit, check_shared_secret, check_device, check_secret_settled]
+
+
+async def node_connected(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> None:
+    """A node was let in: register it with the relay and settle its node pairing."""
+    header_names = frozenset(name for name, _ in attempt.upgrade.headers)
+    await rt.nodes.connected(
+        peer,
+        attempt.params,
+        device_id=attempt.device.device_id if attempt.device else None,
+        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+    )
 
 
 def upgrade_refusal(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
@@ -151,10 +222,18 @@ def hello_ok(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> str:
             config_path=str(settings.paths.config_path),
             state_dir=str(settings.paths.state_dir),
         ),
-        auth=HelloAuth(attempt.role, attempt.scopes),
+        auth=_hello_auth(attempt),
         policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
     )
     return dumps(to_wire(hello))
+
+
+def _hello_auth(attempt: ConnectAttempt) -> HelloAuth:
+    token = attempt.device_token
+    if token is None:
+        return HelloAuth(attempt.role, attempt.scopes)
+    issued = token.rotated_at_ms or token.created_at_ms
+    return HelloAuth(attempt.role, attempt.scopes, token.token, issued)
 
 
 @functools.cache

@@ -146,6 +146,7 @@ class _Session:
         self.rules = self.machine.rules
         self.inflight: dict[str, trio.CancelScope] = {}
         self.authenticated = False
+        self.node = False  # registered with the node relay
 
     async def run(self) -> None:
         machine, ws = self.machine, self.ws
@@ -213,6 +214,8 @@ class _Session:
         peer.client_id = params.client.id
         peer.client_mode = params.client.mode
         peer.caps = frozenset(params.caps)
+        peer.device_id = attempt.device.device_id if attempt.device else None
+        peer.auth_method = attempt.auth_method
         tracked = params.client.mode not in UNTRACKED_MODES
         if tracked:
             device = params.device.id if params.device else None
@@ -229,6 +232,9 @@ class _Session:
         if tracked:
             rt.presence_changed()
         rt.kick_health()
+        if attempt.role == "node":  # after hello-ok is queued: invokes may follow at once
+            self.node = True
+            await admission.node_connected(rt, peer, attempt)
         return []
 
     def _presence_entry(self, params: ConnectParams, scopes: list[str]) -> PresenceEntry:
@@ -257,6 +263,8 @@ class _Session:
         if not self.authenticated:
             return
         rt.hub.remove(peer)
+        if self.node:
+            rt.nodes.disconnected(peer)
         if peer.presence_key is not None:
             rt.presence.mark_disconnected(peer.presence_key, rt.now_ms())
             rt.presence_changed()

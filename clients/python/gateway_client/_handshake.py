@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -13,6 +15,7 @@ from trio_websocket import WebSocketConnection
 
 from gateway.protocol.frames import PROTOCOL_VERSION, CloseCode
 
+from ._device import DeviceIdentity
 from ._errors import GatewayConnectError
 from ._transport import CLOSE_TIMEOUT, close_quietly, connect_failed, timed_out
 from ._wire import close_info, closed_before_hello, decode, encode
@@ -30,15 +33,24 @@ def connect_params(
     caps: list[str] | None,
     token: str | None,
     password: str | None,
+    device_token: str | None = None,
+    commands: list[str] | None = None,
+    permissions: dict[str, bool] | None = None,
+    path_env: str | None = None,
+    platform: str | None = None,
+    device_family: str | None = None,
 ) -> dict[str, Any]:
-    """``connect`` params as the reference CLI sends them (no device identity)."""
+    """``connect`` params as the reference clients send them (the device block, if any, is
+    added by :class:`ClientHandshake` once the challenge nonce is known)."""
     client: dict[str, Any] = {
         "id": client_id,
         "version": client_version,
-        "platform": sys.platform,
+        "platform": platform or sys.platform,
         "mode": client_mode,
         "instanceId": instance_id,
     }
+    if device_family:
+        client["deviceFamily"] = device_family
     if display_name:
         client["displayName"] = display_name
     params: dict[str, Any] = {
@@ -52,7 +64,17 @@ def connect_params(
     # explicit list, even an empty one, is the caller's choice and is sent as is.
     if scopes is not None:
         params["scopes"] = list(scopes)
-    auth = {k: v for k, v in (("token", token), ("password", password)) if v is not None}
+    if commands is not None:
+        params["commands"] = list(commands)
+    if permissions is not None:
+        params["permissions"] = dict(permissions)
+    if path_env is not None:
+        params["pathEnv"] = path_env
+    auth = {
+        k: v
+        for k, v in (("token", token), ("password", password), ("deviceToken", device_token))
+        if v is not None
+    }
     if auth:
         params["auth"] = auth
     return params
@@ -97,11 +119,22 @@ class ClientHandshake:
 
     Feed it every message the gateway sends; it answers the challenge with ``connect`` and
     tells how the handshake ended. Frames that are not JSON objects, and events other than
-    the challenge, are skipped (the reference client's guards drop them too).
+    the challenge, are skipped (the reference client's guards drop them too). With a
+    ``device``, ``connect`` carries a ``device`` block signed over the challenge nonce
+    (payload v3, ``signedAt`` = the challenge's ``ts``, or ``now_ms()`` if it has none).
     """
 
-    def __init__(self, params: dict[str, Any], *, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        device: DeviceIdentity | None = None,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.params = params
+        self.device = device
+        self.now_ms = now_ms
         self.request_id = request_id or str(uuid.uuid4())
         self.nonce: str | None = None
         self.waiting_for = "no connect.challenge"
@@ -136,7 +169,12 @@ class ClientHandshake:
             return [Abandon(CloseCode.POLICY, why, why)]
         self.nonce = nonce
         self.waiting_for = "no connect response"
-        request = {"type": "req", "id": self.request_id, "method": "connect", "params": self.params}
+        params = self.params
+        if self.device is not None:
+            ts = payload.get("ts") if isinstance(payload, dict) else None
+            signed_at = ts if isinstance(ts, int) and not isinstance(ts, bool) else self.now_ms()
+            params = {**params, "device": self.device.device_block(params, nonce, signed_at)}
+        request = {"type": "req", "id": self.request_id, "method": "connect", "params": params}
         return [SendText(encode(request))]
 
 
@@ -153,7 +191,12 @@ async def _close_code(ws: WebSocketConnection) -> tuple[int | None, str]:
 
 
 async def handshake(
-    ws: WebSocketConnection, params: dict[str, Any], *, timeout: float, url: str
+    ws: WebSocketConnection,
+    params: dict[str, Any],
+    *,
+    timeout: float,
+    url: str,
+    device: DeviceIdentity | None = None,
 ) -> dict[str, Any]:
     """Wait for ``connect.challenge``, send ``connect``, return the hello-ok payload.
 
@@ -163,7 +206,7 @@ async def handshake(
 
     Cancellation: safe; the caller owns (and closes) the socket.
     """
-    machine = ClientHandshake(params)
+    machine = ClientHandshake(params, device=device)
     with trio.move_on_after(timeout):
         while True:
             try:
