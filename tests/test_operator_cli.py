@@ -520,7 +520,8 @@ async def test_what_a_running_gateway_prints_and_answers(tmp_path: Path) -> None
         assert proc.banner.count("listening on") == 1, proc.banner
         head = await in_thread(raw_http, proc.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
-        missing = await in_thread(raw_http, proc.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"  # off by default: 404
+        missing = await in_thread(raw_http, proc.port, request)
         assert missing.startswith(b"HTTP/1.1 404 Not Found\r\n"), missing
         status = await trio.to_thread.run_sync(partial(run_cli, tmp_path, "status"))
         lines = status.stdout.splitlines()

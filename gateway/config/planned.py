@@ -11,7 +11,6 @@ from __future__ import annotations
 
 NOT_YET: dict[str, str] = {
     # top level
-    "canvasHost": "the canvas host",
     "channels": "messaging channels",
     "hooks": "webhooks (/hooks/*)",
     "env": "environment variables from the config",
@@ -30,7 +29,6 @@ NOT_YET: dict[str, str] = {
     "wizard": "onboarding state",
     "meta": "config metadata",
     # gateway.*
-    "gateway.controlUi": "the Control UI settings",
     "gateway.tls": "TLS",
     "gateway.tailscale": "Tailscale exposure",
     "gateway.trustedProxies": "trusted proxies",
