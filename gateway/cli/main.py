@@ -160,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(status)
     status.set_defaults(handler="gateway_status:overview_command")
 
+    dashboard = commands.add_parser("dashboard", help="print (and open) the Control UI's URL")
+    dashboard.add_argument("--no-open", action="store_true", help="only print the URL")
+    dashboard.add_argument("--json", action="store_true", help="print only JSON")
+    dashboard.add_argument(
+        "--token-link", action="store_true", help="also print a link that signs in (terminal only)"
+    )
+    dashboard.set_defaults(handler="dashboard:command")
+
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
     doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
     doctor_parser.add_argument("--json", action="store_true", help="print only JSON")
