@@ -2,8 +2,8 @@
 
     serve()                                  one nursery; everything below has it as parent
     ├── serve_tcp                            accept loop (own cancel scope) + handler nursery
-    │   └── Connection per socket            socket <-> hypercorn's HTTP/WebSocket protocol
-    │       └── GatewayApp -> run_session    reader | writer (+ closer), + one task per request
+    │   └── Connection per socket            front door: probe | WebSocket | hypercorn (HTTP)
+    │       └── run_session (WebSocket)      reader | writer (+ closer), + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
     ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
     ├── health_loop                          primes, then refreshes on demand or interval
@@ -33,8 +33,9 @@ from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .runtime import ProcessState, Runtime
+from .server import origin_gate
 from .server.admission import default_connect_checks
-from .server.asgi import GatewayApp
+from .server.asgi import GatewayApp, GatewayFront
 from .server.listener import (
     Connection,
     Streams,
@@ -56,6 +57,7 @@ class Running:
     runtime: Runtime
     host: str
     port: int
+    streams: Streams  # every accepted connection (tests look at them)
 
     @property
     def url(self) -> str:
@@ -88,7 +90,8 @@ async def serve(
     settings = attrs.evolve(settings, port=port)
     process = process or ProcessState()
     rt = Runtime(settings, process=process, metrics=process.metrics)
-    rt.connect_checks.extend(default_connect_checks())
+    rt.upgrade_checks.append(origin_gate.upgrade_check)
+    rt.connect_checks.extend([origin_gate.connect_check, *default_connect_checks()])
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)
@@ -96,7 +99,13 @@ async def serve(
     async with trio.open_nursery() as nursery:
         rt.nursery = nursery
         accept_scope = await nursery.start(
-            serve_tcp, GatewayApp(rt, streams), sock, streams, config, context
+            serve_tcp,
+            GatewayApp(rt),
+            sock,
+            streams,
+            config,
+            context,
+            GatewayFront(rt, streams.abort),
         )
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
@@ -105,7 +114,7 @@ async def serve(
         nursery.start_soon(heartbeat_loop, rt)
         rt.ready = True
         log.info("listening on %s (pid %d)", settings.url, rt.pid)
-        task_status.started(Running(rt, settings.host, port))
+        task_status.started(Running(rt, settings.host, port, streams))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)
         nursery.cancel_scope.cancel()

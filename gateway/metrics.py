@@ -84,6 +84,7 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._http_children: dict[tuple[str, int], Any] = {}
         self.requests = Counter(
             PREFIX + "requests",
             "RPC requests by method and outcome (ok or error code)",
@@ -164,6 +165,17 @@ class Metrics:
             )
             self._request_children[key] = pair
         return pair
+
+    def http_counter(self, route: str, status: int) -> Any:
+        """The ``http_requests`` counter child for (route, status), kept like
+        :meth:`request_metrics` keeps its children."""
+        key = (route, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self._http_children[key] = self.http_requests.labels(
+                route=route, status=str(status)
+            )
+        return child
 
     def bind(self, rt: Observed) -> None:
         """Read scrape-time values from ``rt`` (a new Runtime after an in-process restart)."""

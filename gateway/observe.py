@@ -119,6 +119,17 @@ def auth_failed(
     (log_http if transport == "http" else log_ws).warning("auth failed", extra=fields)
 
 
+def origin_refused(
+    rt: Runtime, ip: str | None, origin: str | None, reason: str, stage: str
+) -> None:
+    """A browser page on an origin that may not drive the gateway (CSWSH defence)."""
+    rt.metrics.auth_failures.labels(transport="ws", reason="ORIGIN_NOT_ALLOWED").inc()
+    shown = (origin or "")[:256]
+    log_ws.warning(
+        "origin refused", extra={"ip": ip, "origin": shown, "reason": reason, "stage": stage}
+    )
+
+
 # -- requests ----------------------------------------------------------------------------------
 
 
@@ -175,7 +186,7 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
             status = int(message["status"])
         await send(message)
         if message["type"] == "http.response.body" and not message.get("more_body"):
-            rt.metrics.http_requests.labels(route=route, status=str(status)).inc()
+            rt.metrics.http_counter(route, status).inc()
             if log_http.isEnabledFor(logging.DEBUG):
                 client = scope.get("client")
                 headers = {
@@ -194,6 +205,32 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
                 )
 
     return observed
+
+
+def http_answered(
+    rt: Runtime,
+    method: bytes,
+    path: str,
+    status: int,
+    started: float,
+    client: tuple[str, int],
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """A request answered at the front door (a probe): counted like any HTTP request, and
+    logged with its headers only when debug is on."""
+    rt.metrics.http_counter(path, status).inc()
+    if log_http.isEnabledFor(logging.DEBUG):
+        log_http.debug(
+            "http request",
+            extra={
+                "method": method.decode("latin-1"),
+                "path": path,
+                "status": status,
+                "durationMs": _ms(started),
+                "ip": client[0],
+                "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+            },
+        )
 
 
 # -- gateway events ----------------------------------------------------------------------------

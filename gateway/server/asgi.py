@@ -1,94 +1,59 @@
-"""The one ASGI app on the gateway port: WebSocket control plane + HTTP, routed by scope."""
+"""What answers on the gateway port.
+
+:class:`GatewayFront` answers at the front door (``listener.Connection`` asks it): the
+WebSocket control plane on the lean path (``server/websocket.py``) and the probes.
+:class:`GatewayApp` is the ASGI app hypercorn runs for everything else (``server/routes.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
+import trio
 
-from ..protocol.upgrade import Upgrade
+from .. import observe
 from ..runtime import Runtime
-from .admission import upgrade_refusal
-from .listener import PeerKey, Streams
+from .front import Head, Probes
+from .listener import Connection, PeerKey
 from .routes import handle_http
-from .session import Disconnected, run_session
+from .websocket import serve_websocket
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@attrs.define(eq=False)
-class AsgiWebSocket:
-    """A WebSocket as hypercorn hands it to an ASGI app, in the driver's terms."""
+class GatewayFront:
+    """The gateway's answers at the front door (``listener.Front``)."""
 
-    upgrade: Upgrade
-    _receive: Receive
-    _send: Send
-    _streams: Streams
-    _key: PeerKey
+    def __init__(self, rt: Runtime, abort: Callable[[PeerKey], None]) -> None:
+        self.rt = rt
+        self.probes = Probes()
+        self._abort = abort
 
-    async def receive(self) -> str | None:
-        message = await self._receive()
-        if message["type"] == "websocket.disconnect":
-            raise Disconnected(message.get("code"))
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        try:
-            return bytes(message.get("bytes") or b"").decode()
-        except UnicodeDecodeError:
-            return None
+    def probe(self, head: Head, conn: Connection) -> bytes:
+        rt = self.rt
+        started = trio.current_time()
+        status, wire = self.probes.answer(head, rt.ready, rt.draining)
+        observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
+        return wire
 
-    async def send_text(self, text: str) -> None:
-        await self._send({"type": "websocket.send", "text": text})
-
-    async def send_close(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-    def abort(self) -> None:
-        self._streams.abort(self._key)
-
-
-def upgrade_of(scope: dict[str, Any]) -> Upgrade:
-    path = str(scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/"))
-    query = scope.get("query_string", b"")
-    if query and "?" not in path:
-        path += "?" + bytes(query).decode("latin-1")
-    headers = [(bytes(k).lower(), bytes(v)) for k, v in scope.get("headers", [])]
-    client = scope.get("client")
-    server = scope.get("server")
-    return Upgrade(
-        path,
-        headers,
-        (str(client[0]), int(client[1])) if client else None,
-        (str(server[0]), int(server[1])) if server else None,
-    )
+    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+        key = conn.key
+        upgrade = head.upgrade(key, conn.server_address())
+        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
 
 
 class GatewayApp:
-    def __init__(self, rt: Runtime, streams: Streams) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.streams = streams
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "websocket":
-            upgrade = upgrade_of(scope)
-            key = upgrade.client or ("", 0)
-            if (await receive())["type"] != "websocket.connect":
-                return
-            if upgrade_refusal(self.rt, upgrade) is not None:
-                await send({"type": "websocket.close", "code": 1008})  # hypercorn: HTTP 403
-                return
-            await send({"type": "websocket.accept"})
-            self.streams.websocket(key)
-            try:
-                await run_session(self.rt, AsgiWebSocket(upgrade, receive, send, self.streams, key))
-            finally:
-                # The close handshake is over (or abandoned). hypercorn would keep reading
-                # until the client drops TCP, and some clients never do; the server closes
-                # first, as RFC 6455 section 7.1.1 expects.
-                self.streams.close(key)
-        elif kind == "http":
+        if kind == "http":
             await handle_http(self.rt, scope, receive, send)
+        elif kind == "websocket":
+            # WebSockets are served at the front door, before hypercorn; one that reaches
+            # hypercorn anyway (a malformed upgrade) is refused (hypercorn answers 403).
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008})
