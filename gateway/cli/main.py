@@ -22,6 +22,7 @@ from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
 from .consoles import consoles
+from .nodes_args import add_node_commands
 
 if TYPE_CHECKING:
     from ..service.host import Host
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-link", action="store_true", help="also print a link that signs in (terminal only)"
     )
     dashboard.set_defaults(handler="dashboard:command")
+    add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
     doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
