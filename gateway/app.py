@@ -33,6 +33,7 @@ from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .runtime import ProcessState, Runtime
+from .server import origin_gate
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp, GatewayFront
 from .server.listener import (
@@ -89,7 +90,8 @@ async def serve(
     settings = attrs.evolve(settings, port=port)
     process = process or ProcessState()
     rt = Runtime(settings, process=process, metrics=process.metrics)
-    rt.connect_checks.extend(default_connect_checks())
+    rt.upgrade_checks.append(origin_gate.upgrade_check)
+    rt.connect_checks.extend([origin_gate.connect_check, *default_connect_checks()])
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)

@@ -119,6 +119,17 @@ def auth_failed(
     (log_http if transport == "http" else log_ws).warning("auth failed", extra=fields)
 
 
+def origin_refused(
+    rt: Runtime, ip: str | None, origin: str | None, reason: str, stage: str
+) -> None:
+    """A browser page on an origin that may not drive the gateway (CSWSH defence)."""
+    rt.metrics.auth_failures.labels(transport="ws", reason="ORIGIN_NOT_ALLOWED").inc()
+    shown = (origin or "")[:256]
+    log_ws.warning(
+        "origin refused", extra={"ip": ip, "origin": shown, "reason": reason, "stage": stage}
+    )
+
+
 # -- requests ----------------------------------------------------------------------------------
 
 

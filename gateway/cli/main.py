@@ -22,6 +22,7 @@ from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
 from .consoles import consoles
+from .nodes_args import add_node_commands
 
 if TYPE_CHECKING:
     from ..service.host import Host
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="overall summary (works with the gateway down)")
     _add_target_options(status)
     status.set_defaults(handler="gateway_status:overview_command")
+
+    add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
     doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")

@@ -42,6 +42,10 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.tools", "hot"),
     ("gateway.nodes", "hot"),
     ("gateway.metrics", "hot"),
+    # read from the settings on every upgrade and connect
+    ("gateway.controlUi.allowedOrigins", "hot"),
+    ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
+    ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),
     ("logging", "hot"),

@@ -16,7 +16,17 @@ import attrs
 from ..errors import StartupError
 from .load import Loaded
 from .model import Config
-from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, Paths, cli_command, profile_default_port
+from .paths import (
+    ENV_CANVAS_HOST_PORT,
+    ENV_PASSWORD,
+    ENV_PORT,
+    ENV_SKIP_CANVAS_HOST,
+    ENV_TOKEN,
+    Paths,
+    cli_command,
+    derived_ports,
+    profile_default_port,
+)
 
 SecretSource = Literal["flag", "env", "config", "generated", "none"]
 BIND_MODES = ("loopback", "lan", "auto", "custom")
@@ -57,6 +67,8 @@ class Settings:
     port: int
     auth: AuthSettings
     config_exists: bool = False
+    # the canvas host's port (0: any free port); None when it is turned off
+    canvas_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -113,7 +125,44 @@ def resolve(
             f"refusing to bind gateway to {format_host(host)}:{port} without auth "
             f"(set gateway.auth.token/password, or set {ENV_TOKEN}/{ENV_PASSWORD})"
         )
-    return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists)
+    ui = loaded.config.gateway.control_ui
+    if (
+        not is_loopback_host(host)
+        and ui.enabled
+        and not ui.allowed_origins
+        and not ui.dangerously_allow_host_header_origin_fallback
+    ):
+        raise StartupError(
+            "non-loopback Control UI requires gateway.controlUi.allowedOrigins (set explicit "
+            "origins), or set gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback=true "
+            "to use Host-header origin fallback mode (or set gateway.controlUi.enabled=false)"
+        )
+    canvas = _canvas_port(loaded.config, env, port)
+    return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists, canvas)
+
+
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+
+
+def _canvas_port(config: Config, env: Mapping[str, str], gateway_port: int) -> int | None:
+    """``SMART_AGENT_NEO_CANVAS_HOST_PORT`` > ``canvasHost.port`` > gateway port + 4 (a
+    gateway on any free port gets a canvas on any free port); ``None`` when turned off."""
+    if not config.canvas_host.enabled:
+        return None
+    if env.get(ENV_SKIP_CANVAS_HOST, "").strip().lower() in TRUTHY:
+        return None
+    raw = env.get(ENV_CANVAS_HOST_PORT)
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 65535:
+            raise StartupError(f'{ENV_CANVAS_HOST_PORT}: expected an integer 0-65535, got "{raw}"')
+        return value
+    if config.canvas_host.port is not None:
+        return config.canvas_host.port
+    return derived_ports(gateway_port).canvas if gateway_port else 0
 
 
 def check_port_flag(port: int | None) -> int | None:

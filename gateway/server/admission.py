@@ -77,10 +77,18 @@ class ConnectAttempt:
     def ip(self) -> str | None:
         return self.upgrade.client_ip
 
+    @property
+    def limiter_key(self) -> str | None:
+        """The failed-auth bucket: the address, and for a browser the address and its
+        ``Origin`` -- never loopback-exempt, since a hostile page runs on the user's own
+        machine (CONTROL-UI.md 3)."""
+        origin = self.upgrade.origin
+        return f"{self.ip or '?'} origin {origin}" if origin else self.ip
+
     def refuse_secret(self, rt: Runtime, failure: AuthFailure) -> GatewayError:
         """Count a wrong secret toward the limiter, record it, and return the refusal."""
         if failure.counts:
-            rt.limiter.record_failure(self.ip, self.now_ms)
+            rt.limiter.record_failure(self.limiter_key, self.now_ms)
         client = self.params.client.id
         observe.auth_failed(rt, "ws", self.ip, failure.detail_code, client=client)
         return failure.error()
@@ -92,7 +100,7 @@ ConnectCheck = Callable[[Runtime, ConnectAttempt], Awaitable[None]]
 
 async def check_rate_limit(rt: Runtime, attempt: ConnectAttempt) -> None:
     """An address locked out by failed attempts is refused before its secret is looked at."""
-    wait_ms = rt.limiter.retry_after_ms(attempt.ip, attempt.now_ms)
+    wait_ms = rt.limiter.retry_after_ms(attempt.limiter_key, attempt.now_ms)
     if wait_ms is not None:
         client = attempt.params.client.id
         observe.auth_failed(rt, "ws", attempt.ip, "AUTH_RATE_LIMITED", client=client)
@@ -108,7 +116,7 @@ async def check_shared_secret(rt: Runtime, attempt: ConnectAttempt) -> None:
             attempt.secret_failure = failure  # check_device may accept the device token
             return
         raise attempt.refuse_secret(rt, failure)
-    rt.limiter.record_success(attempt.ip)
+    rt.limiter.record_success(attempt.limiter_key)
     attempt.auth_method = rt.settings.auth.mode
 
 
@@ -135,7 +143,7 @@ async def check_device(rt: Runtime, attempt: ConnectAttempt) -> None:
             attempt.refuse_secret(rt, failure)
         raise
     if failure is not None:
-        rt.limiter.record_success(attempt.ip)
+        rt.limiter.record_success(attempt.limiter_key)
     attempt.secret_failure = None
     attempt.auth_method = grant.auth_method
     attempt.scopes = grant.scopes
