@@ -63,6 +63,17 @@ def _run(
     return result, target, 0
 
 
+def run_action(
+    args: argparse.Namespace,
+    paths: Paths,
+    err: Console,
+    action: Callable[[GatewayClient], Awaitable[T]],
+) -> tuple[T | None, Target, int]:
+    """One connection, one ``action``: what every RPC command of the CLI does (exit code 1
+    and a clear error block when it fails)."""
+    return _run(args, paths, err, action)
+
+
 def _emit(
     out: Console, args: argparse.Namespace, payload: object, view: RenderableType | None
 ) -> None:
