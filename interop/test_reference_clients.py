@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from gateway_client import open_client
 
@@ -30,6 +31,9 @@ from tests.conftest import TOKEN
 
 from .capture import Relay
 from .conftest import Reference, background, run
+
+# The reference takes seconds to start each client, and its node host ~10-20 s to connect.
+pytestmark = pytest.mark.timeout(300)
 
 HERE = Path(__file__).parent
 FIXTURE = HERE.parent / "tests" / "fixtures" / "reference-node-connect.json"
