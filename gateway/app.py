@@ -7,7 +7,8 @@
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
     ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
     ├── health_loop                          primes, then refreshes on demand or interval
-    └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
+    ├── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
+    └── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
 
 Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
@@ -121,6 +122,7 @@ async def serve(
         nursery.start_soon(keepalive_loop, rt, streams)
         nursery.start_soon(health_loop, rt)
         nursery.start_soon(heartbeat_loop, rt)
+        nursery.start_soon(pairing_sweep_loop, rt)
         rt.ready = True
         # the CLI's banner says this on the terminal; the file still records every bind
         log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
@@ -217,6 +219,18 @@ async def tick_loop(rt: Runtime) -> None:
     while True:
         await trio.sleep(interval)
         rt.hub.broadcast(ev.TICK, TickPayload(rt.now_ms()))
+
+
+PAIRING_SWEEP_S = 30.0
+
+
+async def pairing_sweep_loop(rt: Runtime) -> None:
+    """Expire node and device pairing requests on time: a request older than 5 minutes goes
+    (``*.pair.resolved`` ``expired``) within ``PAIRING_SWEEP_S``, even if nobody looks."""
+    while True:
+        await trio.sleep(PAIRING_SWEEP_S)
+        await rt.nodes.sweep()
+        await rt.devices.sweep()
 
 
 async def health_loop(rt: Runtime) -> None:
