@@ -519,6 +519,7 @@ async def test_what_a_running_gateway_prints_and_answers(tmp_path: Path) -> None
     trailing spaces; `gateway call system-presence` prints "·", not "\\u00b7"."""
     async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
         assert proc.banner.count("listening on") == 1, proc.banner
+        assert "CTRL + C to quit" not in proc.banner  # hypercorn's line for the canvas host
         head = await in_thread(raw_http, proc.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
         request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"  # off by default: 404
@@ -785,3 +786,33 @@ def test_the_wheel_ships_every_module_and_data_file(tmp_path: Path) -> None:
         shipped = set(archive.namelist())
     missing = sorted(_shipped_sources() - shipped)
     assert missing == [], f"not in the wheel (pyproject packages / package-data): {missing}"
+
+
+def test_install_warns_about_a_foreground_gateway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service it installs would exit 78 on the foreground gateway's lock: say so."""
+    paths = resolve_paths(None, {}, tmp_path)
+    host = make_host(tmp_path, fake_systemd(tmp_path))
+    lock = GatewayLock.acquire(paths, port=18789)  # this test process is the gateway
+    try:
+        assert main(["gateway", "install", "--allow-unconfigured"], host=host) == 0
+    finally:
+        lock.release()
+    out = capsys.readouterr().out
+    assert f"runs in the foreground (pid {os.getpid()}); the service cannot start" in out
+    assert "smart-agent-neo gateway start" in out
+
+
+async def test_a_second_start_says_how_to_reach_or_stop_the_first(tmp_path: Path) -> None:
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        second = await trio.to_thread.run_sync(
+            partial(run_cli, tmp_path, "gateway", "--allow-unconfigured", "--port", "0")
+        )
+        assert second.returncode == 78
+        pid = proc.process.pid
+        assert f"gateway already running (pid {pid})" in second.stderr
+        assert "use it (`smart-agent-neo status`)" in second.stderr
+        assert f"kill -TERM {pid}" in second.stderr
+        code, _ = await proc.stop()
+        assert code == 0
