@@ -35,10 +35,11 @@ from gateway.errors import ConfigError
 from gateway.lock import GatewayLock
 from gateway.protocol.model import camel
 
-from .conftest import handshake, in_thread, open_raw
+from .conftest import TOKEN as CONFTEST_TOKEN
+from .conftest import handshake, in_thread, make_settings, open_raw
 from .servicefakes import fake_systemd, make_host
 from .test_cli_process import cli_env, ctrl_c_works, free_port, gateway_process, run_cli
-from .test_logs_cli import Lines, notice
+from .test_logs_cli import Lines, gateway_at, notice
 
 TOKEN = "operator-token-1234567890"
 
@@ -816,3 +817,53 @@ async def test_a_second_start_says_how_to_reach_or_stop_the_first(tmp_path: Path
         assert f"kill -TERM {pid}" in second.stderr
         code, _ = await proc.stop()
         assert code == 0
+
+
+# -- Ctrl-C is never lost -------------------------------------------------------------------------
+
+# Runs the real CLI, with SIGINT arriving at the worst moment: while trio-websocket's reader
+# task answers the gateway's close frame. There, a KeyboardInterrupt met a checkpoint of a
+# cancelled nursery on its way out, was replaced by Cancelled and vanished: `logs --follow`
+# ignored Ctrl-C (the old flake of test_logs_follow_sees_new_lines_and_survives_a_restart).
+CTRL_C_IN_THE_READER = """
+import os, signal, sys
+import trio_websocket, wsproto.events
+send = trio_websocket.WebSocketConnection._send
+
+async def send_then_ctrl_c(self, event):
+    if isinstance(event, wsproto.events.CloseConnection) and self._close_reason is not None:
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs at the next bytecode: here
+    return await send(self, event)
+
+trio_websocket.WebSocketConnection._send = send_then_ctrl_c
+from gateway.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_ctrl_c_during_the_close_handshake_ends_logs_follow(tmp_path: Path) -> None:
+    """Whether the interrupt used to vanish depended on which task trio ran first (about two
+    times in three): a few rounds make a regression all but certain to show."""
+    for round_ in range(4):
+        settings = make_settings(tmp_path / f"round-{round_}")
+        async with gateway_at(settings) as running:
+            follower = await trio.lowlevel.open_process(
+                [sys.executable, "-c", CTRL_C_IN_THE_READER, "logs", "--follow", "--json",
+                 "--url", running.url, "--token", CONFTEST_TOKEN],
+                env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                preexec_fn=ctrl_c_works,
+            )  # fmt: skip
+            assert follower.stdout is not None
+            out = Lines(follower.stdout)
+            try:
+                await out.until(lambda r: r["type"] == "meta")
+                await trio.sleep(0.3)  # into the follower's poll interval, as a user's Ctrl-C
+                running.stop()  # the close frame comes; the follower Ctrl-Cs itself answering it
+                with trio.move_on_after(15):
+                    await follower.wait()
+            finally:
+                if follower.returncode is None:
+                    follower.kill()
+                    await follower.wait()
+                    raise AssertionError(f"round {round_}: Ctrl-C was lost (still following)")
+        assert follower.returncode == 130, round_
