@@ -18,7 +18,8 @@ is trio's default again: immediate.
 from __future__ import annotations
 
 import signal
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import trio
@@ -27,24 +28,43 @@ T = TypeVar("T")
 
 
 def run(async_fn: Callable[..., Awaitable[T]], *args: object) -> T:
+    if threading.current_thread() is not threading.main_thread():
+        return trio.run(async_fn, *args)  # no signals here (tests call main() from threads)
     interrupted = False
+    result: list[T] = []
 
-    async def main() -> tuple[T] | None:
+    async def watch(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
         nonlocal interrupted
-        with trio.CancelScope() as scope, trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            interrupted = True
+            scope.cancel()
+            return
 
-            async def watch() -> None:
-                nonlocal interrupted
-                async for _ in signals:
-                    interrupted = True
-                    scope.cancel()
-                    return
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, signals, nursery.cancel_scope)
+                result.append(await async_fn(*args))
+                nursery.cancel_scope.cancel()  # done: the watcher too
 
-            trio.lowlevel.spawn_system_task(watch)
-            return (await async_fn(*args),)
-        return None
-
-    result = trio.run(main)
-    if interrupted or result is None:
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+    if interrupted or not result:
         raise KeyboardInterrupt
     return result[0]
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The command's own error out of the nursery's group (the watcher only ever ends by
+    cancellation); the group itself if there really are several."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
