@@ -29,7 +29,7 @@ from ..agent.keys import session_key as make_session_key
 from ..agent.service import RunRequest
 from ..errors import RpcError
 from .db import Database
-from .ledger import Ledger
+from .ledger import Inbound, Ledger
 from .pairing import PairingStore, reply_text
 from .policy import Decision, dm_decision, group_decision
 from .routing import PeerKind, Route, select_agent, session_rest
@@ -110,6 +110,21 @@ class ChannelService:
         self.inflight = 0
         self._idle = trio.Event()
         self._idle.set()
+        self._marked = trio.Event()
+
+    def marked(self) -> None:
+        """Ledger rows changed state (wakes :meth:`wait_final`)."""
+        self._marked.set()
+        self._marked = trio.Event()
+
+    async def wait_final(self, key: str) -> Inbound:
+        """The row once it is ``done`` or ``dropped`` (tests, and the CLI's future use)."""
+        while True:
+            event = self._marked
+            row = await (await self.open_ledger()).get(key)
+            if row is not None and row.state in ("done", "dropped"):
+                return row
+            await event.wait()
 
     async def open_ledger(self) -> Ledger:
         async with self._db_lock:
@@ -230,11 +245,11 @@ class ChannelService:
                     msg.chat_id,
                     decision.reason,
                 )
-                await self._finish(keys, "dropped", decision.reason)
+                await self.finish(keys, "dropped", decision.reason)
                 return
             if decision.action == "pair":
                 await self._pair(slot, io, msg)
-                await self._finish(keys, "done", "pairing")
+                await self.finish(keys, "done", "pairing")
                 return
             lane = (account_id, msg.lane)
             if decision.action == "history":
@@ -242,22 +257,23 @@ class ChannelService:
                 buf = self.history.setdefault(lane, deque(maxlen=max(1, slot.config.history_limit)))
                 if slot.config.history_limit:
                     buf.append(f"{msg.sender_name} (id:{msg.sender_id}): {msg.text}")
-                await self._finish(keys, "done", "history (mention required)")
+                await self.finish(keys, "done", "history (mention required)")
                 return
             history = list(self.history.pop(lane, ()))
             done = await self._run_turn(slot, io, msg, keys[0], decision, history, media_notes)
             if done:
-                await self._finish(keys, "done", None)
+                await self.finish(keys, "done", None)
         finally:
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
 
-    async def _finish(self, keys: Sequence[str], state: str, reason: str | None) -> None:
+    async def finish(self, keys: Sequence[str], state: str, reason: str | None) -> None:
         assert self.ledger is not None
         with trio.CancelScope(shield=True):
             for key in keys:
                 await self.ledger.mark(key, state, reason)  # type: ignore[arg-type]
+        self.marked()
 
     async def _pair(self, slot: AccountSlot, io: ReplyChannel, msg: Message) -> None:
         req, created = await trio.to_thread.run_sync(
@@ -337,9 +353,10 @@ class ChannelService:
                 )
                 return True
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._typing, io, msg.chat_id, msg.thread_id)
+                # the typing loop ends by itself once the run is done: cancelling it in the
+                # middle of a request would waste the connection it was using
+                nursery.start_soon(self._typing, io, msg.chat_id, msg.thread_id, run.done)
                 await run.done.wait()
-                nursery.cancel_scope.cancel()
             if run.status == "interrupted":
                 return False
             if run.status != "ok":
@@ -365,14 +382,18 @@ class ChannelService:
         records = await self.rt.agents.store.read(self.rt.settings.paths.state_dir, agent_id, rest)
         return prior_reply(records, run_id)
 
-    async def _typing(self, io: ReplyChannel, chat_id: str, thread_id: int | None) -> None:
+    async def _typing(
+        self, io: ReplyChannel, chat_id: str, thread_id: int | None, done: trio.Event
+    ) -> None:
+        """``typing`` now and every 4 s (Telegram shows it 5 s) until ``done``, at most 10 min."""
         with trio.move_on_after(TYPING_MAX_S):
-            while True:
+            while not done.is_set():
                 try:
                     await io.typing(chat_id, thread_id)
                 except Exception:
                     log.debug("typing indicator failed", exc_info=True)
-                await trio.sleep(TYPING_EVERY_S)
+                with trio.move_on_after(TYPING_EVERY_S):
+                    await done.wait()
 
 
 def media_placeholders(msg: Message) -> list[str]:

@@ -14,9 +14,11 @@ the ambiguous case of CHANNELS.md 6.4) or certainly did not (connect, DNS, TLS e
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import trio
 
 from ...logs.redact import add_secret
 
@@ -24,6 +26,30 @@ GET_UPDATES_TIMEOUT_S = 25
 READ_MARGIN_S = 15
 DEFAULT_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+
+
+class _Body(httpx.AsyncByteStream):
+    """A request body sent in one piece, iterated without a generator."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+
+class _Once:
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
 
 
 class BotApiError(Exception):
@@ -133,11 +159,24 @@ class BotApi:
     ) -> Any:
         """``result`` of a successful call; raises BotApiError / BotNetworkError."""
         timeout = httpx.Timeout(timeout_s or self.timeout_s, connect=CONNECT_TIMEOUT_S)
+        data = json.dumps(params or {}, ensure_ascii=False, separators=(",", ":")).encode()
+        request = self._client.build_request(
+            "POST",
+            self.method_url(method),
+            headers={"content-type": "application/json"},
+            timeout=timeout,
+        )
+        # our own body stream: httpx's is an async generator, which a call cancelled halfway
+        # (a restart, a stop) leaves for the garbage collector to finalize, with a warning
+        request.stream = _Body(data)
+        request.headers["content-length"] = str(len(data))
         try:
-            response = await self._client.post(
-                self.method_url(method), json=params or {}, timeout=timeout
-            )
-            body = response.content
+            response = await self._client.send(request, stream=True)
+            try:
+                body = await response.aread()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             raise BotNetworkError(method, self._exc_text(exc), sent=False) from None
         except httpx.ProxyError as exc:

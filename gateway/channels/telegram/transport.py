@@ -343,6 +343,7 @@ class TelegramTransport:
                 Offset(last, self.cfg.bot_id_from_token or bot_id, now),
             )
         )
+        self.service.marked()
         metrics = self.rt.metrics
         for row in rows:
             if row.key not in fresh:
@@ -398,7 +399,7 @@ class TelegramTransport:
                         await self.service.process(self.slot, self, msg, keys, notes)
                     except (SendError, BotApiError, BotNetworkError) as exc:
                         log.warning("%s reply to %s failed: %s", self.prefix, msg.chat_id, exc)
-                        await self.service.ledger.mark(keys[0], "done", f"reply failed: {exc}")  # type: ignore[union-attr]
+                        await self.service.finish(keys, "done", f"reply failed: {exc}")
                 queue.popleft()
         finally:
             self._lanes.pop(lane, None)
