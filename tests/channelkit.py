@@ -21,6 +21,17 @@ OTHER_TOKEN = "987654321:BBH5rPzN0fakeTokenForTests_abcdefgh"
 OWNER = 42
 
 
+# for tests on a MockClock: no periodic work but the channels' own, so virtual hours pass in
+# a few real wake-ups
+QUIET = {
+    "gateway": {
+        "ws": {"tickIntervalMs": 3_600_000, "pingIntervalMs": 0},
+        "health": {"refreshIntervalMs": 3_600_000},
+    },
+    "agents": {"defaults": {"heartbeat": {"every": "0m"}}},
+}
+
+
 def telegram_config(fake: FakeTelegram, **telegram: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"apiBaseUrl": fake.base_url, **telegram}
     if "botToken" not in body and "accounts" not in body and "tokenFile" not in body:
@@ -42,9 +53,11 @@ async def start_with_telegram(
     return running
 
 
-async def wait_state(running: Running, state: str, account: str = "default") -> AccountSlot:
+async def wait_state(
+    running: Running, state: str, account: str = "default", *, timeout: float = 20
+) -> AccountSlot:
     mgr = running.runtime.channels
-    with trio.fail_after(20):
+    with trio.fail_after(timeout):
         await mgr.wait_for(lambda: ("telegram", account) in mgr.slots)
         slot = mgr.slots[("telegram", account)]
         await mgr.wait_for(lambda: slot.state == state)

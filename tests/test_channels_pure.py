@@ -16,7 +16,7 @@ from gateway.channels.accounts import plan_accounts, read_token_file, resolve_te
 from gateway.channels.backoff import LoopBackoff, restart_delay_ms
 from gateway.channels.breaker import Boot, BootHistory, decide
 from gateway.channels.policy import dm_decision, group_decision
-from gateway.channels.routing import select_agent, session_rest
+from gateway.channels.routing import PeerKind, select_agent, session_rest
 from gateway.channels.telegram.format import render_or_plain, split_text, utf16_len
 from gateway.channels.telegram.inbound import Drop, Message, parse_update
 from gateway.config.load import parse
@@ -449,7 +449,7 @@ def test_group_mention_gating() -> None:
 
 
 def test_session_keys_follow_dm_scope() -> None:
-    def rest(scope: str, kind: str = "direct", thread: int | None = None) -> str:
+    def rest(scope: str, kind: PeerKind = "direct", thread: int | None = None) -> str:
         config = load({"session": {"dmScope": scope}})
         return session_rest(
             config,
@@ -457,7 +457,7 @@ def test_session_keys_follow_dm_scope() -> None:
             account_id="ops",
             peer_kind=kind,
             peer_id="42",
-            thread_id=thread,  # type: ignore[arg-type]
+            thread_id=thread,
         )
 
     assert rest("main") == "main"

@@ -257,7 +257,7 @@ async def test_group_mention_gating_end_to_end(
     fake, running = await _gateway(
         nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)], groups={"-1001": {}}
     )
-    group = {"chat_id": -1001, "chat_type": "supergroup", "user_id": OWNER}
+    group: dict[str, Any] = {"chat_id": -1001, "chat_type": "supergroup", "user_id": OWNER}
     quiet = fake.message(BOT_TOKEN, "lunch anyone?", **group)
     other = fake.message(
         BOT_TOKEN,

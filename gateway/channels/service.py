@@ -17,7 +17,9 @@ of sending directly.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -144,6 +146,32 @@ class ChannelService:
         while self.inflight:
             self._idle = trio.Event()
             await self._idle.wait()
+
+    # -- links -----------------------------------------------------------------------------------
+
+    async def note_linked(self, slot: AccountSlot, token: str) -> None:
+        """A token probed OK: ``linkedAt`` is when this token (by fingerprint) first did."""
+        await self.open_ledger()
+        assert self.db is not None
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+        now = self.rt.now_ms()
+
+        def write(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT fingerprint, linked_at FROM links WHERE channel = ? AND account_id = ?",
+                (slot.channel, slot.account_id),
+            ).fetchone()
+            if row is not None and row[0] == fingerprint:
+                return int(row[1])
+            conn.execute(
+                "INSERT INTO links (channel, account_id, fingerprint, linked_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (channel, account_id) DO UPDATE SET"
+                " fingerprint = excluded.fingerprint, linked_at = excluded.linked_at",
+                (slot.channel, slot.account_id, fingerprint, now),
+            )
+            return now
+
+        slot.linked_at = await self.db.transaction(write)
 
     # -- routes ----------------------------------------------------------------------------------
 

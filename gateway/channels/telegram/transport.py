@@ -151,6 +151,8 @@ class TelegramTransport:
         }
         self.slot.linked = True
         self.slot.extra["bot"] = {"id": me["id"], "username": me.get("username")}
+        assert self.cfg.token is not None
+        await self.service.note_linked(self.slot, self.cfg.token)
         try:
             info = await self.api.call("getWebhookInfo")
         except BotApiError as exc:
