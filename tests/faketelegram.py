@@ -247,11 +247,12 @@ class FakeTelegram:
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
-            self._changed = trio.Event()
             await self._changed.wait()
 
     def _notify(self) -> None:
+        """Wake every waiter (each re-checks its own condition)."""
         self._changed.set()
+        self._changed = trio.Event()
 
     # -- ASGI -----------------------------------------------------------------------------------
 
@@ -428,12 +429,12 @@ class FakeTelegram:
             bot.updates = [u for u in bot.updates if u["update_id"] >= offset]
         bot.poll_generation += 1
         mine = bot.poll_generation
+        self._notify()  # an older poll still waiting gets its 409 now
         self.concurrent_polls += 1
         self.max_concurrent_polls = max(self.max_concurrent_polls, self.concurrent_polls)
         try:
             with trio.move_on_after(min(timeout, self.poll_cap_s)):
                 while not self._ready(bot, offset) and bot.poll_generation == mine:
-                    self._changed = trio.Event()
                     await self._changed.wait()
         finally:
             self.concurrent_polls -= 1
