@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ async def _provider_mean_s(port: int, token: str) -> float:
     return total / count if count else 0.0
 
 
+def _more_than(fake: FakeTelegram, token: str, count: int) -> bool:
+    return _answered(fake, token) > count
+
+
 def _answered(fake: FakeTelegram, token: str) -> int:
     return sum(1 for m in fake.all_sent(token) if REPLY.search(str(m.get("text", "")).strip()))
 
@@ -119,7 +124,7 @@ async def run(plan: Plan, workdir: Path) -> list[Measurement]:
                 t0 = trio.current_time()
                 fake.message(token, f"m{i}", user_id=2)
                 with trio.fail_after(SETTLE_TIMEOUT):
-                    await fake.wait_for(lambda before=before: _answered(fake, token) > before)
+                    await fake.wait_for(partial(_more_than, fake, token, before))
                 latencies.append(trio.current_time() - t0)
             model_s = await _provider_mean_s(gw.port, gw.token)
             added = sorted(max(0.0, t - model_s) for t in latencies)
