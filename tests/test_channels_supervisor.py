@@ -4,8 +4,10 @@ and what health, status, /readyz, channels status and the logs show (CHANNELS.md
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,15 +16,20 @@ import httpx
 import pytest
 import trio
 from gateway_client import open_client
+from rich.console import Console
 from trio.testing import MockClock
 
 from gateway.app import Running
 from gateway.channels.db import Database
+from gateway.channels.pairing import PairingStore
 from gateway.channels.supervisor import AccountSlot, ChannelManager
 from gateway.channels.telegram.api import BotNetworkError
 from gateway.cli.main import main
+from gateway.cli.status_view import channel_lines
+from gateway.cli.target import Target
 from gateway.config.load import parse
 from gateway.runtime import Runtime
+from gateway.service.status import probe_rpc
 
 from .channelkit import (
     BOT_TOKEN,
@@ -394,8 +401,21 @@ async def test_status_health_readyz_and_the_cli_agree(
         "Telegram default: linked (auth age 0m), running"
     )
     async with httpx.AsyncClient() as http:
-        ready = await http.get(running.url.replace("ws://", "http://") + "/readyz")
+        base = running.url.replace("ws://", "http://")
+        ready = await http.get(base + "/readyz")
+        metrics = (
+            await http.get(base + "/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+        ).text
     assert ready.status_code == 200
+    assert (
+        'smart_agent_neo_channel_account_state{account="default",channel="telegram",state="running"} 1.0'
+        in metrics
+    )
+    assert 'smart_agent_neo_telegram_getupdates_total{result="ok"}' in metrics
+    assert (
+        'smart_agent_neo_inbound_messages_total{channel="telegram",result="accepted"} 1.0'
+        in metrics
+    )
 
     argv = ["channels", "status", "--probe", "--url", running.url, "--token", TOKEN]
     code = await trio.to_thread.run_sync(main, argv)
@@ -426,6 +446,16 @@ async def test_status_health_readyz_and_the_cli_agree(
     assert await trio.to_thread.run_sync(main, start) == 0
     assert capsys.readouterr().out.strip() == "Started telegram/default."
     await wait_state(running, "running")
+    health_argv = ["health", "--probe", "--url", running.url, "--token", TOKEN]
+    assert await trio.to_thread.run_sync(main, health_argv) == 0
+    health_out = capsys.readouterr().out
+    assert re.search(r"^Telegram: ok \(@neo_test_bot\) \(\d+ms\)$", health_out, re.M), health_out
+    deep = await probe_rpc(Target(running.url, TOKEN, None, "explicit --url"), 5000, channels=True)
+    assert deep.channels is not None
+    assert deep.channels["channelAccounts"]["telegram"][0]["probe"]["ok"] is True
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(*channel_lines(deep.channels))
+    assert "- Telegram default: enabled, configured, linked, running" in console.export_text()
     async with open_client(running.url, token=TOKEN) as client:
         with pytest.raises(Exception, match="channel telegram does not support logout"):
             await client.call("channels.logout", {"channel": "telegram"})
@@ -470,3 +500,43 @@ async def test_a_network_failure_message_carries_no_token(
     assert slot.last_error is not None
     assert slot.last_error.startswith("getMe: ConnectError")
     assert BOT_TOKEN not in slot.last_error
+
+
+def test_pairing_cli_works_with_the_gateway_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CHANNELS 3.5: the CLI edits the files itself (same lock) when no gateway answers."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("SMART_AGENT_NEO_STATE_DIR", str(state))
+    monkeypatch.setenv("SMART_AGENT_NEO_GATEWAY_PORT", str(_closed_port()))
+    monkeypatch.setenv("SMART_AGENT_NEO_GATEWAY_TOKEN", "x" * 24)
+    assert main(["pairing", "list", "telegram"]) == 0
+    assert capsys.readouterr().out.strip() == "No pending telegram pairing requests."
+    assert not (state / "credentials").exists()  # a read creates nothing
+    store = PairingStore(state, "telegram")
+    req, _ = store.request(
+        "31337", "default", int(time.time() * 1000), username="mallory", name="M"
+    )
+    assert req is not None
+    assert main(["pairing", "list", "telegram"]) == 0
+    out = capsys.readouterr().out
+    assert req.code in out
+    assert "31337" in out
+    assert main(["pairing", "approve", "telegram", "ZZZZZZZZ"]) == 1
+    assert "no pending pairing request with code ZZZZZZZZ for telegram" in capsys.readouterr().err
+    assert main(["pairing", "approve", "telegram", req.code, "--notify"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "Approved telegram sender 31337 (account default)"
+        " (gateway not reachable: the sender was not notified)."
+    )
+    assert store.approved("default", True) == {"31337"}
+    assert main(["pairing", "list", "irc"]) == 1
+    assert "unsupported channel: irc" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -284,3 +284,47 @@ async def test_group_mention_gating_end_to_end(
         "group -2002 not allowlisted (add it under groups)",
     )
     assert fake.sent_to(BOT_TOKEN, -2002) == []
+
+
+async def test_an_album_becomes_one_turn_with_media_placeholders(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 3.2, 3.4: album parts are merged; files land in media/inbound; the agent
+    sees <media:image>."""
+    fake, running = await _gateway(
+        nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)], mediaGroupFlushMs=200
+    )
+    fake.files["photos/p1.jpg"] = b"\xff\xd8jpeg-one"
+    fake.files["photos/p2.jpg"] = b"\xff\xd8jpeg-two"
+    base = {
+        "chat": {"id": OWNER, "type": "private"},
+        "date": 1,
+        "from": {"id": OWNER, "is_bot": False, "first_name": "Owner"},
+        "media_group_id": "alb1",
+    }
+    ids = fake.push_updates(
+        BOT_TOKEN,
+        [
+            {
+                "message": {
+                    **base,
+                    "message_id": 1,
+                    "caption": "our holiday",
+                    "photo": [
+                        {"file_id": "p1-small", "file_size": 5},
+                        {"file_id": "p1", "file_size": 10, "width": 800},
+                    ],
+                }
+            },
+            {"message": {**base, "message_id": 2, "photo": [{"file_id": "p2", "file_size": 10}]}},
+        ],
+    )
+    for update in ids:
+        assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    sent = fake.sent_to(BOT_TOKEN, OWNER)
+    assert len(sent) == 1  # one turn for the whole album
+    text = sent[0]["text"]
+    assert "our holiday" in text
+    assert text.count("&lt;media:image&gt;") == 2
+    saved = sorted((tmp_path / "media" / "inbound").iterdir())
+    assert [p.read_bytes() for p in saved] == [b"\xff\xd8jpeg-one", b"\xff\xd8jpeg-two"]
