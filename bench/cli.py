@@ -38,6 +38,7 @@ Scenario = Callable[[Plan, Path], Awaitable[list[Measurement]]]
 SCENARIOS: dict[str, Scenario] = {
     "rpc": throughput.rpc,
     "handshake": throughput.handshakes,
+    "http": throughput.http,
     "fanout": connections.fanout,
     "memory": connections.memory,
     "cold-start": lifecycle.cold_start,

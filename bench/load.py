@@ -11,6 +11,8 @@ Jobs (``kind``):
                sends ``method`` back to back (one in flight) for warmup + duration; prints
                ``result`` with the count in the measured window and latencies in microseconds.
 ``handshake``  ``workers`` loops of open -> challenge -> connect -> hello-ok -> close.
+``http``       ``conns`` keep-alive HTTP/1.1 connections, each sends ``GET <path>`` back to
+               back (one in flight) for warmup + duration; a 200 with its body counts.
 ``hold``       connect ``conns`` idle sessions and keep reading; then obey commands:
                ``fanout ROUNDS INTERVAL`` (``system-event`` from one more session, time to
                each held session), ``await-close TIMEOUT`` (the server is stopping: who saw
@@ -80,13 +82,15 @@ class Job:
     duration: float = 3.0
     max_requests: int = 1_000_000
     connect_timeout: float = 60.0
+    path: str = "/healthz"
+    sequential: bool = False  # connect one session after another (each join is seen by all)
 
 
 async def connect_many(job: Job, count: int) -> tuple[list[Conn], list[str]]:
     """``count`` sessions, opened ``CONNECT_CONCURRENCY`` at a time; failures are reported."""
     conns: list[Conn] = []
     errors: list[str] = []
-    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+    limiter = trio.CapacityLimiter(1 if job.sequential else CONNECT_CONCURRENCY)
 
     async def one() -> None:
         async with limiter:
@@ -155,6 +159,84 @@ async def run_rpc(job: Job, stdin: trio.abc.ReceiveStream) -> None:
     elapsed = min(now(), deadline) - measure_from
     emit_result(total, latencies, elapsed, failures)
     await close_all(conns)
+
+
+# -- HTTP keep-alive ---------------------------------------------------------------------
+
+
+class HttpConn:
+    """One keep-alive HTTP/1.1 connection that sends the same GET again and again."""
+
+    def __init__(self, stream: trio.SocketStream, request: bytes) -> None:
+        self.stream = stream
+        self.request = request
+        self.buffer = bytearray()
+
+    async def get(self) -> None:
+        """One request; ``RequestFailed`` unless the answer is a 200 with its whole body."""
+        await self.stream.send_all(self.request)
+        buffer = self.buffer
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            await self._more()
+        head = bytes(buffer[:end]).lower()
+        if not head.startswith((b"http/1.1 200", b"http/1.0 200")):
+            raise RequestFailed(bytes(buffer[: buffer.find(b"\r\n")]).decode(errors="replace"))
+        index = head.find(b"content-length:")
+        if index < 0:
+            raise RequestFailed("no content-length")
+        line_end = head.find(b"\r\n", index)
+        length = int(head[index + 15 : line_end if line_end >= 0 else len(head)])
+        while len(buffer) < end + 4 + length:
+            await self._more()
+        del buffer[: end + 4 + length]
+
+    async def _more(self) -> None:
+        data = await self.stream.receive_some(65536)
+        if not data:
+            raise Closed(1006, "connection closed")
+        self.buffer += data
+
+
+async def run_http(job: Job, stdin: trio.abc.ReceiveStream) -> None:
+    request = (
+        f"GET {job.path} HTTP/1.1\r\nHost: {job.host}:{job.port}\r\nUser-Agent: bench\r\n\r\n"
+    ).encode()
+    conns = [
+        HttpConn(await trio.open_tcp_stream(job.host, job.port), request) for _ in range(job.conns)
+    ]
+    emit("ready", connected=len(conns), errors=[])
+    if await read_command(stdin, bytearray()) != "go":
+        return
+    per_conn = max(1, math.ceil(job.max_requests / max(1, len(conns))))
+    start = now()
+    measure_from = start + job.warmup
+    deadline = measure_from + job.duration
+    latencies: list[int] = []
+    failures: list[str] = []
+    total = 0
+
+    async def loop(conn: HttpConn) -> None:
+        nonlocal total
+        for _ in range(per_conn):
+            t0 = now()
+            if t0 >= deadline:
+                return
+            try:
+                await conn.get()
+            except (*SESSION_ERRORS, ValueError) as exc:
+                failures.append(str(exc) or type(exc).__name__)
+                return
+            total += 1
+            if t0 >= measure_from:
+                latencies.append(int((now() - t0) * 1e6))
+
+    async with trio.open_nursery() as nursery:
+        for conn in conns:
+            nursery.start_soon(loop, conn)
+    elapsed = min(now(), deadline) - measure_from
+    emit_result(total, latencies, elapsed, failures)
+    for conn in conns:
+        await conn.stream.aclose()
 
 
 # -- handshakes --------------------------------------------------------------------------
@@ -323,7 +405,7 @@ async def main(spec: dict[str, Any]) -> None:
     kind = spec.pop("kind")
     job = Job(**spec)
     stdin = trio.lowlevel.FdStream(sys.stdin.fileno())
-    runner = {"rpc": run_rpc, "handshake": run_handshakes, "hold": run_hold}[kind]
+    runner = {"rpc": run_rpc, "handshake": run_handshakes, "hold": run_hold, "http": run_http}[kind]
     await runner(job, stdin)
 
 

@@ -2,15 +2,15 @@
 
     serve()                                  one nursery; everything below has it as parent
     ├── serve_tcp                            accept loop (own cancel scope) + handler nursery
-    │   └── Connection per socket            socket <-> hypercorn's HTTP/WebSocket protocol
-    │       └── GatewayApp -> run_session    reader | writer (+ closer), + one task per request
+    │   └── Connection per socket            front door: probe | WebSocket | hypercorn (HTTP)
+    │       └── run_session (WebSocket)      reader | writer (+ closer), + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
     ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
     ├── channels                             channels/supervisor.py: one task per account
     ├── health_loop                          primes, then refreshes on demand or interval
     └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
 
-Signals, config reload and in-process restart live one level up, in ``lifecycle.supervise``.
+Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
 Shutdown is a deadline with a reason: stop accepting, drain in-flight work (``Runtime.drain_hooks``,
 within ``gateway.drainTimeoutMs``), broadcast ``shutdown``, close every
@@ -34,7 +34,9 @@ from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .runtime import ProcessState, Runtime
-from .server.asgi import GatewayApp
+from .server import origin_gate
+from .server.admission import default_connect_checks
+from .server.asgi import GatewayApp, GatewayFront
 from .server.listener import (
     Connection,
     Streams,
@@ -56,6 +58,7 @@ class Running:
     runtime: Runtime
     host: str
     port: int
+    streams: Streams  # every accepted connection (tests look at them)
 
     @property
     def url(self) -> str:
@@ -76,7 +79,7 @@ async def serve(
     Reports :class:`Running` after the port is bound and the first health snapshot exists.
     Raises :class:`~gateway.errors.StartupError` (before reporting) if the port cannot be bound.
     Returns after a stop or after ``Runtime.request_restart()`` (see ``restart_requested``);
-    restarting is the caller's job (``lifecycle.supervise``). ``process`` is the state that
+    restarting is the caller's job (``supervisor.supervise``). ``process`` is the state that
     outlives one serve() (config problems, restart counts).
 
     Cancellation: cancelling serve() from outside skips the graceful sequence -- clients see
@@ -88,6 +91,8 @@ async def serve(
     settings = attrs.evolve(settings, port=port)
     process = process or ProcessState()
     rt = Runtime(settings, process=process, metrics=process.metrics)
+    rt.upgrade_checks.append(origin_gate.upgrade_check)
+    rt.connect_checks.extend([origin_gate.connect_check, *default_connect_checks()])
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)
@@ -95,7 +100,13 @@ async def serve(
     async with trio.open_nursery() as nursery:
         rt.nursery = nursery
         accept_scope = await nursery.start(
-            serve_tcp, GatewayApp(rt, streams), sock, streams, config, context
+            serve_tcp,
+            GatewayApp(rt),
+            sock,
+            streams,
+            config,
+            context,
+            GatewayFront(rt, streams.abort),
         )
         # channels start once the port is bound: degraded beats dead
         channels_scope = trio.CancelScope()
@@ -107,7 +118,7 @@ async def serve(
         nursery.start_soon(heartbeat_loop, rt)
         rt.ready = True
         log.info("listening on %s (pid %d)", settings.url, rt.pid)
-        task_status.started(Running(rt, settings.host, port))
+        task_status.started(Running(rt, settings.host, port, streams))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)
         channels_scope.cancel()

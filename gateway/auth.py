@@ -19,15 +19,15 @@ import attrs
 
 from .config.model import RateLimit
 from .config.settings import AuthSettings
+from .errors import RateLimited, Unauthorized
 from .fsutil import write_atomic
-from .protocol.frames import ErrorCode, ErrorShape
 from .protocol.handshake import ConnectAuth
-
-ADMIN = "operator.admin"
-READ = "operator.read"
-WRITE = "operator.write"
-APPROVALS = "operator.approvals"
-PAIRING = "operator.pairing"
+from .protocol.scopes import ADMIN as ADMIN
+from .protocol.scopes import APPROVALS as APPROVALS
+from .protocol.scopes import PAIRING as PAIRING
+from .protocol.scopes import READ as READ
+from .protocol.scopes import WRITE as WRITE
+from .protocol.scopes import scope_allows as scope_allows
 
 
 def load_or_create_token(path: Path) -> str:
@@ -63,11 +63,10 @@ class AuthFailure:
     detail_code: str
     counts: bool  # a wrong secret counts toward the limiter; a missing one does not
 
-    def error(self) -> ErrorShape:
-        return ErrorShape(
-            ErrorCode.INVALID_REQUEST,
+    def error(self) -> Unauthorized:
+        return Unauthorized(
             self.message,
-            {"code": self.detail_code, "recommendedNextStep": "update_auth_credentials"},
+            details={"code": self.detail_code, "recommendedNextStep": "update_auth_credentials"},
         )
 
 
@@ -127,19 +126,10 @@ def granted_scopes(role: str, requested: list[str] | None) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
-def scope_allows(granted: list[str], required: str) -> bool:
-    """Admin satisfies everything; write satisfies read; otherwise the exact scope."""
-    if ADMIN in granted or required in granted:
-        return True
-    return required == READ and WRITE in granted
-
-
-def rate_limited_error(retry_after_ms: int) -> ErrorShape:
-    return ErrorShape(
-        ErrorCode.INVALID_REQUEST,
+def rate_limited_error(retry_after_ms: int) -> RateLimited:
+    return RateLimited(
         "unauthorized: too many failed authentication attempts (retry later)",
-        {"code": "AUTH_RATE_LIMITED", "recommendedNextStep": "wait_then_retry"},
-        retryable=True,
+        details={"code": "AUTH_RATE_LIMITED", "recommendedNextStep": "wait_then_retry"},
         retry_after_ms=retry_after_ms,
     )
 

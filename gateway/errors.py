@@ -1,10 +1,42 @@
 """The gateway's one exception hierarchy.
 
     GatewayError                      root: every expected failure the gateway reports
-    ├── ConfigError                   invalid configuration (exit 78, EX_CONFIG)
-    ├── StartupError                  refused to start: auth, bind, mode guard (exit 1)
-    │   └── PortInUseError            the port is taken (exit 75, EX_TEMPFAIL)
-    └── RpcError                      a request failed; carries its wire ErrorShape code
+    ├── PeerError                     the peer did something wrong: INVALID_REQUEST, HTTP 400,
+    │   │                             close 1008, not retryable
+    │   ├── Unauthorized              a missing or wrong secret: HTTP 401
+    │   ├── RateLimited               too many failed attempts: HTTP 429, retryable
+    │   ├── Forbidden                 authenticated, lacks the scope: FORBIDDEN, HTTP 403
+    │   ├── NotPaired                 device/node not paired: NOT_PAIRED, HTTP 403
+    │   ├── NotFound                  no such thing: HTTP 404
+    │   │   └── AgentResultNotFound   AGENT_RESULT_NOT_FOUND
+    │   ├── PayloadTooLarge           HTTP 413, close 1009
+    │   ├── ProtocolMismatch          close 1002
+    │   ├── HttpError                 an HTTP API's own 4xx (status, OpenAI error type)
+    │   ├── SessionKeyError           an unusable session key or agent id
+    │   ├── ToolError                 (agent/tools/registry.py) bad tool arguments, no such file
+    │   ├── SelectError               a model/agent/session the request cannot have
+    │   └── FormatError               an OpenAI-format request field is wrong
+    └── GatewayFault                  we (or a dependency) failed: UNAVAILABLE, HTTP 500,
+        │                             close 1011
+        ├── Unavailable               starting, draining, busy: HTTP 503, close 1013, retryable
+        ├── AgentTimeout              AGENT_TIMEOUT, HTTP 504
+        ├── ConfigError               invalid configuration (exit 78, EX_CONFIG)
+        ├── ModelConfigError          the agents/models config cannot serve a run
+        ├── StartupError              refused to start: auth, bind, mode guard (exit 1)
+        │   ├── PortInUseError        the port is taken (exit 75, EX_TEMPFAIL)
+        │   └── LockHeldError         (lock.py) another gateway holds the config lock
+        ├── ProviderError             (agent/providers/base.py) a model call failed
+        ├── StepLimitError            a run used up its tool steps
+        ├── EmptyReplyError           the model answered nothing
+        └── ServiceError              (service/errors.py) systemd/launchd said no
+
+Each class carries what every surface needs -- the wire ``code``, ``http_status``,
+``close_code`` and ``retryable`` -- so an RPC ``res``, an HTTP error body and a WebSocket
+close are all written from the same exception (:meth:`GatewayError.shape`). An instance
+may narrow them (``details``, ``retryable``, ``retry_after_ms``; ``payload`` for the final
+``res`` of a failed run; ``headers``/``body`` for an HTTP answer; ``close_reason`` when a
+WebSocket close should say less than the message). ``RpcError`` is the one
+spelling for a code chosen at run time.
 
 Errors carry what the user needs to act: a key path, a value, a host and port. The CLI
 prints ``str(error)`` as one line and exits with ``error.exit_code``; no traceback.
@@ -12,19 +44,170 @@ prints ``str(error)`` as one line and exits with ``error.exit_code``; no traceba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from .protocol.frames import CloseCode, ErrorCode, ErrorShape
+
 EX_OK = 0
 EX_FAILURE = 1
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
+Headers = Sequence[tuple[bytes, bytes]]
+
 
 class GatewayError(Exception):
     """Root of every expected gateway failure."""
 
+    code: str = ErrorCode.UNAVAILABLE
+    http_status: int = 500
+    close_code: int = CloseCode.INTERNAL_ERROR
+    retryable: bool | None = None
+    kind: str = "api_error"  # the OpenAI-style error "type" of an HTTP error body
     exit_code: int = EX_FAILURE
 
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        details: object | None = None,
+        retryable: bool | None = None,
+        retry_after_ms: int | None = None,
+        payload: object | None = None,
+        headers: Headers = (),
+        body: object | None = None,
+        close_reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message or type(self).__name__
+        self.details = details
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after_ms = retry_after_ms
+        # a failed res may carry a payload too (the final `agent` res: {runId, status, summary})
+        self.payload = payload
+        self.headers = list(headers)
+        self.body = body  # an HTTP body other than {"error": {message, type}}
+        self.close_reason = message if close_reason is None else close_reason
 
-class ConfigError(GatewayError):
+    def shape(self) -> ErrorShape:
+        """The wire ``ErrorShape`` of this error."""
+        return ErrorShape(
+            self.code, self.message, self.details, self.retryable, self.retry_after_ms
+        )
+
+
+# -- the peer did something wrong -----------------------------------------------------------
+
+
+class PeerError(GatewayError):
+    code = ErrorCode.INVALID_REQUEST
+    http_status = 400
+    close_code = CloseCode.POLICY
+    retryable: bool | None = None
+    kind = "invalid_request_error"
+
+
+InvalidRequest = PeerError  # the name handlers raise: INVALID_REQUEST
+
+
+class Unauthorized(PeerError):
+    http_status = 401
+    kind = "unauthorized"
+
+
+class RateLimited(PeerError):
+    http_status = 429
+    retryable: bool | None = True
+    kind = "rate_limited"
+
+
+class Forbidden(PeerError):
+    code = ErrorCode.FORBIDDEN
+    http_status = 403
+    kind = "forbidden"
+
+
+class NotPaired(PeerError):
+    code = ErrorCode.NOT_PAIRED
+    http_status = 403
+    kind = "forbidden"
+
+
+class NotFound(PeerError):
+    http_status = 404
+    kind = "not_found"
+
+
+class AgentResultNotFound(NotFound):
+    code = ErrorCode.AGENT_RESULT_NOT_FOUND
+
+
+class PayloadTooLarge(PeerError):
+    http_status = 413
+    close_code = CloseCode.TOO_BIG
+
+
+class ProtocolMismatch(PeerError):
+    close_code = CloseCode.PROTOCOL_MISMATCH
+
+
+class HttpError(PeerError):
+    """An HTTP API's own refusal: its status, OpenAI-style error type and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        *,
+        headers: Headers = (),
+        body: object | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers, body=body)
+        self.http_status = status
+        self.kind = kind
+
+
+class SessionKeyError(PeerError):
+    """A session key or agent id that cannot be used; the message says why."""
+
+
+class SelectError(PeerError):
+    """The request names a model, agent or session that does not exist or is not allowed."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = status
+
+
+class FormatError(PeerError):
+    """An OpenAI-format request field is wrong; the message names it (``messages[2].content``)."""
+
+
+# -- we (or a dependency) failed ------------------------------------------------------------
+
+
+class GatewayFault(GatewayError):
+    code = ErrorCode.UNAVAILABLE
+    http_status = 500
+    close_code = CloseCode.INTERNAL_ERROR
+
+
+class Unavailable(GatewayFault):
+    """Starting, draining or busy: try again later."""
+
+    http_status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER
+    retryable: bool | None = True
+
+
+class AgentTimeout(GatewayFault):
+    code = ErrorCode.AGENT_TIMEOUT
+    http_status = 504
+
+
+class ConfigError(GatewayFault):
     """Configuration is invalid; ``problems`` holds one line per bad key path."""
 
     exit_code = EX_CONFIG
@@ -36,7 +219,11 @@ class ConfigError(GatewayError):
         super().__init__(where + "; ".join(problems))
 
 
-class StartupError(GatewayError):
+class ModelConfigError(GatewayFault):
+    """The agents/models config cannot be used as it is; the message names the key."""
+
+
+class StartupError(GatewayFault):
     """The gateway refused to start (auth, bind, mode guard, lock)."""
 
 
@@ -44,8 +231,34 @@ class PortInUseError(StartupError):
     exit_code = EX_TEMPFAIL
 
 
+class StepLimitError(GatewayFault):
+    """A run used all of ``agents.defaults.maxToolSteps``."""
+
+
+class EmptyReplyError(GatewayFault):
+    """The model returned neither text nor a tool call."""
+
+
+_BY_CODE: dict[str, type[GatewayError]] = {
+    ErrorCode.INVALID_REQUEST: PeerError,
+    ErrorCode.FORBIDDEN: Forbidden,
+    ErrorCode.NOT_PAIRED: NotPaired,
+    ErrorCode.AGENT_RESULT_NOT_FOUND: AgentResultNotFound,
+    ErrorCode.APPROVAL_NOT_FOUND: NotFound,
+    ErrorCode.NOT_LINKED: Unavailable,
+    ErrorCode.AGENT_TIMEOUT: AgentTimeout,
+    ErrorCode.UNAVAILABLE: GatewayFault,
+}
+
+
+def classify(code: str) -> type[GatewayError]:
+    """The class of the tree that stands for a wire error code."""
+    return _BY_CODE.get(code, GatewayFault)
+
+
 class RpcError(GatewayError):
-    """A request failed; becomes ``res {ok:false, error}`` with this wire code."""
+    """An error whose wire code is chosen at run time (e.g. passed through from elsewhere);
+    its HTTP status and close code are those of the class in the tree for that code."""
 
     def __init__(
         self,
@@ -57,11 +270,16 @@ class RpcError(GatewayError):
         retry_after_ms: int | None = None,
         payload: object | None = None,
     ) -> None:
-        super().__init__(message)
+        like = classify(code)
         self.code = code
-        self.message = message
-        self.details = details
-        self.retryable = retryable
-        self.retry_after_ms = retry_after_ms
-        # a failed res may carry a payload too (the final `agent` res: {runId, status, summary})
-        self.payload = payload
+        self.http_status = like.http_status
+        self.close_code = like.close_code
+        self.kind = like.kind
+        self.retryable = like.retryable
+        super().__init__(
+            message,
+            details=details,
+            retryable=retryable,
+            retry_after_ms=retry_after_ms,
+            payload=payload,
+        )

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 
 import attrs
 import trio
 
-from .auth import scope_allows
+from .outbox import Outbox, Verdict
 from .protocol.codec import dumps, to_wire
+from .protocol.connection import Close, ServerConnection
 from .protocol.events import EVENTS
-from .protocol.frames import CloseCode, StateVersion
-from .server.outbox import Outbox, Verdict
+from .protocol.frames import CloseCode, StateVersion, event_text
+from .protocol.scopes import scope_allows
+from .protocol.upgrade import Upgrade
 
 SLOW_CONSUMER = "slow consumer"
 
@@ -29,23 +30,34 @@ log = logging.getLogger("gateway.events")
 
 @attrs.define(eq=False)
 class Peer:
-    """The hub's view of one WebSocket connection."""
+    """The hub's view of one WebSocket connection: its outbox, and what its connection
+    machine decided (role, scopes, event ``seq``, the close)."""
 
+    machine: ServerConnection
     outbox: Outbox
-    remote_ip: str | None = None
+    upgrade: Upgrade
     conn_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-    role: str = "operator"
-    scopes: list[str] = attrs.field(factory=list)
     client_id: str | None = None
     client_mode: str | None = None
     caps: frozenset[str] = frozenset()
     presence_key: str | None = None
-    last_seq: int = 0
-    on_close: Callable[[int, str], None] | None = None
+    device_id: str | None = None  # a verified device identity (connect.device)
+    auth_method: str | None = None  # "token" | "password" | "none" | "device-token"
+
+    @property
+    def role(self) -> str:
+        return self.machine.role
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.machine.scopes
+
+    @property
+    def remote_ip(self) -> str | None:
+        return self.upgrade.client_ip
 
     def next_seq(self) -> int:
-        self.last_seq += 1
-        return self.last_seq
+        return self.machine.next_seq()
 
     def send_text(self, text: str, *, droppable: bool = False, wake: bool = True) -> Verdict:
         verdict = self.outbox.offer(text, droppable=droppable, wake=wake)
@@ -54,19 +66,10 @@ class Peer:
         return verdict
 
     def close(self, code: int, reason: str) -> None:
-        self.outbox.request_close(code, reason)
-        if self.on_close is not None:
-            self.on_close(code, reason)
-
-
-def event_text(name: str, payload_json: str, seq: int | None, state_version: str | None) -> str:
-    parts = ['{"type":"event","event":', dumps(name), ',"payload":', payload_json]
-    if seq is not None:
-        parts += [',"seq":', str(seq)]
-    if state_version is not None:
-        parts += [',"stateVersion":', state_version]
-    parts.append("}")
-    return "".join(parts)
+        """Close after what is queued; the first close wins (the machine's rule)."""
+        for action in self.machine.close(code, reason):
+            if isinstance(action, Close):
+                self.outbox.request_close(action.code, action.reason)
 
 
 @attrs.define

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from .errors import StartupError
+from .errors import PortInUseError, StartupError
 from .lock import holder_alive, probe, read_lock
 from .ports import (
     PortListener,
@@ -26,6 +26,12 @@ from .ports import (
 )
 
 log = logging.getLogger("gateway")
+
+
+class NotOursError(PortInUseError):
+    """The port is held by something that is not a gateway of ours: the same situation as
+    a start without ``--force`` (exit 75, worth a retry once it is gone), never a kill."""
+
 
 TERM_GRACE_S = 5.0
 KILL_GRACE_S = 2.0
@@ -40,11 +46,11 @@ def targets(port: int, lock_file: Path) -> list[PortListener]:
     found: dict[int, PortListener] = {}
     for holder in (port_listeners(port) or []) if port else []:
         if holder.pid is None:
-            raise StartupError(f"port {port} is held by a process we cannot see; not stopping it")
+            raise NotOursError(f"port {port} is held by a process we cannot see; not stopping it")
         if holder.pid == me:
             continue
         if not (looks_like_gateway(holder.command) or holder.pid == lock_pid):
-            raise StartupError(
+            raise NotOursError(
                 f"port {port} is held by {describe(holder)}, which is not a smart-agent-neo "
                 "gateway; not stopping it"
             )

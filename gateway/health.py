@@ -12,17 +12,10 @@ from pathlib import Path
 
 import attrs
 
-from .agent.keys import rest_from_stem, session_key
-from .config.model import Config
+from .agent.keys import DEFAULT_AGENT_ID, rest_from_stem, session_key
+from .agent.store import sessions_dir
 from .protocol.codec import Encoded, dumps, to_wire
 from .protocol.system import AgentHealth, AgentHeartbeat, HealthSummary, SessionRecent, SessionStore
-
-DEFAULT_AGENT_ID = "main"
-MAIN_KEY = "main"
-
-
-def sessions_dir(state_dir: Path, agent_id: str = DEFAULT_AGENT_ID) -> Path:
-    return state_dir / "agents" / agent_id / "sessions"
 
 
 def session_store(state_dir: Path, now_ms: int, agent_id: str = DEFAULT_AGENT_ID) -> SessionStore:
@@ -51,31 +44,15 @@ class AgentInfo:
     is_default: bool
 
 
-def heartbeat_view(config: Config, toggled_on: bool) -> AgentHeartbeat:
-    """What the heartbeat runner (agent/heartbeat.py) will do, as health and status show it."""
-    from .agent.heartbeat import DEFAULT_PROMPT, parse_every
-
-    cfg = config.agents.defaults.heartbeat
-    every_ms = parse_every(cfg.every)
-    return AgentHeartbeat(
-        enabled=toggled_on and every_ms is not None,
-        every=cfg.every,
-        every_ms=every_ms,
-        prompt=cfg.prompt or DEFAULT_PROMPT,
-        target="none",
-        ack_max_chars=cfg.ack_max_chars,
-    )
-
-
 def build_health(
     state_dir: Path,
     now_ms: int,
     duration_ms: int,
-    agents: Sequence[AgentInfo] = (AgentInfo(DEFAULT_AGENT_ID, "Main", True),),
-    heartbeat: AgentHeartbeat | None = None,
+    agents: Sequence[AgentInfo],
+    heartbeat: AgentHeartbeat,
 ) -> HealthSummary:
-    """The snapshot for the configured agents; ``sessions`` is the default agent's store."""
-    heartbeat = heartbeat or heartbeat_view(Config(), True)
+    """The snapshot for the configured agents; ``sessions`` is the default agent's store.
+    ``heartbeat`` is what the heartbeat runner will do (``agent.heartbeat.heartbeat_view``)."""
     rows = [
         AgentHealth(
             a.id, a.is_default, heartbeat, session_store(state_dir, now_ms, a.id), name=a.name

@@ -49,6 +49,9 @@ class LockInfo:
     config_path: str
     port: int | None
     created_at: int
+    # where a client on this machine reaches it (loopback for a gateway bound to all
+    # addresses); None until the gateway is serving
+    url: str | None = None
 
 
 def lock_path(paths: Paths) -> Path:
@@ -77,6 +80,7 @@ def read_lock(path: Path) -> LockInfo | None:
             config_path=str(data["configPath"]),
             port=data.get("port"),
             created_at=int(data["createdAt"]),
+            url=data.get("url"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -86,6 +90,14 @@ def holder_alive(info: LockInfo) -> bool:
     """Is the process named in the file the one that wrote it (not a reused PID)?"""
     start = process_start_time(info.pid)
     return start is not None and (info.start_time is None or start == info.start_time)
+
+
+def running_holder(path: Path) -> LockInfo | None:
+    """The live gateway holding the lock at ``path`` (as its file describes it), if any."""
+    if probe(path) != "held":
+        return None
+    info = read_lock(path)
+    return info if info is not None and holder_alive(info) else None
 
 
 def probe(path: Path) -> Literal["free", "held", "leftover"]:
@@ -144,8 +156,9 @@ class GatewayLock:
         lock._write()
         return lock
 
-    def set_port(self, port: int) -> None:
-        self.info = attrs.evolve(self.info, port=port)
+    def serving(self, port: int, url: str) -> None:
+        """Record where the gateway now listens (again after a restart that moved it)."""
+        self.info = attrs.evolve(self.info, port=port, url=url)
         self._write()
 
     def _write(self) -> None:
@@ -159,6 +172,7 @@ class GatewayLock:
             "configPath": i.config_path,
             "port": i.port,
             "createdAt": i.created_at,
+            "url": i.url,
         }
         payload = json.dumps(data).encode()
         os.ftruncate(self._fd, 0)

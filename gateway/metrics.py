@@ -22,7 +22,7 @@ then carries the old hub's event counts over, so counters never go backwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,7 +41,19 @@ from . import logs as logs_pipeline
 
 if TYPE_CHECKING:
     from .events import Hub
-    from .runtime import Runtime
+
+
+class Observed(Protocol):
+    """What the scrape reads at collection time (a Runtime; tests pass their own)."""
+
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+    def uptime_ms(self) -> int: ...
+
 
 PREFIX = "smart_agent_neo_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -72,6 +84,7 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._http_children: dict[tuple[str, int], Any] = {}
         self.requests = Counter(
             PREFIX + "requests",
             "RPC requests by method and outcome (ok or error code)",
@@ -172,7 +185,18 @@ class Metrics:
             self._request_children[key] = pair
         return pair
 
-    def bind(self, rt: Runtime) -> None:
+    def http_counter(self, route: str, status: int) -> Any:
+        """The ``http_requests`` counter child for (route, status), kept like
+        :meth:`request_metrics` keeps its children."""
+        key = (route, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self._http_children[key] = self.http_requests.labels(
+                route=route, status=str(status)
+            )
+        return child
+
+    def bind(self, rt: Observed) -> None:
         """Read scrape-time values from ``rt`` (a new Runtime after an in-process restart)."""
         self.state.bind(rt)
 
@@ -182,12 +206,12 @@ class Metrics:
 
 class _StateCollector(Collector):
     def __init__(self) -> None:
-        self.rt: Runtime | None = None
+        self.rt: Observed | None = None
         self._hub: Hub | None = None
         # event counts of hubs we were bound to before (a restart replaces the hub)
         self._base = {"sent": 0, "dropped": 0, "slow_closes": 0}
 
-    def bind(self, rt: Runtime) -> None:
+    def bind(self, rt: Observed) -> None:
         if self._hub is not None and self._hub is not rt.hub:
             for key in self._base:
                 self._base[key] += getattr(self._hub, key)
@@ -226,13 +250,14 @@ class _StateCollector(Collector):
             yield self._gauge(
                 "ready", "1 when started and not draining", int(rt.ready and not rt.draining)
             )
-        if rt is not None and rt.channels is not None:
+        channels = getattr(rt, "channels", None)  # a Runtime has them; test doubles may not
+        if channels is not None:
             states = GaugeMetricFamily(
                 PREFIX + "channel_account_state",
                 "1 for the state each channel account is in",
                 labels=["channel", "account", "state"],
             )
-            for slot in rt.channels.slots.values():
+            for slot in channels.slots.values():
                 states.add_metric([slot.channel, slot.account_id, slot.state], 1)
             yield states
         pipeline = logs_pipeline.installed()

@@ -22,12 +22,14 @@ import trio
 
 from .presence import UNTRACKED_MODES
 from .protocol import events as ev
+from .protocol.codec import to_wire
 from .protocol.system import HeartbeatPayload
 
 if TYPE_CHECKING:
     from .events import Peer
+    from .protocol.handshake import ConnectParams
     from .runtime import Runtime
-    from .server.outbox import SendFn
+    from .server.http import SendFn
 
 log = logging.getLogger("gateway")
 log_ws = logging.getLogger("gateway.ws")
@@ -46,9 +48,12 @@ def _ms(started: float) -> float:
 # -- WebSocket connections ---------------------------------------------------------------------
 
 
-def connect_frame(peer: Peer, frame: dict[str, Any]) -> None:
-    """The raw ``connect`` request, at debug. Its ``auth`` block is masked by the pipeline."""
-    log_ws.debug("connect frame", extra={"connId": peer.conn_id, "frame": frame})
+def connect_frame(peer: Peer, params: ConnectParams) -> None:
+    """The ``connect`` request, at debug (built only then). Its ``auth`` block is masked by
+    the pipeline."""
+    if log_ws.isEnabledFor(logging.DEBUG):
+        frame = {"type": "req", "method": "connect", "params": to_wire(params)}
+        log_ws.debug("connect frame", extra={"connId": peer.conn_id, "frame": frame})
 
 
 def _ephemeral(mode: str | None) -> bool:
@@ -114,6 +119,17 @@ def auth_failed(
     (log_http if transport == "http" else log_ws).warning("auth failed", extra=fields)
 
 
+def origin_refused(
+    rt: Runtime, ip: str | None, origin: str | None, reason: str, stage: str
+) -> None:
+    """A browser page on an origin that may not drive the gateway (CSWSH defence)."""
+    rt.metrics.auth_failures.labels(transport="ws", reason="ORIGIN_NOT_ALLOWED").inc()
+    shown = (origin or "")[:256]
+    log_ws.warning(
+        "origin refused", extra={"ip": ip, "origin": shown, "reason": reason, "stage": stage}
+    )
+
+
 # -- requests ----------------------------------------------------------------------------------
 
 
@@ -170,7 +186,7 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
             status = int(message["status"])
         await send(message)
         if message["type"] == "http.response.body" and not message.get("more_body"):
-            rt.metrics.http_requests.labels(route=route, status=str(status)).inc()
+            rt.metrics.http_counter(route, status).inc()
             if log_http.isEnabledFor(logging.DEBUG):
                 client = scope.get("client")
                 headers = {
@@ -189,6 +205,32 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
                 )
 
     return observed
+
+
+def http_answered(
+    rt: Runtime,
+    method: bytes,
+    path: str,
+    status: int,
+    started: float,
+    client: tuple[str, int],
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """A request answered at the front door (a probe): counted like any HTTP request, and
+    logged with its headers only when debug is on."""
+    rt.metrics.http_counter(path, status).inc()
+    if log_http.isEnabledFor(logging.DEBUG):
+        log_http.debug(
+            "http request",
+            extra={
+                "method": method.decode("latin-1"),
+                "path": path,
+                "status": status,
+                "durationMs": _ms(started),
+                "ip": client[0],
+                "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+            },
+        )
 
 
 # -- gateway events ----------------------------------------------------------------------------

@@ -12,24 +12,34 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from . import __version__
 from .agent.agents import agent_specs
+from .agent.heartbeat import heartbeat_view
 from .agent.service import AgentService
 from .auth import RateLimiter
 from .channels.breaker import BootHistory
 from .channels.supervisor import ChannelManager
 from .config.settings import Settings
+from .devices.service import DeviceService
 from .events import Hub
-from .health import AgentInfo, HealthCache, build_health, heartbeat_view
+from .health import AgentInfo, HealthCache, build_health
 from .metrics import Metrics
+from .nodes.policy import CommandPolicy
+from .nodes.service import NodeService
 from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
+
+if TYPE_CHECKING:
+    from .errors import GatewayError
+    from .protocol.upgrade import Upgrade
+    from .server.admission import ConnectAttempt
 
 MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
@@ -78,6 +88,14 @@ class Runtime:
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     process: ProcessState = attrs.field(factory=ProcessState)
     restart_requested: bool = False
+    # Admission hooks (server/admission.py): checks before the WebSocket upgrade, and the
+    # chain that decides a `connect` (serve() installs the shared-secret checks).
+    upgrade_checks: list[Callable[[Runtime, Upgrade], GatewayError | None]] = attrs.field(
+        factory=list
+    )
+    connect_checks: list[Callable[[Runtime, ConnectAttempt], Awaitable[None]]] = attrs.field(
+        factory=list
+    )
     inflight_requests: int = 0
     _requests_idle: trio.Event = attrs.field(factory=trio.Event, init=False)
     # Agent runs, sessions and providers (gateway/agent/); runs live in `nursery`.
@@ -86,6 +104,10 @@ class Runtime:
     metrics: Metrics = attrs.field(factory=Metrics)
     # Messaging channels (gateway/channels/); serve() runs them in a nursery of their own.
     channels: ChannelManager = attrs.field(init=False)
+    # Device pairing and tokens (gateway/devices/); nodes, their pairing and the relay
+    # (gateway/nodes/). Both load their stores from the state dir here.
+    devices: DeviceService = attrs.field(init=False)
+    nodes: NodeService = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
@@ -94,6 +116,13 @@ class Runtime:
         self.agents = AgentService(self)
         self.drain_hooks.append(self.agents.drain)
         self.drain_hooks.append(self.channels.drain)
+        state_dir = self.settings.paths.state_dir
+        self.devices = DeviceService(state_dir, self.hub, self.now_ms)
+        self.nodes = NodeService(state_dir, self.hub, self.now_ms, self.command_policy)
+
+    def command_policy(self) -> CommandPolicy:
+        nodes = self.settings.config.gateway.nodes
+        return CommandPolicy.of(nodes.allow_commands, nodes.deny_commands)
 
     # -- time ------------------------------------------------------------------------------
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.agent import transcript
-from gateway.agent.agents import ModelConfigError, agent_specs, resolve_model
+from gateway.agent.agents import agent_specs, resolve_model
 from gateway.agent.dedupe import IdempotencyCache
 from gateway.agent.keys import (
-    SessionKeyError,
     file_stem,
     parse_session_key,
     rest_from_stem,
@@ -23,10 +22,10 @@ from gateway.agent.providers.sse import SseDecoder, SseEvent
 from gateway.agent.tools import HTTP_DENY, TOOLS, allowed, http_allowed
 from gateway.config.load import parse
 from gateway.config.model import ToolPolicy
-from gateway.errors import ConfigError
-from gateway.openai.chat_format import FormatError, parse_chat
+from gateway.errors import ConfigError, FormatError, ModelConfigError, SelectError, SessionKeyError
+from gateway.openai.chat_format import parse_chat
 from gateway.openai.responses_format import parse_responses
-from gateway.openai.select import SelectError, Target, agent_from_model, select_target
+from gateway.openai.select import Target, agent_from_model, select_target
 
 
 def test_sse_decoder_handles_split_chunks_comments_and_crlf() -> None:
@@ -206,7 +205,7 @@ def test_agent_selection() -> None:
     assert pick({}, None, None).session_key.startswith("agent:main:openai:")
     with pytest.raises(SelectError) as unknown:
         pick({}, "smart-agent-neo/ghost", None)
-    assert unknown.value.status == 404
+    assert unknown.value.http_status == 404
     with pytest.raises(SelectError, match="reserved session key prefix"):
         pick({"x-smart-agent-neo-session-key": "cron:x"}, None, None)
 

@@ -130,7 +130,7 @@ def test_password_hints_say_password(client_id: str, client_mode: str, hint: str
 def test_failure_error_shape() -> None:
     failure = check_secret(TOKEN_AUTH, ConnectAuth(token="wrong"), "test", "test")
     assert failure is not None
-    shape = failure.error()
+    shape = failure.error().shape()
     assert shape.code == ErrorCode.INVALID_REQUEST
     assert shape.message == failure.message
     assert shape.details == {
@@ -140,7 +140,7 @@ def test_failure_error_shape() -> None:
 
 
 def test_rate_limited_error_shape() -> None:
-    shape = rate_limited_error(1234)
+    shape = rate_limited_error(1234).shape()
     assert shape.code == ErrorCode.INVALID_REQUEST
     assert shape.message == "unauthorized: too many failed authentication attempts (retry later)"
     assert isinstance(shape.details, dict)

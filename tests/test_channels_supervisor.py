@@ -26,8 +26,8 @@ from gateway.channels.supervisor import AccountSlot, ChannelManager
 from gateway.channels.telegram.api import BotNetworkError
 from gateway.cli.main import main
 from gateway.cli.status_view import channel_lines
-from gateway.cli.target import Target
 from gateway.config.load import parse
+from gateway.config.target import Target
 from gateway.runtime import Runtime
 from gateway.service.status import probe_rpc
 

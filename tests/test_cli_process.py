@@ -26,7 +26,7 @@ from websockets.sync.client import ClientConnection
 from .conftest import connect_frame, handshake, in_thread, open_raw, recv_until
 from .rawws import RawClient
 
-URL_RE = re.compile(r"listening on (ws://127\.0\.0\.1:(\d+))")
+URL_RE = re.compile(r"listening on (ws://127\.0\.0\.[0-9]+:(\d+))")
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:

@@ -29,8 +29,8 @@ from gateway_client._backoff import Backoff
 from gateway.app import Running, serve
 from gateway.config.settings import Settings
 from gateway.protocol import events as ev
+from gateway.protocol.frames import response_text
 from gateway.protocol.system import TickPayload
-from gateway.rpc.dispatch import response_text
 from gateway.rpc.registry import CallContext, methods
 
 from .conftest import TOKEN, StartGateway, make_settings
@@ -410,7 +410,7 @@ async def test_seq_gap_is_reported_with_fresh_state(gateway: Running) -> None:
         async with open_client(gateway.url, token=TOKEN) as client, client.subscribe() as events:
             peer = rt.hub.peers[client.hello["server"]["connId"]]
             # What the hub does for a slow consumer: consume seqs without sending the events.
-            expected = peer.last_seq + 1
+            expected = peer.machine.last_seq + 1
             peer.next_seq()
             peer.next_seq()
             rt.hub.broadcast(ev.TICK, TickPayload(rt.now_ms()))
@@ -482,7 +482,7 @@ async def test_reconnects_after_gateway_restart_on_same_port(tmp_path: Path) -> 
 
                 # seq tracking restarted with the connection: a one-event loss at the
                 # new connection's small seqs is still a gap.
-                expected = peer.last_seq + 1
+                expected = peer.machine.last_seq + 1
                 peer.next_seq()
                 second.runtime.hub.broadcast(ev.TICK, TickPayload(second.runtime.now_ms()))
                 gap = await next_matching(events, "gap")

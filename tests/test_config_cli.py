@@ -32,12 +32,19 @@ def test_setup_creates_a_local_config_and_keeps_an_existing_one(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["setup"]) == 0
-    assert json.loads(config_path(home).read_text()) == {"gateway": {"mode": "local"}}
+    workspace = home / ".smart-agent-neo" / "workspace"
+    assert json.loads(config_path(home).read_text()) == {
+        "gateway": {"mode": "local"},
+        "agents": {"defaults": {"workspace": str(workspace)}},
+    }
+    assert workspace.is_dir()
     assert "Config ready" in capsys.readouterr().out
     config_path(home).write_text('{ gateway: { mode: "local", port: 19555 } }')
     assert main(["setup"]) == 0
+    assert "Config updated" in capsys.readouterr().out  # the missing workspace, nothing else
+    assert json.loads(config_path(home).read_text())["gateway"]["port"] == 19555
+    assert main(["setup"]) == 0
     assert "already set up" in capsys.readouterr().out
-    assert "19555" in config_path(home).read_text()
 
 
 def test_set_validates_and_writes(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

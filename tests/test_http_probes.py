@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
 from gateway.app import Running
+from gateway.config.model import Config, ControlUi, Gateway
+
+from .conftest import StartGateway, make_settings
 
 LIVENESS = ["/health", "/healthz"]
 READINESS = ["/ready", "/readyz"]
@@ -71,10 +75,29 @@ async def test_other_methods_get_405_with_allow(
     assert_baseline_headers(response)
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/healthz/extra", "/v1/models"])
-async def test_unknown_path_is_404_text(client: httpx.AsyncClient, path: str) -> None:
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/nope", "/tools/x", "/metrics/x", "/hooks"])
+async def test_gateway_paths_stay_404_with_the_ui_at_the_root(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """The Control UI's SPA fallback never claims a path the gateway owns: a disabled or
+    unknown API path is a plain 404, not the dashboard's index.html."""
     with trio.fail_after(10):
         response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Not Found"
+    assert_baseline_headers(response)
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/healthz/extra", "/v1/models"])
+async def test_unknown_path_is_404_text_without_the_ui(
+    start_gateway: StartGateway, tmp_path: Path, path: str
+) -> None:
+    config = Config(gateway=Gateway(control_ui=ControlUi(enabled=False)))
+    running = await start_gateway(make_settings(tmp_path, config=config))
+    async with httpx.AsyncClient(base_url=f"http://{running.host}:{running.port}") as http:
+        with trio.fail_after(10):
+            response = await http.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/plain")
     assert response.text == "Not Found"

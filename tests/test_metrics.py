@@ -254,7 +254,7 @@ async def test_a_real_agent_run_moves_the_run_counter(start_gateway: StartGatewa
 
 async def test_a_config_reload_and_restart_are_counted(tmp_path: Path) -> None:
     """The lifecycle reports reloads and in-process restarts through observe."""
-    from .test_lifecycle import supervised
+    from .test_supervisor import supervised
 
     async with supervised(tmp_path) as (lc, config):
         first = await lc.wait_started(1)

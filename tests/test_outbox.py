@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from gateway.server.outbox import Outbox, admit, frame_size
+from gateway.outbox import Outbox, admit, frame_size
 
 # -- admit ----------------------------------------------------------------------------------
 
@@ -108,6 +109,19 @@ def test_first_close_request_wins() -> None:
 # -- run ------------------------------------------------------------------------------------
 
 
+class AsDicts:
+    """A FrameWriter that hands each frame to ``send`` as the ASGI message it stands for."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self._send = send
+
+    async def send_text(self, text: str) -> None:
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def send_close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
 class Recorder:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -124,7 +138,7 @@ async def test_run_drains_in_order_then_closes() -> None:
     box.request_close(1000, "done")
     recorder = Recorder()
     with trio.fail_after(5):
-        await box.run(recorder.send)
+        await box.run(AsDicts(recorder.send))
     assert recorder.messages == [
         {"type": "websocket.send", "text": "one"},
         {"type": "websocket.send", "text": "two"},
@@ -140,7 +154,7 @@ async def test_run_waits_for_frames_offered_later() -> None:
     recorder = Recorder()
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(box.run, recorder.send)
+            nursery.start_soon(box.run, AsDicts(recorder.send))
             await trio.testing.wait_all_tasks_blocked()
             assert recorder.messages == []
             box.offer("a")
@@ -170,7 +184,7 @@ async def test_bytes_count_until_send_returns() -> None:
     box.offer("12345")
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(box.run, slow_send)
+            nursery.start_soon(box.run, AsDicts(slow_send))
             await trio.testing.wait_all_tasks_blocked()
             assert box.queued_bytes == 5  # in flight still counts against the limit
             gate.set()
@@ -185,7 +199,7 @@ async def test_finished_is_set_when_the_writer_is_cancelled() -> None:
     recorder = Recorder()
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(box.run, recorder.send)
+            nursery.start_soon(box.run, AsDicts(recorder.send))
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     assert box.finished.is_set()
@@ -214,7 +228,7 @@ async def test_flush_sends_the_queue_in_order_from_the_calling_task() -> None:
     box.offer("response", wake=False)
     recorder = Recorder()
     with trio.fail_after(5):
-        await box.flush(recorder.send)
+        await box.flush(AsDicts(recorder.send))
     assert [m["text"] for m in recorder.messages] == ["event-first", "response"]
     assert box.queued_bytes == 0
     assert not box.finished.is_set()  # flushing is not the writer ending
@@ -234,10 +248,10 @@ async def test_flush_while_the_writer_sends_leaves_the_queue_to_it() -> None:
     box.offer("first")
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(box.run, slow_send)
+            nursery.start_soon(box.run, AsDicts(slow_send))
             await trio.testing.wait_all_tasks_blocked()  # the writer is inside send("first")
             box.offer("second", wake=False)
-            await box.flush(slow_send)  # returns without sending
+            await box.flush(AsDicts(slow_send))  # returns without sending
             assert sent == []
             gate.set()
             await trio.testing.wait_all_tasks_blocked()
@@ -254,6 +268,6 @@ async def test_flush_leaves_the_close_frame_to_the_writer() -> None:
     box.on_wake = lambda: wakes.append("wake")
     recorder = Recorder()
     with trio.fail_after(5):
-        await box.flush(recorder.send)
+        await box.flush(AsDicts(recorder.send))
     assert recorder.messages == [{"type": "websocket.send", "text": "last words"}]
     assert wakes == ["wake"]  # and the writer was asked to send the close

@@ -19,8 +19,11 @@ import trio
 from websockets.sync.client import ClientConnection
 
 from gateway.app import Running
+from gateway.devices.pairing import DeviceClaim
+from gateway.nodes.pairing import NodeSurface
 from gateway.rpc import registry as rpc_registry
 from gateway.rpc.registry import CallContext, Method, methods
+from gateway.runtime import Runtime
 
 from .conftest import (
     StartGateway,
@@ -33,6 +36,7 @@ from .conftest import (
     recv_until,
     request,
 )
+from .nodekit import fake_node
 from .test_handshake import RawClient, client_info, send_json
 
 # Valid minimal params for EVERY registered method (sections 7.1-7.4). A method added to the
@@ -49,6 +53,9 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "agent.wait": {"runId": "all-methods-run"},
     "sessions.list": {},
     "chat.history": {"sessionKey": "main"},
+    "chat.send": {"sessionKey": "main", "message": "hi", "idempotencyKey": "all-methods-chat"},
+    "chat.abort": {"sessionKey": "main"},
+    "chat.inject": {"sessionKey": "main", "message": "a note"},
     # scheduled far out so the connection under test outlives the call
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},
@@ -60,6 +67,29 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "channels.logout": {"channel": "telegram"},
     "pairing.list": {"channel": "telegram"},
     "pairing.approve": {"channel": "telegram", "code": "ABCD2345"},
+    # nodes and devices: ids are filled in by _seed_pairing (stores seeded, a node connected)
+    "node.list": {},
+    "node.describe": {"nodeId": "<connected node>"},
+    "node.invoke": {
+        "nodeId": "<connected node>",
+        "command": "canvas.present",
+        "idempotencyKey": "k",
+    },
+    "node.invoke.result": {"id": "no-such-invoke", "nodeId": "node-host", "ok": True},
+    "node.event": {"event": "node.presence.alive"},
+    "node.rename": {"nodeId": "<connected node>", "displayName": "Renamed"},
+    "node.pair.request": {"nodeId": "requested-node"},
+    "node.pair.list": {},
+    "node.pair.approve": {"requestId": "<seeded>"},
+    "node.pair.reject": {"requestId": "<seeded>"},
+    "node.pair.verify": {"nodeId": "<connected node>", "token": "wrong"},
+    "node.pair.remove": {"nodeId": "seed-paired"},
+    "device.pair.list": {},
+    "device.pair.approve": {"requestId": "<seeded>"},
+    "device.pair.reject": {"requestId": "<seeded>"},
+    "device.pair.remove": {"deviceId": "seed-paired-device"},
+    "device.token.revoke": {"deviceId": "seed-approved-device", "role": "operator"},
+    "device.token.rotate": {"deviceId": "seed-approved-device", "role": "operator"},
 }
 # Methods whose minimal call is refused by design: the message it must start with.
 EXPECTED_INVALID = {
@@ -130,7 +160,7 @@ async def test_post_handshake_frame_within_max_payload_is_served(
     await in_thread(client)
 
 
-@pytest.mark.parametrize("garbage", ["{not json", "", "]]", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("garbage", ["{not json", b"\xff\xfe\x00"])
 async def test_post_handshake_non_json_is_ignored(gateway: Running, garbage: str | bytes) -> None:
     """Section 2.4: post-handshake non-JSON is ignored -- no res, connection stays open."""
 
@@ -145,20 +175,9 @@ async def test_post_handshake_non_json_is_ignored(gateway: Running, garbage: str
 
 @pytest.mark.parametrize(
     ("frame", "expected_id"),
-    [
-        ({"type": "event", "id": "ev-1", "event": "x"}, "ev-1"),
-        ({"type": "res", "id": "res-1", "ok": True}, "res-1"),
+    [  # the whole matrix: test_connection.py
         ({"type": "req", "id": "no-method"}, "no-method"),
-        ({"type": "req", "id": "empty-method", "method": ""}, "empty-method"),
-        ({"type": "req", "id": "num-method", "method": 5}, "num-method"),
-        ({"type": "req", "id": "tp", "method": "health", "traceparent": "t" * 129}, "tp"),
-        ({"type": "req", "method": "health"}, "invalid"),
-        ({"type": "req", "id": "", "method": "health"}, "invalid"),
-        ({"type": "req", "id": 12, "method": "health"}, "invalid"),
-        ({"id": "no-type", "method": "health"}, "no-type"),
         ([1, 2], "invalid"),
-        ("req", "invalid"),
-        (None, "invalid"),
     ],
 )
 async def test_post_handshake_invalid_frame(
@@ -351,47 +370,87 @@ async def test_response_ids_echo_request_ids(gateway: Running) -> None:
     await in_thread(client)
 
 
+def _seed_pairing(rt: Runtime, node_id: str) -> dict[str, dict[str, Any]]:
+    """Pairing state the node/device methods act on; returns their params with real ids."""
+    now = rt.now_ms()
+    nodes, devices = rt.nodes.pairing, rt.devices.pairing
+    to_approve, _ = nodes.request(NodeSurface("seed-approve"), now)
+    to_reject, _ = nodes.request(NodeSurface("seed-reject"), now)
+    paired, _ = nodes.request(NodeSurface("seed-paired"), now)
+    nodes.approve(paired.request_id, now)
+
+    def device(device_id: str) -> DeviceClaim:
+        return DeviceClaim(device_id, f"key-{device_id}", "operator", ["operator.read"])
+
+    dev_approve, _ = devices.request(
+        device("seed-approved-device"), "not-paired", now, silent=False
+    )
+    dev_reject, _ = devices.request(device("seed-rejected-device"), "not-paired", now, silent=False)
+    dev_paired, _ = devices.request(device("seed-paired-device"), "not-paired", now, silent=False)
+    devices.approve(dev_paired.request_id, now)
+    return {
+        **MINIMAL_PARAMS,
+        "node.describe": {"nodeId": node_id},
+        "node.invoke": {
+            "nodeId": node_id,
+            "command": "canvas.present",
+            "params": {"url": "https://example.invalid/"},
+            "idempotencyKey": "all-methods-invoke",
+        },
+        "node.rename": {"nodeId": node_id, "displayName": "Renamed"},
+        "node.pair.verify": {"nodeId": node_id, "token": "wrong"},
+        "node.pair.approve": {"requestId": to_approve.request_id},
+        "node.pair.reject": {"requestId": to_reject.request_id},
+        "device.pair.approve": {"requestId": dev_approve.request_id},
+        "device.pair.reject": {"requestId": dev_reject.request_id},
+    }
+
+
 async def test_every_advertised_method_answers(start_gateway: StartGateway, tmp_path: Path) -> None:
     """Sections 3.8 / 4.2 / 7.1-7.4: every method in features.methods (and every registered one)
     answers ok:true with valid minimal params, in exactly one res without status "accepted"."""
     running = await start_gateway(make_settings(tmp_path))
     registered = gateway_registry()
-
-    def client() -> list[str]:
-        with open_raw(running.url) as ws:
-            hello = handshake(ws)
-            advertised: list[str] = hello["payload"]["features"]["methods"]
-            names = sorted(set(advertised) | set(registered))
-            missing = [n for n in names if n not in MINIMAL_PARAMS]
-            assert not missing, f"methods without an entry in MINIMAL_PARAMS: {missing}; add one"
-            stale = sorted(set(MINIMAL_PARAMS) - set(names))
-            assert not stale, f"MINIMAL_PARAMS names methods the gateway does not have: {stale}"
-            assert "connect" not in advertised
-            for name in names:
-                role = registered[name].role
-                if role != "operator":
-                    res = _call_as_node(running.url, name, MINIMAL_PARAMS[name])
-                else:
-                    res = request(ws, name, MINIMAL_PARAMS[name], request_id=f"all-{name}")
-                    assert res["id"] == f"all-{name}"
-                    if name in TWO_STAGE:
-                        assert res["ok"] is True, res
-                        assert res["payload"]["status"] == "accepted", res
-                        res = recv_until(ws, partial(_is_res, f"all-{name}"))
-                if name in EXPECTED_INVALID:
-                    assert_invalid(res, EXPECTED_INVALID[name])
-                    continue
-                assert res["ok"] is True, f"{name}: {res}"
-                assert "error" not in res, f"{name}: {res}"
-                payload = res.get("payload")
-                if isinstance(payload, dict):
-                    assert payload.get("status") != "accepted", f"{name} is single-stage: {res}"
-            # exactly one res per request: a trailing health gets the next res
-            assert_health_ok(ws)
-            return names
-
-    names = await in_thread(client)
+    async with fake_node(running.url) as node:
+        params = _seed_pairing(running.runtime, node.node_id)
+        names = await in_thread(partial(_call_every_method, running, registered, params))
     assert names
+
+
+def _call_every_method(
+    running: Running, registered: dict[str, Method], params: dict[str, dict[str, Any]]
+) -> list[str]:
+    with open_raw(running.url) as ws:
+        hello = handshake(ws)
+        advertised: list[str] = hello["payload"]["features"]["methods"]
+        names = sorted(set(advertised) | set(registered))
+        missing = [n for n in names if n not in MINIMAL_PARAMS]
+        assert not missing, f"methods without an entry in MINIMAL_PARAMS: {missing}; add one"
+        stale = sorted(set(MINIMAL_PARAMS) - set(names))
+        assert not stale, f"MINIMAL_PARAMS names methods the gateway does not have: {stale}"
+        assert "connect" not in advertised
+        for name in names:
+            role = registered[name].role
+            if role != "operator":
+                res = _call_as_node(running.url, name, params[name])
+            else:
+                res = request(ws, name, params[name], request_id=f"all-{name}")
+                assert res["id"] == f"all-{name}"
+                if name in TWO_STAGE:
+                    assert res["ok"] is True, res
+                    assert res["payload"]["status"] == "accepted", res
+                    res = recv_until(ws, partial(_is_res, f"all-{name}"))
+            if name in EXPECTED_INVALID:
+                assert_invalid(res, EXPECTED_INVALID[name])
+                continue
+            assert res["ok"] is True, f"{name}: {res}"
+            assert "error" not in res, f"{name}: {res}"
+            payload = res.get("payload")
+            if isinstance(payload, dict):
+                assert payload.get("status") != "accepted", f"{name} is single-stage: {res}"
+        # exactly one res per request: a trailing health gets the next res
+        assert_health_ok(ws)
+        return names
 
 
 def _is_res(request_id: str, frame: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from gateway.cli.main import main
 from gateway.config.paths import Paths, resolve_paths
 from gateway.lock import GatewayLock, lock_path
-from gateway.service import lifecycle
+from gateway.service import control
 from gateway.service.checks import Check
 from gateway.service.doctor import doctor, run_checks
 from gateway.service.spec import InstallOptions
@@ -45,7 +45,7 @@ def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(free_port())})
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     result = doctor(host, paths)
     assert result.ok
     assert {c.status for c in result.checks} == {"ok"}, by_id(result.checks)
@@ -153,7 +153,7 @@ def test_unit_drift_is_found_and_fixed(tmp_path: Path) -> None:
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    result = lifecycle.install(host, paths, options=InstallOptions(port=19555))
+    result = control.install(host, paths, options=InstallOptions(port=19555))
     unit = result.identity.path
     unit.write_text(unit.read_text().replace("SERVICE_VERSION=0.1.0", "SERVICE_VERSION=0.0.9"))
     status, message = by_id(run_checks(host, paths))["service.drift"]
@@ -177,7 +177,7 @@ def test_lingering_off_is_fixable(tmp_path: Path) -> None:
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path, linger="no")
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     assert by_id(run_checks(host, paths))["service.linger"][0] == "warn"
     result = doctor(host, paths, fix=True)
     assert ["loginctl", "enable-linger", "alice"] in runner.commands()
@@ -209,7 +209,7 @@ def test_duplicate_services_and_colliding_profiles(tmp_path: Path) -> None:
     local_profile(tmp_path, "rescue")  # no port of its own: 18789 like the default
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     system_dir = tmp_path / "etc" / "systemd" / "system"
     system_dir.mkdir(parents=True)
     user_unit = tmp_path / ".config" / "systemd" / "user" / "smart-agent-neo-gateway.service"
@@ -256,7 +256,7 @@ def test_cli_doctor_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
 def test_unconfigured_service_needs_no_config(tmp_path: Path) -> None:
     paths = resolve_paths(None, {}, tmp_path)
     host = make_host(tmp_path, fake_systemd(tmp_path))
-    lifecycle.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
     status, message = by_id(run_checks(host, paths))["config.valid"]
     assert status == "ok"
     assert "embedded defaults" in message

@@ -222,7 +222,7 @@ async def test_status_when_the_service_runs_another_process(
     tmp_path: Path, start_gateway: StartGateway
 ) -> None:
     """The fake manager says pid 4242 is the service; the port answers for this process."""
-    from gateway.service import lifecycle
+    from gateway.service import control
 
     state = tmp_path / "state"
     running = await start_gateway(make_settings(state))
@@ -230,13 +230,13 @@ async def test_status_when_the_service_runs_another_process(
     env = {"SMART_AGENT_NEO_GATEWAY_PORT": str(running.port)}
     host = make_host(tmp_path, runner, env=env)
     paths = _paths(state)
-    lifecycle.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
     status, _ = await gather(host, paths, token=TOKEN, timeout_ms=5_000)
     assert status.state == "conflict"
     assert status.service.installed
     assert status.service.runtime is not None
     assert status.service.runtime.pid == 4242
-    lifecycle.control(host, paths, "stop")
+    control.control(host, paths, "stop")
     status, _ = await gather(host, paths, token=TOKEN, timeout_ms=5_000)
     assert status.state == "running"
     assert status.reasons == [f"running outside the service manager (pid {os.getpid()})"]
@@ -261,7 +261,7 @@ async def test_status_of_a_stopped_gateway(tmp_path: Path) -> None:
 async def test_status_shows_the_last_error_when_the_service_runs_but_the_port_is_closed(
     tmp_path: Path,
 ) -> None:
-    from gateway.service import lifecycle
+    from gateway.service import control
 
     port = free_port()
     state = tmp_path / ".smart-agent-neo"
@@ -271,7 +271,7 @@ async def test_status_shows_the_last_error_when_the_service_runs_but_the_port_is
     runner = fake_systemd(tmp_path, journal=["boot", line, "Run `smart-agent-neo doctor`."])
     host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(port)})
     paths = _paths(state)
-    lifecycle.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
     status, _ = await gather(host, paths, timeout_ms=2_000)
     assert status.state == "degraded"
     assert status.last_error == line

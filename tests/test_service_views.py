@@ -7,16 +7,16 @@ from typing import Any
 
 import attrs
 
+from gateway.cli.control_view import ActionReport, action_json
 from gateway.cli.doctor import DoctorReport, doctor_json
 from gateway.cli.gateway_status import overview_json
 from gateway.cli.jsonout import to_json
-from gateway.cli.lifecycle_view import ActionReport, action_json
 from gateway.cli.status_view import GatewayStatusReport, OverviewReport
 from gateway.service.checks import Check
+from gateway.service.control import ActionResult
 from gateway.service.discovery import FoundService
 from gateway.service.doctor import DoctorResult
 from gateway.service.identity import Identity
-from gateway.service.lifecycle import ActionResult
 from gateway.service.runtime_view import ExitInfo, ServiceRuntime
 from gateway.service.status import (
     ConfigView,

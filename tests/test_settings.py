@@ -223,8 +223,15 @@ def test_bind_auto_is_loopback_host() -> None:
     assert run('{gateway: {bind: "auto"}}').host == "127.0.0.1"
 
 
+def with_origins(text: str) -> str:
+    """A non-loopback bind also needs the Control UI's allowed origins (or the UI off)."""
+    return text.replace(
+        "{gateway: {", '{gateway: {controlUi: {allowedOrigins: ["https://u.example"]}, ', 1
+    )
+
+
 def test_bind_lan_with_configured_token() -> None:
-    settings = run('{gateway: {bind: "lan", auth: {token: "cfg-token"}}}')
+    settings = run(with_origins('{gateway: {bind: "lan", auth: {token: "cfg-token"}}}'))
     assert (settings.bind, settings.host) == ("lan", "0.0.0.0")
 
 
@@ -242,7 +249,7 @@ def test_invalid_cli_bind() -> None:
 
 def test_custom_bind_from_config() -> None:
     text = '{gateway: {bind: "custom", customBindHost: "10.1.2.3", auth: {token: "t"}}}'
-    settings = run(text)
+    settings = run(with_origins(text))
     assert (settings.bind, settings.host) == ("custom", "10.1.2.3")
 
 
@@ -342,7 +349,7 @@ def test_custom_loopback_host_with_generated_token_is_allowed() -> None:
 def test_lan_with_a_user_secret_is_allowed(
     text: str, overrides: Overrides, env: dict[str, str], source: str
 ) -> None:
-    settings = run(text, overrides, env, generate=never_generate)
+    settings = run(with_origins(text), overrides, env, generate=never_generate)
     assert settings.host == "0.0.0.0"
     assert settings.auth.source == source
     assert settings.auth.user_configured is True

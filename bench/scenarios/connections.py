@@ -9,6 +9,7 @@ connection machinery rather than a 200-entry presence list in every event.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,50 @@ async def memory(plan: Plan, workdir: Path) -> list[Measurement]:
                         detail={"conns": conns, "rss": rss, "idle_rss": idle},
                     )
                 )
+    async with procs.gateway(workdir) as gw:
+        found = await joined_rss(gw.port, gw.token, plan, gw.rss)
+        rows.append(joins_row("memory", plan.operator_joins, found))
     return rows
 
 
-async def _fanout_on(port: int, token: str, plan: Plan) -> dict[str, Any]:
+def joins_job(port: int, token: str, conns: int) -> dict[str, Any]:
+    """Operator clients that presence tracks (mode ``ui``), connecting one after another:
+    every join broadcasts the grown presence list to everyone already connected."""
+    return {
+        "kind": "hold",
+        "host": procs.HOST,
+        "port": port,
+        "token": token,
+        "conns": conns,
+        "mode": "ui",
+        "sequential": True,
+    }
+
+
+async def joined_rss(port: int, token: str, plan: Plan, rss: Callable[[], int]) -> dict[str, int]:
+    """RSS when idle, and once ``plan.operator_joins`` tracked clients have joined one by one
+    (and everything they were sent has been delivered: the holders read continuously)."""
+    await trio.sleep(plan.settle)
+    idle = rss()
+    async with procs.load(joins_job(port, token, plan.operator_joins)) as gen:
+        await _held(gen, plan.operator_joins)
+        await trio.sleep(plan.settle)
+        return {"joins": plan.operator_joins, "idle_rss": idle, "rss": rss()}
+
+
+def joins_row(scenario: str, count: int, found: dict[str, int]) -> Measurement:
+    added = found["rss"] - found["idle_rss"]
+    return Measurement(
+        scenario,
+        f"RSS after {count} operators joined one by one",
+        found["rss"] / MB,
+        "MB",
+        note=f"+{added / MB:.1f} MB over idle ({added / count / 1024:.0f} KB/conn)",
+        detail=dict(found),
+    )
+
+
+async def fanout_on(port: int, token: str, plan: Plan) -> dict[str, Any]:
     clients, rounds = plan.fanout_clients, plan.fanout_rounds
     job = {
         "kind": "hold",
@@ -90,9 +131,9 @@ async def fanout(plan: Plan, workdir: Path) -> list[Measurement]:
     """One ``system-event`` -> a ``presence`` event on every held session; time to each."""
     clients, rounds = plan.fanout_clients, plan.fanout_rounds
     async with procs.ceiling() as ceiling:
-        top = await _fanout_on(ceiling.port, "-", plan)
+        top = await fanout_on(ceiling.port, "-", plan)
     async with procs.gateway(workdir) as gw:
-        ours = await _fanout_on(gw.port, gw.token, plan)
+        ours = await fanout_on(gw.port, gw.token, plan)
     ok = ours["p99_ms"] is not None
     return [
         Measurement(

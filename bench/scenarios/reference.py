@@ -25,7 +25,7 @@ import secrets
 import shlex
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from statistics import median
@@ -38,6 +38,7 @@ from .. import procs
 from ..client import now, open_session
 from ..plan import Plan
 from ..report import Measurement
+from .connections import fanout_on, joined_rss, joins_row
 from .throughput import _job, best_of
 
 START_TIMEOUT = 90.0  # the reference takes 9-11 s to its first hello-ok
@@ -205,7 +206,42 @@ async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
         for workers in plan.handshake_workers:
             job = _job("handshake", ref.port, ref.token, plan, conns=workers, mode="cli")
             rows.append(await _measure(job, plan, ref, workers=workers))
+        for conns in plan.http_conns:
+            job = _job("http", ref.port, ref.token, plan, conns=conns, path="/healthz")
+            rows.append(await _measure(job, plan, ref, path="/healthz", conns=conns))
+        rows.append(await _guarded("fan-out", _fanout(ref, plan)))
+    async with reference(template, workdir) as ref:
+        await _first_hello(ref)
+        await trio.sleep(READY_SETTLE * plan.settle)
+        found = await _guarded("joins", joined_rss(ref.port, ref.token, plan, ref.rss))
+        rows.append(found)
     return rows
+
+
+async def _guarded(what: str, work: Awaitable[Any]) -> Measurement:
+    """A row from ``work``; a failure becomes one error row and the run goes on."""
+    try:
+        result = await work
+    except Exception as exc:
+        return Measurement("reference", what, None, "", status="error", note=procs.describe(exc))
+    if isinstance(result, Measurement):
+        return result
+    return joins_row("reference", int(result["joins"]), result)
+
+
+async def _fanout(ref: Reference, plan: Plan) -> Measurement:
+    found = await fanout_on(ref.port, ref.token, plan)
+    return Measurement(
+        "reference",
+        f"fan-out: system-event -> {plan.fanout_clients} clients",
+        found["p99_ms"],
+        "ms",
+        p50_ms=found["p50_ms"],
+        p99_ms=found["p99_ms"],
+        lower_is_better=True,
+        note=f"p99; {plan.fanout_rounds} rounds, {found['lost']} lost",
+        detail={"clients": plan.fanout_clients, **found},
+    )
 
 
 async def _measure(job: dict[str, Any], plan: Plan, ref: Reference, **what: Any) -> Measurement:
@@ -234,5 +270,8 @@ def _case(**what: Any) -> str:
     if "workers" in what:
         n = what["workers"]
         return f"handshake, {n} worker{'s' if n > 1 else ''}"
+    if "path" in what:
+        n = what["conns"]
+        return f"GET {what['path']} @ {n} conn{'s' if n > 1 else ''}"
     n = what["conns"]
     return f"{what['method']} @ {n} conn{'s' if n > 1 else ''}"

@@ -123,6 +123,32 @@ async def rpc(plan: Plan, workdir: Path) -> list[Measurement]:
     return rows
 
 
+def http_row(scenario: str, path: str, conns: int, result: dict[str, Any]) -> Measurement:
+    note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
+    if result["errors"]:
+        note += f"; {result['errors']} errors, e.g. {result['error_samples'][:1]}"
+    return Measurement(
+        scenario,
+        f"GET {path} @ {conns} conn{'s' if conns > 1 else ''}",
+        result["rate"],
+        "req/s",
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        note=note.lstrip("; "),
+        detail={"path": path, "conns": conns, **result},
+    )
+
+
+async def http(plan: Plan, workdir: Path) -> list[Measurement]:
+    """Keep-alive ``GET /healthz``: the probe a load balancer or systemd watchdog hammers."""
+    rows: list[Measurement] = []
+    async with procs.gateway(workdir) as gw:
+        for conns in plan.http_conns:
+            job = _job("http", gw.port, gw.token, plan, conns=conns, path="/healthz")
+            rows.append(http_row("http", "/healthz", conns, await best_of(job, plan, gw.pid)))
+    return rows
+
+
 async def handshakes(plan: Plan, workdir: Path) -> list[Measurement]:
     """Open, challenge, connect, hello-ok, close -- as the CLI's client mode (not in presence)."""
     rows: list[Measurement] = []

@@ -1,6 +1,13 @@
 // Generated from schemas/protocol.schema.json by `nox -s schemas`. Do not edit.
 // smart-agent-neo gateway protocol 4: frames, params, results and event payloads.
 
+/** Set on the partial reply a stopped run left behind. */
+export interface AbortMeta {
+  aborted: boolean;
+  origin: "rpc" | "stop-command";
+  runId: string;
+}
+
 export interface AgentAbortParams {
   runId?: string | null;
   sessionKey?: string | null;
@@ -87,6 +94,14 @@ export interface AgentWaitResult {
   error?: string | null;
 }
 
+/** One file sent with a message; ``content`` is base64 (a ``data:`` URL is accepted too). */
+export interface Attachment {
+  content: string;
+  type?: string | null;
+  mimeType?: string | null;
+  fileName?: string | null;
+}
+
 export interface CancelFrame {
   type: "cancel";
   id: string;
@@ -160,6 +175,40 @@ export interface ChannelsStatusResult {
   [extra: string]: unknown;
 }
 
+export interface ChatAbortParams {
+  sessionKey: string;
+  runId?: string | null;
+}
+
+export interface ChatAbortResult {
+  ok: boolean;
+  aborted: boolean;
+  runIds: Array<string>;
+}
+
+/** The assistant message so far (cumulative): authoritative when present. */
+export interface ChatEventMessage {
+  role: "assistant";
+  content: Array<TextBlock>;
+  timestamp: number;
+}
+
+/** One step of a run as WebChat sees it. ``seq`` is per run and counts chat events only (1, 2, 3, ... with no gaps), so a client that sees a gap knows it missed one. */
+export interface ChatEventPayload {
+  runId: string;
+  sessionKey: string;
+  seq: number;
+  state: "delta" | "final" | "aborted" | "error";
+  agentId?: string | null;
+  deltaText?: string | null;
+  replace?: boolean | null;
+  message?: ChatEventMessage | null;
+  usage?: ChatUsage | null;
+  stopReason?: string | null;
+  errorMessage?: string | null;
+  errorKind?: "refusal" | "timeout" | "rate_limit" | "context_length" | "unknown" | null;
+}
+
 export interface ChatHistoryParams {
   sessionKey: string;
   limit?: number | null;
@@ -174,6 +223,18 @@ export interface ChatHistoryResult {
   hasMore: boolean;
   sessionInfo: SessionInfo;
   nextOffset?: number | null;
+  inFlightRun?: InFlightRun | null;
+}
+
+export interface ChatInjectParams {
+  sessionKey: string;
+  message: string;
+  label?: string | null;
+}
+
+export interface ChatInjectResult {
+  ok: boolean;
+  messageId: string;
 }
 
 export interface ChatMessage {
@@ -186,6 +247,41 @@ export interface ChatMessage {
   isError?: boolean | null;
   stopReason?: string | null;
   errorMessage?: string | null;
+  abort?: AbortMeta | null;
+  label?: string | null;
+  id?: string | null;
+}
+
+/** Open: WebChat clients add optional fields over time. */
+export interface ChatSendParams {
+  sessionKey: string;
+  message: string;
+  idempotencyKey: string;
+  thinking?: string | null;
+  deliver?: boolean | null;
+  attachments?: Array<Attachment> | null;
+  timeoutMs?: number | null;
+  agentId?: string | null;
+  sessionId?: string | null;
+  queueMode?: "steer" | "followup" | "collect" | "interrupt" | null;
+  replyToId?: string | null;
+  [extra: string]: unknown;
+}
+
+/** ``{runId, status}`` for a send (``started``, or ``in_flight`` / the cached outcome for a repeated key); ``{ok, aborted, runIds}`` when the message was a stop command. */
+export interface ChatSendResult {
+  runId?: string | null;
+  status?: "started" | "in_flight" | "ok" | "error" | null;
+  summary?: string | null;
+  ok?: boolean | null;
+  aborted?: boolean | null;
+  runIds?: Array<string> | null;
+}
+
+export interface ChatUsage {
+  input: number;
+  output: number;
+  total: number;
 }
 
 export interface ClientInfo {
@@ -240,14 +336,26 @@ export interface ConnectParams {
   [extra: string]: unknown;
 }
 
-/** ``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``. */
+/** ``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``; ``image`` blocks (attachments) ``mimeType``, ``bytes``, ``fileName`` and ``omitted`` (the image data itself is never sent back in history). */
 export interface ContentBlock {
-  type: "text" | "toolCall";
+  type: "text" | "toolCall" | "image";
   text?: string | null;
   id?: string | null;
   name?: string | null;
   arguments?: string | null;
   truncated?: boolean | null;
+  mimeType?: string | null;
+  bytes?: number | null;
+  fileName?: string | null;
+  omitted?: boolean | null;
+}
+
+export interface DeviceIdParams {
+  deviceId: string;
+}
+
+export interface DeviceIdResult {
+  deviceId: string;
 }
 
 export interface DeviceIdentity {
@@ -257,6 +365,63 @@ export interface DeviceIdentity {
   signedAt: number;
   nonce?: string | null;
   [extra: string]: unknown;
+}
+
+export interface DevicePairApproveResult {
+  requestId: string;
+  device: PairedDeviceInfo;
+}
+
+export interface DevicePairListResult {
+  pending: Array<PendingDeviceRequest>;
+  paired: Array<PairedDeviceInfo>;
+}
+
+export interface DevicePairRejectResult {
+  requestId: string;
+  deviceId: string;
+}
+
+export interface DevicePairResolvedPayload {
+  requestId: string;
+  deviceId: string;
+  decision: "approved" | "rejected" | "removed" | "expired";
+  ts: number;
+}
+
+export interface DeviceTokenRevokeParams {
+  deviceId: string;
+  role: string;
+}
+
+export interface DeviceTokenRevokeResult {
+  deviceId: string;
+  role: string;
+  revokedAtMs: number;
+}
+
+export interface DeviceTokenRotateParams {
+  deviceId: string;
+  role: string;
+  scopes?: Array<string> | null;
+}
+
+export interface DeviceTokenRotateResult {
+  deviceId: string;
+  role: string;
+  scopes: Array<string>;
+  rotatedAtMs: number;
+  tokenDelivery: "in-band" | "withheld-cross-device";
+  token?: string | null;
+}
+
+export interface DeviceTokenSummary {
+  role: string;
+  scopes: Array<string>;
+  createdAtMs: number;
+  rotatedAtMs?: number | null;
+  revokedAtMs?: number | null;
+  lastUsedAtMs?: number | null;
 }
 
 export interface EmptyParams {
@@ -352,6 +517,8 @@ export interface HeartbeatStatus {
 export interface HelloAuth {
   role: string;
   scopes: Array<string>;
+  deviceToken?: string | null;
+  issuedAtMs?: number | null;
 }
 
 export interface HelloOk {
@@ -362,6 +529,12 @@ export interface HelloOk {
   snapshot: Snapshot;
   auth: HelloAuth;
   policy: Policy;
+}
+
+/** A run still streaming into this session: its text so far, to draw the open bubble. */
+export interface InFlightRun {
+  runId: string;
+  text: string;
 }
 
 export interface LinkChannel {
@@ -386,8 +559,259 @@ export interface LogsTailResult {
   reset: boolean;
 }
 
+export interface NodeDescription {
+  nodeId: string;
+  caps: Array<string>;
+  commands: Array<string>;
+  paired: boolean;
+  connected: boolean;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  remoteIp?: string | null;
+  permissions?: Record<string, boolean> | null;
+  pathEnv?: string | null;
+  connectedAtMs?: number | null;
+  approvedAtMs?: number | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  declaredCommands?: Array<string> | null;
+  pendingRequestId?: string | null;
+  ts: number;
+}
+
+export interface NodeError {
+  code?: string | null;
+  message?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeEventParams {
+  event: string;
+  payload?: unknown;
+  payloadJSON?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeEventResult {
+  ok: boolean;
+  event: string;
+  handled: boolean;
+}
+
+export interface NodeIdParams {
+  nodeId: string;
+}
+
+export interface NodeIdResult {
+  nodeId: string;
+}
+
+/** A node as operators see it: paired (even offline) or connected (even unpaired). */
+export interface NodeInfo {
+  nodeId: string;
+  caps: Array<string>;
+  commands: Array<string>;
+  paired: boolean;
+  connected: boolean;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  remoteIp?: string | null;
+  permissions?: Record<string, boolean> | null;
+  pathEnv?: string | null;
+  connectedAtMs?: number | null;
+  approvedAtMs?: number | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  declaredCommands?: Array<string> | null;
+  pendingRequestId?: string | null;
+}
+
+export interface NodeInvokeParams {
+  nodeId: string;
+  command: string;
+  idempotencyKey: string;
+  params?: unknown;
+  timeoutMs?: number | null;
+  [extra: string]: unknown;
+}
+
+/** Sent to one node only (no ``seq``): run ``command`` and answer with ``node.invoke.result``. */
+export interface NodeInvokeRequestPayload {
+  id: string;
+  nodeId: string;
+  command: string;
+  paramsJSON: string | null;
+  timeoutMs?: number | null;
+  idempotencyKey?: string | null;
+}
+
+export interface NodeInvokeResult {
+  ok: true;
+  nodeId: string;
+  command: string;
+  payload: unknown;
+  payloadJSON: string | null;
+}
+
+export interface NodeInvokeResultAck {
+  ok: boolean;
+  ignored?: boolean | null;
+}
+
+export interface NodeInvokeResultParams {
+  id: string;
+  nodeId: string;
+  ok: boolean;
+  payload?: unknown;
+  payloadJSON?: string | null;
+  error?: NodeError | null;
+  [extra: string]: unknown;
+}
+
+export interface NodeListResult {
+  ts: number;
+  nodes: Array<NodeInfo>;
+}
+
+export interface NodePairApproveResult {
+  requestId: string;
+  node: PairedNode;
+}
+
+export interface NodePairListResult {
+  pending: Array<PendingNodeRequest>;
+  paired: Array<PairedNodeInfo>;
+}
+
+export interface NodePairRejectResult {
+  requestId: string;
+  nodeId: string;
+}
+
+export interface NodePairRequestParams {
+  nodeId: string;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
+}
+
+export interface NodePairRequestResult {
+  status: "pending";
+  request: PendingNodeRequest;
+  created: boolean;
+}
+
+export interface NodePairResolvedPayload {
+  requestId: string;
+  nodeId: string;
+  decision: "approved" | "rejected" | "removed" | "expired";
+  ts: number;
+}
+
+export interface NodePairVerifyParams {
+  nodeId: string;
+  token: string;
+}
+
+export interface NodePairVerifyResult {
+  ok: boolean;
+  node?: PairedNodeInfo | null;
+}
+
+export interface NodeRenameParams {
+  nodeId: string;
+  displayName: string;
+}
+
+export interface NodeRenameResult {
+  nodeId: string;
+  displayName: string;
+}
+
 export interface OkResult {
   ok: boolean;
+}
+
+/** A paired device as lists show it: token strings replaced by summaries. */
+export interface PairedDeviceInfo {
+  deviceId: string;
+  publicKey: string;
+  roles: Array<string>;
+  scopes: Array<string>;
+  createdAtMs: number;
+  approvedAtMs: number;
+  tokens: Array<DeviceTokenSummary>;
+  role?: string | null;
+  displayName?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  clientId?: string | null;
+  clientMode?: string | null;
+  remoteIp?: string | null;
+  lastSeenAtMs?: number | null;
+  lastSeenReason?: string | null;
+  connected?: boolean | null;
+}
+
+/** The stored record; only ``node.pair.approve`` returns it with its token. */
+export interface PairedNode {
+  nodeId: string;
+  createdAtMs: number;
+  approvedAtMs: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  bins?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  lastConnectedAtMs?: number | null;
+  token: string;
+  [extra: string]: unknown;
+}
+
+/** A paired node without its token (lists, describe, verify). */
+export interface PairedNodeInfo {
+  nodeId: string;
+  createdAtMs: number;
+  approvedAtMs: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  bins?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  lastConnectedAtMs?: number | null;
+  [extra: string]: unknown;
 }
 
 export interface PairingApproveParams {
@@ -426,6 +850,46 @@ export interface PairingRequestInfo {
   accountId: string;
   username?: string | null;
   name?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface PendingDeviceRequest {
+  requestId: string;
+  deviceId: string;
+  publicKey: string;
+  role: string;
+  roles: Array<string>;
+  scopes: Array<string>;
+  isRepair: boolean;
+  ts: number;
+  reason?: "not-paired" | "role-upgrade" | "scope-upgrade" | "metadata-upgrade" | null;
+  displayName?: string | null;
+  platform?: string | null;
+  deviceFamily?: string | null;
+  clientId?: string | null;
+  clientMode?: string | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
+  [extra: string]: unknown;
+}
+
+export interface PendingNodeRequest {
+  requestId: string;
+  nodeId: string;
+  isRepair: boolean;
+  ts: number;
+  displayName?: string | null;
+  platform?: string | null;
+  version?: string | null;
+  coreVersion?: string | null;
+  uiVersion?: string | null;
+  deviceFamily?: string | null;
+  modelIdentifier?: string | null;
+  caps?: Array<string> | null;
+  commands?: Array<string> | null;
+  permissions?: Record<string, boolean> | null;
+  remoteIp?: string | null;
+  silent?: boolean | null;
   [extra: string]: unknown;
 }
 
@@ -471,6 +935,10 @@ export interface RequestFrame {
   params?: unknown;
   traceparent?: string | null;
   [extra: string]: unknown;
+}
+
+export interface RequestIdParams {
+  requestId: string;
 }
 
 export interface ResponseFrame {
@@ -626,6 +1094,11 @@ export interface SystemEventParams {
   wake?: boolean | null;
 }
 
+export interface TextBlock {
+  type: "text";
+  text: string;
+}
+
 export interface TickPayload {
   ts: number;
 }
@@ -645,10 +1118,31 @@ export interface GatewayMethods {
   "channels.start": { params: ChannelParams; result: ChannelStartResult };
   "channels.status": { params: ChannelsStatusParams; result: ChannelsStatusResult };
   "channels.stop": { params: ChannelParams; result: ChannelStopResult };
+  "chat.abort": { params: ChatAbortParams; result: ChatAbortResult };
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
+  "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
+  "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
+  "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
+  "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
+  "device.pair.remove": { params: DeviceIdParams; result: DeviceIdResult };
+  "device.token.revoke": { params: DeviceTokenRevokeParams; result: DeviceTokenRevokeResult };
+  "device.token.rotate": { params: DeviceTokenRotateParams; result: DeviceTokenRotateResult };
   "health": { params: HealthParams; result: HealthSummary };
   "last-heartbeat": { params: EmptyParams; result: unknown };
   "logs.tail": { params: LogsTailParams; result: LogsTailResult };
+  "node.describe": { params: NodeIdParams; result: NodeDescription };
+  "node.event": { params: NodeEventParams; result: NodeEventResult };
+  "node.invoke": { params: NodeInvokeParams; result: NodeInvokeResult };
+  "node.invoke.result": { params: NodeInvokeResultParams; result: NodeInvokeResultAck };
+  "node.list": { params: EmptyParams; result: NodeListResult };
+  "node.pair.approve": { params: RequestIdParams; result: NodePairApproveResult };
+  "node.pair.list": { params: EmptyParams; result: NodePairListResult };
+  "node.pair.reject": { params: RequestIdParams; result: NodePairRejectResult };
+  "node.pair.remove": { params: NodeIdParams; result: NodeIdResult };
+  "node.pair.request": { params: NodePairRequestParams; result: NodePairRequestResult };
+  "node.pair.verify": { params: NodePairVerifyParams; result: NodePairVerifyResult };
+  "node.rename": { params: NodeRenameParams; result: NodeRenameResult };
   "pairing.approve": { params: PairingApproveParams; result: PairingApproveResult };
   "pairing.list": { params: PairingListParams; result: PairingListResult };
   "restart": { params: RestartParams; result: RestartResult };
@@ -661,9 +1155,15 @@ export interface GatewayMethods {
 
 export interface GatewayEvents {
   "agent": AgentEventPayload;
+  "chat": ChatEventPayload;
   "connect.challenge": ChallengePayload;
+  "device.pair.requested": PendingDeviceRequest;
+  "device.pair.resolved": DevicePairResolvedPayload;
   "health": HealthSummary;
   "heartbeat": HeartbeatPayload;
+  "node.invoke.request": NodeInvokeRequestPayload;
+  "node.pair.requested": PendingNodeRequest;
+  "node.pair.resolved": NodePairResolvedPayload;
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;

@@ -13,8 +13,8 @@ from pathlib import Path
 import attrs
 
 from ..config.model import Config, Provider, ToolPolicy
-from ..health import DEFAULT_AGENT_ID
-from .keys import normalize_agent_id
+from ..errors import ModelConfigError, SessionKeyError
+from .keys import DEFAULT_AGENT_ID, normalize_agent_id
 
 OFFLINE_PROVIDER = "offline"
 OFFLINE_MODEL = "builtin-echo"
@@ -47,10 +47,6 @@ class ModelChoice:
         return f"{self.provider_name}/{self.model_id}"
 
 
-class ModelConfigError(ValueError):
-    """The agents/models config cannot be used as it is; the message names the key."""
-
-
 def agent_specs(config: Config, state_dir: Path) -> list[AgentSpec]:
     defaults = config.agents.defaults
     entries = config.agents.list_
@@ -63,7 +59,7 @@ def agent_specs(config: Config, state_dir: Path) -> list[AgentSpec]:
     for i, entry in enumerate(entries):
         try:
             agent_id = normalize_agent_id(entry.id)
-        except ValueError as exc:
+        except SessionKeyError as exc:
             raise ModelConfigError(f"agents.list[{i}].id: {exc}") from None
         if agent_id in seen:
             raise ModelConfigError(f'agents.list[{i}].id: duplicate agent id "{agent_id}"')

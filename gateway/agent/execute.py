@@ -18,14 +18,17 @@ import attrs
 import trio
 
 from .. import observe
+from ..errors import EmptyReplyError, GatewayFault
+from ..protocol.chat import ChatUsage, ErrorKind
 from ..protocol.frames import ErrorCode
-from . import providers, transcript
-from .agents import ModelChoice, ModelConfigError, resolve_model
-from .providers.base import Message, ModelReply, ModelRequest, ProviderError, ToolCall
+from . import attachments, providers, transcript
+from .agents import ModelChoice, resolve_model
+from .attachments import ImagePart
+from .providers.base import Image, Message, ModelReply, ModelRequest, ProviderError, ToolCall
 from .run import EndStatus, Run
 from .tools import TOOLS, ToolContext, ToolError, allowed, invoke, specs_for
 from .transcript import Record
-from .turns import StepLimitError, run_turns
+from .turns import run_turns
 
 if TYPE_CHECKING:
     from .service import AgentService, RunRequest
@@ -33,10 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.agent")
 
 WRITE_BUDGET_S = 10.0  # how long a cancelled run may take to save its transcript
-
-
-class EmptyReplyError(Exception):
-    pass
 
 
 @attrs.define
@@ -53,10 +52,14 @@ class RunSink:
         self.partial += text
         self.run.text += text
         self.svc.emit(self.run, "assistant", {"text": self.run.text, "delta": text})
+        if self.run.chat is not None:
+            self.run.chat.add(text)
 
     def reply(self, reply: ModelReply) -> None:
         run = self.run
         self.partial = ""
+        if run.chat is not None:
+            run.chat.step_done()
         if reply.text:
             run.payloads.append(reply.text)
         if reply.usage is not None:
@@ -143,6 +146,7 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
     status: EndStatus = "interrupted"
     summary = "the gateway stopped before the run finished"
     code: str | None = None
+    kind: ErrorKind = "unknown"
     sink: RunSink | None = None
     svc.emit(run, "lifecycle", {"phase": "start", "startedAt": run.accepted_at})
     try:
@@ -155,12 +159,17 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
             else:
                 records = await svc.store.read(state_dir, run.agent.id, run.rest)
                 history = transcript.model_history(records, run.agent.history_limit)
-            user = transcript.user_message(run.run_id, run.message, run.accepted_at)
+            parts = list(request.attachments)
+            user = transcript.user_message(
+                run.run_id, run.message, run.accepted_at, attachments.record(parts)
+            )
             await svc.store.append(state_dir, run.agent.id, run.rest, [user], svc.now_ms())
+            images = tuple(Image(p.mime_type, p.data) for p in parts if isinstance(p, ImagePart))
+            asked = Message("user", attachments.model_text(run.message, parts), images=images)
             model_request = ModelRequest(
                 model=choice.model_id,
                 system=system_prompt(run, request.extra_system_prompt, svc.now_ms()),
-                messages=(*history, Message("user", run.message)),
+                messages=(*history, asked),
                 tools=specs_for(config.tools, run.agent.tools) if choice.provider else (),
                 max_tokens=choice.max_tokens,
             )
@@ -190,18 +199,21 @@ async def execute(svc: AgentService, run: Run, request: RunRequest) -> None:
             status, summary = "ok", "completed"
         if run.scope.cancelled_caught:
             if run.stop_status is None:
-                status, code = "timeout", ErrorCode.AGENT_TIMEOUT
+                status, code, kind = "timeout", ErrorCode.AGENT_TIMEOUT, "timeout"
                 summary = f"agent run timed out after {request.timeout_s:g} s"
             else:
                 status, summary = run.stop_status, run.stop_reason or run.stop_status
-    except (ProviderError, ModelConfigError, StepLimitError, EmptyReplyError) as exc:
+    except ProviderError as exc:
+        status, summary = "error", str(exc)
+        kind = "rate_limit" if exc.status == 429 else "unknown"
+    except GatewayFault as exc:  # the models config, step limit, empty reply
         status, summary = "error", str(exc)
     except Exception as exc:
         log.exception("agent run %s failed", run.run_id)
         status, summary = "error", f"internal error: {type(exc).__name__}: {exc}"
     finally:
         with trio.CancelScope(shield=True):
-            await _finish(svc, run, sink, status, summary, code)
+            await _finish(svc, run, sink, status, summary, code, kind)
 
 
 async def _finish(
@@ -211,11 +223,15 @@ async def _finish(
     status: EndStatus,
     summary: str,
     code: str | None,
+    kind: ErrorKind = "unknown",
 ) -> None:
     now = svc.now_ms()
     run.end(status, summary, now, code)
     records = sink.records if sink is not None else []
     if sink is not None and sink.partial and status != "ok":
+        abort: dict[str, object] | None = None
+        if status == "aborted":  # PROTOCOL 7.8: partial text persisted with abort metadata
+            abort = {"aborted": True, "origin": run.stop_origin, "runId": run.run_id}
         records.append(
             transcript.assistant_message(
                 run.run_id,
@@ -225,6 +241,7 @@ async def _finish(
                 provider=sink.choice.provider_name,
                 model=sink.choice.model_id,
                 stop_reason=status,
+                abort=abort,
             )
         )
     records.append(transcript.run_end(run.run_id, status, summary, now - run.accepted_at, now))
@@ -234,6 +251,7 @@ async def _finish(
             await svc.store.append(state_dir, run.agent.id, run.rest, records, now)
         except OSError as exc:
             log.error("run %s: cannot save transcript: %s", run.run_id, exc)
+    _end_chat(run, status, summary, kind)
     if status == "ok":
         svc.emit(run, "lifecycle", {"phase": "end", "startedAt": run.accepted_at, "endedAt": now})
     else:
@@ -247,3 +265,19 @@ async def _finish(
         svc.rt, run.agent.id, outcome, (now - run.accepted_at) / 1000, run_id=run.run_id
     )
     svc.finished(run)
+
+
+def _end_chat(run: Run, status: EndStatus, summary: str, kind: ErrorKind) -> None:
+    """The run's last ``chat`` event: ``final``, ``aborted`` (a stop, or the gateway going
+    down) or ``error``; emitted after the transcript is saved, so a client that reloads
+    history on it finds the reply there."""
+    chat = run.chat
+    if chat is None:
+        return
+    if status == "ok":
+        total = run.usage.input + run.usage.output
+        chat.final(ChatUsage(run.usage.input, run.usage.output, total), "stop")
+    elif status in ("aborted", "interrupted"):
+        chat.aborted(status, None if status == "aborted" else summary)
+    else:
+        chat.error(summary, kind)

@@ -20,8 +20,9 @@ import attrs
 import trio
 
 from .. import observe
-from ..errors import RpcError
-from ..protocol.system import HeartbeatPayload, HeartbeatStatusName
+from ..config.model import Config
+from ..errors import GatewayError
+from ..protocol.system import AgentHeartbeat, HeartbeatPayload, HeartbeatStatusName
 from .service import RunRequest
 
 if TYPE_CHECKING:
@@ -35,6 +36,20 @@ DEFAULT_PROMPT = (
 RECHECK_S = 30.0  # while disabled: how often to look at the config / the toggle again
 PREVIEW_CHARS = 200
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def heartbeat_view(config: Config, toggled_on: bool) -> AgentHeartbeat:
+    """What the heartbeat runner (agent/heartbeat.py) will do, as health and status show it."""
+    cfg = config.agents.defaults.heartbeat
+    every_ms = parse_every(cfg.every)
+    return AgentHeartbeat(
+        enabled=toggled_on and every_ms is not None,
+        every=cfg.every,
+        every_ms=every_ms,
+        prompt=cfg.prompt or DEFAULT_PROMPT,
+        target="none",
+        ack_max_chars=cfg.ack_max_chars,
+    )
 
 
 def parse_every(text: str) -> int | None:
@@ -83,7 +98,7 @@ async def beat(rt: Runtime) -> HeartbeatPayload:
             reason = None
         else:
             verdict, reason = Verdict("failed", None, "error"), run.summary
-    except RpcError as exc:  # gateway stopping, too many runs, bad agents config
+    except GatewayError as exc:  # gateway stopping, too many runs, bad agents config
         verdict, reason = Verdict("skipped", None, "error"), exc.message
     payload = HeartbeatPayload(
         ts=rt.now_ms(),

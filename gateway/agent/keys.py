@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
+from ..errors import SessionKeyError
+
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DEFAULT_AGENT_ID = "main"
+MAIN_KEY = "main"  # the main session of an agent: agent:<id>:main
 MAX_KEY_CHARS = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class SessionKeyError(ValueError):
-    """A session key or agent id that cannot be used; the message says why."""
 
 
 def normalize_agent_id(raw: str) -> str:

@@ -16,9 +16,11 @@ import trio
 from ..protocol.agent import AgentMeta, AgentResponse, AgentResult, ReplyPayload, RunMeta, Usage
 from ..protocol.frames import ErrorCode, ErrorShape
 from .agents import AgentSpec
+from .chatstream import ChatStream
 from .providers.base import TokenUsage
 
 EndStatus = Literal["ok", "error", "timeout", "aborted", "interrupted"]
+StopOrigin = Literal["rpc", "stop-command"]
 
 
 @attrs.define(eq=False)
@@ -46,16 +48,19 @@ class Run:
     # set by abort()/interrupt() just before the scope is cancelled: how and why it stopped
     stop_status: EndStatus | None = None
     stop_reason: str | None = None
+    stop_origin: StopOrigin = "rpc"
+    # the `chat` events of this run (set by AgentService.start)
+    chat: ChatStream | None = None
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
-    def stop(self, status: EndStatus, reason: str) -> bool:
+    def stop(self, status: EndStatus, reason: str, origin: StopOrigin = "rpc") -> bool:
         """Cancel the run, recording why; ``False`` if it already ended or is stopping."""
         if self.status != "running" or self.stop_status is not None:
             return False
-        self.stop_status, self.stop_reason = status, reason
+        self.stop_status, self.stop_reason, self.stop_origin = status, reason, origin
         self.scope.cancel()
         return True
 

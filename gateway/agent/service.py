@@ -24,16 +24,18 @@ import attrs
 import trio
 
 from ..auth import READ
-from ..errors import RpcError
+from ..errors import InvalidRequest, ModelConfigError, SessionKeyError, Unavailable
 from ..protocol import events as ev
 from ..protocol.agent import AgentEventPayload
-from ..protocol.frames import ErrorCode
-from .agents import AgentSpec, ModelConfigError, agent_specs, default_agent_id
+from ..protocol.chat import ChatEventPayload
+from .agents import AgentSpec, agent_specs, default_agent_id
+from .attachments import Part
+from .chatstream import ChatStream
 from .dedupe import IdempotencyCache
 from .execute import execute
-from .keys import SessionKeyError, normalize_agent_id, parse_session_key, session_key
+from .keys import normalize_agent_id, parse_session_key, session_key
 from .providers.base import Message
-from .run import Run
+from .run import Run, StopOrigin
 from .store import SessionStore
 
 if TYPE_CHECKING:
@@ -55,10 +57,14 @@ class RunRequest:
     extra_system_prompt: str | None = None
     # OpenAI-style callers send the conversation themselves: it replaces the stored history
     prelude: tuple[Message, ...] | None = None
+    # files sent with the message (chat.send), already decoded and checked
+    attachments: tuple[Part, ...] = ()
+    # chat.send / agent `deliver`: send the reply out through the session's channel route
+    deliver: bool = False
 
 
-def invalid(message: str) -> RpcError:
-    return RpcError(ErrorCode.INVALID_REQUEST, message)
+def invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message)
 
 
 TOOL_EVENTS = "tool-events"
@@ -83,7 +89,7 @@ class AgentService:
         try:
             return agent_specs(self.rt.settings.config, self.rt.settings.paths.state_dir)
         except ModelConfigError as exc:
-            raise RpcError(ErrorCode.UNAVAILABLE, f"invalid agents config: {exc}") from None
+            raise ModelConfigError(f"invalid agents config: {exc}") from None
 
     def default_agent(self) -> str:
         return default_agent_id(self.rt.settings.config)
@@ -113,20 +119,18 @@ class AgentService:
         return self.active.get(run_id) or self.ended.get(run_id, self.now_ms())
 
     def start(self, request: RunRequest) -> Run:
-        """Start (or join) the run for ``request.run_id``; raises ``RpcError`` when refused."""
+        """Start (or join) the run for ``request.run_id``; raises a ``GatewayError`` when refused."""
         existing = self.find(request.run_id)
         if existing is not None:
             return existing
         if not self.accepting or self.rt.draining or self.rt.nursery is None:
-            raise RpcError(
-                ErrorCode.UNAVAILABLE,
+            raise Unavailable(
                 "gateway is stopping; retry shortly",
                 retryable=True,
                 retry_after_ms=1000,
             )
         if len(self.active) >= MAX_ACTIVE_RUNS:
-            raise RpcError(
-                ErrorCode.UNAVAILABLE,
+            raise Unavailable(
                 f"too many agent runs in progress ({MAX_ACTIVE_RUNS}); retry later",
                 retryable=True,
                 retry_after_ms=1000,
@@ -145,9 +149,12 @@ class AgentService:
             now,
         )
         run.scope.deadline = now + timeout_s
+        run.chat = ChatStream(run.run_id, run.session_key, spec.id, self.emit_chat, self.now_ms)
         self.active[run.run_id] = run
         self._idle = trio.Event()
         self.rt.nursery.start_soon(execute, self, run, request, name=f"agent run {run.run_id}")
+        # sends held chat text when the throttle allows; ends with the run's last chat event
+        self.rt.nursery.start_soon(run.chat.run_flusher, name=f"chat deltas {run.run_id}")
         log.info("run %s started (agent %s, session %s)", run.run_id, spec.id, run.session_key)
         return run
 
@@ -170,16 +177,22 @@ class AgentService:
         self.rt.hub.broadcast(ev.AGENT, payload, scope=READ, cap=cap)
         run.touch()
 
-    def abort(self, run_id: str, reason: str) -> bool:
-        run = self.active.get(run_id)
-        return run is not None and run.stop("aborted", reason)
+    def emit_chat(self, payload: ChatEventPayload) -> None:
+        self.rt.hub.broadcast(ev.CHAT, payload, scope=READ)
 
-    def abort_session(self, key: str, reason: str) -> list[str]:
+    def abort(self, run_id: str, reason: str, origin: StopOrigin = "rpc") -> bool:
+        run = self.active.get(run_id)
+        return run is not None and run.stop("aborted", reason, origin)
+
+    def abort_session(self, key: str, reason: str, origin: StopOrigin = "rpc") -> list[str]:
         return [
             r.run_id
             for r in list(self.active.values())
-            if r.session_key == key and r.stop("aborted", reason)
+            if r.session_key == key and r.stop("aborted", reason, origin)
         ]
+
+    def running_in(self, key: str) -> list[Run]:
+        return [r for r in self.active.values() if r.session_key == key]
 
     def active_in(self, key: str) -> list[str]:
         return [r.run_id for r in self.active.values() if r.session_key == key]

@@ -16,11 +16,14 @@ import attrs
 import trio
 
 from ..fsutil import write_atomic
-from ..health import sessions_dir
 from ..protocol.agent import SessionRow
 from . import transcript
-from .keys import file_stem, rest_from_stem, session_key
+from .keys import DEFAULT_AGENT_ID, file_stem, rest_from_stem, session_key
 from .transcript import Record
+
+
+def sessions_dir(state_dir: Path, agent_id: str = DEFAULT_AGENT_ID) -> Path:
+    return state_dir / "agents" / agent_id / "sessions"
 
 
 def transcript_path(state_dir: Path, agent_id: str, rest: str) -> Path:

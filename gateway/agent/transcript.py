@@ -3,9 +3,10 @@
 Record kinds, all with ``ts`` (wall ms):
 
     {"type":"session", "version":1, "sessionKey"}                 first line of a file
-    {"type":"message", "role":"user", "runId", "text"}
+    {"type":"message", "role":"user", "runId", "text",
+     "attachments":[{type:"image"|"text", mimeType, bytes, fileName?, text?}]}
     {"type":"message", "role":"assistant", "runId", "text", "toolCalls":[{id,name,arguments}],
-     "provider", "model", "stopReason"}
+     "provider", "model", "stopReason", "abort":{aborted,origin,runId}?, "id"?, "label"?}
     {"type":"message", "role":"toolResult", "runId", "toolCallId", "toolName", "text", "isError"}
     {"type":"run", "runId", "status":"ok|error|timeout|aborted|interrupted", "summary", "durationMs"}
 
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from ..protocol.agent import ChatMessage, ContentBlock
+from ..protocol.agent import AbortMeta, ChatMessage, ContentBlock
 from ..protocol.codec import dumps, to_wire
 from .providers.base import Message, ToolCall
 
@@ -39,8 +40,14 @@ def header(session_key: str, now_ms: int) -> Record:
     return {"type": "session", "version": VERSION, "sessionKey": session_key, "ts": now_ms}
 
 
-def user_message(run_id: str, text: str, now_ms: int) -> Record:
-    return {"type": "message", "role": "user", "runId": run_id, "text": text, "ts": now_ms}
+def user_message(
+    run_id: str, text: str, now_ms: int, attachments: list[dict[str, object]] | None = None
+) -> Record:
+    record: Record = {"type": "message", "role": "user", "runId": run_id, "text": text}
+    if attachments:
+        record["attachments"] = attachments
+    record["ts"] = now_ms
+    return record
 
 
 def assistant_message(
@@ -52,6 +59,7 @@ def assistant_message(
     provider: str,
     model: str,
     stop_reason: str,
+    abort: dict[str, object] | None = None,
 ) -> Record:
     record: Record = {
         "type": "message",
@@ -66,6 +74,25 @@ def assistant_message(
     tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
     if tool_calls:
         record["toolCalls"] = tool_calls
+    if abort is not None:
+        record["abort"] = abort
+    return record
+
+
+def injected_note(message_id: str, text: str, label: str | None, now_ms: int) -> Record:
+    """``chat.inject``: an assistant-visible note that no model wrote."""
+    record: Record = {
+        "type": "message",
+        "role": "assistant",
+        "id": message_id,
+        "text": text,
+        "ts": now_ms,
+        "provider": "gateway",
+        "model": "gateway-injected",
+        "stopReason": "stop",
+    }
+    if label:
+        record["label"] = label
     return record
 
 
@@ -126,6 +153,23 @@ def _calls(record: Record) -> tuple[ToolCall, ...]:
     )
 
 
+def _attachments(record: Record) -> list[dict[str, object]]:
+    raw = record.get("attachments")
+    return [a for a in raw if isinstance(a, dict)] if isinstance(raw, list) else []
+
+
+def user_text(record: Record) -> str:
+    """A user message as the model reads it: the words, each text file, a note per image."""
+    pieces = [_str(record, "text")] if _str(record, "text") else []
+    for a in _attachments(record):
+        name = a.get("fileName") or "attachment"
+        if a.get("type") == "text":
+            pieces.append(f"Attached file {name} ({a.get('mimeType')}):\n{a.get('text', '')}")
+        else:
+            pieces.append(f"[image {name} ({a.get('mimeType')}) was attached to this message]")
+    return "\n\n".join(pieces)
+
+
 def model_history(records: list[Record], limit: int) -> tuple[Message, ...]:
     """The last ``limit`` messages for the model, starting at a user turn.
 
@@ -138,7 +182,7 @@ def model_history(records: list[Record], limit: int) -> tuple[Message, ...]:
             continue
         role = r.get("role")
         if role == "user":
-            messages.append(Message("user", _str(r, "text")))
+            messages.append(Message("user", user_text(r)))
         elif role == "assistant":
             messages.append(Message("assistant", _str(r, "text"), _calls(r)))
         elif role == "toolResult":
@@ -172,6 +216,38 @@ def _text_block(text: str, max_chars: int) -> ContentBlock:
     if len(text) > max_chars:
         return ContentBlock("text", text=text[:max_chars] + TRUNCATION_MARK, truncated=True)
     return ContentBlock("text", text=text)
+
+
+def _attachment_block(a: dict[str, object], max_chars: int) -> ContentBlock:
+    name = a.get("fileName")
+    file_name = name if isinstance(name, str) else None
+    mime = a.get("mimeType")
+    size = a.get("bytes")
+    if a.get("type") == "text":
+        text = a.get("text")
+        block = _text_block(f"Attached file {file_name or 'attachment'}:\n{text or ''}", max_chars)
+        return attrs.evolve(
+            block, file_name=file_name, mime_type=mime if isinstance(mime, str) else None
+        )
+    return ContentBlock(
+        "image",
+        mime_type=mime if isinstance(mime, str) else None,
+        bytes=size if isinstance(size, int) and size >= 0 else None,
+        file_name=file_name,
+        omitted=True,
+    )
+
+
+def _abort(record: Record) -> AbortMeta | None:
+    meta = record.get("abort")
+    if not isinstance(meta, dict):
+        return None
+    origin = meta.get("origin")
+    return AbortMeta(
+        True,
+        "stop-command" if origin == "stop-command" else "rpc",
+        str(meta.get("runId") or record.get("runId") or ""),
+    )
 
 
 def _ts(record: Record) -> int:
@@ -208,7 +284,9 @@ def chat_messages(
         role = r.get("role")
         text = _str(r, "text")
         if role == "user":
-            out.append(ChatMessage("user", [_text_block(text, max_chars)], _ts(r), run_id=run_id))
+            blocks = [_text_block(text, max_chars)] if text else []
+            blocks += [_attachment_block(a, max_chars) for a in _attachments(r)]
+            out.append(ChatMessage("user", blocks, _ts(r), run_id=run_id))
             if run_id and run_id not in ended and run_id not in active_run_ids:
                 summary = "the gateway stopped before this run finished"
                 out.append(
@@ -234,6 +312,9 @@ def chat_messages(
                     _ts(r),
                     run_id=run_id,
                     stop_reason=_str(r, "stopReason") or None,
+                    abort=_abort(r),
+                    label=_str(r, "label") or None,
+                    id=_str(r, "id") or None,
                 )
             )
         elif role == "toolResult":

@@ -16,14 +16,11 @@ from typing import Protocol
 
 import attrs
 
+from ..errors import StepLimitError
 from .providers.base import Message, ModelReply, ModelRequest, OnDelta, ToolCall
 
 Complete = Callable[[ModelRequest, OnDelta], Awaitable[ModelReply]]
 RunTool = Callable[[ToolCall], Awaitable[tuple[str, bool]]]  # -> (result text, is_error)
-
-
-class StepLimitError(Exception):
-    pass
 
 
 class TurnSink(Protocol):

@@ -29,7 +29,7 @@ import trio
 from ..agent import transcript
 from ..agent.keys import session_key as make_session_key
 from ..agent.service import RunRequest
-from ..errors import RpcError
+from ..errors import GatewayError
 from .db import Database
 from .ledger import Inbound, Ledger
 from .pairing import PairingStore, reply_text
@@ -369,7 +369,7 @@ class ChannelService:
                 run = self.rt.agents.start(
                     RunRequest(run_id=run_id, message=text, agent_id=agent_id, session_key=key)
                 )
-            except RpcError as exc:
+            except GatewayError as exc:
                 if self.rt.draining:
                     return False
                 log.warning("%s cannot start agent run: %s", slot.prefix, exc)

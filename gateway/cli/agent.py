@@ -21,8 +21,8 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
-from .target import Target, resolve_target
 
 DEFAULT_TIMEOUT_S = 600  # agents.defaults.timeoutSeconds' default; the gateway's config decides
 CONNECT_MARGIN_S = 30.0  # on top of the run's own timeout: the gateway answers first
@@ -148,9 +148,8 @@ def agent_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
         if streamed:
             sys.stdout.write("\n")
         err.print(str(exc), markup=False)
-        err.print(f"Gateway target: {target.url}", markup=False)
-        err.print(f"Source: {target.source}", markup=False)
-        err.print(f"Config: {paths.config_path}", markup=False)
+        for line in where_we_looked(target, paths):
+            err.print(line, markup=False)
         return 1
     if args.json:
         print(json.dumps(payload, indent=2))

@@ -7,13 +7,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from rich.console import Console
 
-from ..config.edit import effective_value, parse_value, read_document, set_value
+from ..agent.store import sessions_dir
+from ..config.edit import (
+    effective_value,
+    get_path,
+    parse_value,
+    read_document,
+    set_value,
+    set_values,
+)
 from ..config.load import load_file
+from ..config.model import Config
 from ..config.paths import Paths
-from ..errors import EX_CONFIG, ConfigError
+from ..config.reload import plan_reload
+from ..errors import EX_CONFIG, ConfigError, GatewayError
+from ..instances import running
 
 
 def get_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
@@ -23,13 +35,48 @@ def get_command(args: argparse.Namespace, paths: Paths, out: Console, err: Conso
 
 def set_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     value = parse_value(args.value)
+    before = _current(paths)
     for note in set_value(paths.config_path, args.key, value, os.environ):
         err.print(note, markup=False)
     out.print(f"Set {args.key} = {json.dumps(value)} in {paths.config_path}", markup=False)
-    out.print(
-        "A running gateway picks this up by itself (see `gateway.reload.mode`).", markup=False
-    )
+    after = load_file(paths.config_path, os.environ).config
+    out.print(what_happens_next(paths, before, after), markup=False)
     return 0
+
+
+def _current(paths: Paths) -> Config | None:
+    try:
+        return load_file(paths.config_path, os.environ).config
+    except ConfigError:
+        return None  # the file was invalid: what the running gateway has is unknown
+
+
+def what_happens_next(paths: Paths, before: Config | None, after: Config) -> str:
+    """What the change does to this profile's running gateway -- as its reload mode and the
+    key's reload class decide (``config.reload``), not a blanket "it picks this up"."""
+    live = running(paths)
+    if live is None:
+        return f"No gateway of this profile is running; it applies this when it starts ({paths.cli('gateway')})."
+    pid = live.pid
+    restart = f"restart it to apply: {paths.cli('gateway call restart')} (or kill -USR1 {pid})"
+    if before is None:
+        return (
+            f"The running gateway (pid {pid}) reloads the file if it watches it; if not, {restart}."
+        )
+    plan = plan_reload(before, after)
+    decision = plan.decision
+    if decision == "nothing":
+        return "Nothing changed for the running gateway (the value was already in effect)."
+    if decision == "ignore":
+        return f"The running gateway (pid {pid}) ignores file changes (gateway.reload.mode=off); {restart}."
+    if decision == "restart":
+        return f"The running gateway (pid {pid}) restarts in place to apply this (same pid; clients reconnect)."
+    if plan.needs_restart:  # hot mode
+        ignored = ", ".join(plan.needs_restart)
+        return f"The running gateway (pid {pid}) is in hot mode and ignores {ignored} until it restarts; {restart}."
+    if not plan.hot:
+        return f"Nothing to apply on the running gateway (pid {pid}): {', '.join(plan.paths)} is read where it is used."
+    return f"The running gateway (pid {pid}) applies this at once."
 
 
 def validate_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
@@ -66,17 +113,47 @@ def validate_command(args: argparse.Namespace, paths: Paths, out: Console, err: 
 
 
 def setup_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    """Create the state dir and a config with ``gateway.mode: "local"``; keep what exists."""
+    """Create the state dir, a config with ``gateway.mode: "local"`` and the agents'
+    workspace (``agents.defaults.workspace``, inside the profile's state dir: ``--dev``
+    gets a workspace of its own) -- keeping whatever the file already says. Idempotent."""
     paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     document, _ = read_document(paths.config_path)  # raises (file untouched) if unreadable
-    if (
-        document.get("gateway", {})
-        and isinstance(document["gateway"], dict)
-        and document["gateway"].get("mode") == "local"
-    ):
+    wanted: dict[str, object] = {}
+    gateway = document.get("gateway")
+    if not (isinstance(gateway, dict) and gateway.get("mode") == "local"):
+        wanted["gateway.mode"] = "local"
+    try:
+        current = get_path(document, "agents.defaults.workspace")
+    except GatewayError:
+        current = None
+    workspace = Path(str(current)).expanduser() if current else default_workspace(paths)
+    if not current:
+        wanted["agents.defaults.workspace"] = str(workspace)
+    notes = set_values(paths.config_path, wanted, os.environ) if wanted else []
+    for note in notes:
+        err.print(note, markup=False)
+    if wanted and not document:
+        out.print(f"Config ready: {paths.config_path}", markup=False)
+    elif wanted:
+        added = ", ".join(wanted)
+        out.print(f"Config updated: {paths.config_path} (added {added})", markup=False)
+    else:
         out.print(f"Config already set up: {paths.config_path}", markup=False)
-        return 0
-    set_value(paths.config_path, "gateway.mode", "local", os.environ)
-    out.print(f"Config ready: {paths.config_path}", markup=False)
-    out.print("Start the gateway with: smart-agent-neo gateway", markup=False)
+    for directory in (workspace, sessions_dir(paths.state_dir)):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    out.print(f"Workspace: {workspace}", markup=False)
+    live = running(paths)
+    if live is not None:
+        where = f" on {live.url}" if live.url else ""
+        out.print(
+            f"A gateway of this profile is already running (pid {live.pid}{where}).",
+            markup=False,
+        )
+    else:
+        out.print(f"Start the gateway with: {paths.cli('gateway')}", markup=False)
     return 0
+
+
+def default_workspace(paths: Paths) -> Path:
+    """Where ``setup`` puts the agents' workspace: inside the profile's own state dir."""
+    return paths.state_dir / "workspace"

@@ -34,12 +34,13 @@ from rich.console import Console
 
 from ..config.load import load_file
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
 from ..logs.files import target_for
 from ..logs.tail import read_tail
 from ..protocol.logs import MAX_LIMIT, MAX_MAX_BYTES
+from .consoles import SafeConsole
 from .logview import parse_line, render_line
-from .target import Target, resolve_target
 
 GIVE_UP_S = 120.0  # about what 8 reconnect attempts with backoff up to 30 s add up to
 
@@ -54,7 +55,9 @@ class Printer:
         self.out = out
         self.err = err
         if args.plain:
-            self.out = Console(no_color=True, highlight=False, soft_wrap=True, force_terminal=False)
+            self.out = SafeConsole(
+                no_color=True, highlight=False, soft_wrap=True, force_terminal=False
+            )
 
     def batch(self, payload: dict[str, Any], *, following: bool = False) -> None:
         if self.json:
@@ -120,11 +123,10 @@ def logs_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
 
 def _unreachable(printer: Printer, exc: GatewayClientError, target: Target, paths: Paths) -> int:
     printer.error(str(exc))
-    printer.err.print(f"Gateway target: {target.url}", markup=False)
-    printer.err.print(f"Source: {target.source}", markup=False)
-    printer.err.print(f"Config: {paths.config_path}", markup=False)
+    for line in where_we_looked(target, paths):
+        printer.err.print(line, markup=False)
     if isinstance(exc, GatewayConnectError) and exc.error is None:
-        printer.err.print("Is the gateway running? `smart-agent-neo doctor` checks.", markup=False)
+        printer.err.print(f"Is the gateway running? `{paths.cli('doctor')}` checks.", markup=False)
     return 1
 
 
@@ -137,7 +139,7 @@ def _read_local(
         tail = read_tail(log, date.today(), None, args.limit, args.max_bytes)
     except OSError as read_error:
         printer.error(f"{exc}; and the local log could not be read: {read_error}")
-        printer.err.print("Run `smart-agent-neo doctor` to find out why.", markup=False)
+        printer.err.print(f"Run `{paths.cli('doctor')}` to find out why.", markup=False)
         return 1
     printer.notice(f"gateway unreachable ({exc}); reading the local file {tail.file}")
     printer.batch(

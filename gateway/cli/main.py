@@ -21,9 +21,21 @@ from .. import __version__
 from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
+from .consoles import consoles
+from .nodes_args import add_node_commands
 
 if TYPE_CHECKING:
     from ..service.host import Host
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser of the CLI: subcommand parsers are made from their parent's class, so
+    a new subcommand inherits this. ``allow_abbrev=False``: a prefix of a flag is an error,
+    never another flag (``agent --to 123`` must not become ``--token 123``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +73,7 @@ def _add_target_options(parser: argparse.ArgumentParser, *, timeout_ms: int = 10
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smart-agent-neo", description="smart-agent-neo gateway")
+    parser = Parser(prog="smart-agent-neo", description="smart-agent-neo gateway")
     parser.add_argument(
         "-V", "--version", action="version", version=f"smart-agent-neo {__version__}"
     )
@@ -150,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler="gateway_status:overview_command")
 
     _add_channel_commands(commands)
+    add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
     doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
@@ -249,10 +262,10 @@ def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
     """``host`` replaces the machine for service commands (tests); ``None`` = this one."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.host = host
+    # not `args.host`: that is `gateway --host`
+    args.machine = host
     no_color = args.no_color or bool(os.environ.get("NO_COLOR"))
-    out = Console(no_color=no_color, highlight=False, soft_wrap=True)
-    err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
+    out, err = consoles(no_color)
     if args.command is None:
         parser.print_help()
         return 2
@@ -269,3 +282,22 @@ def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
         # `... --json | head`: the reader left; no traceback, and no second error at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except BaseException as exc:
+        problem = operational(exc)
+        if problem is None:
+            raise
+        err.print(problem, markup=False)
+        return 1
+
+
+def operational(exc: BaseException) -> str | None:
+    """One line for an operating-system failure (permissions, a full disk, a missing
+    directory) that reached the top: it is the user's to fix, so no traceback. ``None`` for
+    anything else (a bug keeps its traceback)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if not isinstance(exc, OSError) or isinstance(exc, BrokenPipeError):
+        return None
+    what = exc.strerror or str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"error: {what}{where}"

@@ -17,9 +17,9 @@ from gateway_client import GatewayClient, GatewayClientError, GatewayRpcError, o
 from rich.console import Console, RenderableType
 
 from ..config.paths import Paths
+from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
 from .render import HealthReport
-from .target import Target, resolve_target
 
 T = TypeVar("T")
 
@@ -55,11 +55,21 @@ def _run(
         return None, target, 1
     except GatewayClientError as exc:
         err.print(str(exc), markup=False)
-        err.print(f"Gateway target: {target.url}", markup=False)
-        err.print(f"Source: {target.source}", markup=False)
-        err.print(f"Config: {paths.config_path}", markup=False)
+        for line in where_we_looked(target, paths):
+            err.print(line, markup=False)
         return None, target, 1
     return result, target, 0
+
+
+def run_action(
+    args: argparse.Namespace,
+    paths: Paths,
+    err: Console,
+    action: Callable[[GatewayClient], Awaitable[T]],
+) -> tuple[T | None, Target, int]:
+    """One connection, one ``action``: what every RPC command of the CLI does (exit code 1
+    and a clear error block when it fails)."""
+    return _run(args, paths, err, action)
 
 
 def _emit(

@@ -18,12 +18,13 @@ from ..config.load import load_file
 from ..config.paths import Paths
 from ..config.settings import Overrides, Settings, check_mode, resolve
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
-from ..force import stop_gateways
-from ..lifecycle import supervise
+from ..force import NotOursError, stop_gateways
+from ..instances import client_url
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
 from ..ports import describe, looks_like_gateway, port_listeners
 from ..service.notify import notify
+from ..supervisor import supervise
 
 log = logging.getLogger("gateway")
 GC_THRESHOLDS = (50_000, 50, 1_000)
@@ -48,7 +49,7 @@ def log_level(flag: str | None, env: Mapping[str, str]) -> str | None:
 def load_settings(args: argparse.Namespace, paths: Paths) -> tuple[Settings, bool]:
     """Settings for this run, and whether a token was generated just now."""
     loaded = load_file(paths.config_path, os.environ)
-    check_mode(loaded, args.allow_unconfigured)
+    check_mode(loaded, args.allow_unconfigured, paths.profile)
     token_existed = paths.token_file.exists()
     overrides = Overrides(
         port=args.port,
@@ -120,7 +121,7 @@ async def run_gateway(
     lock = GatewayLock.acquire(paths)
 
     def on_serving(running: Running, generation: int) -> None:
-        lock.set_port(running.port)
+        lock.serving(running.port, client_url(running.host, running.port))
         if generation == 1:
             banner(running, running.runtime.settings, token_is_new, out)
             # Everything allocated so far (modules, schemas, config) lives as long as the
@@ -161,14 +162,17 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
         error = _gateway_error(exc)
         if error is None:
             raise
-        if isinstance(error, PortInUseError) and settings is not None:
-            error = port_in_use(error, settings.port)
+        if isinstance(error, PortInUseError) and not isinstance(error, NotOursError):
+            if settings is not None:
+                error = port_in_use(error, settings.port)
         err.print(f"Gateway failed to start: {error}", markup=False)
         if isinstance(error, ConfigError):
-            err.print("Run `smart-agent-neo config validate` to see every problem.", markup=False)
+            err.print(f"Run `{paths.cli('config validate')}` to see every problem.", markup=False)
+        elif isinstance(error, NotOursError):
+            err.print("Stop that program, or start on another port with --port.", markup=False)
         elif isinstance(error, PortInUseError | LockHeldError) or error.exit_code == EX_CONFIG:
             err.print(
-                "If the gateway is supervised, stop it with: smart-agent-neo gateway stop; "
+                f"If the gateway is supervised, stop it with: {paths.cli('gateway stop')}; "
                 "or take over with --force",
                 markup=False,
             )

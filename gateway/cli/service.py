@@ -1,4 +1,4 @@
-"""``gateway install|uninstall|start|stop|restart``: parse, call the lifecycle, render.
+"""``gateway install|uninstall|start|stop|restart``: parse, call service control, render.
 
 Expected failures (no service manager, a failed ``systemctl`` step, an invalid config) print
 the message and ``Tip:`` lines -- or ``{"ok": false, "error", "hints"}`` with ``--json`` --
@@ -17,19 +17,19 @@ from rich.console import Console
 
 from ..config.paths import Paths
 from ..errors import GatewayError
-from ..service import lifecycle
+from ..service import control
+from ..service.control import ActionResult
 from ..service.errors import ManagerUnavailableError, ServiceError
 from ..service.host import Host
 from ..service.identity import Scope
-from ..service.lifecycle import ActionResult
 from ..service.runner import SystemRunner
-from .lifecycle_view import ActionReport, ErrorReport, action_json, dry_run_json
+from .control_view import ActionReport, ErrorReport, action_json, dry_run_json
 
 
 def host_for(args: argparse.Namespace) -> Host:
     """The injected host (tests) or this machine; ``--dry-run`` swaps in a recording runner."""
     dry_run = bool(getattr(args, "dry_run", False))
-    host: Host | None = getattr(args, "host", None)
+    host: Host | None = getattr(args, "machine", None)
     if host is None:
         return Host.current(dry_run=dry_run)
     return attrs.evolve(host, runner=SystemRunner(dry_run=True)) if dry_run else host
@@ -41,6 +41,7 @@ def _scope(args: argparse.Namespace) -> Scope:
 
 def _perform(
     args: argparse.Namespace,
+    paths: Paths,
     out: Console,
     err: Console,
     action: str,
@@ -70,25 +71,26 @@ def _perform(
         )
         print(json.dumps(payload, indent=2))
     else:
-        out.print(ActionReport(result))
+        out.print(ActionReport(result, paths.profile))
     return 0
 
 
 def install_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     def call(host: Host) -> ActionResult:
-        options = lifecycle.install_options(host, args.port, args.allow_unconfigured)
-        return lifecycle.install(host, paths, scope=_scope(args), options=options, force=args.force)
+        options = control.install_options(host, args.port, args.allow_unconfigured)
+        return control.install(host, paths, scope=_scope(args), options=options, force=args.force)
 
-    return _perform(args, out, err, "install", call)
+    return _perform(args, paths, out, err, "install", call)
 
 
 def uninstall_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     return _perform(
         args,
+        paths,
         out,
         err,
         "uninstall",
-        lambda host: lifecycle.uninstall(host, paths, scope=_scope(args)),
+        lambda host: control.uninstall(host, paths, scope=_scope(args)),
     )
 
 
@@ -96,8 +98,9 @@ def control_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
     action: str = args.gateway_command
     return _perform(
         args,
+        paths,
         out,
         err,
         action,
-        lambda host: lifecycle.control(host, paths, action, scope=_scope(args)),
+        lambda host: control.control(host, paths, action, scope=_scope(args)),
     )

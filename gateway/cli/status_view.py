@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..channels.views import account_line
+from ..config.paths import cli_command
 from ..service.status import GatewayStatus, ServiceView
-from .lifecycle_view import runtime_line
+from .control_view import runtime_line
 from .render import StatusReport
 
 STATE_STYLE = {
@@ -139,7 +140,7 @@ class GatewayStatusReport:
             out.append(_line("Listening", f"{listener.address} by {who} [{listener.owner}]"))
         lock_text = lock.state + (f" by pid {lock.pid}" if lock.pid else "")
         if lock.state == "leftover":
-            lock_text += " (harmless; `smart-agent-neo doctor --fix` removes it)"
+            lock_text += f" (harmless; `{cli_command(s.profile, 'doctor --fix')}` removes it)"
         out.append(_line("Lock", f"{lock_text} ({lock.path})"))
         if rpc.skipped:
             out.append(_line("RPC probe", "skipped (--no-probe)"))

@@ -86,13 +86,22 @@ def set_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> li
 
     Raises ConfigError (file untouched) when the result would not validate.
     """
+    return set_values(path, {key: value}, env)
+
+
+def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str]) -> list[str]:
+    """Set several keys in one validated, atomic write. A new file is private (0600, as
+    ``doctor`` wants it); an existing one keeps its mode unless it now holds a secret."""
     document, original = read_document(path)
-    updated = with_value(document, key, value)
+    updated = document
+    for key, value in values.items():
+        updated = with_value(updated, key, value)
     parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
     notes = []
     if original is not None and _COMMENT.search(original):
         notes.append("note: comments in the file are not preserved by `config set`")
-    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=holds_secret(updated))
+    private = original is None or holds_secret(updated)
+    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=private)
     return notes
 
 

@@ -196,8 +196,10 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {_show(value, path)}"]
         out: list[str] = []
+        # a list of strings: the field's string constraints apply to each item
+        item_metadata = metadata if args[0] is str else {}
         for i, item in enumerate(value):
-            out.extend(_check_value(args[0], item, f"{path}[{i}]", {}))
+            out.extend(_check_value(args[0], item, f"{path}[{i}]", item_metadata))
         return out
     raise TypeError(f"config validation has no rule for {tp!r} at {path}")
 

@@ -130,6 +130,43 @@ class ToolPolicy:
     deny: list[str] = attrs.field(factory=list)
 
 
+ORIGIN_PATTERN = r"\*|[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?"
+BASE_PATH_PATTERN = r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*"
+
+
+@attrs.frozen
+class ControlUi:
+    """The browser dashboard on the gateway port (CONTROL-UI.md 1-3)."""
+
+    enabled: bool = True
+    base_path: str = attrs.field(
+        default="/",
+        metadata=schema(
+            pattern=BASE_PATH_PATTERN,
+            description='a URL path starting with "/", such as "/" or "/dashboard"',
+        ),
+    )
+    root: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    # entries apply to each item of the list (config/load.py)
+    allowed_origins: list[str] = attrs.field(
+        factory=list,
+        metadata=schema(
+            pattern=ORIGIN_PATTERN,
+            description='a full origin such as "https://host" or "http://host:8080", or "*"',
+        ),
+    )
+    dangerously_allow_host_header_origin_fallback: bool = False
+
+
+@attrs.frozen
+class Nodes:
+    """Node command policy: exact command names added to / removed from the platform
+    defaults (CONTROL-UI.md section 8). Deny wins."""
+
+    allow_commands: list[str] = attrs.field(factory=list)
+    deny_commands: list[str] = attrs.field(factory=list)
+
+
 @attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
@@ -149,6 +186,8 @@ class Gateway:
     http: Http = attrs.field(factory=Http)
     # /tools/invoke only: `deny` extends the built-in HTTP deny list, `allow` lifts entries off it
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
+    control_ui: ControlUi = attrs.field(factory=ControlUi)
+    nodes: Nodes = attrs.field(factory=Nodes)
 
 
 @attrs.frozen
@@ -266,6 +305,17 @@ class Agents:
 
 
 @attrs.frozen
+class CanvasHost:
+    """The canvas file server on its own port (CONTROL-UI.md 7); port default: gateway + 4,
+    root default: the default agent's workspace + ``/canvas``."""
+
+    enabled: bool = True
+    port: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=65535))
+    root: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    live_reload: bool = True
+
+
+@attrs.frozen
 class Config:
     gateway: Gateway = attrs.field(factory=Gateway)
     commands: Commands = attrs.field(factory=Commands)
@@ -274,6 +324,7 @@ class Config:
     agents: Agents = attrs.field(factory=Agents)
     # tools the agents may call (and /tools/invoke, on top of gateway.tools)
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
+    canvas_host: CanvasHost = attrs.field(factory=CanvasHost)
     # messaging channels and how their messages are routed (config/channels.py)
     channels: Channels = attrs.field(factory=Channels)
     session: SessionConfig = attrs.field(factory=SessionConfig)

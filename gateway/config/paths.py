@@ -24,7 +24,10 @@ ENV_PORT = ENV_PREFIX + "GATEWAY_PORT"
 ENV_TOKEN = ENV_PREFIX + "GATEWAY_TOKEN"
 ENV_PASSWORD = ENV_PREFIX + "GATEWAY_PASSWORD"
 ENV_URL = ENV_PREFIX + "GATEWAY_URL"
+ENV_SKIP_CANVAS_HOST = ENV_PREFIX + "SKIP_CANVAS_HOST"
+ENV_CANVAS_HOST_PORT = ENV_PREFIX + "CANVAS_HOST_PORT"
 
+CLI_NAME = "smart-agent-neo"
 STATE_NAME = ".smart-agent-neo"
 CONFIG_NAME = "smart-agent-neo.json"
 _PROFILE_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -39,6 +42,16 @@ class Paths:
     @property
     def token_file(self) -> Path:
         return self.state_dir / "gateway.token"
+
+    def cli(self, words: str) -> str:
+        """A command for this profile, runnable as printed (``--dev``/``--profile`` kept)."""
+        return cli_command(self.profile, words)
+
+
+def cli_command(profile: str | None, words: str) -> str:
+    """``smart-agent-neo [--dev | --profile NAME] WORDS``: what a printed next step says."""
+    flag = "--dev " if profile == "dev" else (f"--profile {profile} " if profile else "")
+    return f"{CLI_NAME} {flag}{words}"
 
 
 def normalize_profile(name: str | None) -> str | None:

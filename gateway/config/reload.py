@@ -40,7 +40,12 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.drainTimeoutMs", "hot"),
     ("gateway.http", "hot"),
     ("gateway.tools", "hot"),
+    ("gateway.nodes", "hot"),
     ("gateway.metrics", "hot"),
+    # read from the settings on every upgrade and connect
+    ("gateway.controlUi.allowedOrigins", "hot"),
+    ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
+    ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),
     ("logging", "hot"),

@@ -16,7 +16,17 @@ import attrs
 from ..errors import StartupError
 from .load import Loaded
 from .model import Config
-from .paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, Paths, profile_default_port
+from .paths import (
+    ENV_CANVAS_HOST_PORT,
+    ENV_PASSWORD,
+    ENV_PORT,
+    ENV_SKIP_CANVAS_HOST,
+    ENV_TOKEN,
+    Paths,
+    cli_command,
+    derived_ports,
+    profile_default_port,
+)
 
 SecretSource = Literal["flag", "env", "config", "generated", "none"]
 BIND_MODES = ("loopback", "lan", "auto", "custom")
@@ -57,6 +67,8 @@ class Settings:
     port: int
     auth: AuthSettings
     config_exists: bool = False
+    # the canvas host's port (0: any free port); None when it is turned off
+    canvas_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -76,13 +88,14 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_mode(loaded: Loaded, allow_unconfigured: bool) -> None:
-    """The runbook's start guard: refuse unless ``gateway.mode`` is local."""
+def check_mode(loaded: Loaded, allow_unconfigured: bool, profile: str | None = None) -> None:
+    """The runbook's start guard: refuse unless ``gateway.mode`` is local. ``profile``
+    makes the suggested ``setup`` command the one for this profile."""
     if allow_unconfigured:
         return
     if not loaded.exists:
         raise StartupError(
-            "Missing config. Run `smart-agent-neo setup` or set gateway.mode=local "
+            f"Missing config. Run `{cli_command(profile, 'setup')}` or set gateway.mode=local "
             "(or pass --allow-unconfigured)."
         )
     mode = loaded.config.gateway.mode
@@ -112,25 +125,78 @@ def resolve(
             f"refusing to bind gateway to {format_host(host)}:{port} without auth "
             f"(set gateway.auth.token/password, or set {ENV_TOKEN}/{ENV_PASSWORD})"
         )
-    return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists)
+    ui = loaded.config.gateway.control_ui
+    if (
+        not is_loopback_host(host)
+        and ui.enabled
+        and not ui.allowed_origins
+        and not ui.dangerously_allow_host_header_origin_fallback
+    ):
+        raise StartupError(
+            "non-loopback Control UI requires gateway.controlUi.allowedOrigins (set explicit "
+            "origins), or set gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback=true "
+            "to use Host-header origin fallback mode (or set gateway.controlUi.enabled=false)"
+        )
+    canvas = _canvas_port(loaded.config, env, port)
+    return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists, canvas)
 
 
-def _resolve_port(
-    overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int
-) -> int:
-    if overrides.port is not None:
-        if not 0 <= overrides.port <= 65535:
-            raise StartupError(f"Invalid port: expected an integer 0-65535, got {overrides.port}")
-        return overrides.port
-    raw = env.get(ENV_PORT)
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+
+
+def _canvas_port(config: Config, env: Mapping[str, str], gateway_port: int) -> int | None:
+    """``SMART_AGENT_NEO_CANVAS_HOST_PORT`` > ``canvasHost.port`` > gateway port + 4 (a
+    gateway on any free port gets a canvas on any free port); ``None`` when turned off."""
+    if not config.canvas_host.enabled:
+        return None
+    if env.get(ENV_SKIP_CANVAS_HOST, "").strip().lower() in TRUTHY:
+        return None
+    raw = env.get(ENV_CANVAS_HOST_PORT)
     if raw:
         try:
             value = int(raw)
         except ValueError:
             value = -1
-        if not 1 <= value <= 65535:
-            raise StartupError(f'{ENV_PORT}: expected an integer 1-65535, got "{raw}"')
+        if not 0 <= value <= 65535:
+            raise StartupError(f'{ENV_CANVAS_HOST_PORT}: expected an integer 0-65535, got "{raw}"')
         return value
+    if config.canvas_host.port is not None:
+        return config.canvas_host.port
+    return derived_ports(gateway_port).canvas if gateway_port else 0
+
+
+def check_port_flag(port: int | None) -> int | None:
+    """``--port``: the config's range, plus 0 for "any free port" (tests, throw-away runs)."""
+    if port is not None and not 0 <= port <= 65535:
+        raise StartupError(
+            f"Invalid port: expected an integer 1-65535 (or 0: any free port), got {port}"
+        )
+    return port
+
+
+def env_port(env: Mapping[str, str]) -> int | None:
+    """``SMART_AGENT_NEO_GATEWAY_PORT``; an invalid value is an error for every command."""
+    raw = env.get(ENV_PORT)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise StartupError(f'{ENV_PORT}: expected an integer 1-65535, got "{raw}"')
+    return value
+
+
+def _resolve_port(
+    overrides: Overrides, env: Mapping[str, str], paths: Paths, configured: int
+) -> int:
+    flag = check_port_flag(overrides.port)
+    if flag is not None:
+        return flag
+    from_env = env_port(env)
+    if from_env is not None:
+        return from_env
     return profile_default_port(paths.profile) or configured
 
 

@@ -24,7 +24,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 from rich.console import Console
@@ -37,8 +37,13 @@ from .filesink import FileSink
 from .redact import Redactor, config_secrets, runtime_secrets
 from .repeats import RepeatLimiter, Suppressed
 
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+
+class SettingsSource(Protocol):
+    """What the pipeline reads its settings from (a Runtime; tests pass their own)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 ROOT = "gateway"
 ENV_LOG_LEVEL = "SMART_AGENT_NEO_LOG_LEVEL"
@@ -89,7 +94,7 @@ class LogPipeline(logging.Handler):
 
     # -- configuration ---------------------------------------------------------------------
 
-    def follow(self, rt: Runtime) -> None:
+    def follow(self, rt: SettingsSource) -> None:
         """Read settings from ``rt`` from now on (weakly: a finished Runtime falls back)."""
         ref = weakref.ref(rt)
 
@@ -225,7 +230,7 @@ def installed() -> LogPipeline | None:
     return _installed
 
 
-def attach(rt: Runtime) -> None:
+def attach(rt: SettingsSource) -> None:
     """Called by serve(): the installed pipeline (if any) follows this Runtime's settings."""
     if _installed is not None:
         _installed.follow(rt)

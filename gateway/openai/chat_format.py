@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ..agent.providers.base import Message
+from ..errors import FormatError
 
 FALLBACK_TEXT = "No response from Smart Agent Neo."
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -21,10 +22,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "presence_penalty": (-2, 2),
     "frequency_penalty": (-2, 2),
 }
-
-
-class FormatError(ValueError):
-    """A 400: the message names the field (``messages[2].content: ...``)."""
 
 
 @attrs.frozen

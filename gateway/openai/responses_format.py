@@ -6,7 +6,8 @@ from __future__ import annotations
 import attrs
 
 from ..agent.providers.base import Message
-from .chat_format import FormatError, _check_common, content_text
+from ..errors import FormatError
+from .chat_format import _check_common, content_text
 
 IGNORED_TOOL_CHOICES = (None, "auto", "none")
 

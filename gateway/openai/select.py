@@ -16,19 +16,13 @@ import uuid
 
 import attrs
 
+from ..errors import SelectError
+
 PRODUCT = "smart-agent-neo"
 AGENT_HEADERS = ("x-smart-agent-neo-agent-id", "x-smart-agent-neo-agent")
 SESSION_HEADER = "x-smart-agent-neo-session-key"
 RESERVED_SESSION_PREFIXES = ("subagent:", "cron:", "acp:")
 _AGENT_MODEL = re.compile(rf"^(?:{PRODUCT}[:/]|agent:)([a-z0-9][a-z0-9_-]{{0,63}})$", re.I)
-
-
-class SelectError(ValueError):
-    """The request names something that does not exist or is not allowed."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @attrs.frozen

@@ -172,14 +172,30 @@ class ChatHistoryParams:
 @closed
 @attrs.frozen
 class ContentBlock:
-    """``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``."""
+    """``text`` blocks carry ``text``; ``toolCall`` blocks ``id``, ``name``, ``arguments``;
+    ``image`` blocks (attachments) ``mimeType``, ``bytes``, ``fileName`` and ``omitted``
+    (the image data itself is never sent back in history)."""
 
-    type: Literal["text", "toolCall"]
+    type: Literal["text", "toolCall", "image"]
     text: str | None = None
     id: str | None = None
     name: str | None = None
     arguments: str | None = None
     truncated: bool | None = None
+    mime_type: str | None = None
+    bytes: int | None = attrs.field(default=None, metadata=schema(minimum=0))
+    file_name: str | None = None
+    omitted: bool | None = None
+
+
+@closed
+@attrs.frozen
+class AbortMeta:
+    """Set on the partial reply a stopped run left behind."""
+
+    aborted: bool
+    origin: Literal["rpc", "stop-command"]
+    run_id: str
 
 
 @closed
@@ -194,6 +210,9 @@ class ChatMessage:
     is_error: bool | None = None
     stop_reason: str | None = None
     error_message: str | None = None
+    abort: AbortMeta | None = None
+    label: str | None = None  # chat.inject notes
+    id: str | None = None
 
 
 @closed
@@ -205,9 +224,19 @@ class SessionInfo:
 
 @closed
 @attrs.frozen
+class InFlightRun:
+    """A run still streaming into this session: its text so far, to draw the open bubble."""
+
+    run_id: str
+    text: str
+
+
+@closed
+@attrs.frozen
 class ChatHistoryResult:
     session_key: str
     messages: list[ChatMessage]
     has_more: bool
     session_info: SessionInfo
     next_offset: int | None = None
+    in_flight_run: InFlightRun | None = None

@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 from .agent import AgentEventPayload
+from .chat import ChatEventPayload
+from .devices import DevicePairResolvedPayload, PendingDeviceRequest
+from .nodes import NodeInvokeRequestPayload, NodePairResolvedPayload, PendingNodeRequest
 from .schema import EventEntry
 from .system import (
     ChallengePayload,
@@ -24,6 +27,12 @@ HEALTH = "health"
 HEARTBEAT = "heartbeat"
 SHUTDOWN = "shutdown"
 AGENT = "agent"
+CHAT = "chat"
+NODE_INVOKE_REQUEST = "node.invoke.request"
+NODE_PAIR_REQUESTED = "node.pair.requested"
+NODE_PAIR_RESOLVED = "node.pair.resolved"
+DEVICE_PAIR_REQUESTED = "device.pair.requested"
+DEVICE_PAIR_RESOLVED = "device.pair.resolved"
 
 EVENTS: dict[str, EventEntry] = {
     e.name: e
@@ -35,5 +44,11 @@ EVENTS: dict[str, EventEntry] = {
         EventEntry(HEARTBEAT, HeartbeatPayload, droppable=True),
         EventEntry(SHUTDOWN, ShutdownPayload, droppable=False),
         EventEntry(AGENT, AgentEventPayload, droppable=False),
+        EventEntry(CHAT, ChatEventPayload, droppable=False),
+        EventEntry(NODE_INVOKE_REQUEST, NodeInvokeRequestPayload, droppable=False, sequenced=False),
+        EventEntry(NODE_PAIR_REQUESTED, PendingNodeRequest, droppable=True),
+        EventEntry(NODE_PAIR_RESOLVED, NodePairResolvedPayload, droppable=True),
+        EventEntry(DEVICE_PAIR_REQUESTED, PendingDeviceRequest, droppable=True),
+        EventEntry(DEVICE_PAIR_RESOLVED, DevicePairResolvedPayload, droppable=True),
     )
 }

@@ -7,6 +7,7 @@ from typing import Literal
 
 import attrs
 
+from .codec import Encoded, dumps, to_wire
 from .model import closed, schema
 
 PROTOCOL_VERSION = 4
@@ -40,8 +41,10 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     PROTOCOL_MISMATCH = 1002
+    INVALID_PAYLOAD = 1007
     POLICY = 1008
     TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     TICK_TIMEOUT = 4000
@@ -108,3 +111,32 @@ def truncate_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
     if len(encoded) <= limit:
         return reason
     return encoded[:limit].decode(errors="ignore")
+
+
+def response_text(
+    request_id: str, ok: bool, payload: object = None, error: ErrorShape | None = None
+) -> str:
+    """The ``res`` frame as text. It always starts ``{"type":"res","id":...,"ok":...``
+    (``observe.response_outcome`` relies on that). An :class:`Encoded` payload is spliced in
+    as it is."""
+    parts = ['{"type":"res","id":', dumps(request_id), ',"ok":true' if ok else ',"ok":false']
+    if ok or payload is not None:
+        parts += [
+            ',"payload":',
+            payload.text if isinstance(payload, Encoded) else dumps(to_wire(payload)),
+        ]
+    if error is not None:
+        parts += [',"error":', dumps(to_wire(error))]
+    parts.append("}")
+    return "".join(parts)
+
+
+def event_text(name: str, payload_json: str, seq: int | None, state_version: str | None) -> str:
+    """An ``event`` frame as text around an already encoded payload."""
+    parts = ['{"type":"event","event":', dumps(name), ',"payload":', payload_json]
+    if seq is not None:
+        parts += [',"seq":', str(seq)]
+    if state_version is not None:
+        parts += [',"stateVersion":', state_version]
+    parts.append("}")
+    return "".join(parts)

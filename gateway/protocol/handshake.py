@@ -1,8 +1,7 @@
 """The connect handshake (PROTOCOL.md section 3): wire types and pure decisions.
 
-Nothing here touches a socket or a clock; the session driver passes in what it read and the
-time, and gets back either the parsed connect params or a :class:`HandshakeReject` that says
-which ``res`` to send (if any) and how to close.
+Nothing here touches a socket or a clock. A refusal is an error of the tree in
+``errors.py``, which says which ``res`` error to send and how to close.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ from typing import Literal
 
 import attrs
 
+from ..errors import PeerError, ProtocolMismatch
 from .frames import (
     MIN_NODE_PROTOCOL,
     MIN_PROBE_PROTOCOL,
     PROTOCOL_VERSION,
-    CloseCode,
-    ErrorCode,
-    ErrorShape,
     StateVersion,
 )
 from .model import JsonObject, closed, schema
@@ -118,6 +115,11 @@ class Snapshot:
 class HelloAuth:
     role: str
     scopes: list[str]
+    device_token: str | None = attrs.field(
+        default=None,
+        metadata=schema(description="this device's token for this role; use it to reconnect"),
+    )
+    issued_at_ms: int | None = attrs.field(default=None, metadata=schema(minimum=0))
 
 
 @closed
@@ -143,30 +145,7 @@ class HelloOk:
 # -- decisions ---------------------------------------------------------------------------
 
 
-@attrs.frozen
-class HandshakeReject(Exception):
-    """Why a handshake failed: the ``res`` error to send (``None`` = send none) and the close."""
-
-    close_code: int
-    close_reason: str
-    error: ErrorShape | None = None
-
-
-def reject(
-    message: str,
-    *,
-    code: str = ErrorCode.INVALID_REQUEST,
-    close_code: int = CloseCode.POLICY,
-    close_reason: str | None = None,
-    details: object | None = None,
-    retryable: bool | None = None,
-    retry_after_ms: int | None = None,
-) -> HandshakeReject:
-    error = ErrorShape(code, message, details, retryable, retry_after_ms)
-    return HandshakeReject(close_code, close_reason if close_reason is not None else message, error)
-
-
-def negotiate_protocol(params: ConnectParams) -> HandshakeReject | None:
+def negotiate_protocol(params: ConnectParams) -> ProtocolMismatch | None:
     """Section 3.7: accept 4; accept 3 for probes and legacy nodes; else a mismatch."""
     lo, hi = params.min_protocol, params.max_protocol
     if lo <= PROTOCOL_VERSION <= hi:
@@ -180,9 +159,8 @@ def negotiate_protocol(params: ConnectParams) -> HandshakeReject | None:
         and lo <= MIN_NODE_PROTOCOL
     ):
         return None
-    return reject(
+    return ProtocolMismatch(
         "protocol mismatch",
-        close_code=CloseCode.PROTOCOL_MISMATCH,
         details={
             "code": "PROTOCOL_MISMATCH",
             "clientMinProtocol": lo,
@@ -193,7 +171,7 @@ def negotiate_protocol(params: ConnectParams) -> HandshakeReject | None:
     )
 
 
-def check_role(params: ConnectParams) -> HandshakeReject | None:
+def check_role(params: ConnectParams) -> PeerError | None:
     if params.role in ("operator", "node"):
         return None
-    return reject("invalid role")
+    return PeerError("invalid role")

@@ -23,10 +23,14 @@ CLOSED_ATTR = "__gateway_closed__"
 JsonObject = dict[str, object]
 
 
+# Word parts the wire spells in capitals (``payloadJSON``, ``paramsJSON``: PROTOCOL.md 7.11).
+_ACRONYMS = {"json": "JSON"}
+
+
 def camel(name: str) -> str:
     """snake_case attribute name -> camelCase wire name."""
     head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+    return head + "".join(_ACRONYMS.get(part) or part[:1].upper() + part[1:] for part in rest)
 
 
 def schema(

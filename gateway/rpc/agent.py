@@ -11,7 +11,7 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import READ, WRITE
-from ..errors import RpcError
+from ..errors import AgentResultNotFound, PeerError, RpcError
 from ..protocol.agent import (
     AgentAbortParams,
     AgentAbortResult,
@@ -21,6 +21,7 @@ from ..protocol.agent import (
     AgentWaitResult,
     ChatHistoryParams,
     ChatHistoryResult,
+    InFlightRun,
     SessionInfo,
     SessionsListParams,
     SessionsListResult,
@@ -52,7 +53,7 @@ def final(run: Run, *, replayed: bool = False) -> AgentResponse:
 def _start(svc: AgentService, request: RunRequest) -> Run:
     try:
         return svc.start(request)
-    except RpcError as exc:
+    except PeerError as exc:
         if exc.code == ErrorCode.INVALID_REQUEST:
             exc.message = f"invalid agent params: {exc.message}"
             exc.args = (exc.message,)
@@ -93,8 +94,7 @@ async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> AgentWaitResu
     """Wait for a run to end; ``timeout`` after ``timeoutMs`` does not cancel the run."""
     run = ctx.runtime.agents.find(params.run_id)
     if run is None:
-        raise RpcError(
-            ErrorCode.AGENT_RESULT_NOT_FOUND,
+        raise AgentResultNotFound(
             f'no agent run "{params.run_id}" (ended runs are kept for 5 minutes)',
         )
     timeout_ms = DEFAULT_WAIT_MS if params.timeout_ms is None else params.timeout_ms
@@ -170,6 +170,13 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> ChatHisto
     capped = transcript.cap_size(window)
     if len(capped) < len(window):  # the size cap cut the window: page on from what was sent
         has_more, next_offset = True, (params.offset or 0) + len(capped)
+    streams = [r.chat for r in svc.running_in(key) if r.chat is not None]
+    in_flight = InFlightRun(streams[-1].run_id, streams[-1].text) if streams else None
     return ChatHistoryResult(
-        key, capped, has_more, SessionInfo(bool(active), active), next_offset=next_offset
+        key,
+        capped,
+        has_more,
+        SessionInfo(bool(active), active),
+        next_offset=next_offset,
+        in_flight_run=in_flight,
     )

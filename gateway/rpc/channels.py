@@ -12,7 +12,7 @@ from ..auth import ADMIN, PAIRING, READ
 from ..channels.pairing import TTL_MS
 from ..channels.supervisor import AccountSlot, ChannelManager
 from ..channels.views import status_payload
-from ..errors import RpcError
+from ..errors import InvalidRequest
 from ..protocol.channels import (
     ChannelLogoutResult,
     ChannelParams,
@@ -27,7 +27,6 @@ from ..protocol.channels import (
     PairingListResult,
     PairingRequestInfo,
 )
-from ..protocol.frames import ErrorCode
 from .registry import CallContext, method
 
 log = logging.getLogger("gateway.channels")
@@ -38,8 +37,8 @@ MIN_STATUS_TIMEOUT_MS = 1_000
 APPROVED_TEXT = "You have been approved. You can now talk to this assistant."
 
 
-def _invalid(message: str) -> RpcError:
-    return RpcError(ErrorCode.INVALID_REQUEST, message)
+def _invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message)
 
 
 def _channel(name: str) -> str:

@@ -12,10 +12,9 @@ from datetime import date
 import trio
 
 from ..auth import READ
-from ..errors import RpcError
+from ..errors import Unavailable
 from ..logs import log_target
 from ..logs.tail import read_tail
-from ..protocol.frames import ErrorCode
 from ..protocol.logs import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, LogsTailParams, LogsTailResult
 from .registry import CallContext, method
 
@@ -32,9 +31,7 @@ async def logs_tail(ctx: CallContext, params: LogsTailParams) -> LogsTailResult:
             read_tail, target, today, params.cursor, limit, max_bytes
         )
     except OSError as exc:
-        raise RpcError(
-            ErrorCode.UNAVAILABLE, f"log read failed: {exc.strerror or exc}", retryable=True
-        ) from None
+        raise Unavailable(f"log read failed: {exc.strerror or exc}") from None
     return LogsTailResult(
         file=tail.file,
         cursor=tail.cursor,

@@ -81,8 +81,12 @@ def methods() -> dict[str, Method]:
         from . import (  # noqa: F401  (registration side effect)
             agent,
             channels,
-            lifecycle,
+            chat,
+            devices,
             logs,
+            node_pairing,
+            nodes,
+            restart,
             system,
         )
 

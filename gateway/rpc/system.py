@@ -6,13 +6,12 @@ import os
 
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
+from ..agent.heartbeat import heartbeat_view
 from ..auth import ADMIN, READ
 from ..channels.views import summary_lines
-from ..errors import RpcError
-from ..health import heartbeat_view
+from ..errors import InvalidRequest
 from ..presence import event_key, parse_beacon
 from ..protocol.codec import Encoded
-from ..protocol.frames import ErrorCode
 from ..protocol.system import (
     ConfigStatus,
     EmptyParams,
@@ -112,11 +111,10 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     rt = ctx.runtime
     text = params.text.strip()
     if not text:
-        raise RpcError(ErrorCode.INVALID_REQUEST, "text required")
+        raise InvalidRequest("text required")
     beacon = parse_beacon(text)
     if beacon and params.wake:
-        raise RpcError(
-            ErrorCode.INVALID_REQUEST,
+        raise InvalidRequest(
             "invalid system-event params: wake is not allowed for Node: beacons",
         )
     last_input = params.last_input_seconds

@@ -17,14 +17,10 @@ from ..agent.providers.base import Message
 from ..agent.run import Run
 from ..agent.service import RunRequest
 from ..config.model import HttpEndpoint
-from ..errors import RpcError
-from ..openai.chat_format import FormatError
-from ..openai.select import SelectError, Target, select_target
-from ..protocol.frames import ErrorCode
+from ..openai.select import Target, select_target
 from ..runtime import Runtime
 from .http import Receive
 from .httpapi import (
-    HttpError,
     authorize,
     check_method,
     headers_dict,
@@ -66,21 +62,16 @@ async def read_agent_request(
     check_method(scope, ("POST",))
     authorize(rt, scope)
     body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
-    try:
-        request = parse(body)
-        known, default = agent_ids(rt)
-        target = select_target(
-            headers_dict(scope),
-            request.model,
-            request.user,
-            known_agents=known,
-            default_agent=default,
-            prefix=prefix,
-        )
-    except FormatError as exc:
-        raise HttpError(400, str(exc)) from None
-    except SelectError as exc:
-        raise HttpError(exc.status, str(exc)) from None
+    request = parse(body)  # FormatError, SelectError: answered 400/404 by their class
+    known, default = agent_ids(rt)
+    target = select_target(
+        headers_dict(scope),
+        request.model,
+        request.user,
+        known_agents=known,
+        default_agent=default,
+        prefix=prefix,
+    )
     return request, target
 
 
@@ -100,12 +91,7 @@ def start_run(
         extra_system_prompt=system,
         prelude=prelude or None,  # no earlier turns sent: the session's own history counts
     )
-    try:
-        return rt.agents.start(request)
-    except RpcError as exc:
-        if exc.code == ErrorCode.INVALID_REQUEST:
-            raise HttpError(400, exc.message) from None
-        raise HttpError(503, exc.message, "api_error") from None
+    return rt.agents.start(request)  # its refusals are answered by their class (errors.py)
 
 
 async def follow(

@@ -1,37 +1,59 @@
-"""The one ASGI app on the gateway port: WebSocket control plane + HTTP, routed by scope."""
+"""What answers on the gateway port.
+
+:class:`GatewayFront` answers at the front door (``listener.Connection`` asks it): the
+WebSocket control plane on the lean path (``server/websocket.py``) and the probes.
+:class:`GatewayApp` is the ASGI app hypercorn runs for everything else (``server/routes.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
+import trio
+
+from .. import observe
 from ..runtime import Runtime
-from .listener import Streams
+from .front import Head, Probes
+from .listener import Connection, PeerKey
 from .routes import handle_http
-from .session import run_session
+from .websocket import serve_websocket
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class GatewayApp:
-    def __init__(self, rt: Runtime, streams: Streams) -> None:
+class GatewayFront:
+    """The gateway's answers at the front door (``listener.Front``)."""
+
+    def __init__(self, rt: Runtime, abort: Callable[[PeerKey], None]) -> None:
         self.rt = rt
-        self.streams = streams
+        self.probes = Probes()
+        self._abort = abort
+
+    def probe(self, head: Head, conn: Connection) -> bytes:
+        rt = self.rt
+        started = trio.current_time()
+        status, wire = self.probes.answer(head, rt.ready, rt.draining)
+        observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
+        return wire
+
+    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+        key = conn.key
+        upgrade = head.upgrade(key, conn.server_address())
+        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
+
+
+class GatewayApp:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "websocket":
-            client = scope.get("client") or ("", 0)
-            key = (str(client[0]), int(client[1]))
-            self.streams.websocket(key)
-            try:
-                await run_session(self.rt, scope, receive, send, partial(self.streams.abort, key))
-            finally:
-                # The close handshake is over (or abandoned). hypercorn would keep reading
-                # until the client drops TCP, and some clients never do; the server closes
-                # first, as RFC 6455 section 7.1.1 expects.
-                self.streams.close(key)
-        elif kind == "http":
+        if kind == "http":
             await handle_http(self.rt, scope, receive, send)
+        elif kind == "websocket":
+            # WebSockets are served at the front door, before hypercorn; one that reaches
+            # hypercorn anyway (a malformed upgrade) is refused (hypercorn answers 403).
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008})

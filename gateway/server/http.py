@@ -15,9 +15,9 @@ from typing import Any
 from ..config.settings import is_loopback_host
 from ..protocol.codec import dumps
 from ..runtime import Runtime
-from .outbox import SendFn
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]  # ASGI receive and send
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 
 BASELINE_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

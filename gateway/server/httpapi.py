@@ -17,10 +17,10 @@ from typing import Any
 
 from .. import observe
 from ..auth import check_bearer
+from ..errors import GatewayError, HttpError, PayloadTooLarge, RateLimited, Unauthorized
 from ..protocol.codec import dumps
 from ..runtime import Runtime
-from .http import BASELINE_HEADERS, JSON, TEXT, Receive, respond
-from .outbox import SendFn
+from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, respond
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -31,26 +31,6 @@ SSE_HEADERS = [
 
 
 DRAIN_CAP = 64 * 1024 * 1024
-
-
-class HttpError(Exception):
-    """An expected failure with its status, OpenAI-style body and extra headers."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        kind: str = "invalid_request_error",
-        *,
-        headers: list[tuple[bytes, bytes]] | None = None,
-        body: object | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.kind = kind
-        self.headers = headers or []
-        self.body = body
 
 
 def header(scope: dict[str, Any], name: str) -> str | None:
@@ -83,10 +63,9 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     wait_ms = rt.limiter.retry_after_ms(ip, now)
     if wait_ms is not None:
         observe.auth_failed(rt, "http", ip, "AUTH_RATE_LIMITED")
-        raise HttpError(
-            429,
+        raise RateLimited(
             "Too many failed authentication attempts. Please try again later.",
-            "rate_limited",
+            retry_after_ms=wait_ms,
             headers=[(b"retry-after", str(math.ceil(wait_ms / 1000)).encode())],
         )
     authorization = header(scope, "authorization")
@@ -95,7 +74,7 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
             rt.limiter.record_failure(ip, now)
         reason = "AUTH_BEARER_MISMATCH" if authorization else "AUTH_BEARER_MISSING"
         observe.auth_failed(rt, "http", ip, reason)
-        raise HttpError(401, "Unauthorized", "unauthorized")
+        raise Unauthorized("Unauthorized")
     rt.limiter.record_success(ip)
 
 
@@ -107,7 +86,7 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
     connection shutdown, and the client may never see the 413. Bigger bodies are refused
     at once on their ``Content-Length``.
     """
-    too_large = HttpError(413, "Payload too large")
+    too_large = PayloadTooLarge("Payload too large")
     declared = header(scope, "content-length")
     if declared is not None and declared.isdigit() and int(declared) > max(limit, DRAIN_CAP):
         raise too_large
@@ -142,8 +121,11 @@ def parse_json(body: bytes) -> dict[str, object]:
     return value
 
 
-async def send_error(send: SendFn, error: HttpError) -> None:
-    if error.status == 405:
+async def send_error(send: SendFn, error: GatewayError) -> None:
+    """Any error of the tree as an HTTP answer: its status, its headers, and an OpenAI-style
+    body ``{"error": {message, type}}`` unless it brings its own."""
+    status = error.http_status
+    if status == 405:
         await respond(send, 405, b"Method Not Allowed", TEXT, extra=error.headers)
         return
     body = (
@@ -151,7 +133,7 @@ async def send_error(send: SendFn, error: HttpError) -> None:
         if error.body is not None
         else {"error": {"message": error.message, "type": error.kind}}
     )
-    await respond(send, error.status, dumps(body).encode(), JSON, extra=error.headers)
+    await respond(send, status, dumps(body).encode(), JSON, extra=error.headers)
 
 
 async def send_json(send: SendFn, status: int, value: object) -> None:

@@ -30,7 +30,7 @@ import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -43,6 +43,7 @@ from hypercorn.typing import ConnectionState
 
 from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
+from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
 
 log = logging.getLogger("gateway.http")
 
@@ -139,8 +140,19 @@ class Streams:
             conn.close_if_idle()
 
 
+class Front(Protocol):
+    """What answers at the front door (``server/front.py``): probes and WebSockets."""
+
+    def probe(self, head: Head, conn: Connection) -> bytes:
+        """The complete response to a probe request."""
+
+    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+        """Serve the upgrade request in ``buffered`` until the connection ends."""
+
+
 class Connection:
-    """One accepted TCP connection, driven through hypercorn's protocol (HTTP/1.1 + WS).
+    """One accepted TCP connection: the front door (``server/front.py``) for WebSockets
+    and probes, hypercorn's protocol for everything else (HTTP/1.1).
 
     The socket is a non-blocking stdlib socket; waits go through trio's I/O manager
     (``wait_readable`` / ``wait_writable``), and :meth:`close_socket` tells trio before it
@@ -153,11 +165,13 @@ class Connection:
         key: PeerKey,
         config: HypercornConfig,
         context: WorkerContext,
+        front: Front | None = None,
     ) -> None:
         self.sock = sock
         self.key = key
         self.config = config
         self.context = context
+        self.front = front
         self.protocol: ProtocolWrapper | None = None
         self.closed = False
         self.websocket = False  # an open WebSocket (upgraded, no close frame sent yet)
@@ -168,26 +182,107 @@ class Connection:
 
     async def run(self, app: Any) -> None:
         try:
-            server = self.sock.getsockname()
-            async with TaskGroup() as task_group:
-                self.protocol = ProtocolWrapper(
-                    app,
-                    self.config,
-                    self.context,
-                    task_group,
-                    ConnectionState({}),  # no lifespan state
-                    False,  # not TLS
-                    self.key,
-                    (str(server[0]), int(server[1])),
-                    self._protocol_send,
-                    "http/1.1",
-                )
-                await self.protocol.initiate()
-                await self._read()
+            handed = b""
+            if self.front is not None:
+                found = await self._front_door(self.front)
+                if found is None:
+                    return
+                handed = found
+            await self._hypercorn(app, handed)
         except OSError:
             pass
         finally:
             self.close_socket(eof=True)
+
+    async def _front_door(self, front: Front) -> bytes | None:
+        """Serve what hypercorn is not needed for: WebSockets and probes. Returns the bytes
+        read so far when hypercorn should take over, ``None`` when the connection is done."""
+        buffer = bytearray()
+        while True:
+            while buffer.find(b"\r\n\r\n") < 0:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    return bytes(buffer)  # hypercorn refuses it properly
+                data = await self._recv_idle()
+                if not data:
+                    return None  # EOF, the keep-alive time ran out, or the gateway stops
+                buffer += data
+            head = parse_head(buffer)
+            if head is None:
+                return bytes(buffer)
+            path = classify(head)
+            if path is Path.WEBSOCKET:
+                self._idle_deadline = math.inf
+                await front.websocket(self, head, bytes(buffer))
+                return None
+            if path is Path.HYPERCORN:
+                return bytes(buffer)
+            await self._send(front.probe(head, self))
+            if not head.keep_alive or self.context.terminated.is_set():
+                return None
+            del buffer[: head.length]
+            self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+
+    async def _recv_idle(self) -> bytes:
+        """The next bytes of a request, waiting no longer than the keep-alive deadline;
+        ``b""`` on EOF, on timeout, or when the gateway stops."""
+        while True:
+            if not await self._wait_while_idle():
+                return b""
+            try:
+                data = self.sock.recv(MAX_RECV)
+            except BlockingIOError:
+                continue
+            except (OSError, trio.ClosedResourceError):
+                return b""
+            self.received += 1
+            return data
+
+    async def recv(self) -> bytes:
+        """The next bytes from the peer (``b""`` at EOF), waiting for readability first.
+        Raises ``trio.ClosedResourceError`` once the socket has been closed (aborted)."""
+        sock = self.sock
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(MAX_RECV)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return b""
+            self.received += 1
+            return data
+
+    async def write(self, data: bytes) -> None:
+        """Write all of ``data`` (one or more whole frames): see :meth:`_send`."""
+        await self._send(data)
+
+    def server_address(self) -> tuple[str, int] | None:
+        try:
+            name = self.sock.getsockname()
+        except OSError:
+            return None
+        return (str(name[0]), int(name[1]))
+
+    async def _hypercorn(self, app: Any, handed: bytes) -> None:
+        """hypercorn's HTTP/1.1 protocol for this socket, fed ``handed`` first."""
+        server = self.sock.getsockname()
+        async with TaskGroup() as task_group:
+            self.protocol = ProtocolWrapper(
+                app,
+                self.config,
+                self.context,
+                task_group,
+                ConnectionState({}),  # no lifespan state
+                False,  # not TLS
+                self.key,
+                (str(server[0]), int(server[1])),
+                self._protocol_send,
+                "http/1.1",
+            )
+            await self.protocol.initiate()
+            if handed:
+                await self.protocol.handle(RawData(handed))
+            await self._read()
 
     async def _read(self) -> None:
         assert self.protocol is not None
@@ -322,6 +417,7 @@ async def serve_tcp(
     streams: Streams,
     config: HypercornConfig,
     context: WorkerContext,
+    front: Front | None = None,
     *,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -345,7 +441,7 @@ async def serve_tcp(
         with trio.CancelScope() as accept_scope:
             task_status.started(accept_scope)
             try:
-                await _accept_loop(sock, handlers, handle, config, context)
+                await _accept_loop(sock, handlers, handle, config, context, front)
             finally:  # stop listening at once: the port is free while connections drain
                 trio.lowlevel.notify_closing(sock)
                 sock.close()
@@ -357,6 +453,7 @@ async def _accept_loop(
     handle: Callable[[Connection], Awaitable[None]],
     config: HypercornConfig,
     context: WorkerContext,
+    front: Front | None,
 ) -> None:
     while True:
         await trio.lowlevel.wait_readable(sock)
@@ -381,7 +478,7 @@ async def _accept_loop(
                 client.close()
                 continue
             key = (str(address[0]), int(address[1]))
-            handlers.start_soon(handle, Connection(client, key, config, context))
+            handlers.start_soon(handle, Connection(client, key, config, context, front))
 
 
 # accept() errors that concern one connection, and those of a momentary resource shortage

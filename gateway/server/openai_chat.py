@@ -10,13 +10,13 @@ import time
 from functools import partial
 from typing import Any
 
+from ..errors import GatewayError, GatewayFault, HttpError
 from ..openai import chat_format as fmt
 from ..openai.select import agent_from_model, model_ids, model_object
 from ..runtime import Runtime
 from .agent_http import agent_ids, follow, read_agent_request, start_run
-from .http import Receive, not_found
+from .http import Receive, SendFn, not_found
 from .httpapi import (
-    HttpError,
     authorize,
     check_method,
     end_sse,
@@ -26,7 +26,6 @@ from .httpapi import (
     sse_comment,
     start_sse,
 )
-from .outbox import SendFn
 
 MODELS_PREFIX = "/v1/models/"
 NO_RETRY = [(b"x-should-retry", b"false")]  # the OpenAI SDKs retry 5xx unless told not to
@@ -49,14 +48,14 @@ async def chat_completions(
             rt, scope, receive, endpoint, fmt.parse_chat, "openai"
         )
         run = start_run(rt, "chatcmpl", target, request.message, request.system, request.prelude)
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     created = int(time.time())
     if not request.stream:
         await follow(rt, run, receive, None)
         if run.status != "ok":
-            await send_error(send, HttpError(500, run.summary, "api_error", headers=NO_RETRY))
+            await send_error(send, GatewayFault(run.summary, headers=NO_RETRY))
             return
         tokens = (run.usage.input, run.usage.output)
         await send_json(
@@ -96,7 +95,7 @@ async def models(rt: Runtime, scope: dict[str, Any], receive: Receive, send: Sen
     try:
         check_method(scope, ("GET",))
         authorize(rt, scope)
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     known, default = agent_ids(rt)
@@ -120,7 +119,7 @@ async def model_detail(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
         known, default = agent_ids(rt)
         if (agent or default) not in known:
             raise HttpError(404, f"Model '{model_id}' not found.")
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     await send_json(send, 200, model_object(model_id))

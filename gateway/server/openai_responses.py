@@ -17,13 +17,13 @@ from typing import Any
 
 from ..agent.dedupe import IdempotencyCache
 from ..agent.run import Run
+from ..errors import GatewayError, GatewayFault, HttpError
 from ..openai import responses_format as fmt
 from ..openai.select import Target
 from ..runtime import Runtime
 from .agent_http import follow, read_agent_request, start_run
-from .http import Receive, not_found
+from .http import Receive, SendFn, not_found
 from .httpapi import (
-    HttpError,
     end_sse,
     send_error,
     send_json,
@@ -32,7 +32,6 @@ from .httpapi import (
     start_sse,
 )
 from .openai_chat import NO_RETRY
-from .outbox import SendFn
 
 # response id -> session, so previous_response_id continues a conversation (bounded, 5 min
 # like every idempotency cache here). One per process: ids are random, gateways don't share.
@@ -56,7 +55,7 @@ async def responses(rt: Runtime, scope: dict[str, Any], receive: Receive, send: 
                 )
             target = previous
         run = start_run(rt, "resp", target, request.message, request.system, request.prelude)
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     SESSIONS.put(run.run_id, target, rt.now_ms())
@@ -74,10 +73,8 @@ async def responses(rt: Runtime, scope: dict[str, Any], receive: Receive, send: 
         if run.status != "ok":
             await send_error(
                 send,
-                HttpError(
-                    500,
+                GatewayFault(
                     run.summary,
-                    "api_error",
                     headers=NO_RETRY,
                     body=resource("failed", None, run.summary),
                 ),

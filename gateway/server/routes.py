@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import observe
+from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
-from .http import LIVENESS, READINESS, Receive, not_found, probe
+from .http import LIVENESS, READINESS, Receive, SendFn, not_found, probe
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
-from .outbox import SendFn
 from .scrape import metrics_endpoint
 from .tools_http import tools_invoke
 
@@ -41,6 +41,8 @@ async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send
     if handler is None:
         handler = next((h for prefix, h in PREFIXES if path.startswith(prefix)), None)
     if handler is None:
-        await not_found(send)
+        # the Control UI is the last handler before 404 (OPERATIONS.md A.0)
+        if not await handle_control_ui(rt, scope, receive, send):
+            await not_found(send)
         return
     await handler(rt, scope, receive, send)

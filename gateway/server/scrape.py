@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth import is_loopback_ip
+from ..errors import GatewayError
 from ..metrics import CONTENT_TYPE
 from ..runtime import Runtime
-from .http import Receive, not_found, respond
-from .httpapi import HttpError, authorize, check_method, send_error
-from .outbox import SendFn
+from .http import Receive, SendFn, not_found, respond
+from .httpapi import authorize, check_method, send_error
 
 PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host"})
 
@@ -40,7 +40,7 @@ async def metrics_endpoint(
         check_method(scope, ("GET", "HEAD"))
         if not (cfg.allow_loopback_without_auth and _local_direct(scope)):
             authorize(rt, scope)  # the same Bearer check and limiter as every gateway API
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     body = rt.metrics.render()

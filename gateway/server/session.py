@@ -1,310 +1,246 @@
-"""One WebSocket connection: handshake, request dispatch, and an orderly close.
+"""The session driver: one WebSocket's connection machine, run on trio.
 
-Tasks per connection, in one nursery:
+The rules live in the sans-IO machine (``protocol/connection.py``); this module feeds it
+what the socket says and carries out its actions. Tasks per connection, in one nursery:
 
-* the **reader** (this module's ``_Session.run``) parses frames and starts one task per
-  request, so a slow handler never holds up ``health``; the handshake's frames and each
+* the **reader** (:meth:`_Session.run`) feeds each message to the machine, runs the auth
+  decision when the machine asks for one (``server/admission.py``) and starts one task per
+  request, so a slow handler never holds up ``health``; the challenge, hello-ok and each
   request's response are flushed by the task that made them (``Outbox.flush``);
 * the **writer** (``Outbox.run``), started the first time something else queues a frame
-  (an event) or a close is requested, drains the queue and sends the close frame;
-* the **closer**, started when a close is requested, gives the writer ``ws.closeGraceMs``
-  to flush the queue and the close frame, and otherwise aborts the TCP stream -- the one
-  way to free a writer stuck in a shielded write to a client that stopped reading.
+  (an event) or a close is decided, drains the queue and sends the close frame, then gives
+  the client ``ws.closeGraceMs`` to answer it;
+* the **closer**, started when a close is decided, gives the writer ``ws.closeGraceMs`` to
+  flush the queue and the close frame, and otherwise aborts the TCP stream -- the one way
+  to free a writer stuck in a shielded write to a client that stopped reading.
 
-When the client has answered our close frame (or the grace ran out), or the client goes
-away, the nursery is cancelled and the connection's requests with it.
+When the client has answered our close (or the grace ran out), or the client goes away,
+the nursery is cancelled and the connection's requests with it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 import trio
 
-from .. import __version__, observe
-from ..agent.agents import default_agent_id
-from ..auth import check_secret, granted_scopes, is_loopback_ip, rate_limited_error
+from .. import observe
+from ..auth import is_loopback_ip
+from ..errors import GatewayError
 from ..events import Peer
-from ..health import MAIN_KEY
+from ..outbox import Outbox
 from ..presence import UNTRACKED_MODES
-from ..protocol import events as ev
-from ..protocol import validate
-from ..protocol.codec import from_wire, loads
-from ..protocol.frames import (
-    MAX_PREAUTH_PAYLOAD_BYTES,
-    PROTOCOL_VERSION,
-    CloseCode,
-    ErrorCode,
-    ErrorShape,
-    truncate_reason,
+from ..protocol.connection import (
+    Action,
+    Authenticate,
+    Cancel,
+    Close,
+    Limits,
+    Phase,
+    Refuse,
+    Send,
+    ServerConnection,
+    Start,
 )
-from ..protocol.handshake import (
-    ConnectParams,
-    Features,
-    HandshakeReject,
-    HelloAuth,
-    HelloOk,
-    Policy,
-    ServerInfo,
-    SessionDefaultsInfo,
-    Snapshot,
-    check_role,
-    negotiate_protocol,
-    reject,
-)
-from ..protocol.system import ChallengePayload, PresenceEntry
+from ..protocol.handshake import ConnectParams
+from ..protocol.system import PresenceEntry
+from ..protocol.upgrade import Upgrade
 from ..rpc import dispatch
 from ..rpc.registry import CallContext, methods
 from ..runtime import Runtime
-from .outbox import Outbox, SendFn
+from . import admission
 
 log = logging.getLogger("gateway.ws")
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+class Disconnected(Exception):
+    """The client closed (``code``: its close code; ``None``: TCP ended without one)."""
+
+    def __init__(self, code: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
 
 
-class _Disconnected(Exception):
-    """The client went away (``websocket.disconnect``)."""
+class WebSocket(Protocol):
+    """One upgraded connection, as the driver needs it."""
+
+    @property
+    def upgrade(self) -> Upgrade: ...
+
+    async def receive(self) -> str | None:
+        """The next message as text (``None``: not valid UTF-8); raises ``Disconnected``."""
+
+    async def send_text(self, text: str) -> None: ...
+    async def send_close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None:
+        """Reset the TCP connection now (frees a writer stuck on a peer that stopped reading)."""
 
 
-_UNPARSEABLE = object()
-
-
-def _parse(text: str | None) -> object:
-    """The JSON value of a frame, or ``_UNPARSEABLE`` (``null`` is a value, not a failure)."""
-    if text is None:
-        return _UNPARSEABLE
-    try:
-        return loads(text)
-    except ValueError:
-        return _UNPARSEABLE
-
-
-async def run_session(
-    rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn, abort: Callable[[], None]
-) -> None:
-    """Drive one WebSocket from upgrade to close.
+async def run_session(rt: Runtime, ws: WebSocket) -> None:
+    """Drive one WebSocket from the upgrade to the close.
 
     Cancellation: cancelling this task closes nothing by itself; serve() closes peers with
     1012 first and aborts streams that do not finish within the grace period.
     """
-    first = await receive()
-    if first["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    ws = rt.settings.config.gateway.ws
-    client = scope.get("client")
-    peer = Peer(Outbox(ws.max_buffered_bytes), remote_ip=client[0] if client else None)
-    session = _Session(rt, peer, receive, send)
+    cfg = rt.settings.config.gateway.ws
+    limits = Limits(max_payload=cfg.max_payload, handshake_timeout=cfg.handshake_timeout_ms / 1000)
+    machine = ServerConnection(
+        nonce=str(uuid.uuid4()), rules=methods(), gate=rt, limits=limits, now=trio.current_time()
+    )
+    peer = Peer(machine, Outbox(cfg.max_buffered_bytes), ws.upgrade)
+    grace = cfg.close_grace_ms / 1000
     async with trio.open_nursery() as nursery:
+        session = _Session(rt, ws, peer, nursery)
 
         async def write() -> None:
-            await peer.outbox.run(send)
+            await peer.outbox.run(ws)
             # Our close frame is out. RFC 6455: keep TCP open until the client answers with
-            # its own close (hypercorn then reports a disconnect), or the grace runs out --
-            # dropping TCP at once could reset frames the client has not read yet.
-            with trio.move_on_after(ws.close_grace_ms / 1000):
-                while (await receive())["type"] != "websocket.disconnect":
-                    pass
+            # its own close (the reader then sees it), or the grace runs out -- dropping TCP
+            # at once could reset frames the client has not read yet.
+            await trio.sleep(grace)
             nursery.cancel_scope.cancel()
 
         async def close_or_abort() -> None:
-            with trio.move_on_after(ws.close_grace_ms / 1000):
+            with trio.move_on_after(grace):
                 await peer.outbox.finished.wait()
                 return
             log.info(
                 "conn %s: close not flushed within %d ms; aborting socket",
                 peer.conn_id,
-                ws.close_grace_ms,
+                cfg.close_grace_ms,
             )
-            abort()
+            ws.abort()
 
-        def start_closer() -> None:
-            # started only when a close is requested (most connections end without one)
+        def start(task: object) -> None:
             try:
-                nursery.start_soon(close_or_abort)
-            except RuntimeError:  # the session is already over; nothing left to close
+                nursery.start_soon(task)  # type: ignore[arg-type]
+            except RuntimeError:  # the session is over (an agent run may outlive it)
                 pass
 
         def start_writer() -> None:
             # started the first time a frame is queued for it (an event, a close): a CLI
             # call -- handshake, one request, close -- is served without it
             peer.outbox.on_wake = None
-            try:
-                nursery.start_soon(write)
-            except RuntimeError:  # the session is over (an agent run may outlive it)
-                pass
+            start(write)
 
         peer.outbox.on_wake = start_writer
-        peer.outbox.on_close_requested = start_closer
+        peer.outbox.on_close_requested = lambda: start(close_or_abort)
         try:
-            await session.run(nursery)
-        except _Disconnected:
+            await session.run()
+        except Disconnected as gone:
+            machine.closed_by_peer(gone.code)
             nursery.cancel_scope.cancel()
         finally:
             session.forget()
 
 
 class _Session:
-    def __init__(self, rt: Runtime, peer: Peer, receive: Receive, send: SendFn) -> None:
+    def __init__(self, rt: Runtime, ws: WebSocket, peer: Peer, nursery: trio.Nursery) -> None:
         self.rt = rt
+        self.ws = ws
         self.peer = peer
-        self._receive = receive
-        self._send = send
-        self.nonce = str(uuid.uuid4())
-        self.authenticated = False
+        self.machine = peer.machine
+        self.nursery = nursery
+        self.rules = self.machine.rules
         self.inflight: dict[str, trio.CancelScope] = {}
-        self.client_close: int | None = None  # the client's close code, if it closed first
+        self.authenticated = False
+        self.node = False  # registered with the node relay
 
-    async def _next_text(self) -> str | None:
-        """The next message as text; ``None`` if it is not valid UTF-8."""
-        message = await self._receive()
-        if message["type"] == "websocket.disconnect":
-            self.client_close = message.get("code")
-            raise _Disconnected
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        try:
-            return bytes(message.get("bytes") or b"").decode()
-        except UnicodeDecodeError:
-            return None
-
-    def _close(self, code: int, reason: str) -> None:
-        self.peer.close(code, truncate_reason(reason))
-
-    def _fail(self, request_id: str | None, rejection: HandshakeReject) -> None:
-        if rejection.error is not None and request_id is not None:
-            self.peer.send_text(dispatch.response_text(request_id, False, error=rejection.error))
-        log.info(
-            "conn %s: handshake rejected (%d %s)",
-            self.peer.conn_id,
-            rejection.close_code,
-            rejection.close_reason,
-        )
-        self._close(rejection.close_code, rejection.close_reason)
-
-    async def run(self, nursery: trio.Nursery) -> None:
-        rt = self.rt
-        challenge = ChallengePayload(self.nonce, rt.now_ms())
-        rt.hub.unicast(self.peer, ev.CHALLENGE, challenge, wake=False)
-        await self.peer.outbox.flush(self._send)
-        timeout = rt.settings.config.gateway.ws.handshake_timeout_ms / 1000
-        accepted = False
-        with trio.move_on_after(timeout) as handshake_scope:
-            accepted = await self._handshake()
-            await self.peer.outbox.flush(self._send)  # the hello-ok
-        if handshake_scope.cancelled_caught:
-            log.info("conn %s: no connect within %.1fs", self.peer.conn_id, timeout)
-            self._close(CloseCode.NORMAL, "")
-        if not accepted:
-            await trio.sleep_forever()  # the writer cancels us once the close frame is out
-        await self._serve_requests(nursery)
-
-    # -- handshake -------------------------------------------------------------------------
-
-    async def _handshake(self) -> bool:
-        text = await self._next_text()
-        if text is not None and len(text.encode()) > MAX_PREAUTH_PAYLOAD_BYTES:
-            self._close(CloseCode.TOO_BIG, "preauth payload too large")
-            return False
-        frame = _parse(text)
-        if frame is _UNPARSEABLE:
-            self._close(CloseCode.NORMAL, "")  # not JSON at all: close, no res
-            return False
-        if not isinstance(frame, dict) or validate.problem("RequestFrame", frame) is not None:
-            self._close(CloseCode.POLICY, "invalid request frame")
-            return False
-        request_id = str(frame["id"])
-        observe.connect_frame(self.peer, frame)
-        try:
-            params = self._connect_params(frame)
-            self._authenticate(params)
-        except HandshakeReject as rejection:
-            self._fail(request_id, rejection)
-            return False
-        self._accept(request_id, params)
-        return True
-
-    def _connect_params(self, frame: dict[str, Any]) -> ConnectParams:
-        if frame["method"] != "connect":
-            raise reject("invalid handshake: first request must be connect")
-        raw = frame.get("params")
-        raw = {} if raw is None else raw
-        problem = validate.problem("ConnectParams", raw)
-        if problem is not None:
-            raise reject(f"invalid connect params: {problem}")
-        params = from_wire(ConnectParams, raw)
-        for check in (negotiate_protocol, check_role):
-            rejection = check(params)
-            if rejection is not None:
-                raise rejection
-        if not self.rt.ready and not self.rt.draining:
-            raise reject(
-                "gateway starting; retry shortly",
-                code=ErrorCode.UNAVAILABLE,
-                close_code=CloseCode.TRY_AGAIN_LATER,
-                close_reason="gateway starting",
-                details={"reason": "startup"},
-                retryable=True,
-                retry_after_ms=500,
+    async def run(self) -> None:
+        machine, ws = self.machine, self.ws
+        self.apply(machine.challenge(self.rt.now_ms()))
+        await self.peer.outbox.flush(ws)
+        with trio.move_on_at(machine.deadline):
+            while machine.phase is Phase.CHALLENGED:
+                actions = machine.receive(await ws.receive())
+                if actions and isinstance(actions[0], Authenticate):
+                    actions = await self.authenticate(actions[0])
+                self.apply(actions)
+                await self.peer.outbox.flush(ws)  # the hello-ok or the refusal
+        expired = machine.expire(trio.current_time())
+        if expired:
+            log.info(
+                "conn %s: no connect within %.1fs",
+                self.peer.conn_id,
+                machine.limits.handshake_timeout,
             )
-        if self.rt.draining:
-            raise reject(
-                "gateway draining; retry shortly",
-                code=ErrorCode.UNAVAILABLE,
-                close_code=CloseCode.TRY_AGAIN_LATER,
-                close_reason="gateway draining",
-                retryable=True,
-                retry_after_ms=1000,
+            self.apply(expired)
+        while True:  # after a close, messages are read and dropped until the client answers
+            actions = machine.receive(await ws.receive())
+            if actions:
+                self.apply(actions)
+
+    def apply(self, actions: list[Action]) -> None:
+        peer = self.peer
+        for action in actions:
+            match action:
+                case Start():
+                    self.nursery.start_soon(self.request, action)
+                case Send(text):
+                    peer.send_text(text, wake=False)  # the caller flushes
+                case Refuse(_, method, text):
+                    peer.send_text(text)
+                    if method:
+                        known = method in self.rules
+                        now = trio.current_time()
+                        observe.request_done(self.rt, peer, method, now, text, known=known)
+                case Cancel(request_id):
+                    scope = self.inflight.get(request_id)
+                    if scope is not None:
+                        scope.cancel()
+                case Close(code, reason):
+                    peer.outbox.request_close(code, reason)
+                case Authenticate():  # only before hello-ok, where run() handles it
+                    raise AssertionError("unexpected Authenticate")
+
+    # -- the handshake ---------------------------------------------------------------------------
+
+    async def authenticate(self, ask: Authenticate) -> list[Action]:
+        rt, peer, params = self.rt, self.peer, ask.params
+        observe.connect_frame(peer, params)
+        attempt = admission.attempt_for(rt, peer, params, self.machine.nonce)
+        try:
+            await admission.decide(rt, attempt)
+        except GatewayError as refusal:
+            log.info(
+                "conn %s: handshake rejected (%d %s)",
+                peer.conn_id,
+                refusal.close_code,
+                refusal.close_reason,
             )
-        return params
-
-    def _authenticate(self, params: ConnectParams) -> None:
-        rt, ip = self.rt, self.peer.remote_ip
-        now = rt.now_ms()
-        wait_ms = rt.limiter.retry_after_ms(ip, now)
-        if wait_ms is not None:
-            error = rate_limited_error(wait_ms)
-            observe.auth_failed(rt, "ws", ip, "AUTH_RATE_LIMITED", client=params.client.id)
-            raise HandshakeReject(CloseCode.POLICY, error.message, error)
-        failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
-        if failure is not None:
-            if failure.counts:
-                rt.limiter.record_failure(ip, now)
-            observe.auth_failed(rt, "ws", ip, failure.detail_code, client=params.client.id)
-            raise HandshakeReject(CloseCode.POLICY, failure.message, failure.error())
-        rt.limiter.record_success(ip)
-
-    def _accept(self, request_id: str, params: ConnectParams) -> None:
-        rt, peer = self.rt, self.peer
-        peer.role = params.role
-        peer.scopes = granted_scopes(params.role, params.scopes)
+            return self.machine.reject(ask.request_id, refusal)
         peer.client_id = params.client.id
         peer.client_mode = params.client.mode
         peer.caps = frozenset(params.caps)
+        peer.device_id = attempt.device.device_id if attempt.device else None
+        peer.auth_method = attempt.auth_method
         tracked = params.client.mode not in UNTRACKED_MODES
         if tracked:
-            peer.presence_key = (
-                (params.device.id if params.device else None)
-                or params.client.instance_id
-                or peer.conn_id
-            )
-            rt.presence.upsert(peer.presence_key, self._presence_entry(params))
+            device = params.device.id if params.device else None
+            peer.presence_key = device or params.client.instance_id or peer.conn_id
+            rt.presence.upsert(peer.presence_key, self._presence_entry(params, attempt.scopes))
+        hello = admission.hello_ok(rt, peer, attempt)
+        actions = self.machine.accept(ask.request_id, hello, attempt.role, attempt.scopes)
+        if not actions:
+            return []  # closed while the decision was made
+        self.apply(actions)  # hello-ok is queued before any event
         rt.hub.add(peer)
         self.authenticated = True
-        peer.send_text(dispatch.response_text(request_id, True, self._hello(params)), wake=False)
-        observe.connection_opened(rt, peer, params.client.id, params.client.mode, params.role)
+        observe.connection_opened(rt, peer, params.client.id, params.client.mode, attempt.role)
         if tracked:
             rt.presence_changed()
         rt.kick_health()
+        if attempt.role == "node":  # after hello-ok is queued: invokes may follow at once
+            self.node = True
+            await admission.node_connected(rt, peer, attempt)
+        return []
 
-    def _presence_entry(self, params: ConnectParams) -> PresenceEntry:
+    def _presence_entry(self, params: ConnectParams, scopes: list[str]) -> PresenceEntry:
         c = params.client
         ip = self.peer.remote_ip
+        device = params.device.id if params.device else None
         return PresenceEntry(
             ts=self.rt.now_ms(),
             host=c.display_name or c.id,
@@ -315,37 +251,10 @@ class _Session:
             model_identifier=c.model_identifier,
             mode=c.mode,
             reason="connect",
-            device_id=params.device.id if params.device else None,
+            device_id=device,
             roles=[params.role],
-            scopes=self.peer.scopes,
-            instance_id=(params.device.id if params.device else None) or c.instance_id,
-        )
-
-    def _hello(self, params: ConnectParams) -> HelloOk:
-        rt = self.rt
-        settings = rt.settings
-        ws = settings.config.gateway.ws
-        health = rt.health.snapshot
-        agent_id = default_agent_id(settings.config)
-        return HelloOk(
-            type="hello-ok",
-            protocol=PROTOCOL_VERSION,
-            server=ServerInfo(__version__, self.peer.conn_id),
-            features=Features(sorted(methods()), sorted(ev.EVENTS)),
-            snapshot=Snapshot(
-                presence=rt.presence.listing(rt.now_ms()),
-                health=health if health is not None else {},
-                state_version=rt.state_version(),
-                uptime_ms=rt.uptime_ms(),
-                session_defaults=SessionDefaultsInfo(
-                    agent_id, MAIN_KEY, f"agent:{agent_id}:{MAIN_KEY}", "per-sender"
-                ),
-                auth_mode=settings.auth.mode,
-                config_path=str(settings.paths.config_path),
-                state_dir=str(settings.paths.state_dir),
-            ),
-            auth=HelloAuth(self.peer.role, self.peer.scopes),
-            policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
+            scopes=scopes,
+            instance_id=device or c.instance_id,
         )
 
     def forget(self) -> None:
@@ -354,57 +263,29 @@ class _Session:
         if not self.authenticated:
             return
         rt.hub.remove(peer)
+        if self.node:
+            rt.nodes.disconnected(peer)
         if peer.presence_key is not None:
             rt.presence.mark_disconnected(peer.presence_key, rt.now_ms())
             rt.presence_changed()
-        observe.connection_closed(rt, peer, self.client_close)
+        observe.connection_closed(rt, peer, self.machine.peer_close_code)
 
-    # -- after hello-ok ----------------------------------------------------------------------
+    # -- requests -------------------------------------------------------------------------------
 
-    async def _serve_requests(self, nursery: trio.Nursery) -> None:
-        while True:
-            text = await self._next_text()
-            self._on_frame(text, nursery)
-
-    def _on_frame(self, text: str | None, nursery: trio.Nursery) -> None:
-        frame = _parse(text)
-        if frame is _UNPARSEABLE:
-            log.debug("conn %s: ignoring non-JSON frame", self.peer.conn_id)
-            return
-        if isinstance(frame, dict) and frame.get("type") == "cancel":
-            if validate.problem("CancelFrame", frame) is None:
-                scope = self.inflight.get(str(frame["id"]))
-                if scope is not None:
-                    scope.cancel()
-            return
-        problem = validate.problem("RequestFrame", frame)
-        if problem is not None or not isinstance(frame, dict):
-            raw_id = frame.get("id") if isinstance(frame, dict) else None
-            request_id = raw_id if isinstance(raw_id, str) and raw_id else "invalid"
-            error = ErrorShape(ErrorCode.INVALID_REQUEST, f"invalid request frame: {problem}")
-            self.peer.send_text(dispatch.response_text(request_id, False, error=error))
-            return
-        request_id, name = str(frame["id"]), str(frame["method"])
-        if name == "connect":
-            error = ErrorShape(
-                ErrorCode.INVALID_REQUEST, "connect is only valid as the first request"
-            )
-            self.peer.send_text(dispatch.response_text(request_id, False, error=error))
-            return
-        nursery.start_soon(self._request, request_id, name, frame.get("params"))
-
-    async def _request(self, request_id: str, name: str, params: object) -> None:
-        ctx = CallContext(self.rt, self.peer, request_id)
+    async def request(self, start: Start) -> None:
+        rt, peer, request_id = self.rt, self.peer, start.request_id
+        spec = methods()[start.method]
         started = trio.current_time()
         with trio.CancelScope() as scope:
             self.inflight[request_id] = scope
-            self.rt.request_started()
+            rt.request_started()
             try:
-                text = await dispatch.call(ctx, name, params)
+                text = await dispatch.call(CallContext(rt, peer, request_id), spec, start.params)
             finally:
-                self.rt.request_finished()
+                rt.request_finished()
                 if self.inflight.get(request_id) is scope:
                     del self.inflight[request_id]
-            observe.request_done(self.rt, self.peer, name, started, text, known=name in methods())
-            self.peer.send_text(text, wake=False)
-            await self.peer.outbox.flush(self._send)
+                    self.machine.finished(request_id)
+            observe.request_done(rt, peer, start.method, started, text, known=True)
+            peer.send_text(text, wake=False)
+            await peer.outbox.flush(self.ws)

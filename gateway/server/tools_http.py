@@ -14,11 +14,10 @@ import time
 from typing import Any
 
 from ..agent.tools import TOOLS, ToolContext, ToolError, allowed, http_allowed, invoke
-from ..errors import RpcError
+from ..errors import GatewayError, GatewayFault, HttpError, PeerError
 from ..runtime import Runtime
-from .http import Receive
+from .http import Receive, SendFn
 from .httpapi import (
-    HttpError,
     authorize,
     check_method,
     parse_json,
@@ -26,7 +25,6 @@ from .httpapi import (
     send_error,
     send_json,
 )
-from .outbox import SendFn
 
 log = logging.getLogger("gateway.http")
 
@@ -45,7 +43,7 @@ async def tools_invoke(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
         authorize(rt, scope)
         body = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
         result = await _invoke(rt, body)
-    except HttpError as error:
+    except GatewayError as error:
         await send_error(send, error)
         return
     await send_json(send, 200, {"ok": True, "result": result})
@@ -68,7 +66,7 @@ async def _invoke(rt: Runtime, body: dict[str, object]) -> object:
     try:
         key = None if session is None or session == "main" else str(session)
         spec, rest = rt.agents.resolve(str(agent_id) if agent_id else None, key)
-    except RpcError as exc:
+    except PeerError as exc:
         raise _error(400, "invalid_request", exc.message) from None
     config = rt.settings.config
     tool = TOOLS.get(name)
@@ -90,6 +88,9 @@ async def _invoke(rt: Runtime, body: dict[str, object]) -> object:
         raise _error(400, "tool_error", str(exc)) from None
     except Exception:
         log.exception("tool %s failed over /tools/invoke", name)
-        raise _error(500, "tool_error", f"tool {name} failed (see the gateway log)") from None
+        message = f"tool {name} failed (see the gateway log)"
+        raise GatewayFault(
+            message, body={"ok": False, "error": {"type": "tool_error", "message": message}}
+        ) from None
     log.info("tools.invoke %s ok in %.0f ms", name, (time.monotonic() - started) * 1000)
     return result

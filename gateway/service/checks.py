@@ -10,11 +10,11 @@ import attrs
 from ..config.load import Loaded, load_file
 from ..config.paths import Paths
 from ..errors import ConfigError
+from .control import driver_for
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
 from .identity import Identity
 from .installed import InstalledService, parse, read_text
-from .lifecycle import driver_for
 from .runtime_view import ServiceRuntime
 from .status import pick_identity
 

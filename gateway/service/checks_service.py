@@ -3,15 +3,14 @@ port, duplicate services and profile port collisions."""
 
 from __future__ import annotations
 
-from ..config.model import DEFAULT_PORT
-from ..config.paths import ENV_PORT, profile_default_port
-from ..lock import lock_path, read_lock
-from ..lock import probe as probe_lock
+from ..config.model import Config
+from ..errors import GatewayError
+from ..instances import configured_port, running
 from ..ports import port_listeners
 from .checks import Check, Context
+from .control import install, spec_for
 from .discovery import find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
-from .lifecycle import install, spec_for
 from .render import render
 from .status import service_dirs
 from .systemd import Systemd
@@ -22,7 +21,7 @@ def check_service(ctx: Context) -> Check:
     identity, installed, text = ctx.identity, ctx.installed, ctx.unit_text
     if identity is None or installed is None or text is None:
         return Check(
-            "service.drift", "ok", "no service installed (smart-agent-neo gateway install)"
+            "service.drift", "ok", f"no service installed ({ctx.paths.cli('gateway install')})"
         )
     if not installed.is_ours:
         return Check(
@@ -63,13 +62,15 @@ def check_manager(ctx: Context) -> Check:
         return Check(
             "service.manager",
             "warn",
-            "the unit file exists but the service manager has not loaded it (run `smart-agent-neo gateway install`)",
+            "the unit file exists but the service manager has not loaded it "
+            f"(run `{ctx.paths.cli('gateway install')}`)",
         )
     if runtime is not None and runtime.enabled is False:
         return Check(
             "service.manager",
             "warn",
-            "the service is disabled: it will not start at boot (run `smart-agent-neo gateway install`)",
+            "the service is disabled: it will not start at boot "
+            f"(run `{ctx.paths.cli('gateway install')}`)",
         )
     return Check("service.manager", "ok", "the service manager knows the service")
 
@@ -87,7 +88,7 @@ def check_linger(ctx: Context) -> Check:
         return Check(
             "service.linger", "warn", "unknown: the systemd user manager cannot be reached"
         )
-    driver = Systemd(ctx.host, "user")
+    driver = Systemd(ctx.host, "user", ctx.paths.profile)
     linger = driver.linger()
     if linger:
         return Check("service.linger", "ok", f"lingering is on for {ctx.host.user}")
@@ -120,15 +121,17 @@ def check_linger(ctx: Context) -> Check:
 
 
 def _port(ctx: Context) -> int:
+    """The running gateway's port, else the service's pinned one, else the configured."""
+    live = running(ctx.paths)
+    if live is not None and live.port:
+        return live.port
     if ctx.installed is not None and ctx.installed.pinned_port is not None:
         return ctx.installed.pinned_port
-    raw = ctx.host.env.get(ENV_PORT, "")
-    if raw.isdigit():
-        return int(raw)
-    default = profile_default_port(ctx.paths.profile)
-    if default is not None:
-        return default
-    return ctx.loaded.config.gateway.port if ctx.loaded else DEFAULT_PORT
+    config = ctx.loaded.config if ctx.loaded else Config()
+    try:
+        return configured_port(ctx.paths, ctx.host.env, config).port
+    except GatewayError:  # an invalid SMART_AGENT_NEO_GATEWAY_PORT: the config's port
+        return config.gateway.port
 
 
 def check_port(ctx: Context) -> Check:
@@ -138,8 +141,8 @@ def check_port(ctx: Context) -> Check:
         return Check("port.conflict", "ok", f"port {port}: listeners cannot be inspected here")
     if not found:
         return Check("port.conflict", "ok", f"port {port} is free")
-    info = read_lock(lock_path(ctx.paths))
-    lock_pid = info.pid if info and probe_lock(lock_path(ctx.paths)) == "held" else None
+    live = running(ctx.paths)
+    lock_pid = live.pid if live is not None else None
     facts = Facts(
         ctx.installed is not None,
         ctx.runtime,
@@ -203,7 +206,9 @@ def check_duplicates(ctx: Context) -> Check:
 
 def check_profiles(ctx: Context) -> Check:
     services = scan_services(service_dirs(ctx.host, system=False))
-    clashes = port_collisions(find_profiles(ctx.host.home, services))
+    clashes = port_collisions(
+        find_profiles(ctx.host.home, services, current=ctx.paths, env=ctx.host.env)
+    )
     if clashes:
         return Check("profiles.ports", "warn", "; ".join(clashes))
     return Check("profiles.ports", "ok", "no port collisions between profiles")

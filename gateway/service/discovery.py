@@ -10,7 +10,7 @@ canvas = base+4) from ``config.paths.derived_ports``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -19,12 +19,15 @@ from ..config.load import load_file
 from ..config.model import DEFAULT_PORT
 from ..config.paths import (
     STATE_NAME,
+    Paths,
     derived_ports,
     normalize_profile,
     profile_default_port,
     resolve_paths,
 )
+from ..config.settings import env_port
 from ..errors import GatewayError
+from ..instances import running_in
 from .identity import Manager, Scope
 from .installed import InstalledService, parse, read_text
 
@@ -103,13 +106,19 @@ def _describe(
 class ProfilePort:
     profile: str | None
     port: int
-    source: str  # "service", "config", "profile default", "default", "current"
+    source: str  # "running", "service", "env", "config", "profile default", "default"
 
 
-def find_profiles(home: Path, services: Sequence[FoundService] = ()) -> list[ProfilePort]:
-    """Profiles with a state directory in ``home`` (or an installed service), with their port.
-
-    A service's pinned port wins over the profile's config, since that is what will listen.
+def find_profiles(
+    home: Path,
+    services: Sequence[FoundService] = (),
+    *,
+    current: Paths | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[ProfilePort]:
+    """Profiles with a state directory in ``home`` (or an installed service), with the port
+    each one uses: a running gateway's (from its lock), else the one its service pins, else
+    -- for ``current``, the CLI's own profile -- ``env``'s, else the profile's or config's.
     """
     names: dict[str | None, None] = {}
     try:
@@ -130,24 +139,39 @@ def find_profiles(home: Path, services: Sequence[FoundService] = ()) -> list[Pro
             names[service.profile] = None
             if service.port is not None:
                 pinned[service.profile] = service.port
-    result = []
-    for profile in names:
-        if profile in pinned:
-            result.append(ProfilePort(profile, pinned[profile], "service"))
-            continue
-        default = profile_default_port(profile)
-        if default is not None:
-            result.append(ProfilePort(profile, default, "profile default"))
-            continue
-        paths = resolve_paths(profile, {}, home)
+    return [_profile_port(p, home, pinned, current, env or {}) for p in names]
+
+
+def _profile_port(
+    profile: str | None,
+    home: Path,
+    pinned: Mapping[str | None, int],
+    current: Paths | None,
+    env: Mapping[str, str],
+) -> ProfilePort:
+    is_current = current is not None and current.profile == profile
+    paths = current if is_current and current is not None else resolve_paths(profile, {}, home)
+    live = [info.port for info in running_in(paths.state_dir) if info.port]
+    if live:
+        return ProfilePort(profile, live[0], "running")
+    if profile in pinned:
+        return ProfilePort(profile, pinned[profile], "service")
+    if is_current:
         try:
-            loaded = load_file(paths.config_path, {})
+            from_env = env_port(env)
         except GatewayError:
-            result.append(ProfilePort(profile, DEFAULT_PORT, "default"))
-            continue
-        source = "config" if loaded.exists else "default"
-        result.append(ProfilePort(profile, loaded.config.gateway.port, source))
-    return result
+            from_env = None  # reported by the command itself
+        if from_env is not None:
+            return ProfilePort(profile, from_env, "env")
+    default = profile_default_port(profile)
+    if default is not None:
+        return ProfilePort(profile, default, "profile default")
+    try:
+        loaded = load_file(paths.config_path, {})
+    except GatewayError:
+        return ProfilePort(profile, DEFAULT_PORT, "default")
+    source = "config" if loaded.exists else "default"
+    return ProfilePort(profile, loaded.config.gateway.port, source)
 
 
 def _ports(port: int) -> dict[int, str]:

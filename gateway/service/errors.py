@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import GatewayError
+from ..errors import GatewayFault
 
 EX_UNAVAILABLE = 69
 
 
-class ServiceError(GatewayError):
+class ServiceError(GatewayFault):
     def __init__(self, message: str, *, hints: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message

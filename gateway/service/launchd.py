@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config.paths import cli_command
 from .errors import ManagerUnavailableError
 from .host import Host
 from .identity import Identity
@@ -61,8 +62,9 @@ def _tail_lines(path: Path, limit: int) -> list[str]:
 
 
 class Launchd:
-    def __init__(self, host: Host, logs_dir: Path) -> None:
+    def __init__(self, host: Host, logs_dir: Path, profile: str | None = None) -> None:
         self.host = host
+        self.profile = profile  # for the commands the hints suggest
         self.domain = f"gui/{host.uid}"
         self.logs_dir = logs_dir
 
@@ -81,7 +83,7 @@ class Launchd:
             message,
             hints=[
                 "LaunchAgents need a logged-in GUI session (not only SSH)",
-                "or run the gateway in the foreground: smart-agent-neo gateway run",
+                "or run the gateway in the foreground: " + cli_command(self.profile, "gateway run"),
             ],
         )
 

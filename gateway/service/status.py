@@ -17,21 +17,21 @@ import attrs
 import trio
 from gateway_client import GatewayClientError, GatewayConnectError, GatewayRpcError, open_client
 
-from ..cli.target import Target, resolve_target
 from ..config.load import load_file
 from ..config.model import Config
 from ..config.paths import Paths
 from ..config.settings import format_host, is_loopback_host
+from ..config.target import Target, resolve_target
 from ..errors import ConfigError
 from ..lock import holder_alive, lock_path, read_lock
 from ..lock import probe as probe_lock
 from ..ports import PortListener, port_listeners
+from .control import LOG_LINES, Driver, driver_for, spec_for
 from .discovery import FoundService, find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
 from .identity import Identity, Scope
 from .installed import InstalledService, parse, read_text
-from .lifecycle import LOG_LINES, Driver, driver_for, spec_for
 from .logscan import last_error_line
 from .render import render
 from .runtime_view import ServiceRuntime
@@ -183,9 +183,12 @@ def _plan(
     target = resolve_target(
         paths, url=url, token=token, password=password, env=host.env, config=config
     )
+    # the runbook's labels ("service args" below, "env/config"), and the running gateway
     port_source = "explicit --url" if url else "env/config"
+    if target.running and target.port_source:
+        port_source = target.port_source
     pinned = installed.pinned_port if installed is not None else None
-    if pinned is not None and target.source == "local loopback":
+    if pinned is not None and target.source == "local loopback" and not target.running:
         # the service listens where its unit says, whatever the CLI's config says now
         host_part = urlsplit(target.url).hostname or "127.0.0.1"
         target = attrs.evolve(target, url=f"ws://{format_host(host_part)}:{pinned}")
@@ -225,7 +228,7 @@ def _service_view(host: Host, paths: Paths, plan: _Plan) -> tuple[ServiceView, D
             if drift:
                 issues.append(
                     "the unit differs from the current template "
-                    "(run `smart-agent-neo doctor --fix`)"
+                    f"(run `{paths.cli('doctor --fix')}`)"
                 )
         if not installed.runs_gateway:
             issues.append("the service command does not run `gateway`")
@@ -278,7 +281,7 @@ def _local(host: Host, paths: Paths, plan: _Plan, deep: bool) -> _Local:
         lock=lock_view(paths),
         last_error=last_error,
         logs=logs,
-        collisions=port_collisions(find_profiles(host.home, services)),
+        collisions=port_collisions(find_profiles(host.home, services, current=paths, env=host.env)),
         other_services=[s for s in services if s.path != service.path] if deep else None,
     )
 
@@ -403,7 +406,7 @@ def _assemble(
     if config.mismatch:
         reasons.append(
             "the CLI and the service use different config files (profile or state dir mismatch); "
-            "rerun `smart-agent-neo gateway install --force` with the profile you expect"
+            f"rerun `{paths.cli('gateway install --force')}` with the profile you expect"
         )
     listeners = [
         ListenerView(entry.address, entry.pid, entry.command, owner_of(entry, facts))

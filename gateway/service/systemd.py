@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..config.paths import cli_command
 from .errors import ManagerUnavailableError
 from .host import Host
 from .identity import Identity, Scope
@@ -83,9 +84,10 @@ def runtime_from_show(props: dict[str, str]) -> ServiceRuntime:
 
 
 class Systemd:
-    def __init__(self, host: Host, scope: Scope) -> None:
+    def __init__(self, host: Host, scope: Scope, profile: str | None = None) -> None:
         self.host = host
         self.scope: Scope = scope
+        self.profile = profile  # for the commands the hints suggest
         self.base = ["systemctl", "--user"] if scope == "user" else ["systemctl"]
 
     def _ctl(self, *args: str) -> list[str]:
@@ -112,13 +114,14 @@ class Systemd:
         return f"{who} cannot be reached ({' '.join(self.base)}: {probe.detail})"
 
     def _hints(self, probe: CommandResult) -> list[str]:
+        run = cli_command(self.profile, "gateway run")
         if self.scope == "system":
-            return ["run the gateway in the foreground instead: smart-agent-neo gateway run"]
+            return [f"run the gateway in the foreground instead: {run}"]
         return [
             "no systemd user manager runs for this login (a container, or a session without one)",
             f"on a server: sudo loginctl enable-linger {self.host.user}, then log in again",
-            "or install a system unit: sudo smart-agent-neo gateway install --system",
-            "or run the gateway in the foreground: smart-agent-neo gateway run",
+            f"or install a system unit: sudo {cli_command(self.profile, 'gateway install --system')}",
+            f"or run the gateway in the foreground: {run}",
         ]
 
     # -- what each action runs ------------------------------------------------------------

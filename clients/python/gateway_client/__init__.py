@@ -10,6 +10,7 @@ Example::
 """
 
 from ._client import GatewayClient
+from ._device import DeviceIdentity
 from ._errors import (
     GatewayClientError,
     GatewayClosedError,
@@ -21,6 +22,7 @@ from ._events import Gap
 from ._open import open_client
 
 __all__ = [
+    "DeviceIdentity",
     "Gap",
     "GatewayClient",
     "GatewayClientError",

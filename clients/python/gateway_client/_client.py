@@ -31,6 +31,7 @@ from trio_websocket import WebSocketConnection
 from gateway.protocol.frames import MAX_PAYLOAD_BYTES, TICK_INTERVAL_MS
 
 from ._backoff import Backoff
+from ._device import DeviceIdentity
 from ._errors import (
     GatewayClientError,
     GatewayClosedError,
@@ -58,6 +59,7 @@ class Options:
     connect_timeout: float
     reconnect: bool
     max_backoff: float
+    device: DeviceIdentity | None = None
 
 
 def _silence_limit(hello: dict[str, Any]) -> float:
@@ -338,7 +340,9 @@ class GatewayClient:
                 opts.url, timeout=opts.connect_timeout, max_message_size=MAX_PAYLOAD_BYTES
             ) as ws:
                 remaining = max(0.0, opts.connect_timeout - (trio.current_time() - started))
-                hello = await handshake(ws, opts.params, timeout=remaining, url=opts.url)
+                hello = await handshake(
+                    ws, opts.params, timeout=remaining, url=opts.url, device=opts.device
+                )
                 self._read_scope = trio.CancelScope()
                 self._attach(ws, hello)
                 ready()

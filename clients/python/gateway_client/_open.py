@@ -11,6 +11,7 @@ import trio
 from gateway import __version__
 
 from ._client import GatewayClient, Options
+from ._device import DeviceIdentity
 from ._groups import collapse, reraise
 from ._handshake import connect_params
 
@@ -32,6 +33,13 @@ async def open_client(
     connect_timeout: float = 10.0,
     reconnect: bool = False,
     max_backoff: float = 30.0,
+    device: DeviceIdentity | None = None,
+    device_token: str | None = None,
+    commands: list[str] | None = None,
+    permissions: dict[str, bool] | None = None,
+    path_env: str | None = None,
+    platform: str | None = None,
+    device_family: str | None = None,
 ) -> AsyncIterator[GatewayClient]:
     """Connect to the gateway at ``url`` (``ws://host:port``) and yield a :class:`GatewayClient`.
 
@@ -44,6 +52,12 @@ async def open_client(
 
     ``instance_id`` defaults to a random UUID kept across reconnects, so the gateway's
     presence list sees one client, not one per connection.
+
+    ``device`` signs every connect with that identity (CONTROL-UI.md 9); the gateway's
+    ``hello-ok.auth.deviceToken`` is then in ``client.hello`` and can be passed back as
+    ``device_token`` to sign in without the shared secret. A node (``role="node"``) also
+    declares its ``commands``, ``permissions`` and ``path_env``. ``platform`` defaults to
+    ``sys.platform``.
 
     Exiting closes the socket with 1000 and never raises because the gateway already went
     away; exceptions from the body propagate unchanged (never as an exception group).
@@ -66,8 +80,14 @@ async def open_client(
         caps=caps,
         token=token,
         password=password,
+        device_token=device_token,
+        commands=commands,
+        permissions=permissions,
+        path_env=path_env,
+        platform=platform,
+        device_family=device_family,
     )
-    options = Options(url, params, connect_timeout, reconnect, max_backoff)
+    options = Options(url, params, connect_timeout, reconnect, max_backoff, device)
     try:
         async with trio.open_nursery() as nursery:
             client = GatewayClient(options, nursery)

@@ -71,7 +71,10 @@ def _blocks(m: Message) -> list[dict[str, object]]:
         if m.is_error:
             block["is_error"] = True
         return [block]
-    blocks: list[dict[str, object]] = []
+    blocks: list[dict[str, object]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": i.mime_type, "data": i.data}}
+        for i in m.images
+    ]
     if m.text:
         blocks.append({"type": "text", "text": m.text})
     for call in m.tool_calls:

@@ -7,13 +7,13 @@ from typing import Literal
 
 import attrs
 
-from ...errors import GatewayError
+from ...errors import GatewayFault
 from ...protocol.model import JsonObject
 
 OnDelta = Callable[[str], None]
 
 
-class ProviderError(GatewayError):
+class ProviderError(GatewayFault):
     """A model call failed; ``str()`` names the provider and the reason (shown to the user)."""
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
@@ -30,6 +30,18 @@ class ToolCall:
 
 
 @attrs.frozen
+class Image:
+    """An image the user attached: base64 data and its MIME type."""
+
+    mime_type: str
+    data: str
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime_type};base64,{self.data}"
+
+
+@attrs.frozen
 class Message:
     role: Literal["user", "assistant", "tool"]
     text: str = ""
@@ -37,6 +49,7 @@ class Message:
     tool_call_id: str | None = None  # role "tool": which call this answers
     tool_name: str | None = None
     is_error: bool = False
+    images: tuple[Image, ...] = ()  # role "user" only
 
 
 @attrs.frozen

@@ -24,8 +24,11 @@ HOW_TO = (
 
 
 def reply_text(request: ModelRequest) -> str:
-    last_user = next((m.text for m in reversed(request.messages) if m.role == "user"), "")
-    return f"{HOW_TO}You said: {last_user}"
+    last = next((m for m in reversed(request.messages) if m.role == "user"), None)
+    said = last.text if last is not None else ""
+    images = len(last.images) if last is not None else 0
+    seen = f" (with {images} image{'s' if images != 1 else ''} attached)" if images else ""
+    return f"{HOW_TO}You said: {said}{seen}"
 
 
 async def complete(request: ModelRequest, on_delta: OnDelta) -> ModelReply:

@@ -70,6 +70,10 @@ def _message(m: Message) -> dict[str, object]:
                 for c in m.tool_calls
             ],
         }
+    if m.images:
+        parts: list[dict[str, object]] = [{"type": "text", "text": m.text}] if m.text else []
+        parts += [{"type": "image_url", "image_url": {"url": i.data_url}} for i in m.images]
+        return {"role": m.role, "content": parts}
     return {"role": m.role, "content": m.text}
 
 

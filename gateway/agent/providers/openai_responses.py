@@ -56,7 +56,9 @@ def _items(m: Message) -> list[dict[str, object]]:
     if m.role == "tool":
         return [{"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text}]
     if m.role == "user":
-        return [{"role": "user", "content": [{"type": "input_text", "text": m.text}]}]
+        content: list[dict[str, object]] = [{"type": "input_text", "text": m.text}]
+        content += [{"type": "input_image", "image_url": i.data_url} for i in m.images]
+        return [{"role": "user", "content": content}]
     items: list[dict[str, object]] = []
     if m.text:
         items.append({"role": "assistant", "content": [{"type": "output_text", "text": m.text}]})

@@ -15,20 +15,36 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ...config.model import ToolPolicy
-from ...errors import GatewayError
+from ...errors import PeerError
 from ...protocol.model import JsonObject
 from ..providers.base import ToolSpec
 
 if TYPE_CHECKING:
-    from ...runtime import Runtime
+    from ...config.settings import Settings
+    from ...events import Hub
     from ..agents import AgentSpec
+    from ..service import AgentService
+
+
+class ToolHost(Protocol):
+    """What a tool may use of the gateway (a Runtime; tests pass their own)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def agents(self) -> AgentService: ...
+    def now_ms(self) -> int: ...
+    def uptime_ms(self) -> int: ...
+
 
 # Names the reference gateway refuses over HTTP by default (OPERATIONS.md A.6).
 HTTP_DENY = (
@@ -47,13 +63,13 @@ HTTP_DENY = (
 )
 
 
-class ToolError(GatewayError):
+class ToolError(PeerError):
     """The tool cannot do what was asked (bad arguments, missing file); shown to the caller."""
 
 
 @attrs.frozen
 class ToolContext:
-    runtime: Runtime
+    runtime: ToolHost
     agent: AgentSpec
     session_key: str
 

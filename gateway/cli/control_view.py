@@ -8,7 +8,8 @@ import attrs
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ..service.lifecycle import ActionResult
+from ..config.paths import cli_command
+from ..service.control import ActionResult
 from ..service.runtime_view import ServiceRuntime
 
 _DONE = {
@@ -75,6 +76,7 @@ def dry_run_json(result: ActionResult) -> dict[str, Any]:
 @attrs.frozen
 class ActionReport:
     result: ActionResult
+    profile: str | None = None  # for the commands it suggests
 
     def __rich__(self) -> RenderableType:
         r = self.result
@@ -97,7 +99,10 @@ class ActionReport:
                 Text(f"{kind.capitalize()} already installed and up to date: {identity.path}")
             )
             lines.append(
-                Text("Use `smart-agent-neo gateway install --force` to rewrite and restart it.")
+                Text(
+                    f"Use `{cli_command(self.profile, 'gateway install --force')}` "
+                    "to rewrite and restart it."
+                )
             )
         elif r.result == "not-installed":
             lines.append(

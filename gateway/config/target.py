@@ -1,6 +1,7 @@
 """Which gateway an RPC command talks to, and with which credentials.
 
-Default: ``ws://127.0.0.1:<port>`` of the active profile (port from env, profile, config),
+Default: the active profile's running gateway (its lock records where it listens), else
+``ws://127.0.0.1:<port>`` (port from env, profile, config) --
 credentials from env, then config, then the generated token in the state dir. A config in
 ``gateway.mode=remote`` targets ``gateway.remote.url`` with ``gateway.remote.token``.
 An explicit ``--url`` never borrows credentials from config or env: it needs its own.
@@ -15,11 +16,13 @@ from collections.abc import Mapping
 import attrs
 import json5
 
-from ..config.load import load_file, parse
-from ..config.model import Config
-from ..config.paths import ENV_PASSWORD, ENV_PORT, ENV_TOKEN, ENV_URL, Paths, profile_default_port
-from ..config.settings import format_host
 from ..errors import ConfigError, GatewayError
+from ..instances import effective_port, running
+from ..lock import lock_path
+from .load import load_file, parse
+from .model import Config
+from .paths import ENV_PASSWORD, ENV_TOKEN, ENV_URL, Paths
+from .settings import format_host
 
 
 def _config_for_target(paths: Paths, env: Mapping[str, str]) -> Config:
@@ -57,6 +60,14 @@ class Target:
     token: str | None
     password: str | None
     source: str  # "explicit --url" | "local loopback" | "remote config" | "env"
+    # for a local target: where its port came from (a running gateway's lock, the
+    # environment, the profile, the config) -- what a "cannot reach" message reports
+    port_source: str | None = None
+    running: bool = False  # the address a running gateway of this profile recorded
+
+    def where(self) -> str:
+        """``Source: ...`` of the unreachable-gateway block."""
+        return f"{self.source} (port from {self.port_source})" if self.port_source else self.source
 
 
 def resolve_target(
@@ -77,7 +88,8 @@ def resolve_target(
                 "gateway url override requires explicit credentials (--token or --password)"
             )
         return Target(url, token, password, "explicit --url")
-    gw = (config if config is not None else _config_for_target(paths, env)).gateway
+    cfg = config if config is not None else _config_for_target(paths, env)
+    gw = cfg.gateway
     if env.get(ENV_URL):
         return Target(
             env[ENV_URL], token or env.get(ENV_TOKEN), password or env.get(ENV_PASSWORD), "env"
@@ -86,11 +98,6 @@ def resolve_target(
         return Target(
             gw.remote.url, token or gw.remote.token, password or gw.remote.password, "remote config"
         )
-    port = (
-        int(env[ENV_PORT])
-        if env.get(ENV_PORT, "").isdigit()
-        else (profile_default_port(paths.profile) or gw.port)
-    )
     token = token or env.get(ENV_TOKEN) or gw.auth.token
     password = password or env.get(ENV_PASSWORD) or gw.auth.password
     if not token and not password:
@@ -98,8 +105,25 @@ def resolve_target(
             token = paths.token_file.read_text().strip() or None
         except OSError:
             token = None
+    choice = effective_port(paths, env, cfg)
+    if choice.url is not None:  # the running gateway said where it listens
+        return Target(choice.url, token, password, "local loopback", choice.source, True)
     # a gateway bound to one custom address does not listen on loopback
     host = "127.0.0.1"
     if gw.bind == "custom" and gw.custom_bind_host:
         host = format_host(gw.custom_bind_host)
-    return Target(f"ws://{host}:{port}", token, password, "local loopback")
+    return Target(f"ws://{host}:{choice.port}", token, password, "local loopback", choice.source)
+
+
+def where_we_looked(target: Target, paths: Paths) -> list[str]:
+    """The lines after "cannot reach the gateway": the target, how it was chosen, the
+    config read and -- for the local default -- whether a running gateway was found."""
+    lines = [
+        f"Gateway target: {target.url}",
+        f"Source: {target.where()}",
+        f"Config: {paths.config_path}",
+    ]
+    if target.source == "local loopback" and running(paths) is None:
+        profile = f"profile {paths.profile}" if paths.profile else "the default profile"
+        lines.append(f"Running gateway: none of {profile} (no live lock at {lock_path(paths)})")
+    return lines

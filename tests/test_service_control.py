@@ -13,7 +13,7 @@ from gateway.cli.main import main
 from gateway.config.paths import Paths, resolve_paths
 from gateway.errors import ConfigError
 from gateway.lock import GatewayLock
-from gateway.service import lifecycle
+from gateway.service import control
 from gateway.service.errors import ManagerUnavailableError, ServiceError
 from gateway.service.launchd import parse_print
 from gateway.service.runner import SystemRunner
@@ -43,7 +43,7 @@ def unit_path(home: Path, name: str = UNIT) -> Path:
 def test_fresh_install_writes_the_unit_enables_and_starts(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
-    result = lifecycle.install(make_host(tmp_path, runner), paths)
+    result = control.install(make_host(tmp_path, runner), paths)
     assert result.result == "installed"
     assert runner.commands() == [
         ["systemctl", "--user", "daemon-reload"],
@@ -61,14 +61,14 @@ def test_install_is_a_no_op_when_the_unit_matches(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     runner.history.clear()
     before = unit_path(tmp_path).stat().st_mtime_ns
-    again = lifecycle.install(host, paths)
+    again = control.install(host, paths)
     assert again.result == "unchanged"
     assert runner.commands() == []
     assert unit_path(tmp_path).stat().st_mtime_ns == before
-    forced = lifecycle.install(host, paths, force=True)
+    forced = control.install(host, paths, force=True)
     assert forced.result == "updated"
     assert runner.commands() == [
         ["systemctl", "--user", "daemon-reload"],
@@ -82,11 +82,11 @@ def test_a_changed_unit_is_backed_up_and_replaced(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     unit_path(tmp_path).write_text(
         unit_path(tmp_path).read_text().replace("RestartSec=5", "RestartSec=1")
     )
-    result = lifecycle.install(host, paths)
+    result = control.install(host, paths)
     assert result.result == "updated"
     backup = unit_path(tmp_path).with_name(UNIT + ".bak")
     assert "RestartSec=1" in backup.read_text()
@@ -99,7 +99,7 @@ def test_no_service_manager_writes_the_unit_and_says_so(tmp_path: Path) -> None:
     runner = fake_systemd(tmp_path, reachable=False)
     host = make_host(tmp_path, runner)
     with pytest.raises(ManagerUnavailableError) as caught:
-        lifecycle.install(host, paths)
+        control.install(host, paths)
     error = caught.value
     assert error.exit_code == 69
     assert "it is not enabled: systemd user manager cannot be reached" in error.message
@@ -109,14 +109,14 @@ def test_no_service_manager_writes_the_unit_and_says_so(tmp_path: Path) -> None:
     assert runner.commands() == []  # nothing was changed in a manager we cannot reach
     # once a manager runs, the same install finishes the job instead of saying "unchanged"
     runner.reachable = True
-    assert lifecycle.install(host, paths).result == "installed"
+    assert control.install(host, paths).result == "installed"
     assert runner.units[UNIT].enabled
 
 
 def test_dry_run_touches_nothing(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     host = make_host(tmp_path, SystemRunner(dry_run=True))
-    result = lifecycle.install(host, paths)
+    result = control.install(host, paths)
     assert result.dry_run
     assert result.unit_text is not None
     assert not unit_path(tmp_path).exists()
@@ -167,11 +167,11 @@ def test_install_refuses_a_config_that_would_not_start(tmp_path: Path) -> None:
     paths = setup_home(tmp_path, config=None)
     host = make_host(tmp_path, fake_systemd(tmp_path))
     with pytest.raises(ServiceError, match="Missing config") as caught:
-        lifecycle.install(host, paths)
+        control.install(host, paths)
     assert any("--allow-unconfigured" in hint for hint in caught.value.hints)
     assert not unit_path(tmp_path).exists()
     options = InstallOptions(allow_unconfigured=True)
-    result = lifecycle.install(host, paths, options=options)
+    result = control.install(host, paths, options=options)
     assert "gateway run --allow-unconfigured" in unit_path(tmp_path).read_text()
     assert result.result == "installed"
 
@@ -182,7 +182,7 @@ def test_install_with_invalid_config_exits_78(
     paths = setup_home(tmp_path, config='{ gateway: { mode: "local", port: "abc" } }')
     host = make_host(tmp_path, fake_systemd(tmp_path))
     with pytest.raises(ConfigError):
-        lifecycle.install(host, paths)
+        control.install(host, paths)
     assert main(["gateway", "install"], host=host) == 78
     assert 'gateway.port: expected an integer 1-65535, got "abc"' in capsys.readouterr().err
 
@@ -194,7 +194,7 @@ def test_exported_secrets_go_to_a_0600_env_file_not_the_unit(tmp_path: Path) -> 
     )
     env = {"SMART_AGENT_NEO_GATEWAY_PASSWORD": "pw-1", "MY_TOK": "tok-2", "UNRELATED": "x"}
     host = make_host(tmp_path, fake_systemd(tmp_path), env=env)
-    result = lifecycle.install(host, paths)
+    result = control.install(host, paths)
     env_file = paths.state_dir / "gateway.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     content = env_file.read_text()
@@ -212,13 +212,13 @@ def test_exported_port_is_pinned(tmp_path: Path) -> None:
     host = make_host(
         tmp_path, fake_systemd(tmp_path), env={"SMART_AGENT_NEO_GATEWAY_PORT": "19500"}
     )
-    assert lifecycle.install_options(host, None, False) == InstallOptions(port=19500)
-    assert lifecycle.install_options(host, 19600, True) == InstallOptions(19600, True)
+    assert control.install_options(host, None, False) == InstallOptions(port=19500)
+    assert control.install_options(host, 19600, True) == InstallOptions(19600, True)
 
 
 def test_lingering_off_is_a_warning(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
-    result = lifecycle.install(make_host(tmp_path, fake_systemd(tmp_path, linger="no")), paths)
+    result = control.install(make_host(tmp_path, fake_systemd(tmp_path, linger="no")), paths)
     assert any(
         "lingering is off for alice" in w and "enable-linger alice" in w for w in result.warnings
     )
@@ -229,7 +229,7 @@ def test_a_failed_start_names_the_gateway_error(tmp_path: Path) -> None:
     line = "Gateway failed to start: another gateway instance is already listening on ws://127.0.0.1:28789"
     runner = fake_systemd(tmp_path, start_fails=True, journal=["starting", line])
     with pytest.raises(ServiceError, match="enable --now") as caught:
-        lifecycle.install(make_host(tmp_path, runner), paths)
+        control.install(make_host(tmp_path, runner), paths)
     assert f"last gateway error: {line}" in caught.value.hints
 
 
@@ -238,9 +238,9 @@ def test_stop_and_restart_never_leave_the_unit_disabled_or_start_limited(tmp_pat
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     runner.history.clear()
-    stopped = lifecycle.control(host, paths, "stop")
+    stopped = control.control(host, paths, "stop")
     assert stopped.result == "stopped"
     assert runner.commands() == [
         ["systemctl", "--user", "stop", UNIT],
@@ -250,33 +250,44 @@ def test_stop_and_restart_never_leave_the_unit_disabled_or_start_limited(tmp_pat
     runner.units[UNIT].failed = True  # as after a start-limit hit
     runner.units[UNIT].active = "failed"
     runner.history.clear()
-    restarted = lifecycle.control(host, paths, "restart")
+    restarted = control.control(host, paths, "restart")
     assert runner.commands()[0] == ["systemctl", "--user", "reset-failed", UNIT]
     assert restarted.result == "restarted"
     assert restarted.runtime is not None
     assert restarted.runtime.status == "running"
     runner.history.clear()
-    assert lifecycle.control(host, paths, "start").result == "started"
+    assert control.control(host, paths, "start").result == "started"
     assert runner.commands()[0] == ["systemctl", "--user", "reset-failed", UNIT]
 
 
 def test_control_when_not_installed(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     host = make_host(tmp_path, fake_systemd(tmp_path))
-    stopped = lifecycle.control(host, paths, "stop")
+    stopped = control.control(host, paths, "stop")
     assert stopped.result == "not-installed"
     assert stopped.warnings == []
     lock = GatewayLock.acquire(paths, port=1)  # a foreground gateway of this profile
+    pid = os.getpid()
     try:
-        warnings = lifecycle.control(host, paths, "stop").warnings
+        errors = {}
+        for action in ("stop", "restart", "start"):
+            with pytest.raises(ServiceError) as refused:
+                control.control(host, paths, action)
+            errors[action] = refused.value
     finally:
         lock.release()
-    assert warnings == [
-        f"a gateway of this profile runs outside the service manager (pid {os.getpid()}); "
-        f"stop it with Ctrl-C in its terminal or: kill -TERM {os.getpid()}"
+    assert errors["stop"].message.startswith(
+        f"the gateway of this profile runs in the foreground (pid {pid}), not under the "
+        "service manager"
+    )
+    assert errors["stop"].hints == [f"stop it with Ctrl-C in its terminal, or: kill -TERM {pid}"]
+    assert errors["restart"].hints == [
+        f"restart it in place (same pid): kill -USR1 {pid}",
+        "or: smart-agent-neo gateway call restart",
     ]
+    assert "already running" in errors["start"].hints[0]
     with pytest.raises(ServiceError, match="not installed") as caught:
-        lifecycle.control(host, paths, "start")
+        control.control(host, paths, "start")
     assert caught.value.hints == ["install it first: smart-agent-neo gateway install"]
 
 
@@ -284,20 +295,20 @@ def test_start_reports_a_gateway_that_does_not_stay_up(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
-    lifecycle.control(host, paths, "stop")
+    control.install(host, paths)
+    control.control(host, paths, "stop")
     runner.start_fails = True
     with pytest.raises(ServiceError, match="start"):
-        lifecycle.control(host, paths, "start")
+        control.control(host, paths, "start")
 
 
 def test_uninstall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     runner.history.clear()
-    result = lifecycle.uninstall(host, paths)
+    result = control.uninstall(host, paths)
     assert result.result == "removed"
     assert not unit_path(tmp_path).exists()
     assert runner.commands() == [
@@ -305,7 +316,7 @@ def test_uninstall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         ["systemctl", "--user", "daemon-reload"],
         ["systemctl", "--user", "reset-failed", UNIT],
     ]
-    assert lifecycle.uninstall(host, paths).result == "not-installed"
+    assert control.uninstall(host, paths).result == "not-installed"
     assert main(["gateway", "uninstall"], host=host) == 0
     assert "not installed" in capsys.readouterr().out
 
@@ -314,9 +325,9 @@ def test_uninstall_without_manager_still_removes_the_file(tmp_path: Path) -> Non
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    lifecycle.install(host, paths)
+    control.install(host, paths)
     runner.reachable = False
-    result = lifecycle.uninstall(host, paths)
+    result = control.uninstall(host, paths)
     assert result.result == "removed"
     assert not unit_path(tmp_path).exists()
     assert "cannot be reached" in result.warnings[0]
@@ -327,25 +338,25 @@ def test_system_scope_and_duplicates_are_refused(tmp_path: Path) -> None:
     paths = setup_home(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)
-    result = lifecycle.install(host, paths, scope="system")
+    result = control.install(host, paths, scope="system")
     system_unit = tmp_path / "etc" / "systemd" / "system" / UNIT
     assert result.identity.path == system_unit
     assert runner.commands()[0] == ["systemctl", "daemon-reload"]
     assert "User=alice" in system_unit.read_text()
     with pytest.raises(ServiceError, match="already has a system unit") as caught:
-        lifecycle.install(host, paths)
+        control.install(host, paths)
     assert "uninstall --system" in caught.value.hints[0]
     with pytest.raises(ServiceError, match="not installed") as missing:
-        lifecycle.control(host, paths, "restart")
+        control.control(host, paths, "restart")
     assert missing.value.hints == [f"a system unit is installed at {system_unit}: add --system"]
-    assert lifecycle.control(host, paths, "restart", scope="system").result == "restarted"
+    assert control.control(host, paths, "restart", scope="system").result == "restarted"
 
 
 def test_launchd_commands(tmp_path: Path) -> None:
     paths = setup_home(tmp_path, "work")
     runner = FakeLaunchd()
     host = make_host(tmp_path, runner, platform="darwin")
-    result = lifecycle.install(host, paths)
+    result = control.install(host, paths)
     plist = tmp_path / "Library" / "LaunchAgents" / "ai.smartagentneo.work.plist"
     assert result.identity.path == plist
     assert plist.exists()
@@ -359,10 +370,10 @@ def test_launchd_commands(tmp_path: Path) -> None:
     assert result.runtime is not None
     assert result.runtime.pid == 77
     runner.history.clear()
-    lifecycle.control(host, paths, "stop")
+    control.control(host, paths, "stop")
     assert runner.commands() == [["launchctl", "bootout", target]]
     runner.history.clear()
-    lifecycle.control(host, paths, "start")  # not loaded after bootout: bootstrap again
+    control.control(host, paths, "start")  # not loaded after bootout: bootstrap again
     assert runner.commands() == [
         ["launchctl", "enable", target],
         ["launchctl", "bootstrap", domain, str(plist)],

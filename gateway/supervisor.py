@@ -42,7 +42,7 @@ MISSING_RETRY_S = 0.15
 
 
 @attrs.define(eq=False)
-class Lifecycle:
+class Supervisor:
     """Shared between the watchers and the serve loop."""
 
     settings: Settings
@@ -93,7 +93,7 @@ async def supervise(
     handle_signals: bool = False,
     on_serving: Callable[[Running, int], None] | None = None,
     on_draining: Callable[[Running], None] | None = None,
-    task_status: trio.TaskStatus[Lifecycle] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run generations of serve() until a stop. ``reread`` loads and resolves the config again
     (with the same command-line overrides); it raises GatewayError when the file is invalid.
@@ -102,7 +102,7 @@ async def supervise(
 
     Raises the first generation's StartupError (port in use, ...) before reporting started.
     """
-    lc = Lifecycle(settings, reread)
+    lc = Supervisor(settings, reread)
     async with trio.open_nursery() as nursery:
         if handle_signals:
             # start(), not start_soon(): until the receiver is installed, a SIGINT would
@@ -133,7 +133,7 @@ async def supervise(
         nursery.cancel_scope.cancel()
 
 
-async def _start_generation(generation: trio.Nursery, lc: Lifecycle) -> Running:
+async def _start_generation(generation: trio.Nursery, lc: Supervisor) -> Running:
     start = partial(serve, process=lc.process)
     try:
         running: Running = await generation.start(start, lc.settings)
@@ -158,7 +158,7 @@ async def _when_draining(running: Running, callback: Callable[[Running], None]) 
     callback(running)
 
 
-def _reread(lc: Lifecycle, if_invalid: str) -> Settings | None:
+def _reread(lc: Supervisor, if_invalid: str) -> Settings | None:
     """The config file as it is now; ``None`` if it is invalid, which is recorded in
     ``ProcessState.config_problem`` (shown by ``status``) and logged after ``if_invalid``."""
     try:
@@ -171,14 +171,14 @@ def _reread(lc: Lifecycle, if_invalid: str) -> Settings | None:
     return fresh
 
 
-def _next_settings(lc: Lifecycle) -> Settings:
+def _next_settings(lc: Supervisor) -> Settings:
     """Re-read the config for the next generation (never replay the boot snapshot)."""
     fresh = _reread(lc, "config invalid at restart; keeping the last good config")
     return lc.settings if fresh is None else fresh
 
 
 async def watch_signals(
-    lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    lc: Supervisor, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
         task_status.started()
@@ -192,9 +192,10 @@ async def watch_signals(
                 lc.request_stop()
                 continue
             if not lc.settings.config.commands.restart:
+                restart = lc.settings.paths.cli("gateway call restart")
                 log.warning(
                     "SIGUSR1 restart ignored (not authorized; enable commands.restart "
-                    "or use `smart-agent-neo gateway call restart`)"
+                    f"or use `{restart}`)"
                 )
                 continue
             log.info("received SIGUSR1; restarting")
@@ -203,7 +204,7 @@ async def watch_signals(
 
 
 async def watch_config(
-    lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    lc: Supervisor, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Reload on change. Reports started once the baseline is taken, so no edit made after
     that can be missed. Cancellation: between polls; an apply is synchronous."""
@@ -233,7 +234,7 @@ async def watch_config(
         lc._checked.set()
 
 
-def apply_change(lc: Lifecycle) -> str:
+def apply_change(lc: Supervisor) -> str:
     """Validate, plan and apply the config file as it is now; returns the decision."""
     fresh = _reread(lc, "config reload skipped (invalid config)")
     if fresh is None:
@@ -269,7 +270,7 @@ def apply_change(lc: Lifecycle) -> str:
     return decision
 
 
-def _debounce_s(lc: Lifecycle) -> float:
+def _debounce_s(lc: Supervisor) -> float:
     return lc.settings.config.gateway.reload.debounce_ms / 1000
 
 

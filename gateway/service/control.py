@@ -16,16 +16,16 @@ import attrs
 from .. import __version__
 from ..config.load import Loaded, load_file
 from ..config.model import Config
-from ..config.paths import ENV_PORT, Paths
-from ..config.settings import check_mode
+from ..config.paths import Paths
+from ..config.settings import check_mode, env_port
 from ..errors import StartupError
 from ..fsutil import write_atomic
-from ..lock import holder_alive, lock_path, read_lock
-from ..lock import probe as probe_lock
+from ..instances import running
+from ..lock import LockInfo
 from . import envfile
 from .errors import ManagerUnavailableError, ServiceError
 from .host import Host
-from .identity import Identity, Scope
+from .identity import ENV_SERVICE_MARKER, MARKER, Identity, Scope
 from .installed import read_text
 from .launchd import Launchd
 from .logscan import last_error_line
@@ -53,8 +53,8 @@ class ActionResult:
 
 def driver_for(host: Host, identity: Identity, paths: Paths) -> Driver:
     if identity.manager == "launchd":
-        return Launchd(host, paths.state_dir / "logs")
-    return Systemd(host, identity.scope)
+        return Launchd(host, paths.state_dir / "logs", paths.profile)
+    return Systemd(host, identity.scope, paths.profile)
 
 
 def spec_for(
@@ -158,9 +158,10 @@ def _linger_warning(driver: Driver, dry_run: bool) -> list[str]:
 
 def install_options(host: Host, port: int | None, allow_unconfigured: bool) -> InstallOptions:
     """``--port`` or an exported port is pinned, so the service listens where the CLI looks."""
-    raw = host.env.get(ENV_PORT, "")
-    if port is None and raw.isdigit():
-        port = int(raw)
+    if port is not None and not 1 <= port <= 65535:
+        raise StartupError(f"Invalid port: expected an integer 1-65535, got {port}")
+    if port is None:
+        port = env_port(host.env)
     return InstallOptions(port=port, allow_unconfigured=allow_unconfigured)
 
 
@@ -170,18 +171,20 @@ def _refuse_what_would_not_run(
     """A unit that cannot start only loops; two units for one profile fight over its port."""
     if not options.allow_unconfigured:
         try:
-            check_mode(loaded, False)
+            check_mode(loaded, False, paths.profile)
         except StartupError as exc:
             raise ServiceError(
                 f"not installing: the service could not start ({exc})",
                 hints=[
-                    f'set gateway.mode to "local" in {paths.config_path}',
-                    "or install with --allow-unconfigured to run on embedded defaults",
+                    f"create the config: {paths.cli('setup')}",
+                    f'or set gateway.mode to "local" in {paths.config_path}',
+                    "or run on embedded defaults: "
+                    + paths.cli("gateway install --allow-unconfigured"),
                 ],
             ) from None
     other = other_scope_unit(host, paths, identity)
     if other is not None:
-        remove = "smart-agent-neo gateway uninstall"
+        remove = paths.cli("gateway uninstall")
         if other.scope == "system":
             remove = f"sudo {remove} --system"
         raise ServiceError(
@@ -306,7 +309,7 @@ def _installed_or_raise(host: Host, paths: Paths, identity: Identity) -> None:
     if identity.path.exists():
         return
     other = other_scope_unit(host, paths, identity)
-    hints = [_scope_hint(other)] if other else ["install it first: smart-agent-neo gateway install"]
+    hints = [_scope_hint(other)] if other else [f"install it first: {paths.cli('gateway install')}"]
     raise ServiceError(
         f"the gateway service is not installed ({identity.path} not found)", hints=hints
     )
@@ -343,30 +346,71 @@ def uninstall(host: Host, paths: Paths, *, scope: Scope = "user") -> ActionResul
     )
 
 
-def _unsupervised(paths: Paths) -> list[str]:
-    """A gateway of this profile that runs outside any service manager, if its lock says so."""
-    path = lock_path(paths)
-    info = read_lock(path) if probe_lock(path) == "held" else None
-    if info is None or not holder_alive(info):
-        return []
-    return [
-        f"a gateway of this profile runs outside the service manager (pid {info.pid}); "
-        f"stop it with Ctrl-C in its terminal or: kill -TERM {info.pid}"
-    ]
+def _service_started(host: Host, pid: int) -> bool:
+    """Was ``pid`` started by one of our units? The unit sets the install marker in the
+    process's environment; a gateway started from a shell does not have it."""
+    try:
+        raw = (host.proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return f"{ENV_SERVICE_MARKER}={MARKER}".encode() in raw.split(b"\0")
+
+
+def _foreground(host: Host, paths: Paths, service_pid: int | None) -> LockInfo | None:
+    """This profile's gateway if it runs outside the service manager (its lock says it
+    runs; it is neither the unit's main process nor started by a unit of ours)."""
+    info = running(paths)
+    if info is None or info.pid == service_pid or _service_started(host, info.pid):
+        return None
+    return info
+
+
+def _foreground_error(info: LockInfo, paths: Paths, action: str) -> ServiceError:
+    """``gateway stop|restart|start`` aimed at a gateway the service manager does not run."""
+    pid = info.pid
+    hints = {
+        "stop": [f"stop it with Ctrl-C in its terminal, or: kill -TERM {pid}"],
+        "restart": [
+            f"restart it in place (same pid): kill -USR1 {pid}",
+            f"or: {paths.cli('gateway call restart')}",
+        ],
+        "start": [
+            "it is already running; to run it under the service manager instead, stop it "
+            f"(Ctrl-C, or kill -TERM {pid}), then: {paths.cli('gateway install')}"
+        ],
+    }[action]
+    where = f" on {info.url}" if info.url else ""
+    return ServiceError(
+        f"the gateway of this profile runs in the foreground (pid {pid}{where}), "
+        f"not under the service manager: `gateway {action}` cannot {action} it",
+        hints=hints,
+    )
 
 
 def control(host: Host, paths: Paths, action: str, *, scope: Scope = "user") -> ActionResult:
     """``start``, ``stop`` or ``restart`` an installed service, then report its real state."""
     dry_run = host.runner.dry_run
     identity = host.identity(paths, scope)
-    if action == "stop" and not identity.path.exists():
-        return ActionResult(
-            "stop", "not-installed", identity, [], warnings=_unsupervised(paths), dry_run=dry_run
-        )
+    if not identity.path.exists():
+        foreground = _foreground(host, paths, None)
+        if foreground is not None:
+            raise _foreground_error(foreground, paths, action)
+        if action == "stop":
+            return ActionResult("stop", "not-installed", identity, [], dry_run=dry_run)
     _installed_or_raise(host, paths, identity)
     driver = driver_for(host, identity, paths)
-    driver.connect()
-    loaded = True if dry_run else driver.runtime(identity).loaded
+    try:
+        driver.connect()
+    except ManagerUnavailableError:
+        foreground = _foreground(host, paths, None)
+        if foreground is not None:
+            raise _foreground_error(foreground, paths, action) from None
+        raise
+    before = None if dry_run else driver.runtime(identity)
+    foreground = _foreground(host, paths, before.pid if before is not None else None)
+    if foreground is not None and action != "stop":
+        raise _foreground_error(foreground, paths, action)
+    loaded = True if before is None else before.loaded
     if action == "start":
         planned = driver.start_commands(identity, loaded=loaded)
     elif action == "restart":
@@ -380,7 +424,12 @@ def control(host: Host, paths: Paths, action: str, *, scope: Scope = "user") -> 
             raise ServiceError(
                 f"{identity.unit} is still {runtime.status} after stop (pid {runtime.pid})"
             )
-        return ActionResult("stop", "stopped", identity, commands, runtime=runtime, dry_run=dry_run)
+        still = [_foreground_error(foreground, paths, "stop")] if foreground else []
+        warnings = [f"{e.message}; {e.hints[0]}" for e in still]
+        return ActionResult(
+            "stop", "stopped", identity, commands, warnings=warnings, runtime=runtime,
+            dry_run=dry_run,
+        )  # fmt: skip
     runtime, problems = _verify(driver, identity, dry_run)
     if problems:
         raise ServiceError(problems[0], hints=[*problems[1:], f"logs: {driver.log_hint(identity)}"])

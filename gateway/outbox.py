@@ -15,13 +15,19 @@ A frame counts against the limit from the moment it is offered until ``send`` re
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 import trio
 
 Verdict = Literal["queued", "dropped", "close"]
-SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class FrameWriter(Protocol):
+    """Where an outbox's frames go: the connection's WebSocket."""
+
+    async def send_text(self, text: str) -> None: ...
+    async def send_close(self, code: int, reason: str) -> None: ...
 
 
 def admit(queued_bytes: int, frame_bytes: int, droppable: bool, limit: int) -> Verdict:
@@ -89,7 +95,7 @@ class Outbox:
         if self.on_wake is not None:
             self.on_wake()
 
-    async def flush(self, send: SendFn) -> None:
+    async def flush(self, send: FrameWriter) -> None:
         """Send what is queued from the calling task -- a response goes out from the task
         that made it, without waking the writer. If the writer (or another flush) is
         already sending, that one drains the queue and this returns at once. The close
@@ -97,7 +103,7 @@ class Outbox:
         if await self._drain_unless_busy(send) and self.close_frame is not None:
             self._wake_writer()
 
-    async def _drain_unless_busy(self, send: SendFn) -> bool:
+    async def _drain_unless_busy(self, send: FrameWriter) -> bool:
         """Drain the queue; ``False`` (and nothing sent) if another task is sending."""
         if self._writing:
             return False
@@ -108,14 +114,14 @@ class Outbox:
             self._writing = False
         return True
 
-    async def _drain(self, send: SendFn) -> None:
+    async def _drain(self, send: FrameWriter) -> None:
         while self._frames:
             text, size = self._frames[0]
-            await send({"type": "websocket.send", "text": text})
+            await send.send_text(text)
             self._frames.popleft()
             self.queued_bytes -= size
 
-    async def run(self, send: SendFn) -> None:
+    async def run(self, send: FrameWriter) -> None:
         """The writer: drain frames in order, then send the close frame and return.
 
         Cancellation: cancelling the writer between frames is immediate; while a frame is
@@ -125,7 +131,7 @@ class Outbox:
             while True:
                 if await self._drain_unless_busy(send) and self.close_frame is not None:
                     code, reason = self.close_frame
-                    await send({"type": "websocket.close", "code": code, "reason": reason})
+                    await send.send_close(code, reason)
                     return
                 await self._wake.wait()
                 self._wake = trio.Event()

@@ -22,7 +22,7 @@ from gateway.cli.render import StatusReport
 from gateway.config.load import load_file
 from gateway.config.paths import Paths
 from gateway.config.settings import Overrides, Settings, resolve
-from gateway.lifecycle import Lifecycle, supervise
+from gateway.supervisor import Supervisor, supervise
 
 from .conftest import TOKEN, StartGateway, handshake, in_thread, open_raw, recv_until
 from .test_cli_process import drain
@@ -55,7 +55,9 @@ def rereader(paths: Paths) -> Callable[[], Settings]:
 
 
 @asynccontextmanager
-async def supervised(tmp_path: Path, **gateway: Any) -> AsyncIterator[tuple[Lifecycle, ConfigFile]]:
+async def supervised(
+    tmp_path: Path, **gateway: Any
+) -> AsyncIterator[tuple[Supervisor, ConfigFile]]:
     paths = Paths(None, tmp_path, tmp_path / "smart-agent-neo.json")
     config = ConfigFile(paths.config_path)
     base = {"port": free_port(), "reload": {"debounceMs": 50}}
@@ -63,7 +65,7 @@ async def supervised(tmp_path: Path, **gateway: Any) -> AsyncIterator[tuple[Life
     config.write(base)
     reread = rereader(paths)
     async with trio.open_nursery() as nursery:
-        lc: Lifecycle = await nursery.start(supervise, reread(), reread)
+        lc: Supervisor = await nursery.start(supervise, reread(), reread)
         try:
             yield lc, config
         finally:

@@ -1,0 +1,342 @@
+"""``nodes list|describe|invoke|pending|approve|reject|remove|rename`` and
+``devices list|approve|reject|remove|rotate|revoke``: parse, call the gateway, render.
+
+A node or device may be named by its full id, a unique id prefix, or (nodes) its display
+name; anything ambiguous is an error that lists the candidates. ``--json`` prints the
+gateway's payload as it came.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway_client import GatewayClient
+from rich.console import Console, RenderableType
+
+from ..config.paths import Paths
+from ..errors import PeerError
+from .nodes_view import (
+    DeviceList,
+    Done,
+    InvokeResult,
+    NodeDetail,
+    NodeList,
+    NodePending,
+    Row,
+    short_id,
+)
+from .rpc import run_action
+
+MIN_PREFIX = 4
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def pick(query: str, rows: list[Row], key: str, *, names: tuple[str, ...] = (), kind: str) -> str:
+    """The id in ``rows`` that ``query`` names: exact id, else a unique display name
+    (case-insensitive), else a unique id prefix of at least 4 characters."""
+    ids = [str(r[key]) for r in rows]
+    if query in ids:
+        return query
+    lowered = query.strip().lower()
+    by_name = {str(r[key]) for r in rows for n in names if str(r.get(n) or "").lower() == lowered}
+    if len(by_name) == 1:
+        return by_name.pop()
+    by_prefix = {i for i in ids if len(query) >= MIN_PREFIX and i.startswith(query)}
+    matches = by_name or by_prefix
+    if len(matches) == 1:
+        return matches.pop()
+    if matches:
+        listed = ", ".join(sorted(short_id(m) for m in matches))
+        raise PeerError(f"{kind} '{query}' is ambiguous: it matches {listed}; give more of the id")
+    listing = "nodes pending" if kind == "node request" else f"{kind.split()[0]}s list"
+    raise PeerError(f"no {kind} matches '{query}' (see: smart-agent-neo {listing})")
+
+
+def _emit(out: Console, args: argparse.Namespace, payload: object, view: RenderableType) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        out.print(view)
+
+
+def _call(
+    args: argparse.Namespace,
+    paths: Paths,
+    err: Console,
+    action: Callable[[GatewayClient], Awaitable[Any]],
+) -> tuple[Any, int]:
+    payload, _, code = run_action(args, paths, err, action)
+    return payload, code
+
+
+def _node_query(args: argparse.Namespace) -> str:
+    query = getattr(args, "node_option", None) or getattr(args, "node", None)
+    if not query:
+        raise PeerError("name the node: smart-agent-neo nodes <command> <node> (or --node <node>)")
+    return str(query)
+
+
+async def _node_id(client: GatewayClient, query: str, timeout: float) -> str:
+    listing = await client.call("node.list", {}, timeout=timeout)
+    return pick(query, listing.get("nodes") or [], "nodeId", names=("displayName",), kind="node")
+
+
+# -- nodes ---------------------------------------------------------------------------------------
+
+
+def list_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    async def action(client: GatewayClient) -> Any:
+        return await client.call("node.list", {}, timeout=args.timeout / 1000)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        nodes = payload.get("nodes") or []
+        if args.connected:
+            nodes = [n for n in nodes if n.get("connected")]
+            payload = {**payload, "nodes": nodes}
+        _emit(out, args, payload, NodeList(nodes, now_ms()))
+    return code
+
+
+def describe_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    query = _node_query(args)
+
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        node_id = await _node_id(client, query, timeout)
+        return await client.call("node.describe", {"nodeId": node_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, NodeDetail(payload, now_ms()))
+    return code
+
+
+def invoke_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise PeerError(f"--params: invalid JSON ({exc})") from None
+    invoke_timeout: int = args.invoke_timeout
+    # the CLI waits a little longer than the gateway, so the gateway's answer (even a
+    # timeout) is what the user sees
+    wait = max(args.timeout, invoke_timeout + 5_000) / 1000
+
+    async def action(client: GatewayClient) -> Any:
+        node_id = await _node_id(client, args.node, args.timeout / 1000)
+        request = {
+            "nodeId": node_id,
+            "command": args.command_name,
+            "params": params,
+            "timeoutMs": invoke_timeout,
+            "idempotencyKey": args.idempotency_key or str(uuid.uuid4()),
+        }
+        return await client.call("node.invoke", request, timeout=wait)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, InvokeResult(payload))
+    return code
+
+
+def pending_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    async def action(client: GatewayClient) -> Any:
+        return await client.call("node.pair.list", {}, timeout=args.timeout / 1000)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        pending = payload.get("pending") or []
+        _emit(out, args, {"pending": pending}, NodePending(pending, now_ms()))
+    return code
+
+
+async def _node_request(client: GatewayClient, query: str, timeout: float) -> str:
+    pending = (await client.call("node.pair.list", {}, timeout=timeout)).get("pending") or []
+    return pick(query, pending, "requestId", kind="node request")
+
+
+def approve_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        request_id = await _node_request(client, args.request_id, timeout)
+        return await client.call("node.pair.approve", {"requestId": request_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        node = payload["node"]
+        name = node.get("displayName") or short_id(node["nodeId"])
+        _emit(out, args, payload, Done(f"approved node {name} ({node['nodeId']})"))
+    return code
+
+
+def reject_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        request_id = await _node_request(client, args.request_id, timeout)
+        return await client.call("node.pair.reject", {"requestId": request_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, Done(f"rejected request {payload['requestId']}"))
+    return code
+
+
+def remove_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    query = _node_query(args)
+
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        listing = await client.call("node.pair.list", {}, timeout=timeout)
+        node_id = pick(
+            query, listing.get("paired") or [], "nodeId", names=("displayName",), kind="node"
+        )
+        return await client.call("node.pair.remove", {"nodeId": node_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, Done(f"removed node {payload['nodeId']}"))
+    return code
+
+
+def rename_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    query = _node_query(args)
+
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        node_id = await _node_id(client, query, timeout)
+        return await client.call(
+            "node.rename", {"nodeId": node_id, "displayName": args.name}, timeout=timeout
+        )
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, Done(f"renamed {payload['nodeId']} to {payload['displayName']}"))
+    return code
+
+
+# -- devices ---------------------------------------------------------------------------------------
+
+
+async def _device_id(client: GatewayClient, query: str, timeout: float) -> str:
+    listing = await client.call("device.pair.list", {}, timeout=timeout)
+    return pick(
+        query, listing.get("paired") or [], "deviceId", names=("displayName",), kind="device"
+    )
+
+
+def devices_list_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    async def action(client: GatewayClient) -> Any:
+        return await client.call("device.pair.list", {}, timeout=args.timeout / 1000)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        view = DeviceList(payload.get("pending") or [], payload.get("paired") or [], now_ms())
+        _emit(out, args, payload, view)
+    return code
+
+
+def devices_approve_command(
+    args: argparse.Namespace, paths: Paths, out: Console, err: Console
+) -> int:
+    if not args.request_id and not args.latest:
+        raise PeerError("give a request id, or --latest for the newest pending request")
+
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        pending = (await client.call("device.pair.list", {}, timeout=timeout)).get("pending")
+        if args.request_id is not None:
+            request_id = pick(args.request_id, pending or [], "requestId", kind="device request")
+        elif not pending:
+            raise PeerError("no pending device pairing requests")
+        else:
+            request_id = pending[0]["requestId"]  # newest first
+        return await client.call("device.pair.approve", {"requestId": request_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        device = payload["device"]
+        who = device.get("displayName") or device.get("clientId") or short_id(device["deviceId"])
+        roles = ", ".join(device.get("roles") or [])
+        _emit(out, args, payload, Done(f"approved device {who} ({device['deviceId']}) for {roles}"))
+    return code
+
+
+def devices_reject_command(
+    args: argparse.Namespace, paths: Paths, out: Console, err: Console
+) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        pending = (await client.call("device.pair.list", {}, timeout=timeout)).get("pending")
+        request_id = pick(args.request_id, pending or [], "requestId", kind="device request")
+        return await client.call("device.pair.reject", {"requestId": request_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, Done(f"rejected request {payload['requestId']}"))
+    return code
+
+
+def devices_remove_command(
+    args: argparse.Namespace, paths: Paths, out: Console, err: Console
+) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        device_id = await _device_id(client, args.device, timeout)
+        return await client.call("device.pair.remove", {"deviceId": device_id}, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(out, args, payload, Done(f"removed device {payload['deviceId']}"))
+    return code
+
+
+def devices_rotate_command(
+    args: argparse.Namespace, paths: Paths, out: Console, err: Console
+) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        device_id = await _device_id(client, args.device, timeout)
+        params: dict[str, Any] = {"deviceId": device_id, "role": args.role}
+        if args.scope:
+            params["scopes"] = list(args.scope)
+        return await client.call("device.token.rotate", params, timeout=timeout)
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        delivery = (
+            "the device gets it on its next connect"
+            if payload.get("tokenDelivery") != "in-band"
+            else "returned to this device"
+        )
+        text = f"rotated the {payload['role']} token of {payload['deviceId']} ({delivery})"
+        _emit(out, args, payload, Done(text))
+    return code
+
+
+def devices_revoke_command(
+    args: argparse.Namespace, paths: Paths, out: Console, err: Console
+) -> int:
+    async def action(client: GatewayClient) -> Any:
+        timeout = args.timeout / 1000
+        device_id = await _device_id(client, args.device, timeout)
+        return await client.call(
+            "device.token.revoke", {"deviceId": device_id, "role": args.role}, timeout=timeout
+        )
+
+    payload, code = _call(args, paths, err, action)
+    if code == 0:
+        _emit(
+            out,
+            args,
+            payload,
+            Done(f"revoked the {payload['role']} token of {payload['deviceId']}"),
+        )
+    return code

@@ -1,0 +1,246 @@
+"""Who gets in: the checks before the WebSocket upgrade and inside ``connect``, and hello-ok.
+
+The connection machine (``protocol/connection.py``) decides everything that follows from
+the frames alone; what needs the gateway's state is decided here, as a chain of checks the
+session driver runs between the machine's ``Authenticate`` and ``accept``/``reject``:
+
+* ``Runtime.upgrade_checks`` -- ``(rt, upgrade) -> GatewayError | None``, before the
+  upgrade is accepted; a refusal is answered as plain HTTP with the error's status (a
+  browser ``Origin`` not allowed: 403; too many sockets from one address: 503).
+* ``Runtime.connect_checks`` -- ``async (rt, attempt) -> None``, in order, inside
+  ``connect``; a check refuses by raising a ``GatewayError`` (its ``shape()`` is the ``res``
+  error, its ``close_code``/``close_reason`` the close) and may narrow ``attempt.role`` /
+  ``attempt.scopes`` or fill in what hello-ok says. serve() installs
+  :func:`default_connect_checks`: the failed-auth limiter, the shared secret, the device
+  identity (``devices/connect.py``: proof, device-token sign-in, pairing, the token for
+  hello-ok), and last a fail-closed check that no deferred secret failure is left; an
+  origin check goes before them.
+
+A wrong or missing shared secret is refused at once -- unless the connect carries a device
+block, whose token may stand in for the secret: then the failure waits on
+``attempt.secret_failure`` for the device check to settle it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from .. import __version__, observe
+from ..agent.agents import default_agent_id
+from ..agent.keys import MAIN_KEY
+from ..auth import AuthFailure, check_secret, granted_scopes, rate_limited_error
+from ..devices import connect as device_connect
+from ..devices.identity import DeviceProof
+from ..errors import GatewayError
+from ..events import Peer
+from ..protocol import events as ev
+from ..protocol.codec import dumps, to_wire
+from ..protocol.devices import DeviceTokenRecord
+from ..protocol.frames import PROTOCOL_VERSION
+from ..protocol.handshake import (
+    ConnectParams,
+    Features,
+    HelloAuth,
+    HelloOk,
+    Policy,
+    ServerInfo,
+    SessionDefaultsInfo,
+    Snapshot,
+)
+from ..protocol.upgrade import Upgrade
+from ..rpc.registry import methods
+from ..runtime import Runtime
+
+
+@attrs.define(eq=False)
+class ConnectAttempt:
+    """One ``connect`` being decided: what the client sent and where from, and what the
+    checks have granted so far."""
+
+    params: ConnectParams
+    upgrade: Upgrade
+    nonce: str  # this connection's challenge nonce (a signed device identity includes it)
+    conn_id: str
+    now_ms: int
+    role: str
+    scopes: list[str]
+    # a wrong/missing shared secret that a device token may still make good (check_device)
+    secret_failure: AuthFailure | None = None
+    auth_method: str | None = None  # token | password | none | device-token
+    device: DeviceProof | None = None  # the verified device identity
+    device_token: DeviceTokenRecord | None = None  # for hello-ok.auth.deviceToken
+
+    @property
+    def ip(self) -> str | None:
+        return self.upgrade.client_ip
+
+    @property
+    def limiter_key(self) -> str | None:
+        """The failed-auth bucket: the address, and for a browser the address and its
+        ``Origin`` -- never loopback-exempt, since a hostile page runs on the user's own
+        machine (CONTROL-UI.md 3)."""
+        origin = self.upgrade.origin
+        return f"{self.ip or '?'} origin {origin}" if origin else self.ip
+
+    def refuse_secret(self, rt: Runtime, failure: AuthFailure) -> GatewayError:
+        """Count a wrong secret toward the limiter, record it, and return the refusal."""
+        if failure.counts:
+            rt.limiter.record_failure(self.limiter_key, self.now_ms)
+        client = self.params.client.id
+        observe.auth_failed(rt, "ws", self.ip, failure.detail_code, client=client)
+        return failure.error()
+
+
+UpgradeCheck = Callable[[Runtime, Upgrade], GatewayError | None]
+ConnectCheck = Callable[[Runtime, ConnectAttempt], Awaitable[None]]
+
+
+async def check_rate_limit(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """An address locked out by failed attempts is refused before its secret is looked at."""
+    wait_ms = rt.limiter.retry_after_ms(attempt.limiter_key, attempt.now_ms)
+    if wait_ms is not None:
+        client = attempt.params.client.id
+        observe.auth_failed(rt, "ws", attempt.ip, "AUTH_RATE_LIMITED", client=client)
+        raise rate_limited_error(wait_ms)
+
+
+async def check_shared_secret(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """PROTOCOL.md 3.5 step 5: the configured token or password (constant-time)."""
+    params = attempt.params
+    failure = check_secret(rt.settings.auth, params.auth, params.client.id, params.client.mode)
+    if failure is not None:
+        if params.device is not None:
+            attempt.secret_failure = failure  # check_device may accept the device token
+            return
+        raise attempt.refuse_secret(rt, failure)
+    rt.limiter.record_success(attempt.limiter_key)
+    attempt.auth_method = rt.settings.auth.mode
+
+
+async def check_device(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """PROTOCOL.md 3.5 steps 5-7 and 11 for a connect with a ``device`` block."""
+    if attempt.params.device is None:
+        return
+    upgrade = attempt.upgrade
+    header_names = frozenset(name for name, _ in upgrade.headers)
+    facts = device_connect.ConnectFacts(
+        attempt.params,
+        attempt.nonce,
+        attempt.ip,
+        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+        browser_origin=upgrade.origin is not None,
+    )
+    failure = attempt.secret_failure
+    try:
+        grant = await device_connect.admit(
+            rt.devices, facts, failure, rt.settings.auth.mode, attempt.scopes
+        )
+    except GatewayError:
+        if failure is not None:  # the wrong secret counts, whatever else was wrong
+            attempt.refuse_secret(rt, failure)
+        raise
+    if failure is not None:
+        rt.limiter.record_success(attempt.limiter_key)
+    attempt.secret_failure = None
+    attempt.auth_method = grant.auth_method
+    attempt.scopes = grant.scopes
+    attempt.device = grant.proof
+    attempt.device_token = grant.token
+
+
+async def check_secret_settled(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """Fail closed: a secret failure nobody settled is refused here."""
+    if attempt.secret_failure is not None:
+        raise attempt.refuse_secret(rt, attempt.secret_failure)
+
+
+def default_connect_checks() -> list[ConnectCheck]:
+    return [check_rate_limit, check_shared_secret, check_device, check_secret_settled]
+
+
+async def node_connected(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> None:
+    """A node was let in: register it with the relay and settle its node pairing."""
+    header_names = frozenset(name for name, _ in attempt.upgrade.headers)
+    await rt.nodes.connected(
+        peer,
+        attempt.params,
+        device_id=attempt.device.device_id if attempt.device else None,
+        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+    )
+
+
+def upgrade_refusal(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
+    """The first refusal among ``rt.upgrade_checks``, if any."""
+    for check in rt.upgrade_checks:
+        error = check(rt, upgrade)
+        if error is not None:
+            return error
+    return None
+
+
+async def decide(rt: Runtime, attempt: ConnectAttempt) -> None:
+    """Run ``rt.connect_checks`` in order; the first refusal raises."""
+    for check in rt.connect_checks:
+        await check(rt, attempt)
+
+
+def attempt_for(rt: Runtime, peer: Peer, params: ConnectParams, nonce: str) -> ConnectAttempt:
+    return ConnectAttempt(
+        params=params,
+        upgrade=peer.upgrade,
+        nonce=nonce,
+        conn_id=peer.conn_id,
+        now_ms=rt.now_ms(),
+        role=params.role,
+        scopes=granted_scopes(params.role, params.scopes),
+    )
+
+
+def hello_ok(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> str:
+    """The hello-ok payload as JSON text (PROTOCOL.md 3.8)."""
+    settings = rt.settings
+    ws = settings.config.gateway.ws
+    health = rt.health.snapshot
+    agent_id = default_agent_id(settings.config)
+    hello = HelloOk(
+        type="hello-ok",
+        protocol=PROTOCOL_VERSION,
+        server=ServerInfo(__version__, peer.conn_id),
+        features=Features(_method_names(), _event_names()),
+        snapshot=Snapshot(
+            presence=rt.presence.listing(rt.now_ms()),
+            health=health if health is not None else {},
+            state_version=rt.state_version(),
+            uptime_ms=rt.uptime_ms(),
+            session_defaults=SessionDefaultsInfo(
+                agent_id, MAIN_KEY, f"agent:{agent_id}:{MAIN_KEY}", "per-sender"
+            ),
+            auth_mode=settings.auth.mode,
+            config_path=str(settings.paths.config_path),
+            state_dir=str(settings.paths.state_dir),
+        ),
+        auth=_hello_auth(attempt),
+        policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
+    )
+    return dumps(to_wire(hello))
+
+
+def _hello_auth(attempt: ConnectAttempt) -> HelloAuth:
+    token = attempt.device_token
+    if token is None:
+        return HelloAuth(attempt.role, attempt.scopes)
+    issued = token.rotated_at_ms or token.created_at_ms
+    return HelloAuth(attempt.role, attempt.scopes, token.token, issued)
+
+
+@functools.cache
+def _method_names() -> list[str]:
+    return sorted(methods())
+
+
+@functools.cache
+def _event_names() -> list[str]:
+    return sorted(ev.EVENTS)

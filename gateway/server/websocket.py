@@ -1,0 +1,158 @@
+"""The lean WebSocket path: from the upgrade request to the session driver, without ASGI.
+
+``websockets``' sans-IO ``ServerProtocol`` does the opening handshake and the framing
+(chosen over wsproto by measurement: BENCHMARKS.md, "Connection layer"); the socket I/O
+is ``listener.Connection``'s. :class:`LeanWebSocket` is what ``server/session.py`` drives:
+``receive`` reads the socket only when no message is waiting, assembles fragments, lets the
+library answer pings and the client's close, and ``send_text``/``send_close`` frame and
+write at once (``Connection.write`` keeps whole frames in order, never cut by a
+cancellation). Only public API of ``websockets`` is used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import trio
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from ..protocol.upgrade import Upgrade
+from ..runtime import Runtime
+from .admission import upgrade_refusal
+from .session import Disconnected, run_session
+
+if TYPE_CHECKING:
+    from .listener import Connection
+
+_DATA = (Opcode.TEXT, Opcode.BINARY)
+NO_STATUS = 1005  # RFC 6455: a close frame without a code
+
+
+def _text(payload: bytes | bytearray | memoryview) -> str | None:
+    """A message as text: binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
+    ``None`` when it is not UTF-8."""
+    try:
+        return str(payload, "utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class LeanWebSocket:
+    """One upgraded connection: ``websockets``' protocol over our socket driver."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        protocol: ServerProtocol,
+        upgrade: Upgrade,
+        abort: Callable[[], None],
+    ) -> None:
+        self.conn = conn
+        self.protocol = protocol
+        self._upgrade = upgrade
+        self._abort = abort
+        self._messages: deque[str | None] = deque()
+        self._fragments: list[bytes | bytearray | memoryview] = []
+        self._gone = False  # the client closed, TCP ended, or the library failed the connection
+        self._gone_code: int | None = None
+
+    @property
+    def upgrade(self) -> Upgrade:
+        return self._upgrade
+
+    async def receive(self) -> str | None:
+        messages = self._messages
+        while not messages:
+            if self._gone:
+                raise Disconnected(self._gone_code)
+            try:
+                data = await self.conn.recv()
+            except trio.ClosedResourceError:  # aborted (a stuck writer, the keepalive)
+                data = b""
+            protocol = self.protocol
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+                self._gone = True
+            self._take(protocol.events_received())
+            await self._flush()  # pongs, the answer to the client's close, a failure's close
+        return messages.popleft()
+
+    def _take(self, events: Sequence[object]) -> None:
+        for frame in events:
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode in _DATA or opcode is Opcode.CONT:
+                if not frame.fin:
+                    self._fragments.append(frame.data)
+                elif self._fragments:
+                    self._fragments.append(frame.data)
+                    self._messages.append(_text(b"".join(self._fragments)))
+                    self._fragments = []
+                else:
+                    self._messages.append(_text(frame.data))
+            elif opcode is Opcode.CLOSE:
+                received = self.protocol.close_rcvd
+                self._gone = True
+                self._gone_code = received.code if received is not None else None
+        if self.protocol.parser_exc is not None:  # too big, a protocol error: it sent the close
+            self._gone = True
+
+    async def _flush(self) -> None:
+        out = self.protocol.data_to_send()
+        if out:
+            data = b"".join(out)
+            if data:
+                await self.conn.write(data)
+
+    async def send_text(self, text: str) -> None:
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            return  # closing: a frame after the close would be a protocol error
+        protocol.send_text(text.encode())
+        await self.conn.write(b"".join(protocol.data_to_send()))
+
+    async def send_close(self, code: int, reason: str) -> None:
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            return
+        self.conn.websocket = False  # closing: no more keepalive pings (RFC 6455 5.5.1)
+        protocol.send_close(code, reason)
+        await self._flush()
+
+    def abort(self) -> None:
+        self._abort()
+
+
+async def serve_websocket(
+    rt: Runtime, conn: Connection, upgrade: Upgrade, buffered: bytes, abort: Callable[[], None]
+) -> None:
+    """Answer the upgrade request in ``buffered`` (and whatever frames followed it), then run
+    the session until the connection ends. Refused upgrades get a plain HTTP answer."""
+    protocol = ServerProtocol(max_size=rt.settings.config.gateway.ws.max_payload)
+    protocol.receive_data(buffered)
+    events = protocol.events_received()
+    request = events[0] if events and isinstance(events[0], Request) else None
+    if request is None:  # the library found the request unusable and said why
+        await conn.write(b"".join(protocol.data_to_send()))
+        return
+    refusal = upgrade_refusal(rt, upgrade)
+    if refusal is not None:
+        response = protocol.reject(refusal.http_status, refusal.message + "\n")
+    else:
+        response = protocol.accept(request)
+    protocol.send_response(response)
+    await conn.write(b"".join(protocol.data_to_send()))
+    if protocol.state is not State.OPEN:
+        return  # refused, or not a valid WebSocket handshake (400/426 sent)
+    conn.websocket = True
+    ws = LeanWebSocket(conn, protocol, upgrade, abort)
+    ws._take([*events[1:], *protocol.events_received()])  # frames that came with the request
+    await run_session(rt, ws)

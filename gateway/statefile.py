@@ -1,0 +1,88 @@
+"""One JSON document in the state dir, read once and written atomically (0600).
+
+The pairing stores keep their records here (``nodes/*.json``, ``devices/*.json``): a few
+kilobytes written only when an operator or a device changes something, which a person can
+read and repair by hand. Writes take the same path as every other file the gateway writes
+(``fsutil.write_atomic``: temp file, fsync, rename) in a worker thread, one at a time and in
+the order they were asked for, so a slow disk never stalls the event loop and an older
+snapshot can never land after a newer one.
+
+A file that does not parse is never overwritten: it is renamed to ``<name>.corrupt-<ms>``
+(logged), and the store starts empty -- the damaged copy stays for the person to inspect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+import trio
+
+from .fsutil import write_atomic
+from .protocol.codec import dumps, from_wire, loads
+
+T = TypeVar("T")
+
+log = logging.getLogger("gateway.state")
+
+
+@attrs.define(eq=False)
+class StateFile:
+    path: Path
+    _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _asked: int = attrs.field(default=0, init=False)  # saves requested so far
+    _written: int = attrs.field(default=0, init=False)  # the newest request on disk
+
+    def load(self) -> object | None:
+        """The stored JSON value; ``None`` if the file is absent or was set aside as corrupt."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            value: object = loads(text)
+        except ValueError as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time() * 1000)}")
+            self.path.rename(aside)
+            log.warning("%s is not valid JSON (%s); moved it to %s", self.path, exc, aside.name)
+            return None
+        return value
+
+    def load_records(self, cls: type[T], key: Callable[[T], str]) -> dict[str, T]:
+        """A stored ``{id: record}`` map as ``cls`` instances keyed by ``key(record)``.
+
+        A record that no longer parses is skipped with a warning (the file keeps it until
+        the next write): one bad entry must not cost the others."""
+        raw = self.load()
+        records: dict[str, T] = {}
+        if not isinstance(raw, dict):
+            return records
+        for value in raw.values():
+            try:
+                record = from_wire(cls, value)
+            except Exception as exc:
+                log.warning("%s: skipping an unreadable record (%s)", self.path, exc)
+                continue
+            records[key(record)] = record
+        return records
+
+    async def save(self, value: object) -> None:
+        """Write ``value``; returns once it is on disk.
+
+        Cancellation: the write itself is not cancellable once started (a half-written
+        store is worse than a late one); a cancelled caller may still see it land."""
+        text = dumps(value)
+        self._asked += 1
+        mine = self._asked
+        async with self._lock:
+            if mine < self._written:
+                return  # a newer snapshot is already on disk
+            await trio.to_thread.run_sync(self._write, text)
+            self._written = mine
+
+    def _write(self, text: str) -> None:
+        write_atomic(self.path, text + "\n", secret=True)

@@ -1,0 +1,256 @@
+"""The front door (server/front.py) and the lean WebSocket path (server/websocket.py).
+
+Pure tests for head parsing, classification and the probe responses; socket tests for what
+only a socket shows: a WebSocket never reaches hypercorn, probes and API requests share a
+keep-alive connection, fragmented and binary messages, an upgrade refused by a check.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import h11
+import pytest
+import trio
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
+
+from gateway.app import Running
+from gateway.errors import Forbidden, GatewayError
+from gateway.protocol.upgrade import Upgrade
+from gateway.runtime import Runtime
+from gateway.server.front import Path, Probes, classify, parse_head
+
+from .conftest import TOKEN, in_thread
+from .test_handshake import RawClient
+
+
+def head_of(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode() + b"\r\n"
+
+
+# -- pure ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_text", "path"),
+    [
+        ("GET / HTTP/1.1\nHost: x\nUpgrade: websocket\nConnection: Upgrade\n", Path.WEBSOCKET),
+        ("GET /any/path?q=1 HTTP/1.1\nHost: x\nUpgrade: WebSocket\n", Path.WEBSOCKET),
+        ("GET /healthz HTTP/1.1\nHost: x\n", Path.PROBE),
+        ("HEAD /readyz?verbose HTTP/1.1\nHost: x\n", Path.PROBE),
+        ("GET /health HTTP/1.0\n", Path.PROBE),
+        ("POST /healthz HTTP/1.1\nHost: x\nContent-Length: 0\n", Path.HYPERCORN),  # 405 there
+        ("GET /healthz HTTP/1.1\nHost: x\nContent-Length: 3\n", Path.HYPERCORN),
+        ("GET /healthz HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n", Path.HYPERCORN),
+        ("POST /v1/chat/completions HTTP/1.1\nHost: x\nContent-Length: 2\n", Path.HYPERCORN),
+        ("GET /metrics HTTP/1.1\nHost: x\n", Path.HYPERCORN),
+    ],
+)
+def test_classify(request_text: str, path: Path) -> None:
+    head = parse_head(head_of(request_text))
+    assert head is not None
+    assert classify(head) is path
+
+
+def test_a_malformed_head_is_left_to_hypercorn() -> None:
+    assert parse_head(b"NOT A REQUEST\r\n\r\n") is None
+
+
+def test_head_length_and_keep_alive() -> None:
+    data = head_of("GET /healthz HTTP/1.1\nHost: x\n") + b"GET /readyz"
+    head = parse_head(data)
+    assert head is not None
+    assert data[head.length :] == b"GET /readyz"
+    assert head.keep_alive
+    closing = parse_head(head_of("GET /healthz HTTP/1.1\nHost: x\nConnection: close\n"))
+    assert closing is not None
+    assert not closing.keep_alive
+    old = parse_head(head_of("GET /healthz HTTP/1.0\n"))
+    assert old is not None
+    assert not old.keep_alive
+
+
+def test_upgrade_info_carries_origin_host_and_peer() -> None:
+    head = parse_head(
+        head_of(
+            "GET /ws?x=1 HTTP/1.1\nHost: gw.local:1\nOrigin: http://ui.local\nUpgrade: websocket\n"
+        )
+    )
+    assert head is not None
+    upgrade = head.upgrade(("10.0.0.2", 5000), ("127.0.0.1", 1))
+    assert upgrade == Upgrade("/ws?x=1", head.headers, ("10.0.0.2", 5000), ("127.0.0.1", 1))
+    assert upgrade.origin == "http://ui.local"
+    assert upgrade.host == "gw.local:1"
+    assert upgrade.client_ip == "10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("path", "ready", "draining", "status", "body"),
+    [
+        ("/healthz", False, True, 200, {"ok": True, "status": "live"}),
+        ("/readyz", True, False, 200, {"ok": True, "status": "ready"}),
+        ("/ready", False, False, 503, {"ok": False, "status": "starting"}),
+        ("/readyz", True, True, 503, {"ok": False, "status": "draining"}),
+    ],
+)
+def test_probe_responses_are_valid_http(
+    path: str, ready: bool, draining: bool, status: int, body: dict[str, object]
+) -> None:
+    probes = Probes()
+    head = parse_head(head_of(f"GET {path} HTTP/1.1\nHost: x\n"))
+    assert head is not None
+    found, wire = probes.answer(head, ready, draining)
+    assert found == status
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target=path, headers=[("host", "x")]))
+    client.receive_data(wire)
+    response = client.next_event()
+    assert isinstance(response, h11.Response)
+    assert response.status_code == status
+    data = client.next_event()
+    assert isinstance(data, h11.Data)
+    assert json.loads(data.data) == body
+    assert isinstance(client.next_event(), h11.EndOfMessage)
+    assert probes.answer(head, ready, draining)[1] is wire  # framed once per state
+
+
+# -- over sockets --------------------------------------------------------------------------------
+
+
+def http_exchange(port: int, requests: list[tuple[str, str, bytes]]) -> list[int]:
+    """Send ``(method, target, raw head)`` requests pipelined on one connection; the
+    statuses of the answers, read in order with h11."""
+    statuses: list[int] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"".join(raw for _, _, raw in requests))
+        leftover = b""
+        for method, target, _ in requests:
+            client = h11.Connection(h11.CLIENT)
+            client.send(h11.Request(method=method, target=target, headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+            if leftover:  # (receive_data(b"") would mean EOF)
+                client.receive_data(leftover)
+            while True:
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    client.receive_data(sock.recv(65536))
+                elif isinstance(event, h11.Response):
+                    statuses.append(event.status_code)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            leftover = client.trailing_data[0]
+    return statuses
+
+
+async def test_probes_and_api_requests_share_a_keep_alive_connection(gateway: Running) -> None:
+    """Two probes answered at the front door, then /metrics handed to hypercorn with the
+    bytes already read: three answers, in order, on one connection."""
+    requests = [
+        ("GET", "/healthz", head_of("GET /healthz HTTP/1.1\nHost: x\n")),
+        ("HEAD", "/readyz", head_of("HEAD /readyz HTTP/1.1\nHost: x\n")),
+        (
+            "GET",
+            "/metrics",
+            head_of(f"GET /metrics HTTP/1.1\nHost: x\nAuthorization: Bearer {TOKEN}\n"),
+        ),
+    ]
+
+    def client() -> list[int]:
+        return http_exchange(gateway.port, requests)
+
+    with trio.fail_after(10):
+        assert await in_thread(client) == [200, 200, 200]
+
+
+def response(raw: RawClient, request_id: str) -> dict[str, Any]:
+    while True:
+        frame = raw.recv_json()
+        if frame.get("type") == "res" and frame.get("id") == request_id:
+            return frame
+
+
+async def test_an_open_websocket_connection_has_no_hypercorn_protocol(gateway: Running) -> None:
+    with trio.fail_after(10):
+        raw = await trio.to_thread.run_sync(RawClient, gateway.url)
+        try:
+            await trio.to_thread.run_sync(raw.handshake)
+            (conn,) = gateway.streams.websockets()
+            assert conn.protocol is None
+        finally:
+            raw.close()
+
+
+async def test_fragmented_and_binary_messages_are_assembled(gateway: Running) -> None:
+    def client() -> list[bool]:
+        with RawClient(gateway.url) as raw:
+            raw.handshake()
+            text = json.dumps({"type": "req", "id": "frag-1", "method": "health"}).encode()
+            raw.protocol.send_text(text[:10], fin=False)
+            raw.protocol.send_continuation(text[10:20], fin=False)
+            raw.protocol.send_continuation(text[20:], fin=True)
+            raw.flush()
+            first = response(raw, "frag-1")
+            raw.send_binary(json.dumps({"type": "req", "id": "bin-1", "method": "health"}).encode())
+            second = response(raw, "bin-1")
+            return [first["ok"], second["ok"]]
+
+    with trio.fail_after(10):
+        assert await in_thread(client) == [True, True]
+
+
+async def test_an_upgrade_check_refuses_with_its_http_status(gateway: Running) -> None:
+    def only_from_the_ui(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
+        if upgrade.origin == "http://evil.example":
+            return Forbidden("origin not allowed")
+        return None
+
+    gateway.runtime.upgrade_checks.append(only_from_the_ui)
+    request = head_of(
+        "GET / HTTP/1.1\nHost: 127.0.0.1\nUpgrade: websocket\nConnection: Upgrade\n"
+        "Origin: http://evil.example\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n"
+        "Sec-WebSocket-Version: 13\n"
+    )
+
+    def client() -> bytes:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+            sock.sendall(request)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+    with trio.fail_after(10):
+        answer = await in_thread(client)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert answer.endswith(b"origin not allowed\n")
+    with trio.fail_after(10):
+        await in_thread(lambda: RawClient(gateway.url).close())  # other origins still get in
+
+
+async def test_a_frame_sent_with_the_upgrade_request_is_not_lost(gateway: Running) -> None:
+    """A client that sends its first frame in the same packet as the upgrade request."""
+
+    def client() -> str:
+        protocol = ClientProtocol(parse_uri(gateway.url))
+        protocol.send_request(protocol.connect())
+        request = b"".join(protocol.data_to_send())
+        text = json.dumps({"type": "req", "id": "early", "method": "connect"}).encode()
+        frame = Frame(Opcode.TEXT, text).serialize(mask=True, extensions=[])
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+            sock.sendall(request + frame)  # the connect frame before even the challenge
+            texts: list[dict[str, Any]] = []
+            while not any(t.get("id") == "early" for t in texts):
+                protocol.receive_data(sock.recv(65536))
+                for event in protocol.events_received():
+                    if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                        texts.append(json.loads(bytes(event.data)))
+        (res,) = [t for t in texts if t.get("id") == "early"]
+        return str(res["error"]["message"])
+
+    with trio.fail_after(10):
+        message = await in_thread(client)
+    assert message.startswith("invalid connect params: ")  # it was read, and judged
