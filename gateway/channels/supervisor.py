@@ -247,7 +247,10 @@ class AccountSlot:
                 log.info("%s starting (mode:%s)", self.prefix, "polling")
                 self.transport = mgr.factory(self)
                 await self.transport.run()
-                error = "transport exited"
+                if mgr.service is not None and mgr.service.draining:
+                    self.manual_stop, self.stop_reason = True, "shutdown"
+                else:
+                    error = "transport exited"
         except Exception as exc:
             leaf = innermost(exc)
             if isinstance(leaf, ChannelFatal):
@@ -268,8 +271,8 @@ class AccountSlot:
             )
             self._running_since = None
             self._idle.set()
-        if scope.cancelled_caught and error is None and fatal is None:
-            return  # stopped or restarted on purpose: the loop decides what is next
+        if error is None and fatal is None:
+            return  # stopped, restarted or drained on purpose: the loop decides what is next
         if fatal is not None:
             self.last_error = fatal
             self._set_state("failed")
@@ -323,8 +326,9 @@ class AccountSlot:
     def start(self) -> bool:
         """Clear manual stop, backoff and breaker; ``False`` while a stop still waits or the
         account cannot run (disabled, no token)."""
-        if not self._idle.is_set() and self._run_scope is None:
-            return False  # a stopped run is still winding down
+        scope = self._run_scope
+        if scope is not None and scope.cancel_called and not self._idle.is_set():
+            return False  # a stopped run is still winding down: one runner per account
         self.manual_stop = False
         self.breaker = False
         self.skipped = False

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ...fsutil import write_atomic
+from ..accounts import TelegramAccountConfig
 from ..backoff import LoopBackoff
 from ..ledger import Inbound, Offset
 from ..supervisor import AccountSlot, ChannelFatal
@@ -93,13 +94,11 @@ class TelegramTransport:
         self.service = service
         self.slot = slot
         self.rt = service.rt
-        self.cfg = slot.config
-        assert self.cfg.token is not None
+        cfg = slot.config
+        assert cfg.token is not None
+        # built once per run: a change to these keys restarts the account (accounts.py)
         self.api = BotApi(
-            self.cfg.api_base_url,
-            self.cfg.token,
-            proxy=self.cfg.proxy,
-            timeout_s=self.cfg.timeout_seconds,
+            cfg.api_base_url, cfg.token, proxy=cfg.proxy, timeout_s=cfg.timeout_seconds
         )
         self.bot: dict[str, Any] = {}
         self.backoff = LoopBackoff(random.uniform)
@@ -113,6 +112,11 @@ class TelegramTransport:
     @property
     def prefix(self) -> str:
         return self.slot.prefix
+
+    @property
+    def cfg(self) -> TelegramAccountConfig:
+        """The account's config as of now: policy and formatting keys apply hot."""
+        return self.slot.config
 
     # -- the run --------------------------------------------------------------------------------
 
