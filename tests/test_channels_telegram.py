@@ -17,6 +17,7 @@ from gateway.app import Running
 
 from .channelkit import BOT_TOKEN, OWNER, start_with_telegram, wait_state
 from .conftest import TOKEN, StartGateway
+from .fakeprovider import chat_sse, start_fake_provider
 from .faketelegram import FakeTelegram, start_fake_telegram
 
 
@@ -59,11 +60,11 @@ async def _gateway(
     return fake, running
 
 
-async def _ledger(running: Running, key: str) -> Any:
+async def _ledger(running: Running, key: str, timeout: float = 20) -> Any:
     """The ledger row of ``key`` once it is final (done or dropped)."""
     service = running.runtime.channels.service
     assert service is not None
-    with trio.fail_after(20):
+    with trio.fail_after(timeout):
         return await service.wait_final(key)
 
 
@@ -328,3 +329,66 @@ async def test_an_album_becomes_one_turn_with_media_placeholders(
     assert text.count("&lt;media:image&gt;") == 2
     saved = sorted((tmp_path / "media" / "inbound").iterdir())
     assert [p.read_bytes() for p in saved] == [b"\xff\xd8jpeg-one", b"\xff\xd8jpeg-two"]
+
+
+async def test_no_reply_is_not_sent_and_the_route_is_recorded(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 5.2, OPERATIONS G.4: a reply of only NO_REPLY / HEARTBEAT_OK is suppressed;
+    the session keeps lastRoute; the chat sees "typing" while the agent works."""
+    model = await start_fake_provider(nursery)
+    model.queue(chat_sse("NO_", "REPLY"), chat_sse("HEARTBEAT_OK"), chat_sse("A **real** answer"))
+    provider = {
+        "models": {
+            "providers": {
+                "fake": {
+                    "baseUrl": model.base_url,
+                    "apiKey": "sk-test",
+                    "models": [{"id": "fake-model"}],
+                }
+            }
+        },
+        "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
+        "session": {"dmScope": "per-peer"},
+    }
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    running = await start_with_telegram(
+        start_gateway, tmp_path, fake, provider, allowFrom=[str(OWNER)], replyToMode="first"
+    )
+    await wait_state(running, "running")
+    for text in ("quiet please", "ping", "now answer"):
+        update = fake.message(BOT_TOKEN, text, user_id=OWNER)
+        assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    sent = fake.sent_to(BOT_TOKEN, OWNER)
+    assert [m["text"] for m in sent] == ["A <b>real</b> answer"]
+    assert sent[0]["_params"]["reply_parameters"]["allow_sending_without_reply"] is True
+    bot = fake.bots[BOT_TOKEN]
+    assert {"chat_id": str(OWNER), "action": "typing"} in bot.actions
+    service = running.runtime.channels.service
+    assert service is not None
+    route = await service.last_route(f"agent:main:direct:{OWNER}")
+    assert route is not None
+    assert (route.channel, route.account_id, route.to) == ("telegram", "default", str(OWNER))
+
+
+async def test_a_polling_stall_rebuilds_the_client_in_the_same_run(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
+) -> None:
+    """CHANNELS 3.3: no completed getUpdates for pollingStallThresholdMs -> log, rebuild the
+    HTTP client, carry on (no restart)."""
+    fake, running = await _gateway(
+        nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)], pollingStallThresholdMs=30_000
+    )
+    slot = running.runtime.channels.slots[("telegram", "default")]
+    transport = slot.transport
+    fake.delay("getUpdates", 3600)  # every poll now hangs
+    with trio.fail_after(600):
+        await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) >= 4)
+    fake.delay("getUpdates", 0)
+    update = fake.message(BOT_TOKEN, "are you back?", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}", timeout=600)).state == "done"
+    assert slot.transport is transport
+    assert slot.restarts == 0
+    stalled = running.runtime.metrics.telegram_getupdates.labels(result="error")._value.get()
+    assert stalled >= 2
