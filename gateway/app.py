@@ -29,6 +29,7 @@ from hypercorn.trio.worker_context import WorkerContext
 
 from . import logs
 from .agent.heartbeat import heartbeat_loop
+from .canvas.host import serve_canvas
 from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
@@ -63,6 +64,11 @@ class Running:
     @property
     def url(self) -> str:
         return self.runtime.settings.url
+
+    @property
+    def canvas_port(self) -> int | None:
+        """The canvas host's port, ``None`` when it is not running."""
+        return self.runtime.canvas_port
 
     def stop(self, reason: str = "gateway stopping") -> None:
         self.runtime.request_stop(reason)
@@ -108,6 +114,7 @@ async def serve(
             context,
             GatewayFront(rt, streams.abort),
         )
+        rt.canvas_port = await nursery.start(serve_canvas, settings)
         # channels start once the port is bound: degraded beats dead
         channels_scope = trio.CancelScope()
         await nursery.start(_run_channels, rt, channels_scope)

@@ -87,6 +87,7 @@ class Runtime:
     # checkpoint in-flight work (e.g. agent runs record the interruption) before sockets close.
     drain_hooks: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     process: ProcessState = attrs.field(factory=ProcessState)
+    canvas_port: int | None = None  # set by serve() once the canvas host listens
     restart_requested: bool = False
     # Admission hooks (server/admission.py): checks before the WebSocket upgrade, and the
     # chain that decides a `connect` (serve() installs the shared-secret checks).

@@ -40,6 +40,7 @@ def run_tiny(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.timeout(300)  # several gateway and load processes, one after another
 def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     scenarios = ["rpc", "fanout", "sigterm"]
     only = [arg for name in scenarios for arg in ("--only", name)]
@@ -91,6 +92,7 @@ def test_responses_are_matched_by_id_and_ok() -> None:
     assert is_response_to(b'{"type":"event","event":"tick"}', b"7") is None
 
 
+@pytest.mark.timeout(300)
 def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     """``--reference CMD`` runs the same load against another gateway (here: ours again,
     since the real reference needs Node and openclaw) and judges the relative targets

@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(status)
     status.set_defaults(handler="gateway_status:overview_command")
 
+    dashboard = commands.add_parser("dashboard", help="print (and open) the Control UI's URL")
+    dashboard.add_argument("--no-open", action="store_true", help="only print the URL")
+    dashboard.add_argument("--json", action="store_true", help="print only JSON")
+    dashboard.add_argument(
+        "--token-link", action="store_true", help="also print a link that signs in (terminal only)"
+    )
+    dashboard.set_defaults(handler="dashboard:command")
     _add_channel_commands(commands)
     add_node_commands(commands, _add_target_options)
 

@@ -14,9 +14,11 @@ from rich.console import Console
 from .. import __version__, logs
 from ..app import Running
 from ..auth import load_or_create_token
+from ..canvas.files import PREFIX as CANVAS_PREFIX
 from ..config.load import load_file
 from ..config.paths import Paths
-from ..config.settings import Overrides, Settings, check_mode, resolve
+from ..config.settings import Overrides, Settings, check_mode, format_host, resolve
+from ..controlui.link import dashboard_url
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
@@ -73,6 +75,13 @@ def banner(running: Running, settings: Settings, token_is_new: bool, out: Consol
         f"[bold]smart-agent-neo gateway {__version__}[/] listening on [cyan]{url}[/] (pid {os.getpid()})"
     )
     out.print(f"Connect: {url}   Health: {http}/healthz")
+    ui = settings.config.gateway.control_ui
+    if ui.enabled:
+        link = dashboard_url(running.host, running.port, ui.base_path)
+        out.print(f"Dashboard: {link}   (paste the token, or: smart-agent-neo dashboard)")
+    if running.canvas_port is not None:
+        canvas = f"http://{format_host(running.host)}:{running.canvas_port}{CANVAS_PREFIX}/"
+        out.print(f"Canvas: {canvas}")
     out.print(
         f"Config: {settings.paths.config_path}{'' if settings.config_exists else ' (not found: embedded defaults)'}"
     )
