@@ -138,3 +138,17 @@ def test_relative_targets_use_the_reference_measured_in_the_run() -> None:
     assert {v.target.split(" (")[0]: v for v in evaluate(ours + slower)}[
         "health >= 3x reference at 10 and 50 conns"
     ].met is False  # 3,300 < 3,600
+
+
+@pytest.mark.timeout(300)
+def test_channels_scenario_measures_telegram_end_to_end(tmp_path: Path) -> None:
+    """The channels bench: FakeTelegram in the harness, a real gateway process."""
+    report = run_tiny(tmp_path, "--only", "channels", timeout=180)
+    rows = {r["case"]: r for r in report["measurements"] if r["scenario"] == "channels"}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    throughput = rows["telegram messages/s (inbound -> ledger -> agent -> reply)"]
+    assert throughput["value"] > 0
+    latency = rows["telegram added latency per message (one at a time)"]
+    assert latency["p50_ms"] > 0
+    assert latency["p99_ms"] >= latency["p50_ms"]
+    assert rows["RSS per configured Telegram account"]["detail"]["accounts"] == 2
