@@ -73,16 +73,19 @@ class StateFile:
     async def save(self, value: object) -> None:
         """Write ``value``; returns once it is on disk.
 
-        Cancellation: the write itself is not cancellable once started (a half-written
-        store is worse than a late one); a cancelled caller may still see it land."""
+        Cancellation: shielded -- a change made in memory always reaches the disk (a write
+        takes milliseconds; the wait for an earlier one is bounded by it)."""
         text = dumps(value)
         self._asked += 1
         mine = self._asked
-        async with self._lock:
-            if mine < self._written:
-                return  # a newer snapshot is already on disk
-            await trio.to_thread.run_sync(self._write, text)
-            self._written = mine
+        # Shielded: the change is already made in memory and others may have seen it; a
+        # cancelled caller (a stop, a closed connection) must not keep it off the disk.
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                if mine < self._written:
+                    return  # a newer snapshot is already on disk
+                await trio.to_thread.run_sync(self._write, text)
+                self._written = mine
 
     def _write(self, text: str) -> None:
         write_atomic(self.path, text + "\n", secret=True)

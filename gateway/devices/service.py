@@ -59,9 +59,11 @@ class DeviceService:
         )
 
     async def save(self) -> None:
+        # paired first: a crash between the two writes can leave an approved request still
+        # pending (approving it again is harmless), never a request lost and nothing paired
         p = self.pairing
-        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
         await self._paired_file.save({k: to_wire(v) for k, v in p.paired.items()})
+        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
 
     # -- events ------------------------------------------------------------------------------
 
@@ -78,6 +80,14 @@ class DeviceService:
         for request in expired:
             self.resolved(request.request_id, request.device_id, "expired")
         return bool(expired)
+
+    async def sweep(self) -> None:
+        """Expire what is due (serve()'s sweep loop): written first, then announced."""
+        expired = self.pairing.prune(self.now_ms())
+        if expired:
+            await self.save()
+        for request in expired:
+            self.resolved(request.request_id, request.device_id, "expired")
 
     # -- connections -------------------------------------------------------------------------
 
