@@ -11,16 +11,13 @@ from __future__ import annotations
 
 NOT_YET: dict[str, str] = {
     # top level
-    "channels": "messaging channels",
+    "channels.whatsapp": "the WhatsApp channel",
     "hooks": "webhooks (/hooks/*)",
     "env": "environment variables from the config",
     "discovery": "gateway discovery",
     "plugins": "plugins",
     "browser": "browser control",
     "cron": "scheduled jobs",
-    "session": "session settings",
-    "messages": "message settings",
-    "bindings": "agent bindings",
     "routing": "routing rules",
     "skills": "skills",
     "talk": "talk mode",
