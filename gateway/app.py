@@ -34,6 +34,7 @@ from .config.settings import Settings
 from .protocol import events as ev
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
+from .protocol.validate import load_schemas
 from .runtime import ProcessState, Runtime
 from .server import origin_gate
 from .server.admission import default_connect_checks
@@ -92,6 +93,7 @@ async def serve(
     the TCP connection drop. Use ``Running.stop()`` for a clean stop.
     """
     ws = settings.config.gateway.ws
+    load_schemas()  # every inbound frame is checked against them: no schemas, no start
     sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
     port = int(sock.getsockname()[1])
     settings = attrs.evolve(settings, port=port)
@@ -122,7 +124,8 @@ async def serve(
         nursery.start_soon(heartbeat_loop, rt)
         nursery.start_soon(pairing_sweep_loop, rt)
         rt.ready = True
-        log.info("listening on %s (pid %d)", settings.url, rt.pid)
+        # the CLI's banner says this on the terminal; the file still records every bind
+        log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
         task_status.started(Running(rt, settings.host, port, streams))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)

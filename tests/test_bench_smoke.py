@@ -37,6 +37,7 @@ def run_tiny(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     (path,) = out.glob("*.json")
     report: dict[str, Any] = json.loads(path.read_text())
+    report["_stderr"] = proc.stderr[-4000:]  # the bench's log: what a failed row's note cut off
     return report
 
 
@@ -102,7 +103,10 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     only = ["--only", "handshake", "--only", "reference"]
     report = run_tiny(tmp_path, *only, "--reference", command, timeout=90)
     rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
-    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
+    assert all(r["status"] == "ok" for r in rows), (
+        [(r["case"], r["note"]) for r in rows],
+        report["_stderr"],
+    )
     cases = {r["case"] for r in rows}
     assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
     assert "handshake, 2 workers" in cases

@@ -22,6 +22,7 @@ from ..config.paths import Paths, resolve_paths
 from ..errors import GatewayError
 from ..logs.entry import LEVELS
 from .consoles import consoles
+from .durations import duration
 from .nodes_args import add_node_commands
 
 if TYPE_CHECKING:
@@ -68,7 +69,13 @@ def _add_target_options(parser: argparse.ArgumentParser, *, timeout_ms: int = 10
     parser.add_argument("--url", help="gateway WebSocket URL (needs explicit --token/--password)")
     parser.add_argument("--token")
     parser.add_argument("--password")
-    parser.add_argument("--timeout", type=int, default=timeout_ms, help="milliseconds")
+    parser.add_argument(
+        "--timeout",
+        type=duration("ms"),
+        default=timeout_ms,
+        metavar="MS",
+        help=f"milliseconds, or a duration like 30s (default {timeout_ms})",
+    )
     parser.add_argument("--json", action="store_true", help="print only JSON")
 
 
@@ -147,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_agent.add_argument("--session", help="session key (default: the agent's main session)")
     run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
     run_agent.add_argument(
-        "--timeout", type=int, help="seconds (default: agents.defaults.timeoutSeconds)"
+        "--timeout",
+        type=duration("s"),
+        metavar="SECONDS",
+        help="seconds, or a duration like 500ms or 2m (default: agents.defaults.timeoutSeconds)",
     )
     run_agent.add_argument(
         "--url", help="gateway WebSocket URL (needs explicit --token/--password)"

@@ -10,8 +10,9 @@ from typing import Any
 
 import attrs
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
+
+from .rows import Rows
 
 
 def _age(ms: int | None) -> str:
@@ -99,13 +100,11 @@ class StatusReport:
     def __rich__(self) -> RenderableType:
         return self.table()
 
-    def table(self) -> Table:
+    def table(self) -> Rows:
         """The rows as a grid, so ``smart-agent-neo status`` can append local rows to it."""
         s = self.status
         gw = s.get("gateway") or {}
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
+        table = Rows()
         table.add_row(
             "Gateway",
             Text.assemble(f"{self.url} ", ("reachable", "green"), f" ({self.latency_ms}ms)"),

@@ -11,13 +11,13 @@ from typing import Any
 
 import attrs
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from ..config.paths import cli_command
 from ..service.status import GatewayStatus, ServiceView
 from .control_view import runtime_line
 from .render import StatusReport
+from .rows import Rows
 
 STATE_STYLE = {
     "running": "green",
@@ -153,9 +153,7 @@ class OverviewReport:
         if s.rpc.ok and self.payload is not None:
             table = StatusReport(s.rpc.url, s.rpc.latency_ms or 0, self.payload).table()
         else:
-            table = Table.grid(padding=(0, 2))
-            table.add_column(style="bold")
-            table.add_column()
+            table = Rows()
             table.add_row(
                 "Gateway",
                 Text.assemble(f"{s.rpc.url} ", ("unreachable", "red"), f" ({s.rpc.error})"),

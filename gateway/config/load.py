@@ -24,6 +24,8 @@ from ..errors import ConfigError
 from ..protocol.codec import from_wire
 from ..protocol.model import SCHEMA_KEY, camel
 from .model import Config
+from .planned import message as planned_message
+from .planned import not_yet
 
 _VAR = re.compile(r"\$(\$?)\{([A-Z_][A-Z0-9_]*)\}")
 _TOLERATED_ROOT_KEYS = {"$schema"}
@@ -122,6 +124,9 @@ def check(cls: type, raw: object, path: str, *, root: bool = False) -> list[str]
         if root and key in _TOLERATED_ROOT_KEYS:
             continue
         field = fields.get(key)
+        if field is None and (planned := not_yet(key_path)) is not None:
+            problems.append(planned_message(key_path, planned))
+            continue
         if field is None:
             hint = difflib.get_close_matches(key, list(fields), n=1)
             suffix = f' (did you mean "{hint[0]}"?)' if hint else ""

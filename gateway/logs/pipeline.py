@@ -154,7 +154,7 @@ class LogPipeline(logging.Handler):
     def _write(self, entry: Entry, now: float) -> None:
         if self.file is not None and entry.levelno >= self.file_level:
             self.file.write(to_json_line(entry), entry.time, now)
-        if self.console is not None and entry.levelno >= self.console_level:
+        if self.console is not None and entry.console and entry.levelno >= self.console_level:
             self.console.write(entry)
 
     def _summary(self, ended: Suppressed[Entry]) -> Entry:
