@@ -38,7 +38,8 @@ from .routing import PeerKind, Route, select_agent, session_rest
 from .telegram.inbound import Message, placeholder
 
 if TYPE_CHECKING:
-    from .supervisor import AccountSlot, ChannelManager
+    from .slot import AccountSlot
+    from .supervisor import ChannelManager
 
 log = logging.getLogger("gateway.channels")
 SUPPRESSED = frozenset({"NO_REPLY", "HEARTBEAT_OK"})
