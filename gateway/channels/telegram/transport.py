@@ -79,8 +79,9 @@ class TelegramTransport:
         )
         self.bot: dict[str, Any] = {}
         self.backoff = LoopBackoff(random.uniform)
-        self._lanes: dict[str, deque[tuple[Message, list[str], list[str]]]] = {}
-        self._albums: dict[tuple[str, str], list[tuple[Message, str]]] = {}
+        # per chat/topic: (message, its ledger keys, fresh) in arrival order
+        self._lanes: dict[str, deque[tuple[Message, list[str], bool]]] = {}
+        self._albums: dict[tuple[str, str], list[tuple[Message, str, bool]]] = {}
         self._work: trio.Nursery | None = None
         self._last_conflict_warn: float | None = None
         self.gate = RateGate(slot.prefix)  # the poll lane (sends have their own)
@@ -180,7 +181,7 @@ class TelegramTransport:
             if isinstance(parsed, Drop):
                 await ledger.mark(row.key, "dropped", parsed.reason)
                 continue
-            self._enqueue(parsed, row.key)
+            self._enqueue(parsed, row.key, fresh=False)
 
     # -- polling --------------------------------------------------------------------------------
 
@@ -334,30 +335,30 @@ class TelegramTransport:
 
     # -- lanes ----------------------------------------------------------------------------------
 
-    def _enqueue(self, msg: Message, key: str) -> None:
+    def _enqueue(self, msg: Message, key: str, *, fresh: bool = True) -> None:
         if msg.media_group_id is not None:
             album = (msg.chat_id, msg.media_group_id)
             parts = self._albums.setdefault(album, [])
-            parts.append((msg, key))
+            parts.append((msg, key, fresh))
             if len(parts) == 1:
                 assert self._work is not None
                 self._work.start_soon(self._flush_album, album)
             return
-        self._lane_put(msg, [key])
+        self._lane_put(msg, [key], fresh)
 
     async def _flush_album(self, album: tuple[str, str]) -> None:
         await trio.sleep(self.cfg.media_group_flush_ms / 1000)
         parts = self._albums.pop(album, [])
         if parts:
-            merged = merge_album([m for m, _ in parts])
-            self._lane_put(merged, [k for _, k in parts])
+            merged = merge_album([m for m, _, _ in parts])
+            self._lane_put(merged, [k for _, k, _ in parts], all(f for _, _, f in parts))
 
-    def _lane_put(self, msg: Message, keys: list[str]) -> None:
+    def _lane_put(self, msg: Message, keys: list[str], fresh: bool) -> None:
         queue = self._lanes.get(msg.lane)
         if queue is not None:
-            queue.append((msg, keys, []))
+            queue.append((msg, keys, fresh))
             return
-        self._lanes[msg.lane] = deque([(msg, keys, [])])
+        self._lanes[msg.lane] = deque([(msg, keys, fresh)])
         assert self._work is not None
         self._work.start_soon(self._lane, msg.lane, name=f"telegram lane {msg.lane}")
 
@@ -366,11 +367,13 @@ class TelegramTransport:
         limiter = self.service.manager.lane_limiter
         try:
             while queue:
-                msg, keys, _ = queue[0]
+                msg, keys, fresh = queue[0]
                 async with limiter:
                     notes = await self._media_notes(msg)
                     try:
-                        await self.service.process(self.slot, self.sender, msg, keys, notes)
+                        await self.service.process(
+                            self.slot, self.sender, msg, keys, notes, fresh=fresh
+                        )
                     except (SendError, BotApiError, BotNetworkError) as exc:
                         log.warning("%s reply to %s failed: %s", self.prefix, msg.chat_id, exc)
                         await self.service.finish(keys, "done", f"reply failed: {exc}")
