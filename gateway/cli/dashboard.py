@@ -18,6 +18,7 @@ from urllib.parse import quote
 import attrs
 from rich.console import Console
 
+from ..auth import stored_token
 from ..config.load import load_file
 from ..config.paths import Paths
 from ..config.target import resolve_target
@@ -96,12 +97,15 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
     if link is not None:
         out.print(f"Sign-in link (keep it private): {link}", markup=False, highlight=False)
     else:
-        out.print(
-            "Paste the gateway token into the page (smart-agent-neo config get gateway.auth.token)."
+        show = (  # a generated token lives in its own file; a configured one in the config
+            f"cat {paths.token_file}"
+            if token is not None and token == stored_token(paths.token_file)
+            else paths.cli("config get gateway.auth.token")
         )
+        out.print(f"Paste the gateway token into the page (show it: {show}).", markup=False)
     if not found.running:
         out.print(
-            "No gateway of this profile is running: start it with `smart-agent-neo gateway`.",
+            f"No gateway of this profile is running: start it with `{paths.cli('gateway')}`.",
             markup=False,
         )
     if not args.no_open:
