@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.outbox import Outbox, admit, frame_size
+from gateway.outbox import Outbox, Text, admit, frame_size
 
 # -- admit ----------------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ def test_frames_after_request_close_are_dropped() -> None:
     box = Outbox(limit=1000)
     box.offer("before")
     box.request_close(1000, "bye")
-    assert box.close_requested.is_set()
+    assert box.close_requested
     assert box.offer("after") == "dropped"
     assert box.offer("after", droppable=True) == "dropped"
     assert box.queued_bytes == len("before")
@@ -115,7 +115,9 @@ class AsDicts:
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self._send = send
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: Text) -> None:
+        if isinstance(text, tuple):
+            text = b"".join(text).decode()
         await self._send({"type": "websocket.send", "text": text})
 
     async def send_close(self, code: int, reason: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from .. import observe
+from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
 from .listener import Connection, PeerKey
@@ -38,10 +39,10 @@ class GatewayFront:
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        # not a coroutine of its own: no frame of ours holds the request during the session
         key = conn.key
-        upgrade = head.upgrade(key, conn.server_address())
-        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
+        return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
 
 
 class GatewayApp:
