@@ -143,12 +143,14 @@ class Outbox:
         """
         try:
             while True:
+                # made before draining: a frame or close offered meanwhile sets it, so the
+                # wait below returns at once; if another task was sending, its flush wakes
+                # us when it is done
+                self._wake = trio.Event()
                 if await self._drain_unless_busy(send) and self.close_frame is not None:
                     code, reason = self.close_frame
                     await send.send_close(code, reason)
                     return
-                self._wake = trio.Event()
-                if not self._frames and self.close_frame is None:
-                    await self._wake.wait()
+                await self._wake.wait()
         finally:
             self.finished.set()
