@@ -6,8 +6,10 @@
     │       └── run_session (WebSocket)      reader | writer (+ closer), + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
     ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
+    ├── channels                             channels/supervisor.py: one task per account
     ├── health_loop                          primes, then refreshes on demand or interval
-    └── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
+    ├── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
+    └── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
 
 Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
@@ -28,11 +30,13 @@ from hypercorn.trio.worker_context import WorkerContext
 
 from . import logs
 from .agent.heartbeat import heartbeat_loop
+from .canvas.host import serve_canvas
 from .config.settings import Settings
 from .protocol import events as ev
 from .protocol import validate
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
+from .protocol.validate import load_schemas
 from .runtime import ProcessState, Runtime
 from .server import origin_gate
 from .server.admission import default_connect_checks
@@ -64,6 +68,11 @@ class Running:
     def url(self) -> str:
         return self.runtime.settings.url
 
+    @property
+    def canvas_port(self) -> int | None:
+        """The canvas host's port, ``None`` when it is not running."""
+        return self.runtime.canvas_port
+
     def stop(self, reason: str = "gateway stopping") -> None:
         self.runtime.request_stop(reason)
 
@@ -86,6 +95,7 @@ async def serve(
     the TCP connection drop. Use ``Running.stop()`` for a clean stop.
     """
     ws = settings.config.gateway.ws
+    load_schemas()  # every inbound frame is checked against them: no schemas, no start
     sock = open_socket(settings.host, settings.port, user_timeout_ms=_user_timeout_ms(settings))
     port = int(sock.getsockname()[1])
     settings = attrs.evolve(settings, port=port)
@@ -109,17 +119,37 @@ async def serve(
             context,
             GatewayFront(rt, streams.abort),
         )
+        rt.canvas_port = await nursery.start(serve_canvas, settings)
+        # channels start once the port is bound: degraded beats dead
+        channels_scope = trio.CancelScope()
+        await nursery.start(_run_channels, rt, channels_scope)
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(keepalive_loop, rt, streams)
         nursery.start_soon(health_loop, rt)
         nursery.start_soon(heartbeat_loop, rt)
+        nursery.start_soon(pairing_sweep_loop, rt)
         rt.ready = True
-        log.info("listening on %s (pid %d)", settings.url, rt.pid)
+        # the CLI's banner says this on the terminal; the file still records every bind
+        log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
         task_status.started(Running(rt, settings.host, port, streams))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)
+        channels_scope.cancel()
         nursery.cancel_scope.cancel()
+    if not rt.restart_requested and process.boot_history is not None:
+        # a stop that got this far is a clean exit (the crash-loop breaker counts the others)
+        await trio.to_thread.run_sync(process.boot_history.mark_clean)
+
+
+async def _run_channels(
+    rt: Runtime,
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await rt.channels.run(task_status=task_status)
 
 
 def _user_timeout_ms(settings: Settings) -> int:
@@ -153,6 +183,8 @@ async def shutdown(
                 drains.start_soon(rt.requests_idle)
         if drain.cancelled_caught:
             log.warning("drain timeout reached; proceeding")
+        # channel accounts stop after the drain (in-flight turns could still reply)
+        await rt.channels.stop_all("shutdown")
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
         for peer in list(rt.hub.peers.values()):
             peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)
@@ -209,6 +241,18 @@ async def tick_loop(rt: Runtime) -> None:
     while True:
         await trio.sleep(interval)
         rt.hub.broadcast(ev.TICK, TickPayload(rt.now_ms()))
+
+
+PAIRING_SWEEP_S = 30.0
+
+
+async def pairing_sweep_loop(rt: Runtime) -> None:
+    """Expire node and device pairing requests on time: a request older than 5 minutes goes
+    (``*.pair.resolved`` ``expired``) within ``PAIRING_SWEEP_S``, even if nobody looks."""
+    while True:
+        await trio.sleep(PAIRING_SWEEP_S)
+        await rt.nodes.sweep()
+        await rt.devices.sweep()
 
 
 async def health_loop(rt: Runtime) -> None:

@@ -30,17 +30,51 @@ from .protocol.scopes import WRITE as WRITE
 from .protocol.scopes import scope_allows as scope_allows
 
 
+def stored_token(path: Path) -> str | None:
+    """The generated token kept in ``path``, if there is one."""
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def load_or_create_token(path: Path) -> str:
     """The generated token: read it back if stored, else create one (0600, atomic)."""
-    try:
-        existing = path.read_text().strip()
-    except FileNotFoundError:
-        existing = ""
+    existing = stored_token(path)
     if existing:
         return existing
     token = secrets.token_urlsafe(32)
     write_atomic(path, token + "\n", secret=True)
     return token
+
+
+class PendingToken:
+    """The gateway's generated token, stored only by a start that serves.
+
+    ``get`` returns the stored token, else one made up for this process; ``store`` writes it
+    once a generation is bound. A start that fails (port taken, lock held) leaves no token
+    behind that nobody saw -- the next successful start generates and prints its own.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: str | None = None
+
+    def get(self) -> str:
+        stored = stored_token(self.path)
+        if stored:
+            return stored
+        if self._pending is None:
+            self._pending = secrets.token_urlsafe(32)
+        return self._pending
+
+    def store(self, token: str | None) -> bool:
+        """Write ``token`` if it is this process's new one and none is stored yet; True
+        when it was written now (the banner then shows it)."""
+        if token is None or token != self._pending or stored_token(self.path):
+            return False
+        write_atomic(self.path, token + "\n", secret=True)
+        return True
 
 
 def secrets_equal(presented: str, expected: str) -> bool:

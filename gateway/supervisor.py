@@ -36,7 +36,13 @@ from .runtime import ProcessState, wall_ms
 log = logging.getLogger("gateway")
 
 Reread = Callable[[], Settings]
-_OUTCOMES = {"invalid": "invalid", "ignore": "off", "restart": "restart", "hot": "hot"}
+_OUTCOMES = {
+    "invalid": "invalid",
+    "ignore": "off",
+    "restart": "restart",
+    "hot": "hot",
+    "skipped": "skipped",
+}
 MISSING_RETRIES = 2
 MISSING_RETRY_S = 0.15
 
@@ -53,7 +59,7 @@ class Supervisor:
     stopping: bool = False
     generation: int = 0
     checks: int = 0  # config file versions examined by the watcher (valid or not)
-    changed_paths: list[str] = attrs.field(factory=list)  # of the last valid change
+    changed_paths: list[str] = attrs.field(factory=list)  # of the last change (none: invalid)
     _started: trio.Event = attrs.field(factory=trio.Event)
     _checked: trio.Event = attrs.field(factory=trio.Event)
 
@@ -235,9 +241,12 @@ async def watch_config(
 
 
 def apply_change(lc: Supervisor) -> str:
-    """Validate, plan and apply the config file as it is now; returns the decision."""
+    """Validate, plan and apply the config file as it is now; returns what happened:
+    nothing | invalid | ignore (mode off) | restart | hot | skipped (hot mode, nothing
+    hot-safe in the change)."""
     fresh = _reread(lc, "config reload skipped (invalid config)")
     if fresh is None:
+        lc.changed_paths = []  # an invalid file has no changed paths to report
         return "invalid"
     plan = plan_reload(lc.settings.config, fresh.config)
     lc.changed_paths = plan.paths
@@ -260,13 +269,18 @@ def apply_change(lc: Supervisor) -> str:
             "config reload requires gateway restart; hot mode ignoring (%s)",
             ", ".join(plan.needs_restart),
         )
+        if not plan.hot:
+            return "skipped"  # nothing was applied: say nothing more
         applied = attrs.evolve(
             lc.settings, config=merge_paths(lc.settings.config, fresh.config, plan.hot)
         )
     lc.settings = applied
     if lc.running is not None:
         lc.running.runtime.apply_settings(applied)
-    log.info("config hot reload applied (%s)", ", ".join(plan.hot) or "no runtime effect")
+    if plan.hot:
+        log.info("config hot reload applied (%s)", ", ".join(plan.hot))
+    else:
+        log.info("config change needs nothing applied (%s: read where used)", ", ".join(plan.paths))
     return decision
 
 

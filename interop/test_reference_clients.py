@@ -4,7 +4,8 @@
 * ``@openclaw/gateway-client``: a shared-token connect, and a signed device connect whose
   ``hello-ok.auth.deviceToken`` then signs in on its own;
 * ``openclaw node run`` (the headless node host): connects with a signed device block through
-  a recording relay, is listed by ``node.list`` and answers ``node.invoke``.
+  a recording relay, is listed by ``node.list`` and answers ``node.invoke`` -- from our client
+  and from the reference's own ``openclaw nodes list|invoke``.
 
 The node host's signed ``connect`` is checked with our verifier here, and written to
 ``tests/fixtures/reference-node-connect.json`` when ``SMART_AGENT_NEO_INTEROP_UPDATE_FIXTURE``
@@ -18,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from gateway_client import open_client
 
@@ -29,6 +31,9 @@ from tests.conftest import TOKEN
 
 from .capture import Relay
 from .conftest import Reference, background, run
+
+# The reference takes seconds to start each client, and its node host ~10-20 s to connect.
+pytestmark = pytest.mark.timeout(300)
 
 HERE = Path(__file__).parent
 FIXTURE = HERE.parent / "tests" / "fixtures" / "reference-node-connect.json"
@@ -154,6 +159,32 @@ async def test_node_host_is_listed_and_answers_invoke(
             with trio.fail_after(120):
                 node = await wait_for_node(gateway.url, "interop-node")
                 exchange = await relay.wait_for_signed_connect()
+            # the reference's operator CLI, on the same node through our gateway
+            cli = [str(reference.node), str(reference.openclaw), "nodes"]
+            target = ["--url", gateway.url, "--token", TOKEN, "--json"]
+            cli_home = tmp_path / "cli-home"
+            listed = await run([*cli, "list", *target], reference.env(cli_home), tmp_path)
+            assert listed.returncode == 0, listed.stderr.decode()[-2000:]
+            assert node["nodeId"] in listed.stdout.decode()
+            invoked = await run(
+                [
+                    *cli,
+                    "invoke",
+                    "--node",
+                    "interop-node",
+                    "--command",
+                    "system.which",
+                    "--params",
+                    '{"bins": ["sh"]}',
+                    *target,
+                ],
+                reference.env(cli_home),
+                tmp_path,
+            )
+            assert invoked.returncode == 0, invoked.stdout.decode()[-2000:]
+            by_cli = json.loads(invoked.stdout)
+            assert by_cli["ok"] is True
+            assert by_cli["payload"]["bins"]["sh"].endswith("/sh")
             assert node["paired"] is True  # loopback: its device was approved on the spot
             assert node["platform"] == "linux"
             assert "system.which" in node["commands"]

@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from gateway.app import Running, serve
 from gateway.config.load import Loaded
 from gateway.config.model import Config
-from gateway.config.paths import Paths
+from gateway.config.paths import ENV_SKIP_CANVAS_HOST, Paths
 from gateway.config.settings import Overrides, Settings, resolve
 
 TOKEN = "test-token-0123456789"
@@ -37,9 +37,11 @@ def make_settings(
     token: str | None = TOKEN,
     password: str | None = None,
     auth_mode: str | None = None,
+    canvas: bool = False,
     **ws: Any,
 ) -> Settings:
-    """Settings for a loopback gateway on port 0; ``ws`` overrides ``gateway.ws`` fields."""
+    """Settings for a loopback gateway on port 0; ``ws`` overrides ``gateway.ws`` fields;
+    ``canvas`` also runs the canvas host (on any free port)."""
     config = config or Config()
     if ws:
         config = attrs.evolve(
@@ -47,8 +49,9 @@ def make_settings(
         )
     paths = Paths(None, state_dir, state_dir / "smart-agent-neo.json")
     overrides = Overrides(port=0, token=token, password=password, auth_mode=auth_mode)
+    env = {} if canvas else {ENV_SKIP_CANVAS_HOST: "1"}  # most tests need no canvas host
     return resolve(
-        Loaded(config, paths.config_path, False), paths, overrides, {}, lambda: "generated"
+        Loaded(config, paths.config_path, False), paths, overrides, env, lambda: "generated"
     )
 
 

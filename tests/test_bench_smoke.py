@@ -37,6 +37,7 @@ def run_tiny(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     (path,) = out.glob("*.json")
     report: dict[str, Any] = json.loads(path.read_text())
+    report["_stderr"] = proc.stderr[-4000:]  # the bench's log: what a failed row's note cut off
     return report
 
 
@@ -102,7 +103,10 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     only = ["--only", "handshake", "--only", "reference"]
     report = run_tiny(tmp_path, *only, "--reference", command, timeout=90)
     rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
-    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
+    assert all(r["status"] == "ok" for r in rows), (
+        [(r["case"], r["note"]) for r in rows],
+        report["_stderr"],
+    )
     cases = {r["case"] for r in rows}
     assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
     assert "handshake, 2 workers" in cases
@@ -138,3 +142,17 @@ def test_relative_targets_use_the_reference_measured_in_the_run() -> None:
     assert {v.target.split(" (")[0]: v for v in evaluate(ours + slower)}[
         "health >= 3x reference at 10 and 50 conns"
     ].met is False  # 3,300 < 3,600
+
+
+@pytest.mark.timeout(300)
+def test_channels_scenario_measures_telegram_end_to_end(tmp_path: Path) -> None:
+    """The channels bench: FakeTelegram in the harness, a real gateway process."""
+    report = run_tiny(tmp_path, "--only", "channels", timeout=180)
+    rows = {r["case"]: r for r in report["measurements"] if r["scenario"] == "channels"}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    throughput = rows["telegram messages/s (inbound -> ledger -> agent -> reply)"]
+    assert throughput["value"] > 0
+    latency = rows["telegram added latency per message (one at a time)"]
+    assert latency["p50_ms"] > 0
+    assert latency["p99_ms"] >= latency["p50_ms"]
+    assert rows["RSS per configured Telegram account"]["detail"]["accounts"] == 2

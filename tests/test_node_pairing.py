@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from gateway_client import GatewayRpcError, open_client
 
 from gateway.app import Running
 
 from .conftest import TOKEN, StartGateway, in_thread, make_settings
-from .nodekit import REMOTE, fake_node, node_client
+from .nodekit import REMOTE, Key, fake_node, node_client, raw_signed_connect
 from .test_handshake import RawClient
 
 EVENTS = ["node.pair.requested", "node.pair.resolved"]
@@ -346,3 +347,55 @@ async def test_node_pairing_survives_a_restart(start_gateway: StartGateway, tmp_
     assert verified["ok"] is True
     for name in ("pending.json", "paired.json"):
         assert stat.S_IMODE((tmp_path / "nodes" / name).stat().st_mode) == 0o600
+
+
+async def test_requests_expire_on_their_own(
+    gateway: Running, mock_clock: trio.testing.MockClock
+) -> None:
+    """Pending requests older than 5 minutes are expired by serve()'s sweep, with an event,
+    and are gone from the store on disk -- without anyone listing them."""
+    rt = gateway.runtime
+    async with (
+        open_client(gateway.url, token=TOKEN) as operator,
+        operator.subscribe(["node.pair.resolved", "device.pair.resolved"]) as events,
+    ):
+        node_request = (await operator.call("node.pair.request", {"nodeId": "late"}))["request"]
+        key = Key()
+        res, client = await in_thread(lambda: raw_signed_connect(gateway.url, key, headers=REMOTE))
+        client.close()
+        device_request = res["error"]["details"]["requestId"]
+        later = rt.now_ms() + 300_001
+        rt.nodes.now_ms = lambda: later  # the wall clock, five minutes on
+        rt.devices.now_ms = lambda: later
+        mock_clock.autojump_threshold = 0.05  # and trio's clock jumps to the next sweep
+        with trio.fail_after(120):
+            seen: dict[str, dict[str, Any]] = {}
+            while len(seen) < 2:
+                frame = await events.receive()
+                seen[frame["event"]] = frame["payload"]
+    assert seen["node.pair.resolved"]["decision"] == "expired"
+    assert seen["node.pair.resolved"]["requestId"] == node_request["requestId"]
+    assert seen["device.pair.resolved"]["decision"] == "expired"
+    assert seen["device.pair.resolved"]["requestId"] == device_request
+    state = rt.settings.paths.state_dir
+    assert node_request["requestId"] not in (state / "nodes" / "pending.json").read_text()
+    assert device_request not in (state / "devices" / "pending.json").read_text()
+
+
+async def test_a_state_dir_that_cannot_be_written_does_not_stop_nodes(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    (tmp_path / "nodes").write_text("a file where the folder should be")
+    running = await start_gateway(make_settings(tmp_path))
+    with trio.fail_after(20):
+        async with (
+            fake_node(running.url) as node,
+            open_client(running.url, token=TOKEN) as operator,
+        ):
+            listing = await operator.call("node.list")
+            assert [n["nodeId"] for n in listing["nodes"]] == [node.node_id]
+            result = await operator.call(
+                "node.invoke",
+                {"nodeId": node.node_id, "command": "canvas.hide", "idempotencyKey": "k"},
+            )
+            assert result["ok"] is True

@@ -326,15 +326,19 @@ async def test_allow_and_deny_commands_from_config(
 async def test_admin_commands_need_operator_admin(gateway: Running) -> None:
     with trio.fail_after(20):
         async with (
-            fake_node(gateway.url, commands=["system.which"], platform="linux") as node,
+            fake_node(
+                gateway.url, commands=["system.run", "system.which"], platform="linux"
+            ) as node,
             open_client(gateway.url, token=TOKEN, scopes=["operator.write"]) as writer,
             open_client(gateway.url, token=TOKEN) as admin,
         ):
-            params = {"nodeId": node.node_id, "command": "system.which", "idempotencyKey": "k"}
+            params = {"nodeId": node.node_id, "command": "system.run", "idempotencyKey": "k"}
             error = await rpc_error(writer, "node.invoke", params)
             assert error.code == "FORBIDDEN"
             assert error.details["missingScope"] == "operator.admin"
             assert (await admin.call("node.invoke", params))["ok"] is True
+            which = {"nodeId": node.node_id, "command": "system.which", "idempotencyKey": "w"}
+            assert (await writer.call("node.invoke", which))["ok"] is True  # a lookup: write
 
 
 async def test_same_idempotency_key_reaches_the_node_once(gateway: Running) -> None:
@@ -455,3 +459,23 @@ async def test_paired_node_stays_listed_offline(gateway: Running) -> None:
                 {"nodeId": node.node_id, "command": "canvas.present", "idempotencyKey": "k"},
             )
             assert error.message == "node not connected"
+
+
+async def test_node_presence_alive_refreshes_the_nodes_presence(gateway: Running) -> None:
+    with trio.fail_after(20):
+        async with (
+            fake_node(gateway.url) as node,
+            open_client(gateway.url, token=TOKEN) as operator,
+            operator.subscribe(["presence"]) as presence,
+        ):
+            await node.client.call(
+                "node.event",
+                {"event": "node.presence.alive", "payloadJSON": '{"lastInputSeconds": 42}'},
+            )
+            async for frame in presence:
+                mine = [
+                    e for e in frame["payload"]["presence"] if e.get("deviceId") == node.node_id
+                ]
+                if mine and mine[0].get("lastInputSeconds") == 42:
+                    break
+            assert mine[0]["mode"] == "node"

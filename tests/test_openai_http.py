@@ -66,7 +66,11 @@ async def test_endpoints_are_off_by_default_but_tools_invoke_is_on(gateway: Runn
         tools = await http.post("/tools/invoke", json={"tool": "current_time"})
     assert [r.status_code for r in (chat, models, responses)] == [404, 404, 404]
     assert tools.status_code == 401
-    assert tools.json() == {"error": {"message": "Unauthorized", "type": "unauthorized"}}
+    # the OpenAI-style error shape, plus the endpoint's own "ok" (issue 17: one shape)
+    assert tools.json() == {
+        "ok": False,
+        "error": {"message": "Unauthorized", "type": "unauthorized"},
+    }
 
 
 async def test_chat_completions_with_the_openai_sdk(
@@ -419,6 +423,9 @@ async def test_tools_invoke(
     assert get.status_code == 405
     assert too_big.status_code == 413
     assert too_big.json()["error"]["message"] == "Payload too large"
+    for response in (now, read, outside, bad_args, unknown, missing, too_big):
+        assert set(response.json()) <= {"ok", "result", "error"}  # one shape for every answer
+        assert response.json()["ok"] is (response.status_code == 200)
 
     allow, _ = parse(json.dumps({"gateway": {"tools": {"allow": ["exec"]}}}), {})
     running = await start_gateway(make_settings(tmp_path / "state2", config=allow))

@@ -6,25 +6,38 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import typing
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import trio
 
+from gateway.cli.durations import duration
 from gateway.cli.main import main
+from gateway.config.load import parse
+from gateway.config.model import Config
 from gateway.config.paths import resolve_paths
+from gateway.config.planned import NOT_YET
+from gateway.config.planned import message as planned_message
+from gateway.errors import ConfigError
 from gateway.lock import GatewayLock
+from gateway.protocol.model import camel
 
 from .conftest import handshake, in_thread, open_raw
 from .servicefakes import fake_systemd, make_host
-from .test_cli_process import cli_env, free_port, gateway_process, run_cli
+from .test_cli_process import cli_env, ctrl_c_works, free_port, gateway_process, run_cli
+from .test_logs_cli import Lines, notice
 
 TOKEN = "operator-token-1234567890"
 
@@ -379,3 +392,349 @@ def test_ci_runs_the_readmes_check_command_with_lint_and_types() -> None:
     assert command.split("-s", 1)[1].split() == ["lint", "typecheck", "tests"]
     ci = (root / ".ci" / "run").read_text().splitlines()
     assert command in ci
+
+
+# -- 5. a generated token is seen ---------------------------------------------------------------
+
+
+async def test_a_failed_start_leaves_no_unseen_token(tmp_path: Path) -> None:
+    """A start that cannot bind stores no token; the next successful start generates one
+    and prints it (it used to say only "generated earlier")."""
+    token_file = tmp_path / ".smart-agent-neo" / "gateway.token"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = str(holder.getsockname()[1])
+        failed = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", busy)
+    assert failed.returncode == 75, failed.stderr
+    assert not token_file.exists()
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        token = token_file.read_text().strip()
+        assert "Generated gateway token (shown once" in proc.banner
+        assert f"  {token}" in proc.banner
+        code, _ = await proc.stop()
+        assert code == 0
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        assert token not in proc.banner
+        assert f"generated earlier; read it with: cat {token_file}" in proc.banner
+        code, _ = await proc.stop()
+        assert code == 0
+
+
+# -- 10. messages say what happened ---------------------------------------------------------------
+
+
+def write_config(home: Path, gateway: dict[str, object], profile: str = "") -> Path:
+    state = home / (".smart-agent-neo" + (f"-{profile}" if profile else ""))
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "smart-agent-neo.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"gateway": {"mode": "local", **gateway}}))
+    tmp.replace(path)  # one change for the watcher, never a half-written file
+    return path
+
+
+async def test_reload_messages_say_what_happened(tmp_path: Path) -> None:
+    """Hot mode: a restart-only key is reported as ignored (no "applied" line after it); an
+    invalid file's line names no paths of an earlier reload; `config set` tells the truth
+    about what the running gateway does with the key."""
+    port = free_port()
+    reload = {"mode": "hot", "debounceMs": 50}
+    write_config(tmp_path, {"port": port, "reload": reload})
+    async with gateway_process(tmp_path, "gateway") as proc:
+        # `config set` of a restart-class key in hot mode
+        other = free_port()
+        result = await trio.to_thread.run_sync(
+            partial(run_cli, tmp_path, "config", "set", "gateway.port", str(other))
+        )
+        assert result.returncode == 0, result.stderr
+        assert "picks this up by itself" not in result.stdout
+        assert f"(pid {proc.process.pid}) is in hot mode and ignores gateway.port" in (
+            result.stdout
+        )
+        assert "smart-agent-neo gateway call restart" in result.stdout
+        text = await proc.wait_for("hot mode ignoring (gateway.port)")
+        # a hot key next: applied, and only it is named
+        write_config(tmp_path, {"port": other, "reload": reload, "ws": {"tickIntervalMs": 4321}})
+        text = await proc.wait_for("config hot reload applied (gateway.ws.tickIntervalMs)")
+        ignoring = text.index("hot mode ignoring (gateway.port)")
+        assert "hot reload applied" not in text[ignoring : text.index("tickIntervalMs)")]
+        # an invalid edit: its line lists no paths from the reload before it
+        (tmp_path / ".smart-agent-neo" / "smart-agent-neo.json").write_text("{ gateway: { port: ")
+        text = await proc.wait_for("outcome=invalid")
+        (line,) = [x for x in text.splitlines() if "outcome=invalid" in x]
+        assert "tickIntervalMs" not in line, line
+        code, _ = await proc.stop()
+        assert code == 0
+
+
+async def test_logs_follow_says_stopping_or_restarting_not_service_restart(
+    tmp_path: Path,
+) -> None:
+    """The 1012 close reads "service restart" for a stop too; the follower reports what the
+    gateway's `shutdown` event said."""
+    port = str(free_port())  # not 0: the in-process restart binds the same port again
+    async with gateway_process(
+        tmp_path, "gateway", "--allow-unconfigured", "--port", port, "--token", TOKEN
+    ) as proc:
+        follower = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "gateway", "logs", "--follow", "--json", "--interval", "100"],
+            env=cli_env(tmp_path, SMART_AGENT_NEO_GATEWAY_TOKEN=TOKEN),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=ctrl_c_works,
+        )
+        assert follower.stdout is not None
+        out = Lines(follower.stdout)
+        try:
+            await out.until(lambda r: r["type"] == "meta")
+            proc.process.send_signal(signal.SIGUSR1)
+            restarting = await out.until(notice("gateway unavailable"))
+            assert "gateway restarting, back in about" in restarting["message"]
+            await out.until(notice("gateway reconnected"))
+            proc.process.send_signal(signal.SIGTERM)
+            stopping = await out.until(notice("gateway unavailable"))
+            assert stopping["message"] == "gateway unavailable (gateway stopping); reconnecting"
+        finally:
+            follower.kill()
+            await follower.wait()
+        with trio.fail_after(20):
+            assert await proc.process.wait() == 0
+
+
+def raw_http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+    return data
+
+
+async def test_what_a_running_gateway_prints_and_answers(tmp_path: Path) -> None:
+    """One "listening on" line at start; status lines with reason phrases; `status` with no
+    trailing spaces; `gateway call system-presence` prints "·", not "\\u00b7"."""
+    async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
+        assert proc.banner.count("listening on") == 1, proc.banner
+        head = await in_thread(raw_http, proc.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+        request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"  # off by default: 404
+        missing = await in_thread(raw_http, proc.port, request)
+        assert missing.startswith(b"HTTP/1.1 404 Not Found\r\n"), missing
+        status = await trio.to_thread.run_sync(partial(run_cli, tmp_path, "status"))
+        lines = status.stdout.splitlines()
+        assert len(lines) > 5
+        assert [line for line in lines if line != line.rstrip()] == []
+        presence = await trio.to_thread.run_sync(
+            partial(run_cli, tmp_path, "gateway", "call", "system-presence")
+        )
+        assert presence.returncode == 0, presence.stderr
+        assert "\\u" not in presence.stdout
+        code, _ = await proc.stop()
+        assert code == 0
+    down = run_cli(tmp_path, "status")
+    assert [line for line in down.stdout.splitlines() if line != line.rstrip()] == []
+
+
+def test_install_does_not_say_wrote_for_an_unchanged_unit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No service manager: the first install writes the unit (exit 69); the second finds it
+    current and says so instead of "wrote" again."""
+    host = make_host(tmp_path, fake_systemd(tmp_path, reachable=False))
+    argv = ["gateway", "install", "--allow-unconfigured"]
+    assert main(argv, host=host) == 69
+    unit = tmp_path / ".config" / "systemd" / "user" / "smart-agent-neo-gateway.service"
+    assert f"wrote {unit}, but it is not enabled" in capsys.readouterr().err
+    before = unit.stat().st_mtime_ns
+    assert main(argv, host=host) == 69
+    err = capsys.readouterr().err
+    assert f"{unit} is current, but it is not enabled" in err
+    assert "wrote" not in err
+    assert unit.stat().st_mtime_ns == before
+
+
+def test_timeouts_take_a_unit_and_name_their_bare_unit(tmp_path: Path) -> None:
+    """`agent --timeout` is seconds and `logs --timeout` milliseconds: both take 30s/500ms/2m
+    and each one's help names the unit of a bare number."""
+    assert duration("s")("120") == 120
+    assert duration("s")("2m") == 120
+    assert duration("s")("500ms") == 1  # a fraction of a second rounds up
+    assert duration("ms")("30000") == 30_000
+    assert duration("ms")("30s") == 30_000
+    assert duration("ms")("1.5s") == 1_500
+    bad = run_cli(tmp_path, "logs", "--timeout", "5x")
+    assert bad.returncode == 2
+    assert "expected a number of milliseconds or a duration like 500ms" in bad.stderr
+    agent_help = run_cli(tmp_path, "agent", "--help").stdout
+    assert "--timeout SECONDS" in agent_help
+    logs_help = run_cli(tmp_path, "logs", "--help").stdout
+    assert "--timeout MS" in logs_help
+    port = str(free_port())
+    suffixed = run_cli(tmp_path, "health", "--timeout", "2s", SMART_AGENT_NEO_GATEWAY_PORT=port)
+    assert suffixed.returncode == 1  # parsed; the gateway is just not there
+    assert "gateway connect failed" in suffixed.stderr
+
+
+# -- 12. keys of the runbooks that are not implemented yet --------------------------------------
+
+
+def test_runbook_keys_not_implemented_yet_say_so(tmp_path: Path) -> None:
+    """A key the runbooks use but this gateway lacks: "not supported yet", not "unknown"."""
+    config = write_config(tmp_path, {"tailscale": {"mode": "off"}, "prot": 1})
+    document = json.loads(config.read_text())
+    document["discovery"] = {"enabled": False}
+    config.write_text(json.dumps(document))
+    result = run_cli(tmp_path, "config", "validate")
+    assert result.returncode == 78
+    assert "discovery: not supported yet (gateway discovery); remove it for now" in result.stderr
+    assert "gateway.tailscale: not supported yet (Tailscale exposure)" in result.stderr
+    assert 'gateway.prot: unknown key (did you mean "port"?)' in result.stderr  # still unknown
+    started = run_cli(tmp_path, "gateway")
+    assert started.returncode == 78
+    assert "discovery: not supported yet" in started.stderr
+
+
+def test_every_key_of_the_table_gets_not_supported_yet() -> None:
+    for path in NOT_YET:
+        document: dict[str, Any] = {}
+        node = document
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = {}
+        with pytest.raises(ConfigError) as refused:
+            parse(json.dumps(document), {})
+        assert refused.value.problems == [planned_message(path, NOT_YET[path])], path
+
+
+def _model_has(path: str) -> bool:
+    """Does the config model define the key at ``path`` (dotted camelCase)?"""
+    node: Any = Config
+    for part in path.split("."):
+        if not attrs.has(node):
+            return False
+        fields = {camel(f.name): f for f in attrs.fields(node)}
+        if part not in fields:
+            return False
+        hints = typing.get_type_hints(node)
+        node = hints[fields[part].name]
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        if args and not attrs.has(node):
+            node = args[0]
+    return True
+
+
+def test_a_key_is_either_implemented_or_not_yet_never_both() -> None:
+    """Whoever implements a key removes it from config/planned.py's table."""
+    assert [path for path in NOT_YET if _model_has(path)] == []
+    assert _model_has("gateway.auth.rateLimit")  # the walk itself works
+
+
+# -- the bench and the gateway from a source checkout --------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+NOT_INSTALLED = """\
+import sys
+# as if this package were not installed: drop the editable install's import hooks
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")
+                    and not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path_hooks[:] = [h for h in sys.path_hooks
+                     if not getattr(h, "__module__", "").startswith("__editable__")]
+sys.path_importer_cache.clear()
+"""
+
+
+def source_env(home: Path, tree: Path) -> dict[str, str]:
+    """PYTHONPATH at a source tree, with the installed (editable) package hidden."""
+    hooks = home / "not-installed"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "sitecustomize.py").write_text(NOT_INSTALLED)
+    return cli_env(home, PYTHONPATH=f"{hooks}:{tree}")
+
+
+def test_the_bench_runs_from_a_source_checkout(tmp_path: Path) -> None:
+    """`PYTHONPATH=. python -m bench`: there is no `gateway.schemas` package then; every
+    connection used to be dropped (1006)."""
+    env = source_env(tmp_path, REPO)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('gateway.schemas'))"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "None"  # really not installed
+    out = tmp_path / "results"
+    bench = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--only", "rpc", "--json", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    (report,) = out.glob("*.json")
+    rows = json.loads(report.read_text())["measurements"]
+    assert rows
+    assert all(r["status"] == "ok" for r in rows), [(r["case"], r["note"]) for r in rows]
+
+
+def test_a_gateway_without_its_schemas_does_not_start(tmp_path: Path) -> None:
+    tree = tmp_path / "checkout"
+    shutil.copytree(
+        REPO / "gateway", tree / "gateway", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "gateway", "--allow-unconfigured", "--port", "0"],
+        env=source_env(tmp_path, tree), capture_output=True, text=True, timeout=60,
+        check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Gateway failed to start: cannot load the protocol schemas" in result.stderr
+    assert "listening on" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# -- spinners on a terminal, nothing on a pipe ----------------------------------------------------
+
+
+def run_on_a_terminal(home: Path, *args: str, **env: str) -> str:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; everything it wrote."""
+    main_fd, child_fd = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            env={**cli_env(home, **env), "TERM": "xterm"},
+            stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
+        )  # fmt: skip
+        os.close(child_fd)
+        child_fd = -1
+        data = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            data += chunk
+        process.wait(timeout=60)
+    finally:
+        os.close(main_fd)
+        if child_fd >= 0:
+            os.close(child_fd)
+    return data.decode(errors="replace")
+
+
+def test_slow_commands_show_a_spinner_on_a_terminal_only(tmp_path: Path) -> None:
+    port = str(free_port())
+    cases = [
+        (["status"], "probing the gateway"),
+        (["gateway", "status"], "probing the gateway"),
+        (["doctor"], "Checking config, service and ports"),
+        (["health"], "Calling the gateway"),
+        (["gateway", "install", "--dry-run", "--allow-unconfigured"], "waiting for the service"),
+    ]
+    for args, spinner in cases:
+        on_terminal = run_on_a_terminal(tmp_path, *args, SMART_AGENT_NEO_GATEWAY_PORT=port)
+        assert spinner in on_terminal, (args, on_terminal)
+        piped = run_cli(tmp_path, *args, SMART_AGENT_NEO_GATEWAY_PORT=port)
+        assert spinner not in piped.stdout + piped.stderr, args
+        assert "\x1b[?25l" not in piped.stdout + piped.stderr  # no cursor games either

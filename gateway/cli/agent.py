@@ -140,7 +140,13 @@ def agent_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
             sys.stdout.write("\n")
         if args.json:
             error = {"code": exc.code, "message": exc.message, "details": exc.details}
-            print(json.dumps({"ok": False, "error": error, "payload": exc.payload}, indent=2))
+            print(
+                json.dumps(
+                    {"ok": False, "error": error, "payload": exc.payload},
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
         else:
             err.print(f"{exc.code}: {exc.message}", markup=False)
         return 1
@@ -152,7 +158,7 @@ def agent_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
             err.print(line, markup=False)
         return 1
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
     if not streamed:
         texts = [p.get("text", "") for p in (payload.get("result") or {}).get("payloads", [])]

@@ -29,7 +29,11 @@ from ..instances import running
 
 
 def get_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    print(json.dumps(effective_value(paths.config_path, args.key, os.environ), indent=2))
+    print(
+        json.dumps(
+            effective_value(paths.config_path, args.key, os.environ), indent=2, ensure_ascii=False
+        )
+    )
     return 0
 
 
@@ -38,7 +42,10 @@ def set_command(args: argparse.Namespace, paths: Paths, out: Console, err: Conso
     before = _current(paths)
     for note in set_value(paths.config_path, args.key, value, os.environ):
         err.print(note, markup=False)
-    out.print(f"Set {args.key} = {json.dumps(value)} in {paths.config_path}", markup=False)
+    out.print(
+        f"Set {args.key} = {json.dumps(value, ensure_ascii=False)} in {paths.config_path}",
+        markup=False,
+    )
     after = load_file(paths.config_path, os.environ).config
     out.print(what_happens_next(paths, before, after), markup=False)
     return 0
@@ -87,7 +94,8 @@ def validate_command(args: argparse.Namespace, paths: Paths, out: Console, err: 
         if args.json:
             print(
                 json.dumps(
-                    {"valid": False, "path": str(path), "exists": True, "problems": exc.problems}
+                    {"valid": False, "path": str(path), "exists": True, "problems": exc.problems},
+                    ensure_ascii=False,
                 )
             )
         else:
@@ -103,7 +111,7 @@ def validate_command(args: argparse.Namespace, paths: Paths, out: Console, err: 
             "problems": [],
             "warnings": list(loaded.warnings),
         }
-        print(json.dumps(report))
+        print(json.dumps(report, ensure_ascii=False))
     else:
         where = "" if loaded.exists else " (file not found: embedded defaults)"
         out.print(f"Config OK: {path}{where}", markup=False)

@@ -10,8 +10,9 @@ import attrs
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from ..config.paths import Paths
+from ..config.paths import Paths, cli_command
 from ..service.doctor import DoctorResult, doctor
+from .progress import working
 from .service import host_for
 
 MARK = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
@@ -32,13 +33,15 @@ def doctor_json(result: DoctorResult) -> dict[str, Any]:
 class DoctorReport:
     result: DoctorResult
     fixed: bool
+    profile: str | None = None
 
     def __rich__(self) -> RenderableType:
         lines: list[RenderableType] = []
         width = max(len(c.id) for c in self.result.checks)
         for check in self.result.checks:
             word, style = MARK[check.status]
-            hint = " (fixable: doctor --fix)" if check.fixable and not self.fixed else ""
+            fix = cli_command(self.profile, "doctor --fix")
+            hint = f" (fixable: {fix})" if check.fixable and not self.fixed else ""
             lines.append(
                 Text.assemble(
                     (f"{word:>4} ", style), (f"{check.id:<{width}}  ", "bold"), check.message + hint
@@ -53,9 +56,10 @@ class DoctorReport:
 
 
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    result = doctor(host_for(args), paths, fix=args.fix)
+    with working(err, "Checking config, service and ports..."):
+        result = doctor(host_for(args), paths, fix=args.fix)
     if args.json:
-        print(json.dumps(doctor_json(result), indent=2))
+        print(json.dumps(doctor_json(result), indent=2, ensure_ascii=False))
     else:
-        out.print(DoctorReport(result, args.fix))
+        out.print(DoctorReport(result, args.fix, paths.profile))
     return 0 if result.ok else 1

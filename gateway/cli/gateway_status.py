@@ -18,6 +18,7 @@ from rich.console import Console
 from ..config.paths import Paths
 from ..service.status import GatewayStatus, gather
 from .jsonout import dumps, to_json
+from .progress import working
 from .service import host_for
 from .status_view import GatewayStatusReport, OverviewReport
 
@@ -32,7 +33,7 @@ EXIT_CODES = {
 
 
 def _gather(
-    args: argparse.Namespace, paths: Paths, *, deep: bool, no_probe: bool
+    args: argparse.Namespace, paths: Paths, err: Console, *, deep: bool, no_probe: bool
 ) -> tuple[GatewayStatus, dict[str, Any] | None]:
     async def run() -> tuple[GatewayStatus, dict[str, Any] | None]:
         return await gather(
@@ -46,11 +47,13 @@ def _gather(
             deep=deep,
         )
 
-    return trio.run(run)
+    what = "Asking the service manager" + ("" if no_probe else " and probing the gateway")
+    with working(err, what + "..."):
+        return trio.run(run)
 
 
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    status, _ = _gather(args, paths, deep=args.deep, no_probe=args.no_probe)
+    status, _ = _gather(args, paths, err, deep=args.deep, no_probe=args.no_probe)
     if args.json:
         print(dumps(status))
     else:
@@ -72,9 +75,9 @@ def overview_json(status: GatewayStatus, payload: dict[str, Any] | None) -> dict
 
 
 def overview_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    status, payload = _gather(args, paths, deep=False, no_probe=False)
+    status, payload = _gather(args, paths, err, deep=False, no_probe=False)
     if args.json:
-        print(json.dumps(overview_json(status, payload), indent=2))
+        print(json.dumps(overview_json(status, payload), indent=2, ensure_ascii=False))
     else:
         out.print(OverviewReport(status, payload))
     return 0

@@ -34,4 +34,4 @@ def to_json(value: object) -> Any:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(to_json(value), indent=2)
+    return json.dumps(to_json(value), indent=2, ensure_ascii=False)

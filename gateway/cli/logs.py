@@ -170,7 +170,8 @@ async def _main(args: argparse.Namespace, target: Target, printer: Printer) -> i
                 printer.error(str(exc))
                 return 1
             return 0
-        return await _follow(client, args, printer)
+        async with client.subscribe("shutdown") as shutdowns:
+            return await _follow(client, args, printer, shutdowns)
 
 
 async def _tail(
@@ -185,7 +186,30 @@ async def _tail(
     return payload
 
 
-async def _follow(client: GatewayClient, args: argparse.Namespace, printer: Printer) -> int:
+def why_gone(shutdowns: trio.MemoryReceiveChannel[dict[str, Any]], exc: Exception) -> str:
+    """Why the gateway went away: its ``shutdown`` event says "gateway stopping" or
+    "gateway restarting" -- the 1012 close itself says "service restart" either way."""
+    reason = None
+    while True:
+        try:
+            frame = shutdowns.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        payload = frame.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("reason"), str):
+            reason = payload["reason"]
+            expected = payload.get("restartExpectedMs")
+            if isinstance(expected, int) and not isinstance(expected, bool):
+                reason += f", back in about {expected / 1000:g}s"
+    return reason or str(exc)
+
+
+async def _follow(
+    client: GatewayClient,
+    args: argparse.Namespace,
+    printer: Printer,
+    shutdowns: trio.MemoryReceiveChannel[dict[str, Any]],
+) -> int:
     cursor: int | None = None
     file: str | None = None
     while True:
@@ -201,7 +225,7 @@ async def _follow(client: GatewayClient, args: argparse.Namespace, printer: Prin
                 return 1
             printer.notice(str(exc))  # e.g. "log read failed": keep trying
         except GatewayClientError as exc:
-            printer.notice(f"gateway unavailable ({exc}); reconnecting")
+            printer.notice(f"gateway unavailable ({why_gone(shutdowns, exc)}); reconnecting")
             try:
                 with trio.fail_after(GIVE_UP_S):
                     await client.wait_connected()
@@ -211,6 +235,7 @@ async def _follow(client: GatewayClient, args: argparse.Namespace, printer: Prin
             except GatewayClientError as final:
                 printer.error(str(final))
                 return 1
+            why_gone(shutdowns, exc)  # a stop seen while away belongs to the old session
             printer.notice("gateway reconnected")
             continue
         else:

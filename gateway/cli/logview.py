@@ -52,7 +52,7 @@ def parse_line(raw: str) -> ParsedLine | None:
     message = _str(obj.get("msg")) or _str(obj.get("message"))
     if message is None:
         parts = [
-            v if isinstance(v, str) else json.dumps(v)
+            v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
             for k in numbered
             if (v := obj[k]) is not None
         ]
@@ -101,7 +101,7 @@ def render_line(line: ParsedLine, *, utc: bool) -> Text:
     for key, value in line.fields.items():
         if key == "error" and isinstance(value, str):
             continue
-        shown = value if isinstance(value, str) else json.dumps(value)
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         text.append(f" {key}={shown}", style="dim")
     if isinstance(error, str):
         text.append("\n" + error, style="red")

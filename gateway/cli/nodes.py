@@ -1,7 +1,7 @@
-"""``nodes list|describe|invoke|pending|approve|reject|remove|rename`` and
-``devices list|approve|reject|remove|rotate|revoke``: parse, call the gateway, render.
+"""``nodes list|describe|invoke|pending|approve|reject|remove|rename``: parse, call the
+gateway, render (and the helpers ``devices ...`` shares).
 
-A node or device may be named by its full id, a unique id prefix, or (nodes) its display
+A node or request may be named by its full id, a unique id prefix, or (nodes) its display
 name; anything ambiguous is an error that lists the candidates. ``--json`` prints the
 gateway's payload as it came.
 """
@@ -21,7 +21,6 @@ from rich.console import Console, RenderableType
 from ..config.paths import Paths
 from ..errors import PeerError
 from .nodes_view import (
-    DeviceList,
     Done,
     InvokeResult,
     NodeDetail,
@@ -60,14 +59,14 @@ def pick(query: str, rows: list[Row], key: str, *, names: tuple[str, ...] = (), 
     raise PeerError(f"no {kind} matches '{query}' (see: smart-agent-neo {listing})")
 
 
-def _emit(out: Console, args: argparse.Namespace, payload: object, view: RenderableType) -> None:
+def emit(out: Console, args: argparse.Namespace, payload: object, view: RenderableType) -> None:
     if args.json:
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         out.print(view)
 
 
-def _call(
+def call(
     args: argparse.Namespace,
     paths: Paths,
     err: Console,
@@ -96,13 +95,13 @@ def list_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
     async def action(client: GatewayClient) -> Any:
         return await client.call("node.list", {}, timeout=args.timeout / 1000)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
         nodes = payload.get("nodes") or []
         if args.connected:
             nodes = [n for n in nodes if n.get("connected")]
             payload = {**payload, "nodes": nodes}
-        _emit(out, args, payload, NodeList(nodes, now_ms()))
+        emit(out, args, payload, NodeList(nodes, now_ms()))
     return code
 
 
@@ -114,9 +113,9 @@ def describe_command(args: argparse.Namespace, paths: Paths, out: Console, err: 
         node_id = await _node_id(client, query, timeout)
         return await client.call("node.describe", {"nodeId": node_id}, timeout=timeout)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
-        _emit(out, args, payload, NodeDetail(payload, now_ms()))
+        emit(out, args, payload, NodeDetail(payload, now_ms()))
     return code
 
 
@@ -141,9 +140,9 @@ def invoke_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
         }
         return await client.call("node.invoke", request, timeout=wait)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
-        _emit(out, args, payload, InvokeResult(payload))
+        emit(out, args, payload, InvokeResult(payload))
     return code
 
 
@@ -151,10 +150,10 @@ def pending_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
     async def action(client: GatewayClient) -> Any:
         return await client.call("node.pair.list", {}, timeout=args.timeout / 1000)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
         pending = payload.get("pending") or []
-        _emit(out, args, {"pending": pending}, NodePending(pending, now_ms()))
+        emit(out, args, {"pending": pending}, NodePending(pending, now_ms()))
     return code
 
 
@@ -169,11 +168,11 @@ def approve_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
         request_id = await _node_request(client, args.request_id, timeout)
         return await client.call("node.pair.approve", {"requestId": request_id}, timeout=timeout)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
         node = payload["node"]
         name = node.get("displayName") or short_id(node["nodeId"])
-        _emit(out, args, payload, Done(f"approved node {name} ({node['nodeId']})"))
+        emit(out, args, payload, Done(f"approved node {name} ({node['nodeId']})"))
     return code
 
 
@@ -183,9 +182,9 @@ def reject_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
         request_id = await _node_request(client, args.request_id, timeout)
         return await client.call("node.pair.reject", {"requestId": request_id}, timeout=timeout)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
-        _emit(out, args, payload, Done(f"rejected request {payload['requestId']}"))
+        emit(out, args, payload, Done(f"rejected request {payload['requestId']}"))
     return code
 
 
@@ -200,9 +199,9 @@ def remove_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
         )
         return await client.call("node.pair.remove", {"nodeId": node_id}, timeout=timeout)
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
-        _emit(out, args, payload, Done(f"removed node {payload['nodeId']}"))
+        emit(out, args, payload, Done(f"removed node {payload['nodeId']}"))
     return code
 
 
@@ -216,127 +215,7 @@ def rename_command(args: argparse.Namespace, paths: Paths, out: Console, err: Co
             "node.rename", {"nodeId": node_id, "displayName": args.name}, timeout=timeout
         )
 
-    payload, code = _call(args, paths, err, action)
+    payload, code = call(args, paths, err, action)
     if code == 0:
-        _emit(out, args, payload, Done(f"renamed {payload['nodeId']} to {payload['displayName']}"))
-    return code
-
-
-# -- devices ---------------------------------------------------------------------------------------
-
-
-async def _device_id(client: GatewayClient, query: str, timeout: float) -> str:
-    listing = await client.call("device.pair.list", {}, timeout=timeout)
-    return pick(
-        query, listing.get("paired") or [], "deviceId", names=("displayName",), kind="device"
-    )
-
-
-def devices_list_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
-    async def action(client: GatewayClient) -> Any:
-        return await client.call("device.pair.list", {}, timeout=args.timeout / 1000)
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        view = DeviceList(payload.get("pending") or [], payload.get("paired") or [], now_ms())
-        _emit(out, args, payload, view)
-    return code
-
-
-def devices_approve_command(
-    args: argparse.Namespace, paths: Paths, out: Console, err: Console
-) -> int:
-    if not args.request_id and not args.latest:
-        raise PeerError("give a request id, or --latest for the newest pending request")
-
-    async def action(client: GatewayClient) -> Any:
-        timeout = args.timeout / 1000
-        pending = (await client.call("device.pair.list", {}, timeout=timeout)).get("pending")
-        if args.request_id is not None:
-            request_id = pick(args.request_id, pending or [], "requestId", kind="device request")
-        elif not pending:
-            raise PeerError("no pending device pairing requests")
-        else:
-            request_id = pending[0]["requestId"]  # newest first
-        return await client.call("device.pair.approve", {"requestId": request_id}, timeout=timeout)
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        device = payload["device"]
-        who = device.get("displayName") or device.get("clientId") or short_id(device["deviceId"])
-        roles = ", ".join(device.get("roles") or [])
-        _emit(out, args, payload, Done(f"approved device {who} ({device['deviceId']}) for {roles}"))
-    return code
-
-
-def devices_reject_command(
-    args: argparse.Namespace, paths: Paths, out: Console, err: Console
-) -> int:
-    async def action(client: GatewayClient) -> Any:
-        timeout = args.timeout / 1000
-        pending = (await client.call("device.pair.list", {}, timeout=timeout)).get("pending")
-        request_id = pick(args.request_id, pending or [], "requestId", kind="device request")
-        return await client.call("device.pair.reject", {"requestId": request_id}, timeout=timeout)
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        _emit(out, args, payload, Done(f"rejected request {payload['requestId']}"))
-    return code
-
-
-def devices_remove_command(
-    args: argparse.Namespace, paths: Paths, out: Console, err: Console
-) -> int:
-    async def action(client: GatewayClient) -> Any:
-        timeout = args.timeout / 1000
-        device_id = await _device_id(client, args.device, timeout)
-        return await client.call("device.pair.remove", {"deviceId": device_id}, timeout=timeout)
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        _emit(out, args, payload, Done(f"removed device {payload['deviceId']}"))
-    return code
-
-
-def devices_rotate_command(
-    args: argparse.Namespace, paths: Paths, out: Console, err: Console
-) -> int:
-    async def action(client: GatewayClient) -> Any:
-        timeout = args.timeout / 1000
-        device_id = await _device_id(client, args.device, timeout)
-        params: dict[str, Any] = {"deviceId": device_id, "role": args.role}
-        if args.scope:
-            params["scopes"] = list(args.scope)
-        return await client.call("device.token.rotate", params, timeout=timeout)
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        delivery = (
-            "the device gets it on its next connect"
-            if payload.get("tokenDelivery") != "in-band"
-            else "returned to this device"
-        )
-        text = f"rotated the {payload['role']} token of {payload['deviceId']} ({delivery})"
-        _emit(out, args, payload, Done(text))
-    return code
-
-
-def devices_revoke_command(
-    args: argparse.Namespace, paths: Paths, out: Console, err: Console
-) -> int:
-    async def action(client: GatewayClient) -> Any:
-        timeout = args.timeout / 1000
-        device_id = await _device_id(client, args.device, timeout)
-        return await client.call(
-            "device.token.revoke", {"deviceId": device_id, "role": args.role}, timeout=timeout
-        )
-
-    payload, code = _call(args, paths, err, action)
-    if code == 0:
-        _emit(
-            out,
-            args,
-            payload,
-            Done(f"revoked the {payload['role']} token of {payload['deviceId']}"),
-        )
+        emit(out, args, payload, Done(f"renamed {payload['nodeId']} to {payload['displayName']}"))
     return code

@@ -1,5 +1,5 @@
-"""Arguments of ``nodes ...`` and ``devices ...`` (the handlers live in ``cli/nodes.py``,
-imported only when one of these commands runs)."""
+"""Arguments of ``nodes ...`` and ``devices ...`` (the handlers live in ``cli/nodes.py`` and
+``cli/devices.py``, imported only when one of these commands runs)."""
 
 from __future__ import annotations
 
@@ -58,24 +58,24 @@ def add_node_commands(
     def dcommand(name: str, text: str, handler: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = dsub.add_parser(name, help=text)
         add_target_options(parser)
-        parser.set_defaults(handler=f"nodes:{handler}")
+        parser.set_defaults(handler=f"devices:{handler}")
         return parser
 
-    dcommand("list", "pending requests and paired devices", "devices_list_command")
-    approve = dcommand("approve", "approve a device pairing request", "devices_approve_command")
+    dcommand("list", "pending requests and paired devices", "list_command")
+    approve = dcommand("approve", "approve a device pairing request", "approve_command")
     approve.add_argument(
         "request_id", metavar="REQUEST", nargs="?", help="request id or a unique prefix of it"
     )
     approve.add_argument("--latest", action="store_true", help="the newest pending request")
-    dcommand("reject", "reject a device pairing request", "devices_reject_command").add_argument(
+    dcommand("reject", "reject a device pairing request", "reject_command").add_argument(
         "request_id", metavar="REQUEST", help="request id or a unique prefix of it"
     )
-    dcommand(
-        "remove", "forget a paired device (and disconnect it)", "devices_remove_command"
-    ).add_argument("device", help="device id or unique prefix")
+    dcommand("remove", "forget a paired device (and disconnect it)", "remove_command").add_argument(
+        "device", help="device id or unique prefix"
+    )
     for name, text, handler in (
-        ("rotate", "issue a new token for one of a device's roles", "devices_rotate_command"),
-        ("revoke", "revoke a device's token for a role (disconnects it)", "devices_revoke_command"),
+        ("rotate", "issue a new token for one of a device's roles", "rotate_command"),
+        ("revoke", "revoke a device's token for a role (disconnects it)", "revoke_command"),
     ):
         parser = dcommand(name, text, handler)
         parser.add_argument("--device", required=True, help="device id or unique prefix")

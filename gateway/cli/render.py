@@ -10,8 +10,9 @@ from typing import Any
 
 import attrs
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
+
+from .rows import Rows
 
 
 def _age(ms: int | None) -> str:
@@ -30,6 +31,28 @@ def _duration(ms: int) -> str:
         return f"{minutes}m {seconds}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes}m"
+
+
+def channel_state(info: dict[str, Any]) -> str:
+    """One channel of ``health`` as OPERATIONS G.2 prints it: the probe when there is one
+    (``ok (@bot) (123ms)`` / ``failed (401) - Unauthorized``), else linked / not linked."""
+    probe = info.get("probe")
+    if isinstance(probe, dict):
+        elapsed = f" ({probe.get('elapsedMs', 0)}ms)"
+        if probe.get("ok"):
+            bot = (probe.get("bot") or {}).get("username")
+            webhook = (probe.get("webhook") or {}).get("url")
+            return (
+                "ok"
+                + (f" (@{bot})" if bot else "")
+                + elapsed
+                + (f" - webhook {webhook}" if webhook else "")
+            )
+        return f"failed ({probe.get('status') or 'unknown'}) - {probe.get('error') or 'no detail'}"
+    if info.get("linked"):
+        age = info.get("authAgeMs")
+        return "linked" + (f" (auth age {int(age) // 60_000}m)" if age is not None else "")
+    return "not linked" if info.get("configured") else "not configured"
 
 
 @attrs.frozen
@@ -51,12 +74,7 @@ class HealthReport:
             lines.append(Text("Channels: none configured"))
         for channel in order:
             info = (h.get("channels") or {}).get(channel) or {}
-            state = (
-                "linked"
-                if info.get("linked")
-                else ("configured" if info.get("configured") else "not linked")
-            )
-            lines.append(Text(f"{labels.get(channel, channel)}: {state}"))
+            lines.append(Text(f"{labels.get(channel, channel)}: {channel_state(info)}"))
         agents = h.get("agents") or []
         names = ", ".join(
             a["agentId"] + (" (default)" if a.get("isDefault") else "") for a in agents
@@ -99,13 +117,11 @@ class StatusReport:
     def __rich__(self) -> RenderableType:
         return self.table()
 
-    def table(self) -> Table:
+    def table(self) -> Rows:
         """The rows as a grid, so ``smart-agent-neo status`` can append local rows to it."""
         s = self.status
         gw = s.get("gateway") or {}
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
+        table = Rows()
         table.add_row(
             "Gateway",
             Text.assemble(f"{self.url} ", ("reachable", "green"), f" ({self.latency_ms}ms)"),
@@ -138,6 +154,10 @@ class StatusReport:
             )
             or "none",
         )
+        link = s.get("linkChannel")
+        channels = s.get("channelSummary") or []
+        if link or channels:
+            table.add_row("Channels", "\n".join(channels) or "none configured")
         queued = s.get("queuedSystemEvents") or []
         table.add_row(
             "System events",

@@ -19,6 +19,7 @@ from rich.console import Console, RenderableType
 from ..config.paths import Paths
 from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
+from .progress import working
 from .render import HealthReport
 
 T = TypeVar("T")
@@ -47,11 +48,12 @@ def _run(
     """Run ``action`` against the target; on failure print the error block and return code 1."""
     target = _target(args, paths)
     try:
-        result = trio.run(_with_client, target, args.timeout, action)
+        with working(err, f"Calling the gateway at {target.url}..."):
+            result = trio.run(_with_client, target, args.timeout, action)
     except GatewayRpcError as exc:
         err.print(f"{exc.code}: {exc.message}", markup=False)
         if exc.details is not None:
-            err.print(json.dumps(exc.details), markup=False)
+            err.print(json.dumps(exc.details, ensure_ascii=False), markup=False)
         return None, target, 1
     except GatewayClientError as exc:
         err.print(str(exc), markup=False)
@@ -76,7 +78,7 @@ def _emit(
     out: Console, args: argparse.Namespace, payload: object, view: RenderableType | None
 ) -> None:
     if args.json or view is None:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         out.print(view)
 
@@ -96,7 +98,7 @@ def call_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
 
     payload, _, code = _run(args, paths, err, action)
     if code == 0:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     return code
 
 

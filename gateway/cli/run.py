@@ -13,10 +13,12 @@ from rich.console import Console
 
 from .. import __version__, logs
 from ..app import Running
-from ..auth import load_or_create_token
+from ..auth import PendingToken
+from ..canvas.files import PREFIX as CANVAS_PREFIX
 from ..config.load import load_file
 from ..config.paths import Paths
-from ..config.settings import Overrides, Settings, check_mode, resolve
+from ..config.settings import Overrides, Settings, check_mode, format_host, resolve
+from ..controlui.link import dashboard_url
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
@@ -46,11 +48,10 @@ def log_level(flag: str | None, env: Mapping[str, str]) -> str | None:
     return value
 
 
-def load_settings(args: argparse.Namespace, paths: Paths) -> tuple[Settings, bool]:
-    """Settings for this run, and whether a token was generated just now."""
+def load_settings(args: argparse.Namespace, paths: Paths, token: PendingToken) -> Settings:
+    """Settings for this run (``token`` supplies the generated token when one is needed)."""
     loaded = load_file(paths.config_path, os.environ)
     check_mode(loaded, args.allow_unconfigured, paths.profile)
-    token_existed = paths.token_file.exists()
     overrides = Overrides(
         port=args.port,
         bind=args.bind,
@@ -60,10 +61,7 @@ def load_settings(args: argparse.Namespace, paths: Paths) -> tuple[Settings, boo
         auth_mode=args.auth_mode,
         allow_unconfigured=args.allow_unconfigured,
     )
-    settings = resolve(
-        loaded, paths, overrides, os.environ, lambda: load_or_create_token(paths.token_file)
-    )
-    return settings, settings.auth.source == "generated" and not token_existed
+    return resolve(loaded, paths, overrides, os.environ, token.get)
 
 
 def banner(running: Running, settings: Settings, token_is_new: bool, out: Console) -> None:
@@ -73,6 +71,13 @@ def banner(running: Running, settings: Settings, token_is_new: bool, out: Consol
         f"[bold]smart-agent-neo gateway {__version__}[/] listening on [cyan]{url}[/] (pid {os.getpid()})"
     )
     out.print(f"Connect: {url}   Health: {http}/healthz")
+    ui = settings.config.gateway.control_ui
+    if ui.enabled:
+        link = dashboard_url(running.host, running.port, ui.base_path)
+        out.print(f"Dashboard: {link}   (paste the token, or: {settings.paths.cli('dashboard')})")
+    if running.canvas_port is not None:
+        canvas = f"http://{format_host(running.host)}:{running.canvas_port}{CANVAS_PREFIX}/"
+        out.print(f"Canvas: {canvas}")
     out.print(
         f"Config: {settings.paths.config_path}{'' if settings.config_exists else ' (not found: embedded defaults)'}"
     )
@@ -84,7 +89,10 @@ def banner(running: Running, settings: Settings, token_is_new: bool, out: Consol
             )
             out.print(f"  {auth.token}", markup=False)
         else:
-            out.print(f"Auth: token (generated earlier; stored in {settings.paths.token_file})")
+            out.print(
+                f"Auth: token (generated earlier; read it with: cat {settings.paths.token_file})",
+                markup=False,
+            )
     else:
         out.print(f"Auth: {auth.mode} (from {auth.source})")
     out.print("Press Ctrl-C to stop.")
@@ -112,7 +120,7 @@ def port_in_use(error: PortInUseError, port: int) -> GatewayError:
 
 
 async def run_gateway(
-    args: argparse.Namespace, paths: Paths, settings: Settings, token_is_new: bool, out: Console
+    args: argparse.Namespace, paths: Paths, settings: Settings, token: PendingToken, out: Console
 ) -> None:
     """--force, the lock, then the supervised serve loop; the lock is held across restarts."""
     if args.force:
@@ -122,8 +130,11 @@ async def run_gateway(
 
     def on_serving(running: Running, generation: int) -> None:
         lock.serving(running.port, client_url(running.host, running.port))
+        current = running.runtime.settings
+        shown = current.auth.token if current.auth.source == "generated" else None
+        token_is_new = token.store(shown)  # bound: only now is a new token kept
         if generation == 1:
-            banner(running, running.runtime.settings, token_is_new, out)
+            banner(running, current, token_is_new, out)
             # Everything allocated so far (modules, schemas, config) lives as long as the
             # process: take it out of the collector's view so full collections stay short.
             gc.freeze()
@@ -139,7 +150,7 @@ async def run_gateway(
     try:
         await supervise(
             settings,
-            lambda: load_settings(args, paths)[0],
+            lambda: load_settings(args, paths, token),
             handle_signals=True,
             on_serving=on_serving,
             on_draining=on_draining,
@@ -151,13 +162,14 @@ async def run_gateway(
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     settings: Settings | None = None
     try:
-        settings, token_is_new = load_settings(args, paths)
+        token = PendingToken(paths.token_file)
+        settings = load_settings(args, paths, token)
         configure_logging(settings, args.verbose, args.log_level, err)
         # Per-connection state is many small objects; with the default thresholds full
         # collections over 1,000 connections stalled the process for 100+ ms (fan-out p99
         # 254 ms -> 67 ms with these; RSS unchanged; see BENCHMARKS.md).
         gc.set_threshold(*GC_THRESHOLDS)
-        trio.run(run_gateway, args, paths, settings, token_is_new, out)
+        trio.run(run_gateway, args, paths, settings, token, out)
     except BaseException as exc:
         error = _gateway_error(exc)
         if error is None:

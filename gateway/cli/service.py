@@ -24,6 +24,7 @@ from ..service.host import Host
 from ..service.identity import Scope
 from ..service.runner import SystemRunner
 from .control_view import ActionReport, ErrorReport, action_json, dry_run_json
+from .progress import working
 
 
 def host_for(args: argparse.Namespace) -> Host:
@@ -48,7 +49,8 @@ def _perform(
     call: Callable[[Host], ActionResult],
 ) -> int:
     try:
-        result = call(host_for(args))
+        with working(err, f"gateway {action}: waiting for the service manager..."):
+            result = call(host_for(args))
     except GatewayError as exc:
         hints = exc.hints if isinstance(exc, ServiceError) else []
         message = exc.message if isinstance(exc, ServiceError) else str(exc)
@@ -61,7 +63,7 @@ def _perform(
             }
             if isinstance(exc, ManagerUnavailableError):
                 body["written"] = exc.written
-            print(json.dumps(body, indent=2))
+            print(json.dumps(body, indent=2, ensure_ascii=False))
         else:
             err.print(ErrorReport(message, hints))
         return exc.exit_code
@@ -69,7 +71,7 @@ def _perform(
         payload = (
             dry_run_json(result) if result.dry_run and action == "install" else action_json(result)
         )
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         out.print(ActionReport(result, paths.profile))
     return 0

@@ -51,6 +51,13 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("logging", "hot"),
     ("agents", "hot"),
     ("models", "hot"),
+    # the channel supervisor diffs its accounts itself: policy keys apply to the next
+    # message, token/endpoint changes restart that one account (channels/accounts.py)
+    ("channels", "hot"),
+    ("readiness", "hot"),
+    ("session", "none"),  # read per message
+    ("bindings", "none"),
+    ("messages", "none"),
 )
 
 

@@ -59,16 +59,28 @@ class DeviceService:
         )
 
     async def save(self) -> None:
+        # paired first: a crash between the two writes can leave an approved request still
+        # pending (approving it again is harmless), never a request lost and nothing paired
         p = self.pairing
-        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
         await self._paired_file.save({k: to_wire(v) for k, v in p.paired.items()})
+        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
 
     # -- events ------------------------------------------------------------------------------
 
     def requested(self, request: PendingDeviceRequest) -> None:
+        log.info(
+            "device pairing requested: device %s (%s) wants %s %s, from %s; request %s",
+            request.device_id[:12],
+            request.client_id or "?",
+            request.role,
+            ",".join(request.scopes) or "no scopes",
+            request.remote_ip or "?",
+            request.request_id,
+        )
         self.hub.broadcast(ev.DEVICE_PAIR_REQUESTED, request, scope=PAIRING)
 
     def resolved(self, request_id: str, device_id: str, decision: str) -> None:
+        log.info("device pairing %s: device %s, request %s", decision, device_id[:12], request_id)
         payload = DevicePairResolvedPayload(request_id, device_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.DEVICE_PAIR_RESOLVED, payload, scope=PAIRING)
 
@@ -78,6 +90,14 @@ class DeviceService:
         for request in expired:
             self.resolved(request.request_id, request.device_id, "expired")
         return bool(expired)
+
+    async def sweep(self) -> None:
+        """Expire what is due (serve()'s sweep loop): written first, then announced."""
+        expired = self.pairing.prune(self.now_ms())
+        if expired:
+            await self.save()
+        for request in expired:
+            self.resolved(request.request_id, request.device_id, "expired")
 
     # -- connections -------------------------------------------------------------------------
 

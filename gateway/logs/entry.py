@@ -67,6 +67,9 @@ class Entry:
     subsystem: str
     msg: str
     fields: dict[str, object] = attrs.field(factory=dict)
+    # False for a line the terminal already shows in another form (the start banner):
+    # ``log.info(..., extra={"_console": False})`` keeps it to the file
+    console: bool = True
 
     @property
     def level(self) -> str:
@@ -86,7 +89,12 @@ def from_record(record: logging.LogRecord) -> Entry:
     if record.exc_info and record.exc_info[1] is not None:
         fields["error"] = "".join(traceback.format_exception(record.exc_info[1])).rstrip()
     return Entry(
-        record.created, record.levelno, subsystem(record.name), record.getMessage(), fields
+        record.created,
+        record.levelno,
+        subsystem(record.name),
+        record.getMessage(),
+        fields,
+        console=getattr(record, "_console", True) is not False,
     )
 
 

@@ -57,10 +57,20 @@ DANGEROUS = frozenset(
 NEVER_RELAYED_PREFIX = "system.execApprovals."
 
 # Commands whose node.invoke needs operator.admin (PROTOCOL.md 6.3): they run programs or
-# reach into files and browser profiles on the node's machine.
+# reach into files and browser profiles on the node's machine. (``system.which`` only looks
+# binaries up on the node's PATH: write is enough, as with the reference's own CLI.)
 ADMIN_COMMANDS = frozenset(
-    {*SYSTEM_RUN, "browser.proxy", "browser.proxy.upload.v1", "fs.listDir", "terminal.upload"}
+    {
+        "system.run",
+        "system.run.prepare",
+        "browser.proxy",
+        "browser.proxy.upload.v1",
+        "fs.listDir",
+        "terminal.upload",
+    }
 )
+# Approving a node that declares any of these needs operator.admin (PROTOCOL.md 6.3).
+ADMIN_TO_APPROVE = ADMIN_COMMANDS | {"system.which"}
 
 _MOBILE = (*CANVAS, *CAMERA, *LOCATION, *CONTACTS, *CALENDAR, *REMINDERS, *PHOTOS, *MOTION)
 PLATFORM_DEFAULTS: dict[str, frozenset[str]] = {

@@ -67,21 +67,42 @@ class NodeService:
         )
 
     async def save(self) -> None:
+        # paired first: a crash between the two writes can leave an approved request still
+        # pending (approving it again is harmless), never a request lost and nothing paired
         p = self.pairing
-        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
         await self._paired_file.save({k: to_wire(v) for k, v in p.paired.items()})
+        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
 
     # -- events ------------------------------------------------------------------------------
 
     def requested(self, request: PendingNodeRequest) -> None:
+        log.info(
+            "node pairing requested: node %s (%s), commands %s; request %s",
+            request.node_id[:12],
+            request.display_name or "?",
+            ",".join(request.commands or []) or "none",
+            request.request_id,
+        )
         self.hub.broadcast(ev.NODE_PAIR_REQUESTED, request, scope=PAIRING)
 
     def resolved(self, request_id: str, node_id: str, decision: str) -> None:
+        log.info("node pairing %s: node %s, request %s", decision, node_id[:12], request_id or "-")
         payload = NodePairResolvedPayload(request_id, node_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.NODE_PAIR_RESOLVED, payload, scope=PAIRING)
 
-    def prune(self) -> None:
-        for request in self.pairing.prune(self.now_ms()):
+    def prune(self) -> bool:
+        """Expire old requests (``expired`` events); ``True`` if anything changed."""
+        expired = self.pairing.prune(self.now_ms())
+        for request in expired:
+            self.resolved(request.request_id, request.node_id, "expired")
+        return bool(expired)
+
+    async def sweep(self) -> None:
+        """Expire what is due (serve()'s sweep loop): written first, then announced."""
+        expired = self.pairing.prune(self.now_ms())
+        if expired:
+            await self.save()
+        for request in expired:
             self.resolved(request.request_id, request.node_id, "expired")
 
     # -- connections -------------------------------------------------------------------------

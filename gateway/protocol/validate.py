@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from .. import packagedata
+from ..errors import StartupError
 from .fastcheck import Check, Unsupported, compile_schema
 
 if TYPE_CHECKING:
@@ -27,9 +28,24 @@ SCHEMA_FILE = "protocol.schema.json"
 
 @functools.cache
 def bundle() -> dict[str, Any]:
-    text = resources.files("gateway.schemas").joinpath(SCHEMA_FILE).read_text()
+    text = packagedata.read("gateway.schemas", "schemas", SCHEMA_FILE)
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def load_schemas() -> None:
+    """Load the schema bundle now -- at start, not on a client's first frame: without it
+    every connection would be dropped after the "listening" banner. StartupError if
+    it cannot be read."""
+    try:
+        defs = bundle()["$defs"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise StartupError(
+            f"cannot load the protocol schemas ({exc}); reinstall smart-agent-neo, or in a "
+            "source checkout run `python -m gateway.schema_emit`"
+        ) from None
+    if not isinstance(defs, dict) or not defs:
+        raise StartupError(f"the protocol schemas ({SCHEMA_FILE}) define no types")
 
 
 @functools.cache

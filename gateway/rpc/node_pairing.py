@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..auth import ADMIN, PAIRING, WRITE, scope_allows
 from ..errors import RpcError
 from ..nodes.pairing import NodeSurface, public
-from ..nodes.policy import ADMIN_COMMANDS, never_relayed
+from ..nodes.policy import ADMIN_TO_APPROVE, never_relayed
 from ..protocol.frames import ErrorCode
 from ..protocol.nodes import (
     NodeIdParams,
@@ -38,7 +38,7 @@ def _unknown_request() -> RpcError:
 def _required_scope(request: PendingNodeRequest) -> str:
     """What approving this request needs beyond operator.pairing (PROTOCOL.md 6.3)."""
     commands = request.commands or []
-    if any(c in ADMIN_COMMANDS or never_relayed(c) for c in commands):
+    if any(c in ADMIN_TO_APPROVE or never_relayed(c) for c in commands):
         return ADMIN
     return WRITE if commands else PAIRING
 

@@ -25,7 +25,7 @@ from ..protocol.nodes import (
     NodeInvokeResultParams,
     NodeListResult,
 )
-from ..protocol.system import EmptyParams
+from ..protocol.system import EmptyParams, PresenceEntry
 from .registry import CallContext, method
 
 log = logging.getLogger("gateway.nodes")
@@ -161,7 +161,18 @@ async def node_invoke_result(
 
 @method("node.event", params=NodeEventParams, result=NodeEventResult, role="node")
 async def node_event(ctx: CallContext, params: NodeEventParams) -> NodeEventResult:
-    session = ctx.runtime.nodes.relay.session_of(ctx.peer)
-    node_id = session.node_id if session is not None else ctx.peer.client_id
+    """``node.presence.alive`` refreshes the node's presence entry (``lastInputSeconds`` too,
+    when the payload has it); other events are acknowledged and logged, not acted on."""
+    rt, peer = ctx.runtime, ctx.peer
+    session = rt.nodes.relay.session_of(peer)
+    node_id = session.node_id if session is not None else peer.client_id
     log.debug("node event %s from %s", params.event, node_id)
-    return NodeEventResult(True, params.event, params.event in KNOWN_NODE_EVENTS)
+    handled = params.event in KNOWN_NODE_EVENTS
+    if params.event == "node.presence.alive" and peer.presence_key is not None:
+        payload = _parse(params.payload_json) if params.payload_json else params.payload
+        idle = payload.get("lastInputSeconds") if isinstance(payload, dict) else None
+        idle_ok = isinstance(idle, int) and not isinstance(idle, bool) and idle >= 0
+        entry = PresenceEntry(ts=rt.now_ms(), last_input_seconds=idle if idle_ok else None)
+        rt.presence.upsert(peer.presence_key, entry)
+        rt.presence_changed()
+    return NodeEventResult(True, params.event, handled)

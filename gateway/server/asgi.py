@@ -13,9 +13,11 @@ from typing import Any
 import trio
 
 from .. import observe
+from ..config.settings import is_loopback_host
 from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
+from .http import READINESS
 from .listener import Connection, PeerKey
 from .routes import handle_http
 from .websocket import serve_websocket
@@ -36,6 +38,11 @@ class GatewayFront:
         rt = self.rt
         started = trio.current_time()
         status, wire = self.probes.answer(head, rt.ready, rt.draining)
+        if status == 200 and head.path in READINESS and rt.channels.slots:
+            failing = rt.channels.readiness()
+            if failing:
+                local = is_loopback_host(conn.key[0])
+                status, wire = self.probes.not_ready(head, failing if local else None)
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 

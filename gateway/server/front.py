@@ -146,12 +146,22 @@ class Probes:
             found = self._cache[key] = _frame(state, key[2], key[3])
         return found
 
+    def not_ready(self, head: Head, failing: list[dict[str, object]] | None) -> tuple[int, bytes]:
+        """``503 {status: "not-ready", failing?}``: a channel fails readiness (CHANNELS.md
+        7.2). Not cached: the failing accounts change; ``failing`` only for local callers."""
+        body: dict[str, object] = {"ok": False, "status": "not-ready"}
+        if failing is not None:
+            body["failing"] = failing
+        return _frame("not-ready", head.method == b"HEAD", head.keep_alive, body)
 
-def _frame(state: str, head_only: bool, keep_alive: bool) -> tuple[int, bytes]:
+
+def _frame(
+    state: str, head_only: bool, keep_alive: bool, payload: dict[str, object] | None = None
+) -> tuple[int, bytes]:
     """One probe response, framed by h11 as the answer to such a request."""
     ok = state in ("live", "ready")
     status = 200 if ok else 503
-    body = dumps({"ok": ok, "status": state}).encode()
+    body = dumps(payload or {"ok": ok, "status": state}).encode()
     framer = h11.Connection(h11.SERVER)
     request = (b"HEAD" if head_only else b"GET") + b" / HTTP/1.1\r\nhost: gateway\r\n"
     framer.receive_data(request + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n")

@@ -121,9 +121,11 @@ def parse_json(body: bytes) -> dict[str, object]:
     return value
 
 
-async def send_error(send: SendFn, error: GatewayError) -> None:
+async def send_error(send: SendFn, error: GatewayError, *, ok_field: bool = False) -> None:
     """Any error of the tree as an HTTP answer: its status, its headers, and an OpenAI-style
-    body ``{"error": {message, type}}`` unless it brings its own."""
+    body ``{"error": {message, type}}`` unless it brings its own. ``ok_field``: the
+    endpoint answers ``{"ok": ..., ...}`` (``/tools/invoke``), so its errors carry
+    ``"ok": false`` too -- one shape for every answer of that endpoint."""
     status = error.http_status
     if status == 405:
         await respond(send, 405, b"Method Not Allowed", TEXT, extra=error.headers)
@@ -133,6 +135,8 @@ async def send_error(send: SendFn, error: GatewayError) -> None:
         if error.body is not None
         else {"error": {"message": error.message, "type": error.kind}}
     )
+    if ok_field and isinstance(body, dict):
+        body = {"ok": False, **body}
     await respond(send, status, dumps(body).encode(), JSON, extra=error.headers)
 
 

@@ -45,6 +45,7 @@ from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
 from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
+from .status_line import with_reason
 
 log = logging.getLogger("gateway.http")
 
@@ -332,9 +333,10 @@ class Connection:
 
     async def _protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData):
-            if self.websocket and event.data[:1] == CLOSE_FRAME_START:
+            data = event.data if self.websocket else with_reason(event.data)
+            if self.websocket and data[:1] == CLOSE_FRAME_START:
                 self.websocket = False  # closing: no more pings (RFC 6455 5.5.1)
-            await self._send(event.data)
+            await self._send(data)
         elif isinstance(event, Closed):
             self.close_socket(eof=True)
             if self.protocol is not None:

@@ -44,7 +44,7 @@ async def tools_invoke(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
         body = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
         result = await _invoke(rt, body)
     except GatewayError as error:
-        await send_error(send, error)
+        await send_error(send, error, ok_field=True)
         return
     await send_json(send, 200, {"ok": True, "result": result})
 

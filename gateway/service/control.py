@@ -220,12 +220,15 @@ def _write_files(
         env_text = envfile.merged(read_text(env_path), needed)
     if host.runner.dry_run:
         return [], warnings
-    changes = [f"wrote {identity.path}"]
-    if existing is not None and existing != text:
-        backup = identity.path.with_name(identity.path.name + ".bak")
-        _write(backup, existing)
-        changes.append(f"previous unit backed up to {backup}")
-    _write(identity.path, text)
+    if existing == text:
+        changes = [f"{identity.path} is already current (not rewritten)"]
+    else:
+        changes = [f"wrote {identity.path}"]
+        if existing is not None:
+            backup = identity.path.with_name(identity.path.name + ".bak")
+            _write(backup, existing)
+            changes.append(f"previous unit backed up to {backup}")
+        _write(identity.path, text)
     if env_text is not None:
         _write(Path(spec.environment_file), env_text, secret=True)
         changes.append(
@@ -258,6 +261,7 @@ def install(
     existing = read_text(identity.path)
     driver = driver_for(host, identity, paths)
 
+    fresh = existing is None
     if existing == text and not force:
         runtime = None if dry_run else _runtime_if_reachable(driver, identity)
         if dry_run or (runtime is not None and runtime.loaded and runtime.enabled is not False):
@@ -270,18 +274,18 @@ def install(
                 dry_run=dry_run,
                 unit_text=text,
             )
-        existing = None  # written earlier but never enabled (e.g. no manager then): finish it
+        fresh = True  # written earlier but never enabled (e.g. no manager then): finish it
 
     changes, warnings = _write_files(host, paths, spec, text, existing)
     try:
         driver.connect()
     except ManagerUnavailableError as exc:
+        did = f"wrote {identity.path}" if existing != text else f"{identity.path} is current"
         raise ManagerUnavailableError(
-            f"wrote {identity.path}, but it is not enabled: {exc.message}",
+            f"{did}, but it is not enabled: {exc.message}",
             hints=exc.hints,
             written=[str(identity.path)],
         ) from None
-    fresh = existing is None
     commands = _run(driver, driver.install_commands(identity, fresh=fresh), identity)
     runtime, problems = _verify(driver, identity, dry_run)
     return ActionResult(

@@ -14,9 +14,9 @@ import functools
 import re
 import string
 from collections.abc import Mapping
-from importlib import resources
 from xml.sax.saxutils import escape as xml_escape
 
+from .. import packagedata
 from .errors import ServiceError
 from .spec import ServiceSpec
 
@@ -27,7 +27,7 @@ _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
 
 @functools.cache
 def template(name: str) -> str:
-    return resources.files("gateway.units").joinpath(name).read_text(encoding="utf-8")
+    return packagedata.read("gateway.units", "units", name)
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:

@@ -1,0 +1,49 @@
+"""Config keys the runbooks and the reference use that this gateway does not implement yet.
+
+Strict validation refuses every key the model does not know. For these, "unknown key" would
+be wrong -- the key is right, the gateway is behind -- so the error says "not supported yet"
+instead. The table is the one place to record them: whoever implements a key adds it to
+``config/model.py`` and removes its entry here (a test fails while a key is in both).
+Paths are dotted camelCase, as in the file; an entry covers everything below it.
+"""
+
+from __future__ import annotations
+
+NOT_YET: dict[str, str] = {
+    # top level
+    "channels.whatsapp": "the WhatsApp channel",
+    "hooks": "webhooks (/hooks/*)",
+    "env": "environment variables from the config",
+    "discovery": "gateway discovery",
+    "plugins": "plugins",
+    "browser": "browser control",
+    "cron": "scheduled jobs",
+    "routing": "routing rules",
+    "skills": "skills",
+    "talk": "talk mode",
+    "ui": "UI settings",
+    "web": "the web channel",
+    "wizard": "onboarding state",
+    "meta": "config metadata",
+    # gateway.*
+    "gateway.tls": "TLS",
+    "gateway.tailscale": "Tailscale exposure",
+    "gateway.trustedProxies": "trusted proxies",
+    "gateway.allowRealIpFallback": "X-Real-IP fallback",
+    "gateway.auth.allowTailscale": "Tailscale identity auth",
+    "gateway.auth.trustedProxy": "trusted-proxy auth",
+    "gateway.http.securityHeaders": "extra HTTP security headers",
+    # logging.*
+    "logging.consoleStyle": "console styles",
+    "logging.redactSensitive": "configurable redaction (secrets are always redacted)",
+    "logging.redactPatterns": "custom redaction patterns",
+}
+
+
+def not_yet(path: str) -> str | None:
+    """What the key at ``path`` is for, if it is known but not implemented yet."""
+    return NOT_YET.get(path)
+
+
+def message(path: str, what: str) -> str:
+    return f"{path}: not supported yet ({what}); remove it for now"
