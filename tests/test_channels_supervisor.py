@@ -22,7 +22,8 @@ from trio.testing import MockClock
 from gateway.app import Running
 from gateway.channels.db import Database
 from gateway.channels.pairing import PairingStore
-from gateway.channels.supervisor import AccountSlot, ChannelManager
+from gateway.channels.slot import AccountSlot
+from gateway.channels.supervisor import ChannelManager
 from gateway.channels.telegram.api import BotNetworkError
 from gateway.cli.main import main
 from gateway.cli.status_view import channel_lines

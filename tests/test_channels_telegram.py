@@ -392,3 +392,58 @@ async def test_a_polling_stall_rebuilds_the_client_in_the_same_run(
     assert slot.restarts == 0
     stalled = running.runtime.metrics.telegram_getupdates.labels(result="error")._value.get()
     assert stalled >= 2
+
+
+async def test_a_forum_topic_gets_its_own_session_agent_and_thread(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 5.1, 3.4: a topic message -> agent:<topic agent>:telegram:group:<id>:topic:<n>;
+    the reply carries message_thread_id."""
+    agents = {"agents": {"list": [{"id": "main", "default": True}, {"id": "coder"}]}}
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        agents,
+        allowFrom=[str(OWNER)],
+        groups={"-1003": {"requireMention": False, "topics": {"7": {"agentId": "coder"}}}},
+    )
+    await wait_state(running, "running")
+    update = fake.message(
+        BOT_TOKEN,
+        "build it",
+        chat_id=-1003,
+        chat_type="supergroup",
+        user_id=OWNER,
+        message_thread_id=7,
+        is_topic_message=True,
+    )
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    (reply,) = fake.sent_to(BOT_TOKEN, -1003)
+    assert reply["_params"]["message_thread_id"] == 7
+    run = running.runtime.agents.find(f"tg:default:{update}")
+    assert run is not None
+    assert run.session_key == "agent:coder:telegram:group:-1003:topic:7"
+
+
+async def test_one_accounts_bad_token_file_leaves_the_others_running(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Bad input: a config error in one account is that account's `failed`, naming the key."""
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    missing = tmp_path / "nope.token"
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        allowFrom=[str(OWNER)],
+        accounts={"default": {"botToken": BOT_TOKEN}, "ops": {"tokenFile": str(missing)}},
+    )
+    await wait_state(running, "running", "default")
+    ops = await wait_state(running, "failed", "ops")
+    assert ops.last_error == f"channels.telegram.accounts.ops.tokenFile: {missing} does not exist"
+    update = fake.message(BOT_TOKEN, "hi", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
