@@ -14,6 +14,7 @@ import trio
 
 from .. import observe
 from ..config.settings import is_loopback_host
+from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
 from .http import READINESS
@@ -45,10 +46,10 @@ class GatewayFront:
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        # not a coroutine of its own: no frame of ours holds the request during the session
         key = conn.key
-        upgrade = head.upgrade(key, conn.server_address())
-        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
+        return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
 
 
 class GatewayApp:
