@@ -126,7 +126,8 @@ class Hub:
                 self.dropped += 1
             else:
                 self.slow_closes += 1
-        log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
+        if log.isEnabledFor(logging.DEBUG):  # no record built on the hot path otherwise
+            log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
 
     def unicast(self, peer: Peer, name: str, payload: object, *, wake: bool = True) -> None:
         entry = EVENTS[name]

@@ -369,14 +369,19 @@ class TelegramTransport:
             while queue:
                 msg, keys, fresh = queue[0]
                 async with limiter:
-                    notes = await self._media_notes(msg)
                     try:
+                        notes = await self._media_notes(msg)
                         await self.service.process(
                             self.slot, self.sender, msg, keys, notes, fresh=fresh
                         )
                     except (SendError, BotApiError, BotNetworkError) as exc:
                         log.warning("%s reply to %s failed: %s", self.prefix, msg.chat_id, exc)
                         await self.service.finish(keys, "done", f"reply failed: {exc}")
+                    except Exception as exc:
+                        # a message that breaks the code must not break the channel: without
+                        # this, the account would restart, meet the same row, and loop
+                        log.exception("%s message %s could not be handled", self.prefix, keys[0])
+                        await self.service.finish(keys, "dropped", f"internal error: {exc!r}")
                 queue.popleft()
         finally:
             self._lanes.pop(lane, None)
