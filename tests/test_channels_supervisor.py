@@ -585,7 +585,8 @@ async def test_a_saved_config_edit_restarts_only_the_edited_account(
 
     def channels(ops_token: str) -> dict[str, Any]:
         accounts = {"default": {"botToken": BOT_TOKEN}, "ops": {"botToken": ops_token}}
-        return telegram_config(fake, allowFrom=[str(OWNER)], accounts=accounts)["channels"]
+        found: dict[str, Any] = telegram_config(fake, allowFrom=[str(OWNER)], accounts=accounts)
+        return dict(found["channels"])
 
     async with supervised(tmp_path) as (lc, config):
         running = await lc.wait_started(1)
