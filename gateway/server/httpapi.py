@@ -10,7 +10,6 @@ for it any more.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from .. import observe
 from ..auth import check_bearer
 from ..errors import GatewayError, HttpError, PayloadTooLarge, RateLimited, Unauthorized
-from ..protocol.codec import dumps
+from ..protocol.codec import JsonRejected, dumps, loads
 from ..runtime import Runtime
 from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, respond
 
@@ -113,9 +112,9 @@ def parse_json(body: bytes) -> dict[str, object]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"Invalid JSON body: {exc}") from None
+        value = loads(body)
+    except JsonRejected as exc:
+        raise HttpError(400, f"Invalid JSON body: {exc.message}") from None
     if not isinstance(value, dict):
         raise HttpError(400, "Invalid JSON body: expected an object")
     return value

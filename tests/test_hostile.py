@@ -1,0 +1,168 @@
+"""Hostile input against a real gateway (issue 16): each finding of the attack on the
+gateway has a regression test here, run over real sockets. No client, authenticated or not,
+may crash the process, block other clients or poison what they read."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from websockets.exceptions import ConnectionClosed
+
+from gateway.app import Running
+
+from .conftest import TOKEN, connect_frame, handshake, in_thread, open_raw, recv_json, request
+
+
+def _connect_text(display_name_json: str, mode: str = "node", role: str = "node") -> str:
+    """A connect frame as text, with a display name spliced in as raw JSON (so it can hold
+    escapes no JSON library would write, such as a lone surrogate)."""
+    frame = connect_frame(role=role)
+    frame["params"]["client"]["mode"] = mode
+    frame["params"]["client"]["displayName"] = "@@NAME@@"
+    return json.dumps(frame).replace('"@@NAME@@"', display_name_json)
+
+
+async def test_a_poisoned_display_name_never_affects_another_client(gateway: Running) -> None:
+    """Issue 16, high 1: a lone surrogate in ``client.displayName`` (role node) was accepted
+    into presence; then every new connect dropped and ``system-presence`` killed the callers
+    for 5 minutes. Now it is refused at the door, and what else a client can put into shared
+    state (control characters, a huge name) is cleaned there: others never notice."""
+
+    def poison() -> tuple[int | None, str | None]:
+        with open_raw(gateway.url) as ws:
+            recv_json(ws)  # challenge
+            ws.send(_connect_text('"\\ud800"'))
+            try:
+                while True:
+                    ws.recv(timeout=5)
+            except ConnectionClosed as closed:
+                rcvd = closed.rcvd
+                return (rcvd.code, rcvd.reason) if rcvd else (None, None)
+
+    code, reason = await in_thread(poison)
+    assert code == 1008
+    assert reason is not None
+    assert reason.startswith("invalid request frame: a string holds a lone UTF-16 surrogate")
+
+    def nasty_but_valid() -> None:
+        # valid JSON, valid Unicode, hostile to readers: an ESC sequence and 60 KB of name
+        name = "\x1b[2J\x1b]0;pwned\x07evil" + "x" * 60_000
+        with open_raw(gateway.url, max_size=None) as ws:
+            recv_json(ws)
+            frame = connect_frame(role="node")
+            frame["params"]["client"].update(mode="node", displayName=name)
+            ws.send(json.dumps(frame))
+            hello = recv_json(ws)
+            assert hello["ok"] is True, hello
+
+    await in_thread(nasty_but_valid)
+
+    def another_client() -> list[dict[str, Any]]:
+        with open_raw(gateway.url) as ws:
+            assert handshake(ws)["ok"] is True
+            res = request(ws, "system-presence")
+            assert res["ok"] is True
+            listing: list[dict[str, Any]] = res["payload"]
+            return listing
+
+    listing = await in_thread(another_client)
+    hosts = [row.get("host", "") for row in listing]
+    evil = [h for h in hosts if "evil" in h]
+    assert len(evil) == 1
+    assert "\x1b" not in evil[0]
+    assert "\x07" not in evil[0]
+    assert len(evil[0]) <= 256
+    assert not any("\ud800" in h for h in hosts)
+
+
+async def test_deep_json_before_login_is_a_close_frame_not_a_traceback(
+    gateway: Running,
+) -> None:
+    """Issue 16, medium 4: 2 KB of nesting before login raised RecursionError through the
+    fallback parser (a traceback, and no close frame)."""
+
+    def deep() -> tuple[int, str]:
+        with open_raw(gateway.url) as ws:
+            recv_json(ws)
+            ws.send("[" * 1100 + "]" * 1100)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+        rcvd = closed.value.rcvd
+        assert rcvd is not None
+        return rcvd.code, rcvd.reason
+
+    assert await in_thread(deep) == (1008, "invalid request frame: nested deeper than 128 levels")
+
+
+async def test_invalid_utf8_and_protocol_violations_get_their_close_codes(
+    gateway: Running,
+) -> None:
+    """Issue 16 (low): invalid UTF-8 -> 1007, a protocol violation -> 1002, a header that
+    claims 2^62 bytes -> 1009 at once; never a bare TCP close or a wait for the timeout."""
+    host, port = gateway.host, gateway.port
+
+    def raw_close(frame: bytes) -> int | None:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(
+                b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(4096)
+            sock.sendall(frame)
+            data = data.split(b"\r\n\r\n", 1)[1]
+            while True:  # frames until the close frame (opcode 8)
+                while len(data) < 2:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return None
+                    data += chunk
+                length = data[1] & 0x7F
+                start = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+                if length == 126:
+                    length = int.from_bytes(data[2:4], "big")
+                while len(data) < start + length:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return None
+                    data += chunk
+                if data[0] & 0x0F == 0x8:
+                    return int.from_bytes(data[start : start + 2], "big")
+                data = data[start + length :]
+
+    mask = b"\x00\x00\x00\x00"
+    bad_utf8 = b"\x81\x82" + mask + b"\xff\xfe"  # text frame, masked, invalid UTF-8
+    unmasked = b"\x81\x02{}"  # a client frame without a mask: RFC 6455 5.1
+    bad_opcode = b"\x83\x80" + mask  # reserved opcode 3
+    huge = b"\x81\xff" + (2**62).to_bytes(8, "big") + mask  # claims 2^62 bytes
+    with trio.fail_after(10):
+        assert await in_thread(raw_close, bad_utf8) == 1007
+        assert await in_thread(raw_close, unmasked) == 1002
+        assert await in_thread(raw_close, bad_opcode) == 1002
+        assert await in_thread(raw_close, huge) == 1009
+
+
+async def test_http_bodies_the_decoder_refuses_are_400_not_500(gateway: Running) -> None:
+    """Issue 16 (low): deep JSON and lone surrogates in an HTTP body were 500s."""
+    url = gateway.url.replace("ws://", "http://") + "/tools/invoke"
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    bodies: dict[str, tuple[str | bytes, str]] = {
+        "deep": ("[" * 5000 + "]" * 5000, "nested deeper than 128 levels"),
+        "surrogate": ('{"tool":"\\ud800"}', "a string holds a lone UTF-16 surrogate"),
+        "not utf-8": (b'{"tool":"\xff"}', "not valid UTF-8"),
+        "number": ('{"tool":"current_time","args":{"n":1e999}}', "a number is out of range"),
+        "big int": ('{"tool":"x","n":123456789012345678901}', "n: number out of range"),
+    }
+    async with httpx.AsyncClient() as http:
+        for name, (body, message) in bodies.items():
+            response = await http.post(url, content=body, headers=headers)
+            assert response.status_code == 400, name
+            error = response.json()["error"]
+            assert error["message"].startswith(f"Invalid JSON body: {message}"), (name, error)
