@@ -176,32 +176,41 @@ class _Record:
 
 @attrs.define
 class RateLimiter:
-    """Failed-auth limiter keyed by client IP; bounded to ``max_keys`` records."""
+    """Failed-auth limiter keyed by client (an IP, or an IP and a browser origin); bounded
+    to ``max_keys`` records.
+
+    ``local``: the attempt is local direct (clientip.py) and not from a browser page -- only
+    such attempts get the loopback exemption. ``None`` (callers that know no more) treats a
+    loopback IP key as local."""
 
     policy: RateLimit
     max_keys: int = 10_000
     _records: dict[str, _Record] = attrs.field(factory=dict, init=False)
 
-    def _exempt(self, ip: str | None) -> bool:
-        return self.policy.exempt_loopback and is_loopback_ip(ip)
+    def _exempt(self, key: str | None, local: bool | None) -> bool:
+        if local is None:
+            local = is_loopback_ip(key)
+        return self.policy.exempt_loopback and local
 
-    def retry_after_ms(self, ip: str | None, now_ms: int) -> int | None:
-        """Milliseconds until ``ip`` may try again, or ``None`` if it may try now."""
-        if ip is None or self._exempt(ip):
+    def retry_after_ms(
+        self, key: str | None, now_ms: int, *, local: bool | None = None
+    ) -> int | None:
+        """Milliseconds until ``key`` may try again, or ``None`` if it may try now."""
+        if key is None or self._exempt(key, local):
             return None
-        record = self._records.get(ip)
+        record = self._records.get(key)
         if record is None or record.locked_until <= now_ms:
             return None
         return record.locked_until - now_ms
 
-    def record_failure(self, ip: str | None, now_ms: int) -> None:
-        if ip is None or self._exempt(ip):
+    def record_failure(self, key: str | None, now_ms: int, *, local: bool | None = None) -> None:
+        if key is None or self._exempt(key, local):
             return
-        record = self._records.get(ip)
+        record = self._records.get(key)
         if record is None:
             if len(self._records) >= self.max_keys:
                 self._evict(now_ms)
-            record = self._records[ip] = _Record()
+            record = self._records[key] = _Record()
         window_start = now_ms - self.policy.window_ms
         record.failures = [t for t in record.failures if t > window_start]
         record.failures.append(now_ms)

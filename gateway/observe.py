@@ -188,7 +188,7 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
         if message["type"] == "http.response.body" and not message.get("more_body"):
             rt.metrics.http_counter(route, status).inc()
             if log_http.isEnabledFor(logging.DEBUG):
-                client = scope.get("client")
+                client = scope.get("gateway.client")
                 headers = {
                     k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
                 }
@@ -199,12 +199,17 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
                         "path": scope.get("path"),
                         "status": status,
                         "durationMs": _ms(started),
-                        "ip": client[0] if client else None,
+                        "ip": client.ip if client else _peer(scope),
                         "headers": headers,
                     },
                 )
 
     return observed
+
+
+def _peer(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def http_answered(

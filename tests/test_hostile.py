@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,20 @@ import trio
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import Running
+from gateway.config.load import parse
+from gateway.config.settings import Settings
 
-from .conftest import TOKEN, connect_frame, handshake, in_thread, open_raw, recv_json, request
+from .conftest import (
+    TOKEN,
+    StartGateway,
+    connect_frame,
+    handshake,
+    in_thread,
+    make_settings,
+    open_raw,
+    recv_json,
+    request,
+)
 
 
 def _connect_text(display_name_json: str, mode: str = "node", role: str = "node") -> str:
@@ -166,3 +179,70 @@ async def test_http_bodies_the_decoder_refuses_are_400_not_500(gateway: Running)
             assert response.status_code == 400, name
             error = response.json()["error"]
             assert error["message"].startswith(f"Invalid JSON body: {message}"), (name, error)
+
+
+def _settings(tmp_path: Path, **gateway: Any) -> Settings:
+    raw = {"gateway": {"auth": {"rateLimit": {"maxAttempts": 3}}, **gateway}}
+    config, _ = parse(json.dumps(raw), {})
+    return make_settings(tmp_path, config=config)
+
+
+def _ws_connect(url: str, token: str, headers: dict[str, str]) -> dict[str, Any]:
+    with open_raw(url, additional_headers=headers) as ws:
+        res = handshake(ws, token=token)
+        return res
+
+
+async def test_a_same_host_reverse_proxy_does_not_make_everyone_loopback(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Issue 16, medium 5 (FAILURE-MODES 21): behind a same-host reverse proxy every client
+    looked like loopback and was exempt from the failed-auth limiter. Forwarding headers
+    from an undeclared proxy make the request non-local: the limiter applies."""
+    running = await start_gateway(_settings(tmp_path))
+    proxied = {"X-Forwarded-For": "203.0.113.7"}
+
+    def guess() -> list[str]:
+        codes = []
+        for _ in range(4):
+            res = _ws_connect(running.url, "wrong-token", proxied)
+            codes.append(res["error"]["details"]["code"])
+        return codes
+
+    codes = await in_thread(guess)
+    assert codes == ["AUTH_TOKEN_MISMATCH"] * 3 + ["AUTH_RATE_LIMITED"]
+    url = running.url.replace("ws://", "http://") + "/tools/invoke"
+    async with httpx.AsyncClient() as http:
+        statuses = []
+        for _ in range(4):
+            response = await http.post(
+                url, json={}, headers={"authorization": "Bearer nope", **proxied}
+            )
+            statuses.append(response.status_code)
+        assert statuses[-1] == 429
+        # the machine's own user, directly on loopback, is still exempt (exemptLoopback)
+        direct = await http.post(
+            url, json={"tool": "current_time"}, headers={"authorization": "Bearer nope"}
+        )
+        assert direct.status_code == 401
+
+
+async def test_trusted_proxies_name_the_client_for_limiter_and_presence(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """OPERATIONS.md B.5: through a trusted proxy, X-Forwarded-For names the client: each
+    gets its own limiter bucket, and presence shows the client's address."""
+    running = await start_gateway(_settings(tmp_path, trustedProxies=["127.0.0.1"]))
+
+    def scenario() -> list[dict[str, Any]]:
+        for _ in range(3):
+            _ws_connect(running.url, "wrong", {"X-Forwarded-For": "203.0.113.1"})
+        locked = _ws_connect(running.url, TOKEN, {"X-Forwarded-For": "203.0.113.1"})
+        assert locked["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
+        with open_raw(running.url, additional_headers={"X-Forwarded-For": "203.0.113.2"}) as ws:
+            assert handshake(ws)["ok"] is True
+            listing: list[dict[str, Any]] = request(ws, "system-presence")["payload"]
+            return listing
+
+    listing = await in_thread(scenario)
+    assert "203.0.113.2" in [row.get("ip") for row in listing]

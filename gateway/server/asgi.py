@@ -13,7 +13,7 @@ from typing import Any
 import trio
 
 from .. import observe
-from ..config.settings import is_loopback_host
+from ..clientip import attribute
 from ..runtime import Runtime
 from .front import Head, Probes
 from .http import READINESS
@@ -40,14 +40,14 @@ class GatewayFront:
         if status == 200 and head.path in READINESS and rt.channels.slots:
             failing = rt.channels.readiness()
             if failing:
-                local = is_loopback_host(conn.key[0])
+                local = attribute(conn.key[0], head.headers, rt.settings.proxies).local_direct
                 status, wire = self.probes.not_ready(head, failing if local else None)
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 
     async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
         key = conn.key
-        upgrade = head.upgrade(key, conn.server_address())
+        upgrade = head.upgrade(key, conn.server_address(), self.rt.settings.proxies)
         await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
 
 

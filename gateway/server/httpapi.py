@@ -19,7 +19,7 @@ from ..auth import check_bearer
 from ..errors import GatewayError, HttpError, PayloadTooLarge, RateLimited, Unauthorized
 from ..protocol.codec import JsonRejected, dumps, loads
 from ..runtime import Runtime
-from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, respond
+from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, client_of, respond
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -55,11 +55,19 @@ def check_method(scope: dict[str, Any], allowed: tuple[str, ...]) -> None:
 
 
 def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
-    """Bearer auth with the same secret and failed-attempt limiter as the control plane."""
-    client = scope.get("client")
-    ip = str(client[0]) if client else None
+    """Bearer auth with the same secret and failed-attempt limiter as the control plane.
+
+    The limiter's bucket is the client behind any trusted proxy (clientip.py); only a local
+    direct request is loopback-exempt, and never one from a browser page: a browser's
+    attempts are bucketed per ``Origin`` (CONTROL-UI.md 3), so a hostile page on this
+    machine cannot guess at full speed."""
+    client = client_of(rt, scope)
+    origin = header(scope, "origin")
+    key = f"{client.ip or '?'} origin {origin}" if origin else client.ip
+    local = client.local_direct and not origin
+    ip = client.ip
     now = rt.now_ms()
-    wait_ms = rt.limiter.retry_after_ms(ip, now)
+    wait_ms = rt.limiter.retry_after_ms(key, now, local=local)
     if wait_ms is not None:
         observe.auth_failed(rt, "http", ip, "AUTH_RATE_LIMITED")
         raise RateLimited(
@@ -70,11 +78,11 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     authorization = header(scope, "authorization")
     if not check_bearer(rt.settings.auth, authorization):
         if authorization:  # a wrong secret counts; a missing one does not (as on the WS)
-            rt.limiter.record_failure(ip, now)
+            rt.limiter.record_failure(key, now, local=local)
         reason = "AUTH_BEARER_MISMATCH" if authorization else "AUTH_BEARER_MISSING"
         observe.auth_failed(rt, "http", ip, reason)
         raise Unauthorized("Unauthorized")
-    rt.limiter.record_success(ip)
+    rt.limiter.record_success(key)
 
 
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:

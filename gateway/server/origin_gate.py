@@ -31,7 +31,10 @@ def policy(settings: Settings) -> OriginPolicy:
 
 
 def request_of(upgrade: Upgrade) -> OriginRequest:
-    return OriginRequest.from_headers(upgrade.headers, upgrade.client_ip)
+    address = upgrade.address
+    return OriginRequest.from_headers(
+        upgrade.headers, address.peer, trusted_proxy=address.via_proxy
+    )
 
 
 def verdict(settings: Settings, upgrade: Upgrade) -> OriginVerdict:

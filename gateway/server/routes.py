@@ -8,7 +8,7 @@ from typing import Any
 from .. import observe
 from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
-from .http import LIVENESS, READINESS, Receive, SendFn, not_found, probe
+from .http import LIVENESS, READINESS, Receive, SendFn, client_of, not_found, probe
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
 from .scrape import metrics_endpoint
@@ -36,6 +36,7 @@ def route_of(path: str) -> str:
 
 async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     path: str = scope["path"]
+    client_of(rt, scope)  # who it is (behind trusted proxies), for every check and log line
     send = observe.watch_http(rt, scope, send, route_of(path))
     handler = EXACT.get(path)
     if handler is None:
