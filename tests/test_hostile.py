@@ -246,3 +246,126 @@ async def test_trusted_proxies_name_the_client_for_limiter_and_presence(
 
     listing = await in_thread(scenario)
     assert "203.0.113.2" in [row.get("ip") for row in listing]
+
+
+EVIL = "http://evil.example"
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/150.0"
+
+
+def _upgrade_status(running: Running, headers: dict[str, str]) -> int:
+    """The HTTP status of a WebSocket upgrade request sent with ``headers``."""
+    lines = [
+        "GET / HTTP/1.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    with socket.create_connection((running.host, running.port), timeout=5) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n" not in data:
+            data += sock.recv(4096)
+    return int(data.split(b" ", 2)[1])
+
+
+async def test_no_web_page_on_another_origin_can_open_the_websocket(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Issue 16, high 3: an upgrade from any web page (a foreign Origin, Origin: null, a
+    rebound Host) was accepted; with auth none a website got operator.admin. Now: 403 before
+    the upgrade. The gateway's own page on loopback, and clients without Origin, get in."""
+    running = await start_gateway(make_settings(tmp_path, token=None, auth_mode="none"))
+    port = running.port
+    own = f"127.0.0.1:{port}"
+    cases = {
+        "foreign origin": ({"Host": own, "Origin": EVIL}, 403),
+        "null origin": ({"Host": own, "Origin": "null"}, 403),
+        "rebound host": ({"Host": f"evil.example:{port}", "Origin": f"{EVIL}:{port}"}, 403),
+        "rebound host, no origin": (
+            {"Host": f"evil.example:{port}", "User-Agent": BROWSER_UA},
+            403,
+        ),
+        "other local page": ({"Host": own, "Origin": "http://127.0.0.1:3000"}, 403),
+        "own page": ({"Host": own, "Origin": f"http://{own}"}, 101),
+        "cli": ({"Host": own}, 101),
+    }
+    for name, (headers, expected) in cases.items():
+        assert await in_thread(_upgrade_status, running, headers) == expected, name
+
+
+async def test_no_web_page_can_call_the_http_apis_across_sites(
+    start_gateway: StartGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, high 3: a cross-site text/plain POST to /tools/invoke ran a tool in auth
+    mode none. Now every browser-reachable POST gets the origin policy, and a rebound Host
+    is refused on every request; server-to-server calls (no Origin, e.g. a webhook) pass."""
+    from gateway.agent import tools
+
+    ran: list[object] = []
+
+    async def record(ctx: Any, args: Any) -> object:
+        ran.append(args)
+        return "ran"
+
+    monkeypatch.setitem(
+        tools.TOOLS, "probe_tool", tools.Tool("probe_tool", "records", {"type": "object"}, record)
+    )
+    raw = {"gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}}}
+    config, _ = parse(json.dumps(raw), {})
+    running = await start_gateway(
+        make_settings(tmp_path, config=config, token=None, auth_mode="none")
+    )
+    base = running.url.replace("ws://", "http://")
+    body = '{"tool":"probe_tool"}'
+    async with httpx.AsyncClient(base_url=base) as http:
+        text_plain = {"content-type": "text/plain", "origin": EVIL, "user-agent": BROWSER_UA}
+        cross = await http.post("/tools/invoke", content=body, headers=text_plain)
+        form = await http.post(
+            "/tools/invoke",
+            content=body,
+            headers={"content-type": "application/x-www-form-urlencoded", "origin": "null"},
+        )
+        no_origin_but_cross_site = await http.post(
+            "/tools/invoke", content=body, headers={"sec-fetch-site": "cross-site"}
+        )
+        rebound = await http.get(
+            "/v1/models", headers={"host": "evil.example", "user-agent": BROWSER_UA}
+        )
+        assert ran == []
+        server_to_server = await http.post("/tools/invoke", content=body)
+        own_page = await http.get("/v1/models", headers={"user-agent": BROWSER_UA})
+    for response in (cross, form, no_origin_but_cross_site, rebound):
+        assert response.status_code == 403, response.text
+    assert cross.json()["error"]["message"] == "origin not allowed"
+    assert rebound.json()["error"]["message"] == "host not allowed"
+    assert server_to_server.status_code == 200
+    assert ran == [{}]
+    assert own_page.status_code == 200
+
+
+async def test_browser_password_guesses_are_never_loopback_exempt(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Issue 16, high 3: with a password, a page could guess ~360 times a second because
+    loopback is exempt from the limiter. A browser's attempts are bucketed per Origin and
+    never exempt, even from the gateway's own page."""
+    raw = {"gateway": {"auth": {"mode": "password", "rateLimit": {"maxAttempts": 3}}}}
+    config, _ = parse(json.dumps(raw), {})
+    running = await start_gateway(
+        make_settings(tmp_path, config=config, token=None, password="correct horse")
+    )
+    origin = {"Origin": f"http://127.0.0.1:{running.port}"}
+
+    def guess() -> list[str]:
+        codes = []
+        for _ in range(4):
+            with open_raw(running.url, additional_headers=origin) as ws:
+                recv_json(ws)
+                frame = connect_frame(token=None, auth={"password": "guess"})
+                ws.send(json.dumps(frame))
+                codes.append(recv_json(ws)["error"]["details"]["code"])
+        return codes
+
+    assert await in_thread(guess) == ["AUTH_PASSWORD_MISMATCH"] * 3 + ["AUTH_RATE_LIMITED"]
