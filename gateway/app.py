@@ -33,6 +33,7 @@ from .agent.heartbeat import heartbeat_loop
 from .canvas.host import serve_canvas
 from .config.settings import Settings
 from .protocol import events as ev
+from .protocol import validate
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .protocol.validate import load_schemas
@@ -102,6 +103,7 @@ async def serve(
     rt = Runtime(settings, process=process, metrics=process.metrics)
     rt.upgrade_checks.append(origin_gate.upgrade_check)
     rt.connect_checks.extend([origin_gate.connect_check, *default_connect_checks()])
+    validate.prime()
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)

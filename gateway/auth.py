@@ -10,6 +10,7 @@ keyed by client IP; ``maxAttempts`` wrong tries inside ``windowMs`` lock that IP
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import secrets
@@ -82,6 +83,7 @@ def secrets_equal(presented: str, expected: str) -> bool:
     return hmac.compare_digest(presented.encode(), expected.encode())
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every handshake; parsing an address is slow
 def is_loopback_ip(ip: str | None) -> bool:
     if not ip:
         return False

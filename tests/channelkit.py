@@ -9,7 +9,7 @@ from typing import Any
 import trio
 
 from gateway.app import Running
-from gateway.channels.supervisor import AccountSlot
+from gateway.channels.slot import AccountSlot
 from gateway.config.load import parse
 
 from .conftest import StartGateway, make_settings

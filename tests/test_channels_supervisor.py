@@ -22,7 +22,8 @@ from trio.testing import MockClock
 from gateway.app import Running
 from gateway.channels.db import Database
 from gateway.channels.pairing import PairingStore
-from gateway.channels.supervisor import AccountSlot, ChannelManager
+from gateway.channels.slot import AccountSlot
+from gateway.channels.supervisor import ChannelManager
 from gateway.channels.telegram.api import BotNetworkError
 from gateway.cli.main import main
 from gateway.cli.status_view import channel_lines
@@ -446,6 +447,9 @@ async def test_status_health_readyz_and_the_cli_agree(
     assert await trio.to_thread.run_sync(main, start) == 0
     assert capsys.readouterr().out.strip() == "Started telegram/default."
     await wait_state(running, "running")
+    overview = ["status", "--url", running.url, "--token", TOKEN]
+    assert await trio.to_thread.run_sync(main, overview) == 0
+    assert "Telegram default: linked (auth age 0m), running" in capsys.readouterr().out
     health_argv = ["health", "--probe", "--url", running.url, "--token", TOKEN]
     assert await trio.to_thread.run_sync(main, health_argv) == 0
     health_out = capsys.readouterr().out

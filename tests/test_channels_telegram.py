@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import trio
 from gateway_client import open_client
 from trio.testing import MockClock
 
-from gateway.app import Running
+from gateway.app import Running, serve
+from gateway.config.load import parse
 
-from .channelkit import BOT_TOKEN, OWNER, start_with_telegram, wait_state
-from .conftest import TOKEN, StartGateway
+from .channelkit import BOT_TOKEN, OWNER, start_with_telegram, telegram_config, wait_state
+from .conftest import TOKEN, StartGateway, make_settings
 from .fakeprovider import chat_sse, start_fake_provider
 from .faketelegram import FakeTelegram, start_fake_telegram
 
@@ -392,3 +394,112 @@ async def test_a_polling_stall_rebuilds_the_client_in_the_same_run(
     assert slot.restarts == 0
     stalled = running.runtime.metrics.telegram_getupdates.labels(result="error")._value.get()
     assert stalled >= 2
+
+
+async def test_a_forum_topic_gets_its_own_session_agent_and_thread(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 5.1, 3.4: a topic message -> agent:<topic agent>:telegram:group:<id>:topic:<n>;
+    the reply carries message_thread_id."""
+    agents = {"agents": {"list": [{"id": "main", "default": True}, {"id": "coder"}]}}
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        agents,
+        allowFrom=[str(OWNER)],
+        groups={"-1003": {"requireMention": False, "topics": {"7": {"agentId": "coder"}}}},
+    )
+    await wait_state(running, "running")
+    update = fake.message(
+        BOT_TOKEN,
+        "build it",
+        chat_id=-1003,
+        chat_type="supergroup",
+        user_id=OWNER,
+        message_thread_id=7,
+        is_topic_message=True,
+    )
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    (reply,) = fake.sent_to(BOT_TOKEN, -1003)
+    assert reply["_params"]["message_thread_id"] == 7
+    run = running.runtime.agents.find(f"tg:default:{update}")
+    assert run is not None
+    assert run.session_key == "agent:coder:telegram:group:-1003:topic:7"
+
+
+async def test_one_accounts_bad_token_file_leaves_the_others_running(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Bad input: a config error in one account is that account's `failed`, naming the key."""
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    missing = tmp_path / "nope.token"
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        allowFrom=[str(OWNER)],
+        accounts={"default": {"botToken": BOT_TOKEN}, "ops": {"tokenFile": str(missing)}},
+    )
+    await wait_state(running, "running", "default")
+    ops = await wait_state(running, "failed", "ops")
+    assert ops.last_error == f"channels.telegram.accounts.ops.tokenFile: {missing} does not exist"
+    update = fake.message(BOT_TOKEN, "hi", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+
+
+async def test_a_root_cancel_mid_burst_loses_nothing_and_repeats_nothing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """CHANNELS 8.3.1-2 in process: the whole gateway tree cancelled (no graceful stop) while
+    a reply is in flight; a new gateway on the same state dir answers the rest once."""
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    document = telegram_config(fake, dmPolicy="open", allowFrom=["*"])
+    document["agents"] = {"defaults": {"maxConcurrent": 1}}
+    config, _ = parse(json.dumps(document), {})
+    updates = [fake.message(BOT_TOKEN, f"m{i}", user_id=2000 + i % 3) for i in range(12)]
+    arrived, _never = fake.hold("sendMessage", after=4)
+    with trio.CancelScope() as first:
+        async with trio.open_nursery() as inner:
+            await inner.start(serve, make_settings(tmp_path, config=config))
+            with trio.fail_after(20):
+                await arrived.wait()
+            first.cancel()
+    assert len(fake.all_sent(BOT_TOKEN)) == 4
+    running: Running = await nursery.start(serve, make_settings(tmp_path, config=config))
+    for update in updates:
+        assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    texts = [m["text"] for m in fake.all_sent(BOT_TOKEN)]
+    assert len(texts) == 12
+    assert sorted(t.rsplit("] ", 1)[1] for t in texts) == sorted(f"m{i}" for i in range(12))
+
+
+async def test_a_message_that_breaks_the_code_is_dropped_not_looped(
+    nursery: trio.Nursery,
+    start_gateway: StartGateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poison message is marked dropped with the error; the account keeps running."""
+    from gateway.channels import service as service_module
+
+    original = service_module.envelope
+
+    def explode(msg: Any, history: Any, notes: Any) -> str:
+        if msg.text == "boom":
+            raise RuntimeError("envelope bug")
+        return original(msg, history, notes)
+
+    monkeypatch.setattr(service_module, "envelope", explode)
+    fake, running = await _gateway(nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)])
+    bad = fake.message(BOT_TOKEN, "boom", user_id=OWNER)
+    good = fake.message(BOT_TOKEN, "fine", user_id=OWNER)
+    row = await _ledger(running, f"tg:default:{bad}")
+    assert (row.state, row.reason) == ("dropped", "internal error: RuntimeError('envelope bug')")
+    assert (await _ledger(running, f"tg:default:{good}")).state == "done"
+    slot = running.runtime.channels.slots[("telegram", "default")]
+    assert (slot.state, slot.restarts) == ("running", 0)

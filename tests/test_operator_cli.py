@@ -348,6 +348,7 @@ def test_dev_setup_creates_an_isolated_workspace_idempotently(tmp_path: Path) ->
     assert config == {
         "gateway": {"mode": "local"},
         "agents": {"defaults": {"workspace": str(workspace)}},
+        "session": {"dmScope": "per-channel-peer"},
     }
     assert workspace.is_dir()
     assert (state / "agents" / "main" / "sessions").is_dir()

@@ -38,7 +38,8 @@ from .routing import PeerKind, Route, select_agent, session_rest
 from .telegram.inbound import Message, placeholder
 
 if TYPE_CHECKING:
-    from .supervisor import AccountSlot, ChannelManager
+    from .slot import AccountSlot
+    from .supervisor import ChannelManager
 
 log = logging.getLogger("gateway.channels")
 SUPPRESSED = frozenset({"NO_REPLY", "HEARTBEAT_OK"})
@@ -175,29 +176,22 @@ class ChannelService:
 
     # -- routes ----------------------------------------------------------------------------------
 
-    async def record_route(self, key: str, route: Route) -> None:
+    async def dispatched(self, keys: Sequence[str], session: str, route: Route) -> None:
+        """The turn starts: its rows become ``dispatched`` and the session's ``lastRoute``
+        is this chat -- one transaction."""
         assert self.db is not None
 
-        def write(conn: object) -> None:
-            conn.execute(  # type: ignore[attr-defined]
-                "INSERT INTO session_routes (session_key, channel, account_id, to_id, thread_id,"
-                " reply_to_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (session_key) DO UPDATE SET channel = excluded.channel,"
-                " account_id = excluded.account_id, to_id = excluded.to_id,"
-                " thread_id = excluded.thread_id, reply_to_id = excluded.reply_to_id,"
-                " updated_at = excluded.updated_at",
-                (
-                    key,
-                    route.channel,
-                    route.account_id,
-                    route.to,
-                    None if route.thread_id is None else str(route.thread_id),
-                    None if route.reply_to_id is None else str(route.reply_to_id),
-                    self.rt.now_ms(),
-                ),
-            )
+        def write(conn: sqlite3.Connection) -> None:
+            for key in keys:
+                conn.execute("UPDATE inbound SET state = 'dispatched' WHERE key = ?", (key,))
+            _upsert_route(conn, session, route, self.rt.now_ms())
 
-        await self.db.run(write)
+        await self.db.transaction(write)
+
+    async def record_route(self, key: str, route: Route) -> None:
+        assert self.db is not None
+        now = self.rt.now_ms()
+        await self.db.run(lambda conn: _upsert_route(conn, key, route, now))
 
     async def last_route(self, key: str) -> Route | None:
         assert self.db is not None
@@ -245,25 +239,31 @@ class ChannelService:
         msg: Message,
         keys: Sequence[str],
         media_notes: Sequence[str] = (),
+        *,
+        fresh: bool = True,
     ) -> None:
         """Take one message (an album may carry several ledger keys) to its end state.
+
+        ``fresh``: first seen by this run. A row found unfinished at start-up (``fresh``
+        false) may have had its turn already; its outcome is looked up before running it.
 
         Cancellation: a cancelled turn leaves its rows ``dispatched``; they are processed
         again by the account's next run (joining the agent run if it is still going).
         """
-        ledger = await self.open_ledger()
+        await self.open_ledger()
         self.inflight += 1
         try:
-            for key in keys:
-                await ledger.mark(key, "dispatched")
             slot.last_inbound_at = self.rt.now_ms()
             account_id = slot.account_id
-            default = self.manager.default_account("telegram") == account_id
-            approved = (
-                await trio.to_thread.run_sync(self.pairing.approved, account_id, default)
-                if not msg.is_group
-                else set()
-            )
+            approved: set[str] = set()
+            if (
+                not msg.is_group
+                and slot.config.dm_policy == "pairing"
+                and msg.sender_id not in slot.config.allow_from
+                and "*" not in slot.config.allow_from
+            ):
+                default = self.manager.default_account("telegram") == account_id
+                approved = await trio.to_thread.run_sync(self.pairing.approved, account_id, default)
             decision = self._decide(slot, msg, approved)
             if decision.action == "drop":
                 log.debug(
@@ -288,7 +288,9 @@ class ChannelService:
                 await self.finish(keys, "done", "history (mention required)")
                 return
             history = list(self.history.pop(lane, ()))
-            done = await self._run_turn(slot, io, msg, keys[0], decision, history, media_notes)
+            done = await self._run_turn(
+                slot, io, msg, keys, decision, history, media_notes, fresh=fresh
+            )
             if done:
                 await self.finish(keys, "done", None)
         finally:
@@ -331,12 +333,15 @@ class ChannelService:
         slot: AccountSlot,
         io: ReplyChannel,
         msg: Message,
-        run_id: str,
+        keys: Sequence[str],
         decision: Decision,
         history: list[str],
         media_notes: Sequence[str],
+        *,
+        fresh: bool,
     ) -> bool:
         """Run the agent and send its reply; ``False`` if the turn did not end (stop)."""
+        run_id = keys[0]
         config = self.rt.settings.config
         peer_kind: PeerKind = "group" if msg.is_group else "direct"
         peer_id = msg.chat_id if msg.is_group else msg.sender_id
@@ -359,10 +364,10 @@ class ChannelService:
         key = make_session_key(agent_id, rest)
         thread = msg.thread_id if msg.is_topic else None
         reply_to = msg.message_id if slot.config.reply_to_mode != "off" else None
-        await self.record_route(
-            key, Route(slot.channel, slot.account_id, msg.chat_id, thread, msg.message_id)
+        await self.dispatched(
+            keys, key, Route(slot.channel, slot.account_id, msg.chat_id, thread, msg.message_id)
         )
-        payloads = await self._prior(agent_id, rest, run_id)
+        payloads = None if fresh else await self._prior(agent_id, rest, run_id)
         if payloads is None:
             text = envelope(msg, history, media_notes)
             try:
@@ -422,6 +427,26 @@ class ChannelService:
                     log.debug("typing indicator failed", exc_info=True)
                 with trio.move_on_after(TYPING_EVERY_S):
                     await done.wait()
+
+
+def _upsert_route(conn: sqlite3.Connection, session: str, route: Route, now_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO session_routes (session_key, channel, account_id, to_id, thread_id,"
+        " reply_to_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (session_key) DO UPDATE SET channel = excluded.channel,"
+        " account_id = excluded.account_id, to_id = excluded.to_id,"
+        " thread_id = excluded.thread_id, reply_to_id = excluded.reply_to_id,"
+        " updated_at = excluded.updated_at",
+        (
+            session,
+            route.channel,
+            route.account_id,
+            route.to,
+            None if route.thread_id is None else str(route.thread_id),
+            None if route.reply_to_id is None else str(route.reply_to_id),
+            now_ms,
+        ),
+    )
 
 
 def media_placeholders(msg: Message) -> list[str]:

@@ -10,7 +10,8 @@ import trio
 
 from ..auth import ADMIN, PAIRING, READ
 from ..channels.pairing import TTL_MS
-from ..channels.supervisor import AccountSlot, ChannelManager
+from ..channels.slot import AccountSlot
+from ..channels.supervisor import ChannelManager
 from ..channels.views import status_payload
 from ..errors import InvalidRequest
 from ..protocol.channels import (

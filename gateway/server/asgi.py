@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 
 from .. import observe
 from ..clientip import attribute
+from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
 from .http import READINESS
@@ -45,10 +47,13 @@ class GatewayFront:
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        # not a coroutine of its own: no frame of ours holds the request during the session
         key = conn.key
-        upgrade = head.upgrade(key, conn.server_address(), self.rt.settings.proxies)
-        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
+        proxies = self.rt.settings.proxies
+        if proxies.trusted:  # the client behind a trusted proxy (clientip.py)
+            upgrade = attrs.evolve(upgrade, proxies=proxies)
+        return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
 
 
 class GatewayApp:

@@ -66,12 +66,32 @@ class Head:
         return Upgrade(self.target.decode("latin-1"), self.headers, client, server, proxies)
 
 
+KNOWN_PROBES_MAX = 256
+_known_probes: dict[bytes, Head] = {}
+
+
 def parse_head(buffer: bytes | bytearray) -> Head | None:
     """The first request head in ``buffer`` (which holds at least its blank line); ``None``
-    when h11 finds it malformed."""
+    when h11 finds it malformed.
+
+    A probe's head seen before is not parsed again: a load balancer or watchdog sends the
+    same bytes every few seconds, and h11's parse is most of a probe's cost. Only heads
+    that classified as probes are remembered, at most ``KNOWN_PROBES_MAX`` of them."""
     end = buffer.find(b"\r\n\r\n") + 4
+    raw = bytes(buffer[:end])
+    known = _known_probes.get(raw)
+    if known is not None:
+        return known
+    head = _parse(raw)
+    if head is not None and len(_known_probes) < KNOWN_PROBES_MAX and classify(head) is Path.PROBE:
+        _known_probes[raw] = head
+    return head
+
+
+def _parse(raw: bytes) -> Head | None:
+    end = len(raw)
     parser = h11.Connection(h11.SERVER)
-    parser.receive_data(bytes(buffer[:end]))
+    parser.receive_data(raw)
     try:
         event = parser.next_event()
     except h11.RemoteProtocolError:

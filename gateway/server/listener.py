@@ -43,6 +43,7 @@ from hypercorn.typing import ConnectionState
 
 from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
+from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
 from .status_line import with_reason
 
@@ -147,8 +148,9 @@ class Front(Protocol):
     def probe(self, head: Head, conn: Connection) -> bytes:
         """The complete response to a probe request."""
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
-        """Serve the upgrade request in ``buffered`` until the connection ends."""
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        """Serve the upgrade request until the connection ends (``after``: the bytes that
+        followed its head)."""
 
 
 class Connection:
@@ -213,7 +215,9 @@ class Connection:
             path = classify(head)
             if path is Path.WEBSOCKET:
                 self._idle_deadline = math.inf
-                await front.websocket(self, head, bytes(buffer))
+                upgrade = head.upgrade(self.key, self.server_address())
+                del buffer[: head.length], head  # nothing of the request outlives this
+                await front.websocket(self, upgrade, _emptied(buffer))
                 return None
             if path is Path.HYPERCORN:
                 return bytes(buffer)
@@ -398,6 +402,13 @@ class Connection:
             pass
         trio.lowlevel.notify_closing(sock)
         sock.close()
+
+
+def _emptied(buffer: bytearray) -> bytes:
+    """The contents of ``buffer``, which is emptied (its memory released)."""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def hypercorn_config(max_message_size: int) -> HypercornConfig:

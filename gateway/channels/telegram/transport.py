@@ -35,10 +35,10 @@ from ...fsutil import write_atomic
 from ..accounts import TelegramAccountConfig
 from ..backoff import LoopBackoff
 from ..ledger import Inbound, Offset
-from ..supervisor import AccountSlot, ChannelFatal
+from ..slot import AccountSlot, ChannelFatal
 from .api import GET_UPDATES_TIMEOUT_S, READ_MARGIN_S, BotApi, BotApiError, BotNetworkError
-from .format import render_or_plain, split_text, strip_tags, utf16_len
 from .inbound import Drop, Message, chat_of, merge_album, parse_update, placeholder
+from .outbound import RateGate, SendError, TelegramSender, probe_account
 
 if TYPE_CHECKING:
     from ..service import ChannelService
@@ -64,29 +64,6 @@ COMMANDS = [
     {"command": "new", "description": "Start a new conversation"},
     {"command": "status", "description": "Show the assistant's status"},
 ]
-MAX_LANES = 1000
-MAX_SEND_ATTEMPTS = 5
-
-
-class SendError(Exception):
-    """A reply part that could not be sent; ``kind`` is the outbox's error class."""
-
-    def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
-        self.kind = kind  # network | rate_limit | ambiguous | permanent | auth
-        self.retry_after_s = retry_after_s
-        super().__init__(message)
-
-
-def classify_send_error(exc: BotApiError | BotNetworkError) -> SendError:
-    if isinstance(exc, BotNetworkError):
-        return SendError("ambiguous" if exc.sent else "network", str(exc))
-    if exc.error_code == 429:
-        return SendError("rate_limit", str(exc), exc.retry_after)
-    if exc.error_code == 401:
-        return SendError("auth", str(exc))
-    if exc.error_code >= 500:
-        return SendError("network", str(exc))
-    return SendError("permanent", str(exc))
 
 
 class TelegramTransport:
@@ -102,12 +79,13 @@ class TelegramTransport:
         )
         self.bot: dict[str, Any] = {}
         self.backoff = LoopBackoff(random.uniform)
-        self._lanes: dict[str, deque[tuple[Message, list[str], list[str]]]] = {}
-        self._albums: dict[tuple[str, str], list[tuple[Message, str]]] = {}
+        # per chat/topic: (message, its ledger keys, fresh) in arrival order
+        self._lanes: dict[str, deque[tuple[Message, list[str], bool]]] = {}
+        self._albums: dict[tuple[str, str], list[tuple[Message, str, bool]]] = {}
         self._work: trio.Nursery | None = None
         self._last_conflict_warn: float | None = None
-        self._send_lock: dict[str, trio.Lock] = {}
-        self._rate_until = 0.0  # trio time before which no call is made (429)
+        self.gate = RateGate(slot.prefix)  # the poll lane (sends have their own)
+        self.sender = TelegramSender(self.api, slot)
 
     @property
     def prefix(self) -> str:
@@ -203,7 +181,7 @@ class TelegramTransport:
             if isinstance(parsed, Drop):
                 await ledger.mark(row.key, "dropped", parsed.reason)
                 continue
-            self._enqueue(parsed, row.key)
+            self._enqueue(parsed, row.key, fresh=False)
 
     # -- polling --------------------------------------------------------------------------------
 
@@ -212,9 +190,7 @@ class TelegramTransport:
         stall_s = self.cfg.polling_stall_threshold_ms / 1000
         last_ok = trio.current_time()
         while not self.service.draining:
-            wait = self._rate_until - trio.current_time()
-            if wait > 0:
-                await trio.sleep(wait)
+            await self.gate.wait()
             params: dict[str, Any] = {
                 "timeout": GET_UPDATES_TIMEOUT_S,
                 "allowed_updates": ALLOWED_UPDATES,
@@ -278,7 +254,7 @@ class TelegramTransport:
                 return
             if exc.error_code == 429:
                 self.rt.metrics.telegram_getupdates.labels(result="rate_limited").inc()
-                await self._rate_limited(exc, "getUpdates")
+                await self.gate.pause(exc, "getUpdates")
                 return
             if exc.error_code in (401, 404):
                 self.rt.metrics.telegram_getupdates.labels(result="error").inc()
@@ -292,13 +268,6 @@ class TelegramTransport:
         delay = self.backoff.next_ms() / 1000
         log.info("%s getUpdates failed (%s); retrying in %.1fs", self.prefix, exc, delay)
         await trio.sleep(delay)
-
-    async def _rate_limited(self, exc: BotApiError, method: str) -> None:
-        retry = exc.retry_after if exc.retry_after is not None else 1.0
-        log.info("%s rate limited: retry after %ss (%s)", self.prefix, f"{retry:g}", method)
-        wait = retry + random.uniform(0, 1)
-        self._rate_until = max(self._rate_until, trio.current_time() + wait)
-        await trio.sleep(wait)
 
     async def _accept(self, updates: list[Any], offset: int | None) -> int | None:
         """Record the batch and the new watermark in one transaction, then hand it on."""
@@ -366,30 +335,30 @@ class TelegramTransport:
 
     # -- lanes ----------------------------------------------------------------------------------
 
-    def _enqueue(self, msg: Message, key: str) -> None:
+    def _enqueue(self, msg: Message, key: str, *, fresh: bool = True) -> None:
         if msg.media_group_id is not None:
             album = (msg.chat_id, msg.media_group_id)
             parts = self._albums.setdefault(album, [])
-            parts.append((msg, key))
+            parts.append((msg, key, fresh))
             if len(parts) == 1:
                 assert self._work is not None
                 self._work.start_soon(self._flush_album, album)
             return
-        self._lane_put(msg, [key])
+        self._lane_put(msg, [key], fresh)
 
     async def _flush_album(self, album: tuple[str, str]) -> None:
         await trio.sleep(self.cfg.media_group_flush_ms / 1000)
         parts = self._albums.pop(album, [])
         if parts:
-            merged = merge_album([m for m, _ in parts])
-            self._lane_put(merged, [k for _, k in parts])
+            merged = merge_album([m for m, _, _ in parts])
+            self._lane_put(merged, [k for _, k, _ in parts], all(f for _, _, f in parts))
 
-    def _lane_put(self, msg: Message, keys: list[str]) -> None:
+    def _lane_put(self, msg: Message, keys: list[str], fresh: bool) -> None:
         queue = self._lanes.get(msg.lane)
         if queue is not None:
-            queue.append((msg, keys, []))
+            queue.append((msg, keys, fresh))
             return
-        self._lanes[msg.lane] = deque([(msg, keys, [])])
+        self._lanes[msg.lane] = deque([(msg, keys, fresh)])
         assert self._work is not None
         self._work.start_soon(self._lane, msg.lane, name=f"telegram lane {msg.lane}")
 
@@ -398,14 +367,21 @@ class TelegramTransport:
         limiter = self.service.manager.lane_limiter
         try:
             while queue:
-                msg, keys, _ = queue[0]
+                msg, keys, fresh = queue[0]
                 async with limiter:
-                    notes = await self._media_notes(msg)
                     try:
-                        await self.service.process(self.slot, self, msg, keys, notes)
+                        notes = await self._media_notes(msg)
+                        await self.service.process(
+                            self.slot, self.sender, msg, keys, notes, fresh=fresh
+                        )
                     except (SendError, BotApiError, BotNetworkError) as exc:
                         log.warning("%s reply to %s failed: %s", self.prefix, msg.chat_id, exc)
                         await self.service.finish(keys, "done", f"reply failed: {exc}")
+                    except Exception as exc:
+                        # a message that breaks the code must not break the channel: without
+                        # this, the account would restart, meet the same row, and loop
+                        log.exception("%s message %s could not be handled", self.prefix, keys[0])
+                        await self.service.finish(keys, "dropped", f"internal error: {exc!r}")
                 queue.popleft()
         finally:
             self._lanes.pop(lane, None)
@@ -434,139 +410,7 @@ class TelegramTransport:
                 notes.append(f"{tag} (download failed)")
         return notes
 
-    # -- outbound (ReplyChannel) ---------------------------------------------------------------
-
-    async def typing(self, chat_id: str, thread_id: int | None) -> None:
-        params: dict[str, Any] = {"chat_id": chat_id, "action": "typing"}
-        if thread_id is not None:
-            params["message_thread_id"] = thread_id
-        await self.api.call("sendChatAction", params)
-
-    def parts(self, text: str) -> list[str]:
-        return split_text(text, self.cfg.text_chunk_limit, self.cfg.chunk_mode)
-
-    async def send_text(
-        self, chat_id: str, text: str, *, thread_id: int | None, reply_to: int | None
-    ) -> list[int]:
-        """Send ``text`` as ordered chunks; returns the message ids. Chunks of one reply
-        keep their order (one at a time per chat); 429 and not-sent network errors are
-        retried here, anything else raises :class:`SendError`."""
-        lock = self._send_lock.setdefault(chat_id, trio.Lock())
-        ids: list[int] = []
-        async with lock:
-            for i, part in enumerate(self.parts(text)):
-                attempt = 0
-                while True:
-                    attempt += 1
-                    try:
-                        ids.append(
-                            await self.send_part(
-                                chat_id,
-                                part,
-                                thread_id=thread_id,
-                                reply_to=reply_to if i == 0 else None,
-                            )
-                        )
-                        break
-                    except SendError as exc:
-                        if exc.kind == "rate_limit" and attempt < MAX_SEND_ATTEMPTS:
-                            continue  # send_part already waited retry_after
-                        if exc.kind == "network" and attempt < MAX_SEND_ATTEMPTS:
-                            await trio.sleep(self.backoff.uniform(1, 2) * attempt)
-                            continue
-                        raise
-        self.slot.last_outbound_at = self.rt.now_ms()
-        return ids
-
-    async def send_part(
-        self, chat_id: str, text: str, *, thread_id: int | None, reply_to: int | None
-    ) -> int:
-        """One chunk, HTML with a plain-text fallback; returns its message id."""
-        body, is_html = render_or_plain(text)
-        params: dict[str, Any] = {"chat_id": chat_id, "text": body}
-        if is_html:
-            params["parse_mode"] = "HTML"
-        if thread_id is not None and thread_id != 1:
-            params["message_thread_id"] = thread_id
-        if reply_to is not None:
-            params["reply_parameters"] = {
-                "message_id": reply_to,
-                "allow_sending_without_reply": True,
-            }
-        if not self.cfg.link_preview:
-            params["link_preview_options"] = {"is_disabled": True}
-        wait = self._rate_until - trio.current_time()
-        if wait > 0:
-            await trio.sleep(wait)
-        try:
-            return await self._send_message(params)
-        except BotApiError as exc:
-            if exc.parse_error and is_html:
-                log.info(
-                    "%s HTML rejected (%s); sending as plain text", self.prefix, exc.description
-                )
-                plain = dict(params, text=strip_tags(body))
-                plain.pop("parse_mode", None)
-                if utf16_len(plain["text"]) == 0:
-                    plain["text"] = text
-                try:
-                    return await self._send_message(plain)
-                except BotApiError as again:
-                    exc = again
-                except BotNetworkError as again:
-                    raise classify_send_error(again) from None
-            if exc.migrate_to_chat_id is not None:
-                log.info(
-                    "%s chat %s became supergroup %s; resending there",
-                    self.prefix,
-                    chat_id,
-                    exc.migrate_to_chat_id,
-                )
-                params["chat_id"] = str(exc.migrate_to_chat_id)
-                try:
-                    return await self._send_message(params)
-                except (BotApiError, BotNetworkError) as again:
-                    raise classify_send_error(again) from None
-            if exc.error_code == 429:
-                await self._rate_limited(exc, "sendMessage")
-            raise classify_send_error(exc) from None
-        except BotNetworkError as exc:
-            raise classify_send_error(exc) from None
-
-    async def _send_message(self, params: dict[str, Any]) -> int:
-        result = await self.api.call("sendMessage", params)
-        if not isinstance(result, dict) or not isinstance(result.get("message_id"), int):
-            raise BotNetworkError("sendMessage", "unexpected answer (no message_id)", sent=True)
-        return int(result["message_id"])
-
     # -- probe ----------------------------------------------------------------------------------
 
     async def probe(self, timeout_s: float) -> dict[str, Any]:
         return await probe_account(self.api, timeout_s)
-
-
-async def probe_account(api: BotApi, timeout_s: float) -> dict[str, Any]:
-    """``getMe`` + ``getWebhookInfo``: the ``probe`` object of CHANNELS.md 7.2."""
-    start = trio.current_time()
-    result: dict[str, Any] = {"ok": False, "status": None, "error": None, "elapsedMs": 0}
-    with trio.move_on_after(timeout_s) as scope:
-        try:
-            me = await api.call("getMe", timeout_s=timeout_s)
-            result["bot"] = {
-                "id": me.get("id"),
-                "username": me.get("username"),
-                "canJoinGroups": me.get("can_join_groups"),
-                "canReadAllGroupMessages": me.get("can_read_all_group_messages"),
-            }
-            info = await api.call("getWebhookInfo", timeout_s=timeout_s)
-            result["webhook"] = {"url": (info or {}).get("url") or None}
-            result["ok"] = True
-        except BotApiError as exc:
-            result["status"] = exc.error_code
-            result["error"] = exc.description
-        except BotNetworkError as exc:
-            result["error"] = str(exc)
-    if scope.cancelled_caught:
-        result["error"] = f"timed out after {int(timeout_s * 1000)}ms"
-    result["elapsedMs"] = int((trio.current_time() - start) * 1000)
-    return result

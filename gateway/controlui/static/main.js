@@ -5,7 +5,7 @@
 // never shows state from before the gap (CONTROL-UI.md 4, 5).
 
 import * as auth from "./lib/auth.js";
-import { h, clear, uuid } from "./lib/dom.js";
+import { clear, h, icon, uuid } from "./lib/dom.js";
 import { CLIENT_VERSION, GatewayClient, socketUrl } from "./lib/gateway.js";
 import { Store } from "./lib/store.js";
 import { createChannelsPanel } from "./panels/channels.js";
@@ -181,7 +181,7 @@ class App {
         class: "nav-item",
         testid: `nav-${panel.id}`,
         onclick: () => this.show(panel.id),
-      }, h("span", { class: `icon icon-${panel.id}`, "aria-hidden": "true" }), h("span", { text: panel.title }));
+      }, icon(panel.id), h("span", { text: panel.title }));
       panel.el.hidden = true;
       panel.el.dataset.testid = `panel-${panel.id}`;
       nav.append(panel.button);
@@ -241,7 +241,8 @@ class App {
     const shutdown = this.store.shutdown;
     let bannerText = "";
     if (state === "restarting" || (shutdown && state !== "connected")) {
-      bannerText = `Gateway restarting${shutdown ? `: ${shutdown.reason}` : ""}.`;
+      const why = shutdown && shutdown.reason && !/restart/i.test(shutdown.reason) ? ` (${shutdown.reason})` : "";
+      bannerText = `Gateway restarting${why}.`;
       if (shutdown && shutdown.restartExpectedMs) {
         const left = Math.ceil((shutdown.at + shutdown.restartExpectedMs - Date.now()) / 1000);
         bannerText += left > 0 ? ` Expected back in about ${left}s.` : " Reconnecting…";
