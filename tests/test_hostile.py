@@ -369,3 +369,31 @@ async def test_browser_password_guesses_are_never_loopback_exempt(
         return codes
 
     assert await in_thread(guess) == ["AUTH_PASSWORD_MISMATCH"] * 3 + ["AUTH_RATE_LIMITED"]
+
+
+def _raw_http(running: Running, data: bytes) -> bytes:
+    with socket.create_connection((running.host, running.port), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+            if b"\r\n\r\n" in received or received.startswith(b"\x00"):
+                return received
+
+
+async def test_cleartext_http2_is_not_served(gateway: Running) -> None:
+    """Issue 16 (low): the port spoke cleartext HTTP/2 (h2c) without it being documented or
+    tested. Decided: it is off. An h2c upgrade is answered in HTTP/1.1; the HTTP/2 preface
+    gets an HTTP/1.1 error instead of an HTTP/2 SETTINGS frame."""
+    upgrade = (
+        b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+    )
+    answer = await in_thread(_raw_http, gateway, upgrade)
+    assert answer.startswith(b"HTTP/1.1 404 "), answer[:60]
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    answer = await in_thread(_raw_http, gateway, preface)
+    assert answer.startswith(b"HTTP/1.1 "), answer[:60]
