@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import logging
 import secrets
 from pathlib import Path
 
@@ -30,12 +31,15 @@ from .protocol.scopes import READ as READ
 from .protocol.scopes import WRITE as WRITE
 from .protocol.scopes import scope_allows as scope_allows
 
+log = logging.getLogger("gateway")
+
 
 def stored_token(path: Path) -> str | None:
-    """The generated token kept in ``path``, if there is one."""
+    """The generated token kept in ``path``, if there is one (an unreadable file counts as
+    none: a new token is generated, and storing it says why it could not be kept)."""
     try:
         return path.read_text().strip() or None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
@@ -60,6 +64,7 @@ class PendingToken:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pending: str | None = None
+        self.store_error: str | None = None  # why a new token could not be kept
 
     def get(self) -> str:
         stored = stored_token(self.path)
@@ -71,10 +76,19 @@ class PendingToken:
 
     def store(self, token: str | None) -> bool:
         """Write ``token`` if it is this process's new one and none is stored yet; True
-        when it was written now (the banner then shows it)."""
+        when it is new now (the banner then shows it). A state dir that cannot take it
+        (full, read-only) is logged: the token is valid for this run only."""
         if token is None or token != self._pending or stored_token(self.path):
             return False
-        write_atomic(self.path, token + "\n", secret=True)
+        try:
+            write_atomic(self.path, token + "\n", secret=True)
+        except OSError as exc:
+            self.store_error = exc.strerror or str(exc)
+            log.warning(
+                "cannot store the generated token in %s (%s): it is valid for this run only",
+                self.path,
+                self.store_error,
+            )
         return True
 
 
