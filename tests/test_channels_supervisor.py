@@ -544,3 +544,27 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_restart_rereads_a_rotated_token_file(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """A token rotated in its tokenFile is picked up by `channels restart` (no config edit)."""
+    token_file = tmp_path / "bot.token"
+    token_file.write_text(BOT_TOKEN)
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    fake.add_bot(OTHER_TOKEN, username="rotated_bot")
+    document = telegram_config(fake, tokenFile=str(token_file), allowFrom=[str(OWNER)])
+    config, _ = parse(json.dumps(document), {})
+    running = await start_gateway(make_settings(tmp_path, config=config))
+    slot = await wait_state(running, "running")
+    token_file.write_text(OTHER_TOKEN + "\n")
+    async with open_client(running.url, token=TOKEN) as client:
+        result = await client.call("channels.restart", {"channel": "telegram"})
+    assert result["started"] is True
+    mgr = running.runtime.channels
+    with trio.fail_after(20):
+        await mgr.wait_for(
+            lambda: slot.state == "running" and slot.extra["bot"]["username"] == "rotated_bot"
+        )

@@ -184,6 +184,15 @@ class ChannelManager:
         if actions:
             self.changed()
 
+    def reread_tokens(self, slots: list[AccountSlot]) -> None:
+        """Resolve ``slots``' accounts again (a rotated ``tokenFile``, a new
+        ``TELEGRAM_BOT_TOKEN``) before a manual start or restart, which then uses what is
+        on disk now. Other accounts keep theirs until they restart."""
+        fresh = resolve_telegram(self.rt.settings.config, self.env)
+        for slot in slots:
+            if slot.channel == "telegram" and slot.account_id in fresh:
+                slot.config = self.accounts[slot.account_id] = fresh[slot.account_id]
+
     async def _remove(self, slot: AccountSlot) -> None:
         slot.removed = True
         await slot.stop("removed")

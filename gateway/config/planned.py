@@ -31,6 +31,10 @@ NOT_YET: dict[str, str] = {
     "gateway.auth.allowTailscale": "Tailscale identity auth",
     "gateway.auth.trustedProxy": "trusted-proxy auth",
     "gateway.http.securityHeaders": "extra HTTP security headers",
+    "gateway.controlUi.allowInsecureAuth": "browser device identity (the Control UI signs in "
+    "with the shared secret only)",
+    "gateway.controlUi.dangerouslyDisableDeviceAuth": "browser device identity (the Control UI "
+    "signs in with the shared secret only)",
     # logging.*
     "logging.consoleStyle": "console styles",
     "logging.redactSensitive": "configurable redaction (secrets are always redacted)",
