@@ -30,7 +30,7 @@ from rich.console import Console
 from . import procs
 from .plan import FULL, QUICK, TINY, Plan
 from .report import Measurement, Report, machine
-from .scenarios import connections, lifecycle, reference, throughput
+from .scenarios import channels, connections, lifecycle, reference, throughput
 from .targets import evaluate
 
 Scenario = Callable[[Plan, Path], Awaitable[list[Measurement]]]
@@ -45,6 +45,7 @@ SCENARIOS: dict[str, Scenario] = {
     "reload": lifecycle.reload,
     "restart": lifecycle.restart,
     "sigterm": connections.sigterm,
+    "channels": channels.run,
 }
 SCENARIO_TIMEOUT = 300.0
 

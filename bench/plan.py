@@ -25,11 +25,24 @@ class Plan:
     restart_clients: int = 1
     sigterm_clients: int = 1000
     load_procs: int = 1
+    # channels: a burst from many chats, messages one at a time, accounts for the RSS figure
+    channel_burst: int = 1000
+    channel_chats: int = 50
+    channel_sequential: int = 100
+    channel_accounts: int = 10
 
 
 FULL = Plan()
 QUICK = attrs.evolve(
-    FULL, warmup=0.3, duration=1.0, repeats=1, fanout_rounds=3, cold_starts=2, settle=0.5
+    FULL,
+    warmup=0.3,
+    duration=1.0,
+    repeats=1,
+    fanout_rounds=3,
+    cold_starts=2,
+    settle=0.5,
+    channel_burst=300,
+    channel_sequential=30,
 )
 TINY = Plan(
     warmup=0.1,
@@ -48,4 +61,8 @@ TINY = Plan(
     settle=0.1,
     cold_starts=1,
     sigterm_clients=5,
+    channel_burst=20,
+    channel_chats=5,
+    channel_sequential=5,
+    channel_accounts=2,
 )

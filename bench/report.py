@@ -141,7 +141,7 @@ class Report:
         return table
 
     def targets_table(self) -> Table:
-        table = Table(title="Targets (issue 7, 2-core machine)", title_justify="left")
+        table = Table(title="Targets (issues 11 and 7, 2-core machine)", title_justify="left")
         table.add_column("Target")
         table.add_column("Observed")
         table.add_column("Verdict")

@@ -1,4 +1,4 @@
-"""The targets of issue 7 and whether a run met them (pure).
+"""The targets of issues 11 and 7 and whether a run met them (pure).
 
 Reference figures (the TypeScript gateway, openclaw 2026.9.6 on Node 24, 2 cores): ``health``
 1.6k requests/s at 10 and 50 connections, 0.9-1.1k handshakes/s, ~1 GB RSS idle, 9-11 s to
@@ -119,6 +119,113 @@ def _sigterm(rows: list[Measurement]) -> Verdict:
     return Verdict(name, observed, m.status == "ok")
 
 
+# -- issue 11 (connection layer): against the reference measured in the same run ----------
+
+
+def _vs_reference(
+    rows: list[Measurement], label: str, factor: float, ours: Measurement | None, ref_case: str
+) -> Verdict:
+    theirs = next(
+        (m for m in rows if m.scenario == "reference" and m.case == ref_case and m.value), None
+    )
+    name = f"{label} >= {factor:g}x the reference"
+    if ours is None or ours.value is None or theirs is None or theirs.value is None:
+        return Verdict(name, "-", None)
+    ratio = ours.value / theirs.value
+    observed = f"{ours.value:,.0f} vs {theirs.value:,.0f} ({ratio:.2f}x)"
+    return Verdict(name, observed, ratio >= factor)
+
+
+def _rpc_vs_reference(method: str, conns: int, factor: float) -> Check:
+    def check(rows: list[Measurement]) -> Verdict:
+        ours = _find(rows, "rpc", method=method, conns=conns)
+        case = f"{method} @ {conns} conn{'s' if conns > 1 else ''}"
+        return _vs_reference(rows, f"{method} @ {conns} conns", factor, ours, case)
+
+    return check
+
+
+def _healthz_vs_reference(rows: list[Measurement]) -> Verdict:
+    ours = _find(rows, "http", path="/healthz", conns=10)
+    return _vs_reference(rows, "GET /healthz @ 10 conns", 1.5, ours, "GET /healthz @ 10 conns")
+
+
+def _presence_cpu(rows: list[Measurement]) -> Verdict:
+    name = "system-presence @ 10 conns: server CPU <= 75 us/request"
+    m = _find(rows, "rpc", method="system-presence", conns=10)
+    cpu = m.detail.get("server_cpu_us") if m is not None else None
+    if not isinstance(cpu, int | float):
+        return Verdict(name, "-", None)
+    return Verdict(name, f"{cpu:.0f} us", cpu <= 75)
+
+
+def _handshakes_2x(rows: list[Measurement]) -> Verdict:
+    name = "handshakes >= 2x the reference (best of 1/4/16 workers each)"
+    ours = [m for m in rows if m.scenario == "handshake" and m.status == "ok" and m.value]
+    theirs = [m for m in rows if m.scenario == "reference" and "workers" in m.detail and m.value]
+    if not ours or not theirs:
+        return Verdict(name, "-", None)
+    a, b = max(m.value or 0 for m in ours), max(m.value or 0 for m in theirs)
+    return Verdict(name, f"{a:,.0f}/s vs {b:,.0f}/s ({a / b:.2f}x)", a >= 2 * b)
+
+
+def _fanout_vs_reference(rows: list[Measurement]) -> Verdict:
+    name = "fan-out p99 to 1,000 clients <= 0.7x the reference's"
+    ours = _find(rows, "fan-out", clients=1000)
+    theirs = next(
+        (m for m in rows if m.scenario == "reference" and m.case.startswith("fan-out")), None
+    )
+    if ours is None or theirs is None or ours.p99_ms is None or theirs.p99_ms is None:
+        return Verdict(name, "-", None)
+    ratio = ours.p99_ms / theirs.p99_ms
+    observed = f"{ours.p99_ms:.1f} vs {theirs.p99_ms:.1f} ms ({ratio:.2f}x)"
+    return Verdict(name, observed, ratio <= 0.7)
+
+
+def _per_idle_conn(rows: list[Measurement]) -> Verdict:
+    name = "RSS per idle connection <= 15 KB (1,000 connections)"
+    m = _find(rows, "memory", conns=1000)
+    if m is None:
+        return Verdict(name, "-", None)
+    per = (int(m.detail["rss"]) - int(m.detail["idle_rss"])) / 1000 / 1024
+    return Verdict(name, f"{per:.1f} KB", per <= 15)
+
+
+def _joins(rows: list[Measurement]) -> Verdict:
+    name = "200 operators joining one by one: RSS within +5 MB of idle"
+    m = next((r for r in rows if r.scenario == "memory" and "joins" in r.detail), None)
+    if m is None:
+        return Verdict(name, "-", None)
+    added = (int(m.detail["rss"]) - int(m.detail["idle_rss"])) / 1024 / 1024
+    return Verdict(name, f"+{added:.1f} MB", added <= 5)
+
+
+def _idle_50(rows: list[Measurement]) -> Verdict:
+    name = "idle RSS < 50 MB"
+    m = _case(rows, "memory", "RSS idle")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    return Verdict(name, f"{m.value:.1f} MB", m.value < 50)
+
+
+Check = Callable[[list[Measurement]], Verdict]
+
+ISSUE_11: list[Check] = [
+    _rpc_vs_reference("system-presence", 10, 1.5),
+    _presence_cpu,
+    _healthz_vs_reference,
+    _rpc_vs_reference("health", 10, 5),
+    _rpc_vs_reference("health", 50, 5),
+    _rpc_vs_reference("status", 10, 4),
+    _rpc_vs_reference("status", 50, 4),
+    _handshakes_2x,
+    _fanout_vs_reference,
+    _per_idle_conn,
+    _joins,
+    _cold_start,
+    _idle_50,
+]
+
 CHECKS: list[Callable[[list[Measurement]], Verdict]] = [
     _trivial_share,
     _health_rate,
@@ -132,4 +239,5 @@ CHECKS: list[Callable[[list[Measurement]], Verdict]] = [
 
 
 def evaluate(rows: list[Measurement]) -> list[Verdict]:
-    return [check(rows) for check in CHECKS]
+    """The connection layer's targets (issue 11), then the earlier ones (issue 7)."""
+    return [check(rows) for check in [*ISSUE_11, *CHECKS]]

@@ -6,6 +6,7 @@
     │       └── run_session (WebSocket)      reader | writer (+ closer), + one task per request
     ├── tick_loop                            `tick` every ws.tickIntervalMs (droppable)
     ├── keepalive_loop                       pings idle WebSockets; drops those that never answer
+    ├── channels                             channels/supervisor.py: one task per account
     ├── health_loop                          primes, then refreshes on demand or interval
     ├── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
     └── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
@@ -32,6 +33,7 @@ from .agent.heartbeat import heartbeat_loop
 from .canvas.host import serve_canvas
 from .config.settings import Settings
 from .protocol import events as ev
+from .protocol import validate
 from .protocol.frames import CloseCode
 from .protocol.system import ShutdownPayload, TickPayload
 from .protocol.validate import load_schemas
@@ -101,6 +103,7 @@ async def serve(
     rt = Runtime(settings, process=process, metrics=process.metrics)
     rt.upgrade_checks.append(origin_gate.upgrade_check)
     rt.connect_checks.extend([origin_gate.connect_check, *default_connect_checks()])
+    validate.prime()
     logs.attach(rt)  # the installed log pipeline (if any) follows this runtime's settings
     streams = Streams()
     context = WorkerContext(None)
@@ -117,6 +120,9 @@ async def serve(
             GatewayFront(rt, streams.abort),
         )
         rt.canvas_port = await nursery.start(serve_canvas, settings)
+        # channels start once the port is bound: degraded beats dead
+        channels_scope = trio.CancelScope()
+        await nursery.start(_run_channels, rt, channels_scope)
         await rt.refresh_health()
         nursery.start_soon(tick_loop, rt)
         nursery.start_soon(keepalive_loop, rt, streams)
@@ -129,7 +135,21 @@ async def serve(
         task_status.started(Running(rt, settings.host, port, streams))
         await rt.stop_requested.wait()
         await shutdown(rt, accept_scope, streams, context)
+        channels_scope.cancel()
         nursery.cancel_scope.cancel()
+    if not rt.restart_requested and process.boot_history is not None:
+        # a stop that got this far is a clean exit (the crash-loop breaker counts the others)
+        await trio.to_thread.run_sync(process.boot_history.mark_clean)
+
+
+async def _run_channels(
+    rt: Runtime,
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await rt.channels.run(task_status=task_status)
 
 
 def _user_timeout_ms(settings: Settings) -> int:
@@ -163,6 +183,8 @@ async def shutdown(
                 drains.start_soon(rt.requests_idle)
         if drain.cancelled_caught:
             log.warning("drain timeout reached; proceeding")
+        # channel accounts stop after the drain (in-flight turns could still reply)
+        await rt.channels.stop_all("shutdown")
         rt.hub.broadcast(ev.SHUTDOWN, ShutdownPayload(rt.stop_reason, rt.restart_expected_ms))
         for peer in list(rt.hub.peers.values()):
             peer.close(CloseCode.SERVICE_RESTART, SERVICE_RESTART)

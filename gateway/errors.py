@@ -29,6 +29,7 @@
         ├── StepLimitError            a run used up its tool steps
         ├── EmptyReplyError           the model answered nothing
         └── ServiceError              (service/errors.py) systemd/launchd said no
+            └── ManagerUnavailableError   no service manager to ask (exit 69)
 
 Each class carries what every surface needs -- the wire ``code``, ``http_status``,
 ``close_code`` and ``retryable`` -- so an RPC ``res``, an HTTP error body and a WebSocket

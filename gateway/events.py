@@ -15,7 +15,7 @@ import uuid
 import attrs
 import trio
 
-from .outbox import Outbox, Verdict
+from .outbox import Outbox, Text, Verdict
 from .protocol.codec import dumps, to_wire
 from .protocol.connection import Close, ServerConnection
 from .protocol.events import EVENTS
@@ -59,7 +59,7 @@ class Peer:
     def next_seq(self) -> int:
         return self.machine.next_seq()
 
-    def send_text(self, text: str, *, droppable: bool = False, wake: bool = True) -> Verdict:
+    def send_text(self, text: Text, *, droppable: bool = False, wake: bool = True) -> Verdict:
         verdict = self.outbox.offer(text, droppable=droppable, wake=wake)
         if verdict == "close":
             self.close(CloseCode.POLICY, SLOW_CONSUMER)
@@ -105,8 +105,12 @@ class Hub:
         """Offer the event to every peer; with ``scope``, only to operators holding it; with
         ``cap``, only to peers that advertised that capability in ``connect.caps``."""
         entry = EVENTS[name]  # KeyError for an event we never declared: a bug, not input
-        payload_json = dumps(to_wire(payload))
-        version_json = dumps(to_wire(state_version)) if state_version is not None else None
+        # encoded once; every peer's frame is (head, payload, its own tail with its seq)
+        head = b'{"type":"event","event":' + dumps(name).encode() + b',"payload":'
+        body = dumps(to_wire(payload)).encode()
+        version = b""
+        if state_version is not None:
+            version = b',"stateVersion":' + dumps(to_wire(state_version)).encode()
         for peer in list(self.peers.values()):
             if scope is not None and (
                 peer.role != "operator" or not scope_allows(peer.scopes, scope)
@@ -114,15 +118,16 @@ class Hub:
                 continue
             if cap is not None and cap not in peer.caps:
                 continue
-            text = event_text(name, payload_json, peer.next_seq(), version_json)
-            verdict = peer.send_text(text, droppable=entry.droppable)
+            tail = b',"seq":%d%s}' % (peer.next_seq(), version)
+            verdict = peer.send_text((head, body, tail), droppable=entry.droppable)
             if verdict == "queued":
                 self.sent += 1
             elif verdict == "dropped":
                 self.dropped += 1
             else:
                 self.slow_closes += 1
-        log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
+        if log.isEnabledFor(logging.DEBUG):  # no record built on the hot path otherwise
+            log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
 
     def unicast(self, peer: Peer, name: str, payload: object, *, wake: bool = True) -> None:
         entry = EVENTS[name]

@@ -145,6 +145,25 @@ class Metrics:
             PREFIX + "heartbeats", "Agent heartbeat runs by status", ["status"], registry=r
         )
         self.system_events = Counter(PREFIX + "system_events", "system-event calls", registry=r)
+        # channels (CHANNELS.md 7.3); account states are read at scrape time
+        self.channel_restarts = Counter(
+            PREFIX + "channel_restarts",
+            "Automatic restarts of channel accounts after a failure",
+            ["channel", "account"],
+            registry=r,
+        )
+        self.telegram_getupdates = Counter(
+            PREFIX + "telegram_getupdates",
+            "Telegram getUpdates calls by result (ok, conflict, rate_limited, error)",
+            ["result"],
+            registry=r,
+        )
+        self.inbound_messages = Counter(
+            PREFIX + "inbound_messages",
+            "Inbound channel updates by result (accepted, duplicate, dropped)",
+            ["channel", "result"],
+            registry=r,
+        )
         self.state = _StateCollector()
         r.register(self.state)
         ProcessCollector(registry=r)  # RSS, CPU, open fds: the soak-test numbers
@@ -231,6 +250,16 @@ class _StateCollector(Collector):
             yield self._gauge(
                 "ready", "1 when started and not draining", int(rt.ready and not rt.draining)
             )
+        channels = getattr(rt, "channels", None)  # a Runtime has them; test doubles may not
+        if channels is not None:
+            states = GaugeMetricFamily(
+                PREFIX + "channel_account_state",
+                "1 for the state each channel account is in",
+                labels=["channel", "account", "state"],
+            )
+            for slot in channels.slots.values():
+                states.add_metric([slot.channel, slot.account_id, slot.state], 1)
+            yield states
         pipeline = logs_pipeline.installed()
         if pipeline is not None:
             yield self._counter(

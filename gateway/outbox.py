@@ -21,12 +21,15 @@ from typing import Literal, Protocol
 import trio
 
 Verdict = Literal["queued", "dropped", "close"]
+# A text frame: a str, or the UTF-8 pieces of one (a broadcast shares its encoded payload
+# between every peer's frame instead of holding a copy per peer: BENCHMARKS.md, memory).
+Text = str | tuple[bytes, ...]
 
 
 class FrameWriter(Protocol):
     """Where an outbox's frames go: the connection's WebSocket."""
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: Text) -> None: ...
     async def send_close(self, code: int, reason: str) -> None: ...
 
 
@@ -43,7 +46,9 @@ def admit(queued_bytes: int, frame_bytes: int, droppable: bool, limit: int) -> V
     return "dropped" if droppable else "close"
 
 
-def frame_size(text: str) -> int:
+def frame_size(text: Text) -> int:
+    if isinstance(text, tuple):
+        return sum(map(len, text))
     return len(text) if text.isascii() else len(text.encode())
 
 
@@ -52,17 +57,17 @@ class Outbox:
         self.limit = limit
         self.queued_bytes = 0
         self.dropped = 0
-        self._frames: deque[tuple[str, int]] = deque()
-        self._wake = trio.Event()
+        # made on first use (an idle connection's outbox stays small: BENCHMARKS.md, memory)
+        self._frames: deque[tuple[Text, int]] | None = None
+        self._wake: trio.Event | None = None
         self.close_frame: tuple[int, str] | None = None
-        self.close_requested = trio.Event()
         self.on_close_requested: Callable[[], None] | None = None
         # called whenever the writer is needed (the session starts it on first use)
         self.on_wake: Callable[[], None] | None = None
         self.finished = trio.Event()
         self._writing = False  # the writer or a flush is sending; only one at a time
 
-    def offer(self, text: str, *, droppable: bool = False, wake: bool = True) -> Verdict:
+    def offer(self, text: Text, *, droppable: bool = False, wake: bool = True) -> Verdict:
         """Enqueue without blocking, or say why not. Frames after a close request are dropped.
 
         ``wake=False``: the caller will :meth:`flush` itself right away (a response from the
@@ -73,6 +78,8 @@ class Outbox:
         size = frame_size(text)
         verdict = admit(self.queued_bytes, size, droppable, self.limit)
         if verdict == "queued":
+            if self._frames is None:
+                self._frames = deque()
             self._frames.append((text, size))
             self.queued_bytes += size
             if wake:
@@ -85,13 +92,17 @@ class Outbox:
         """Send what is queued, then the close frame. The first request wins."""
         if self.close_frame is None:
             self.close_frame = (code, reason)
-            self.close_requested.set()
             self._wake_writer()
             if self.on_close_requested is not None:
                 self.on_close_requested()
 
+    @property
+    def close_requested(self) -> bool:
+        return self.close_frame is not None
+
     def _wake_writer(self) -> None:
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         if self.on_wake is not None:
             self.on_wake()
 
@@ -115,11 +126,14 @@ class Outbox:
         return True
 
     async def _drain(self, send: FrameWriter) -> None:
-        while self._frames:
-            text, size = self._frames[0]
+        frames = self._frames
+        while frames:
+            text, size = frames[0]
             await send.send_text(text)
-            self._frames.popleft()
+            frames.popleft()
             self.queued_bytes -= size
+        if self._frames is frames:
+            self._frames = None  # an idle connection keeps no queue
 
     async def run(self, send: FrameWriter) -> None:
         """The writer: drain frames in order, then send the close frame and return.
@@ -129,11 +143,14 @@ class Outbox:
         """
         try:
             while True:
+                # made before draining: a frame or close offered meanwhile sets it, so the
+                # wait below returns at once; if another task was sending, its flush wakes
+                # us when it is done
+                self._wake = trio.Event()
                 if await self._drain_unless_busy(send) and self.close_frame is not None:
                     code, reason = self.close_frame
                     await send.send_close(code, reason)
                     return
                 await self._wake.wait()
-                self._wake = trio.Event()
         finally:
             self.finished.set()

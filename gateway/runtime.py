@@ -22,6 +22,8 @@ from .agent.agents import agent_specs
 from .agent.heartbeat import heartbeat_view
 from .agent.service import AgentService
 from .auth import RateLimiter
+from .channels.breaker import BootHistory
+from .channels.supervisor import ChannelManager
 from .config.settings import Settings
 from .devices.service import DeviceService
 from .events import Hub
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
+PROBE_TIMEOUT_S = 10.0  # health {probe:true}: live channel probes
 
 
 def wall_ms() -> int:
@@ -58,6 +61,7 @@ class ProcessState:
     started_ms: int = attrs.field(factory=wall_ms)
     heartbeats_enabled: bool = True  # `set-heartbeats`; survives in-process restarts
     metrics: Metrics = attrs.field(factory=Metrics)
+    boot_history: BootHistory | None = None  # this process's entry (channels' crash-loop breaker)
 
 
 @attrs.define(eq=False)
@@ -99,6 +103,8 @@ class Runtime:
     agents: AgentService = attrs.field(init=False)
     # Prometheus counters (GET /metrics); serve() passes ProcessState's so restarts keep them.
     metrics: Metrics = attrs.field(factory=Metrics)
+    # Messaging channels (gateway/channels/); serve() runs them in a nursery of their own.
+    channels: ChannelManager = attrs.field(init=False)
     # Device pairing and tokens (gateway/devices/); nodes, their pairing and the relay
     # (gateway/nodes/). Both load their stores from the state dir here.
     devices: DeviceService = attrs.field(init=False)
@@ -106,9 +112,11 @@ class Runtime:
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
+        self.channels = ChannelManager(self)
         self.metrics.bind(self)
         self.agents = AgentService(self)
         self.drain_hooks.append(self.agents.drain)
+        self.drain_hooks.append(self.channels.drain)
         state_dir = self.settings.paths.state_dir
         self.devices = DeviceService(state_dir, self.hub, self.now_ms)
         self.nodes = NodeService(state_dir, self.hub, self.now_ms, self.command_policy)
@@ -149,6 +157,7 @@ class Runtime:
         """Hot reload: swap in new settings (same bound port); readers see them on next use."""
         self.settings = attrs.evolve(settings, port=self.settings.port)
         self.limiter.policy = settings.config.gateway.auth.rate_limit
+        self.channels.apply_config()
 
     # -- in-flight requests (drained before a stop or restart) ---------------------------------
 
@@ -176,9 +185,18 @@ class Runtime:
             ev.PRESENCE, PresencePayload(listing), state_version=self.state_version()
         )
 
-    async def refresh_health(self) -> HealthSummary:
-        """Produce a new snapshot, bump its version and broadcast it."""
+    def channels_changed(self) -> None:
+        """A channel account changed state: the next health read builds a new snapshot
+        (and the health task broadcasts it)."""
+        self.health.produced_at = float("-inf")
+        self.health_wanted.set()
+
+    async def refresh_health(self, *, probe: bool = False) -> HealthSummary:
+        """Produce a new snapshot, bump its version and broadcast it; ``probe`` runs the
+        channels' live probes first."""
         start = trio.current_time()
+        if probe and self.channels.slots:
+            await self.channels.probe_all(PROBE_TIMEOUT_S)
         now = self.now_ms()
         state_dir = self.settings.paths.state_dir
         agents = [
@@ -187,6 +205,7 @@ class Runtime:
         ]
         heartbeat = heartbeat_view(self.settings.config, self.process.heartbeats_enabled)
         snapshot = await trio.to_thread.run_sync(build_health, state_dir, now, 0, agents, heartbeat)
+        snapshot = self.channels.add_to_health(snapshot)
         duration = int((trio.current_time() - start) * 1000)
         snapshot = attrs.evolve(snapshot, duration_ms=duration)
         self.health.store(snapshot, trio.current_time())
@@ -208,4 +227,4 @@ class Runtime:
 
     async def current_health(self, *, probe: bool = False) -> HealthSummary:
         cached = None if probe else self.fresh_health()
-        return cached if cached is not None else await self.refresh_health()
+        return cached if cached is not None else await self.refresh_health(probe=probe)

@@ -8,7 +8,9 @@ the order they were asked for, so a slow disk never stalls the event loop and an
 snapshot can never land after a newer one.
 
 A file that does not parse is never overwritten: it is renamed to ``<name>.corrupt-<ms>``
-(logged), and the store starts empty -- the damaged copy stays for the person to inspect.
+(logged), and the store starts empty -- the damaged copy stays for the person to inspect. One
+that cannot be read at all is left alone and not written this run. A failed write (a full
+disk) is logged and the gateway carries on: degraded, not dead.
 """
 
 from __future__ import annotations
@@ -36,18 +38,30 @@ class StateFile:
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _asked: int = attrs.field(default=0, init=False)  # saves requested so far
     _written: int = attrs.field(default=0, init=False)  # the newest request on disk
+    # why the file could not be read (not "absent"): then it is never overwritten either
+    _unreadable: str | None = attrs.field(default=None, init=False)
 
     def load(self) -> object | None:
-        """The stored JSON value; ``None`` if the file is absent or was set aside as corrupt."""
+        """The stored JSON value; ``None`` if the file is absent, was set aside as corrupt, or
+        cannot be read (logged; this run then keeps its changes in memory only)."""
         try:
             text = self.path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # absent: nothing to protect
+            return None
+        except OSError as exc:
+            self._unreadable = str(exc)
+            log.error("cannot read %s (%s); changes stay in memory until a restart", self.path, exc)
             return None
         try:
             value: object = loads(text)
         except ValueError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time() * 1000)}")
-            self.path.rename(aside)
+            try:
+                self.path.rename(aside)
+            except OSError as moved:
+                self._unreadable = f"not valid JSON, and not movable aside: {moved}"
+                log.error("%s is not valid JSON and cannot be moved aside (%s)", self.path, moved)
+                return None
             log.warning("%s is not valid JSON (%s); moved it to %s", self.path, exc, aside.name)
             return None
         return value
@@ -70,22 +84,40 @@ class StateFile:
             records[key(record)] = record
         return records
 
-    async def save(self, value: object) -> None:
-        """Write ``value``; returns once it is on disk.
+    async def save(self, value: object) -> bool:
+        """Write ``value``; ``True`` once it is on disk.
+
+        A write that fails (a full disk, a read-only state dir) is logged and returns
+        ``False``: the gateway carries on with the change in memory, and the next save writes
+        the whole document again. A file that could not be read is never overwritten.
 
         Cancellation: shielded -- a change made in memory always reaches the disk (a write
         takes milliseconds; the wait for an earlier one is bounded by it)."""
+        if self._unreadable is not None:
+            log.error("not writing %s: it could not be read (%s)", self.path, self._unreadable)
+            return False
         text = dumps(value)
         self._asked += 1
         mine = self._asked
         # Shielded: the change is already made in memory and others may have seen it; a
         # cancelled caller (a stop, a closed connection) must not keep it off the disk.
+        written = True
         with trio.CancelScope(shield=True):
             async with self._lock:
                 if mine < self._written:
-                    return  # a newer snapshot is already on disk
-                await trio.to_thread.run_sync(self._write, text)
-                self._written = mine
+                    return True  # a newer snapshot is already on disk
+                try:
+                    await trio.to_thread.run_sync(self._write, text)
+                    self._written = mine
+                except OSError as exc:
+                    log.error(
+                        "could not write %s (%s); the change is kept in memory and written "
+                        "with the next one",
+                        self.path,
+                        exc,
+                    )
+                    written = False
+        return written
 
     def _write(self, text: str) -> None:
         write_atomic(self.path, text + "\n", secret=True)

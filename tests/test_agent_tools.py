@@ -203,3 +203,13 @@ async def test_openai_responses_stream_and_function_call(
     assert output["call_id"] == "call_9"
     assert json.loads(output["output"])["activeRuns"] == 1
     assert final["result"]["payloads"] == [{"text": "All good."}]
+
+
+def test_every_registered_tool_has_a_valid_parameters_schema() -> None:
+    """What register() used to check at import time (jsonschema is imported on first use)."""
+    from gateway.agent.tools import TOOLS
+    from gateway.agent.tools.registry import check_schema
+
+    assert TOOLS
+    for tool in TOOLS.values():
+        check_schema(tool)

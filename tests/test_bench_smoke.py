@@ -18,7 +18,7 @@ import pytest
 from bench import wire
 from bench.client import is_response_to
 from bench.report import Measurement
-from bench.targets import evaluate
+from bench.targets import ISSUE_11, evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     sigterm = next(r for r in rows if r["scenario"] == "sigterm")
     assert sigterm["detail"]["exit_code"] == 0
     assert sigterm["detail"]["saw_shutdown"] == sigterm["detail"]["clients"]
-    assert len(report["targets"]) == 8
+    assert len(report["targets"]) == len(ISSUE_11) + 8
     assert report["machine"]["cores"] >= 1
 
 
@@ -111,12 +111,43 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
     assert "handshake, 2 workers" in cases
     assert all(r["value"] > 0 for r in rows)
-    (verdict,) = [t for t in report["targets"] if t["target"].startswith("handshakes")]
+    (verdict,) = [t for t in report["targets"] if t["target"].startswith("handshakes >= ref")]
     assert "measured here" in verdict["target"]
 
 
 def _row(scenario: str, value: float, **detail: object) -> Measurement:
     return Measurement(scenario, "case", value, "req/s", detail=dict(detail))
+
+
+def test_connection_layer_targets_compare_with_the_reference_of_the_run() -> None:
+    rows = [
+        Measurement(
+            "http",
+            "GET /healthz @ 10 conns",
+            3000.0,
+            "req/s",
+            detail={"path": "/healthz", "conns": 10},
+        ),
+        Measurement("reference", "GET /healthz @ 10 conns", 1900.0, "req/s"),
+        Measurement("fan-out", "f", 40.0, "ms", p99_ms=40.0, detail={"clients": 1000, "lost": 0}),
+        Measurement("reference", "fan-out: system-event -> 1000 clients", 60.0, "ms", p99_ms=60.0),
+        Measurement(
+            "memory",
+            "m",
+            60.0,
+            "MB",
+            detail={"conns": 1000, "rss": 60 << 20, "idle_rss": (60 << 20) - 14 * 1024 * 1000},
+        ),
+    ]
+    verdicts = {v.target: v for v in evaluate(rows)}
+    assert verdicts["GET /healthz @ 10 conns >= 1.5x the reference"].met is True  # 1.58x
+    assert verdicts["fan-out p99 to 1,000 clients <= 0.7x the reference's"].met is True  # 0.67
+    assert verdicts["RSS per idle connection <= 15 KB (1,000 connections)"].met is True
+    assert verdicts["system-presence @ 10 conns >= 1.5x the reference"].met is None  # not run
+    slower = [*rows[:1], Measurement("reference", "GET /healthz @ 10 conns", 2100.0, "req/s")]
+    assert {v.target: v for v in evaluate(slower)}[
+        "GET /healthz @ 10 conns >= 1.5x the reference"
+    ].met is False  # 1.43x
 
 
 def test_relative_targets_use_the_reference_measured_in_the_run() -> None:
@@ -142,3 +173,17 @@ def test_relative_targets_use_the_reference_measured_in_the_run() -> None:
     assert {v.target.split(" (")[0]: v for v in evaluate(ours + slower)}[
         "health >= 3x reference at 10 and 50 conns"
     ].met is False  # 3,300 < 3,600
+
+
+@pytest.mark.timeout(300)
+def test_channels_scenario_measures_telegram_end_to_end(tmp_path: Path) -> None:
+    """The channels bench: FakeTelegram in the harness, a real gateway process."""
+    report = run_tiny(tmp_path, "--only", "channels", timeout=180)
+    rows = {r["case"]: r for r in report["measurements"] if r["scenario"] == "channels"}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    throughput = rows["telegram messages/s (inbound -> ledger -> agent -> reply)"]
+    assert throughput["value"] > 0
+    latency = rows["telegram added latency per message (one at a time)"]
+    assert latency["p50_ms"] > 0
+    assert latency["p99_ms"] >= latency["p50_ms"]
+    assert rows["RSS per configured Telegram account"]["detail"]["accounts"] == 2

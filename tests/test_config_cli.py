@@ -36,12 +36,13 @@ def test_setup_creates_a_local_config_and_keeps_an_existing_one(
     assert json.loads(config_path(home).read_text()) == {
         "gateway": {"mode": "local"},
         "agents": {"defaults": {"workspace": str(workspace)}},
+        "session": {"dmScope": "per-channel-peer"},  # CHANNELS 5.1: one context per sender
     }
     assert workspace.is_dir()
     assert "Config ready" in capsys.readouterr().out
     config_path(home).write_text('{ gateway: { mode: "local", port: 19555 } }')
     assert main(["setup"]) == 0
-    assert "Config updated" in capsys.readouterr().out  # the missing workspace, nothing else
+    assert "Config updated" in capsys.readouterr().out  # the missing workspace and dmScope
     assert json.loads(config_path(home).read_text())["gateway"]["port"] == 19555
     assert main(["setup"]) == 0
     assert "already set up" in capsys.readouterr().out

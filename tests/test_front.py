@@ -22,6 +22,7 @@ from gateway.app import Running
 from gateway.errors import Forbidden, GatewayError
 from gateway.protocol.upgrade import Upgrade
 from gateway.runtime import Runtime
+from gateway.server import front
 from gateway.server.front import Path, Probes, classify, parse_head
 
 from .conftest import TOKEN, in_thread
@@ -54,6 +55,22 @@ def test_classify(request_text: str, path: Path) -> None:
     head = parse_head(head_of(request_text))
     assert head is not None
     assert classify(head) is path
+
+
+def test_probe_heads_are_parsed_once_and_the_memory_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(front, "_known_probes", {})
+    monkeypatch.setattr(front, "KNOWN_PROBES_MAX", 2)
+    probe = head_of("GET /healthz HTTP/1.1\nHost: x\n")
+    first = parse_head(probe + b"GET /next")
+    assert first is not None
+    assert parse_head(probe) is first  # the same bytes: not parsed again
+    api = head_of("GET /metrics HTTP/1.1\nHost: x\n")
+    assert parse_head(api) is not parse_head(api)  # only probes are remembered
+    for n in range(5):
+        parse_head(head_of(f"GET /healthz?n={n} HTTP/1.1\nHost: x\n"))
+    assert len(front._known_probes) == 2
 
 
 def test_a_malformed_head_is_left_to_hypercorn() -> None:

@@ -380,3 +380,22 @@ async def test_requests_expire_on_their_own(
     state = rt.settings.paths.state_dir
     assert node_request["requestId"] not in (state / "nodes" / "pending.json").read_text()
     assert device_request not in (state / "devices" / "pending.json").read_text()
+
+
+async def test_a_state_dir_that_cannot_be_written_does_not_stop_nodes(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    (tmp_path / "nodes").write_text("a file where the folder should be")
+    running = await start_gateway(make_settings(tmp_path))
+    with trio.fail_after(20):
+        async with (
+            fake_node(running.url) as node,
+            open_client(running.url, token=TOKEN) as operator,
+        ):
+            listing = await operator.call("node.list")
+            assert [n["nodeId"] for n in listing["nodes"]] == [node.node_id]
+            result = await operator.call(
+                "node.invoke",
+                {"nodeId": node.node_id, "command": "canvas.hide", "idempotencyKey": "k"},
+            )
+            assert result["ok"] is True

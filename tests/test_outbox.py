@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.outbox import Outbox, admit, frame_size
+from gateway.outbox import Outbox, Text, admit, frame_size
 
 # -- admit ----------------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ def test_frames_after_request_close_are_dropped() -> None:
     box = Outbox(limit=1000)
     box.offer("before")
     box.request_close(1000, "bye")
-    assert box.close_requested.is_set()
+    assert box.close_requested
     assert box.offer("after") == "dropped"
     assert box.offer("after", droppable=True) == "dropped"
     assert box.queued_bytes == len("before")
@@ -115,7 +115,9 @@ class AsDicts:
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self._send = send
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: Text) -> None:
+        if isinstance(text, tuple):
+            text = b"".join(text).decode()
         await self._send({"type": "websocket.send", "text": text})
 
     async def send_close(self, code: int, reason: str) -> None:
@@ -271,3 +273,28 @@ async def test_flush_leaves_the_close_frame_to_the_writer() -> None:
         await box.flush(AsDicts(recorder.send))
     assert recorder.messages == [{"type": "websocket.send", "text": "last words"}]
     assert wakes == ["wake"]  # and the writer was asked to send the close
+
+
+@pytest.mark.timeout(10)  # the bug this guards against spun without a checkpoint
+async def test_a_close_while_another_task_is_mid_send_waits_for_it() -> None:
+    """The writer must wait (not spin) while a response's flush is stuck in a send, then
+    send the close once that flush is done."""
+    box = Outbox(limit=1000)
+    gate = trio.Event()
+    sent: list[str] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(message.get("text") or message["type"])
+
+    box.offer("response", wake=False)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(box.flush, AsDicts(slow_send))
+            await trio.testing.wait_all_tasks_blocked()  # the flush is inside send
+            box.request_close(1012, "service restart")
+            nursery.start_soon(box.run, AsDicts(slow_send))
+            await trio.testing.wait_all_tasks_blocked()  # a spinning writer never gets here
+            assert sent == []
+            gate.set()
+    assert sent == ["response", "websocket.close"]

@@ -113,6 +113,68 @@ export interface ChallengePayload {
   ts: number;
 }
 
+export interface ChannelLogoutResult {
+  channel: string;
+  accountId: string | null;
+  cleared: boolean;
+  loggedOut?: boolean | null;
+  [extra: string]: unknown;
+}
+
+export interface ChannelMeta {
+  id: string;
+  label: string;
+  detailLabel: string;
+  systemImage?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface ChannelParams {
+  channel: string;
+  accountId?: string | null;
+}
+
+export interface ChannelRestartResult {
+  channel: string;
+  accountId: string | null;
+  stopped: boolean;
+  started: boolean;
+  [extra: string]: unknown;
+}
+
+export interface ChannelStartResult {
+  channel: string;
+  accountId: string | null;
+  started: boolean;
+  [extra: string]: unknown;
+}
+
+export interface ChannelStopResult {
+  channel: string;
+  accountId: string | null;
+  stopped: boolean;
+  [extra: string]: unknown;
+}
+
+export interface ChannelsStatusParams {
+  probe?: boolean | null;
+  timeoutMs?: number | null;
+}
+
+/** Accounts are ``ChannelAccountSnapshot`` objects (``accountId`` required, extra keys allowed), kept schema-free like ``health.channels``. */
+export interface ChannelsStatusResult {
+  ts: number;
+  channelOrder: Array<string>;
+  channelLabels: Record<string, string>;
+  channels: Record<string, unknown>;
+  channelAccounts: Record<string, Array<Record<string, unknown>>>;
+  channelDefaultAccountId: Record<string, string>;
+  channelDetailLabels?: Record<string, string> | null;
+  channelSystemImages?: Record<string, string> | null;
+  channelMeta?: Array<ChannelMeta> | null;
+  [extra: string]: unknown;
+}
+
 export interface ChatAbortParams {
   sessionKey: string;
   runId?: string | null;
@@ -752,6 +814,45 @@ export interface PairedNodeInfo {
   [extra: string]: unknown;
 }
 
+export interface PairingApproveParams {
+  channel: string;
+  code: string;
+  accountId?: string | null;
+  notify?: boolean | null;
+}
+
+export interface PairingApproveResult {
+  channel: string;
+  approved: boolean;
+  id: string;
+  accountId: string;
+  notified: boolean;
+  [extra: string]: unknown;
+}
+
+export interface PairingListParams {
+  channel: string;
+  accountId?: string | null;
+}
+
+export interface PairingListResult {
+  channel: string;
+  requests: Array<PairingRequestInfo>;
+  [extra: string]: unknown;
+}
+
+export interface PairingRequestInfo {
+  id: string;
+  code: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  accountId: string;
+  username?: string | null;
+  name?: string | null;
+  [extra: string]: unknown;
+}
+
 export interface PendingDeviceRequest {
   requestId: string;
   deviceId: string;
@@ -1012,6 +1113,11 @@ export interface GatewayMethods {
   "agent": { params: AgentParams; result: AgentResponse };
   "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
   "agent.wait": { params: AgentWaitParams; result: AgentWaitResult };
+  "channels.logout": { params: ChannelParams; result: ChannelLogoutResult };
+  "channels.restart": { params: ChannelParams; result: ChannelRestartResult };
+  "channels.start": { params: ChannelParams; result: ChannelStartResult };
+  "channels.status": { params: ChannelsStatusParams; result: ChannelsStatusResult };
+  "channels.stop": { params: ChannelParams; result: ChannelStopResult };
   "chat.abort": { params: ChatAbortParams; result: ChatAbortResult };
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
@@ -1037,6 +1143,8 @@ export interface GatewayMethods {
   "node.pair.request": { params: NodePairRequestParams; result: NodePairRequestResult };
   "node.pair.verify": { params: NodePairVerifyParams; result: NodePairVerifyResult };
   "node.rename": { params: NodeRenameParams; result: NodeRenameResult };
+  "pairing.approve": { params: PairingApproveParams; result: PairingApproveResult };
+  "pairing.list": { params: PairingListParams; result: PairingListResult };
   "restart": { params: RestartParams; result: RestartResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };

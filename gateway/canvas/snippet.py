@@ -1,7 +1,8 @@
 """The script every served HTML page gets before its last ``</body>`` (CONTROL-UI.md 7).
 
-It opens ``ws(s)://<host>/__smart-agent-neo__/ws`` and reloads the page when the server says
-``reload`` (reconnecting quietly if the server goes away), and it defines the A2UI action
+It opens ``ws(s)://<host>/__smart-agent-neo__/ws`` (``window.smartAgentNeoLiveReload``) and
+reloads the page when the server says ``reload`` (reconnecting quietly if the server goes
+away), and it defines the A2UI action
 bridge: ``window.smartAgentNeoSendUserAction(action)`` posts the action as JSON to the native
 app's handler -- ``webkit.messageHandlers.smartAgentNeoCanvasA2UIAction`` on iOS/macOS,
 ``window.smartAgentNeoCanvasA2UIAction`` on Android -- and answers ``false`` where neither
@@ -24,6 +25,7 @@ SCRIPT = (
     "if(window[H]&&window[H].postMessage){window[H].postMessage(m);return true}return false};"
     "function live(){try{"
     f'var s=new WebSocket((location.protocol==="https:"?"wss://":"ws://")+location.host+"{WS_PATH}");'
+    "window.smartAgentNeoLiveReload=s;"
     's.onmessage=function(e){if(e.data==="reload")location.reload()};'
     "s.onclose=function(){setTimeout(live,1000)}}catch(e){}}"
     "LIVE})();</script>"

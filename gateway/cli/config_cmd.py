@@ -137,6 +137,11 @@ def setup_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
     workspace = Path(str(current)).expanduser() if current else default_workspace(paths)
     if not current:
         wanted["agents.defaults.workspace"] = str(workspace)
+    session = document.get("session")
+    if not (isinstance(session, dict) and "dmScope" in session):
+        # one conversation per person on each channel; "main" would mix every sender's DMs
+        # into one context (CHANNELS.md 5.1)
+        wanted["session.dmScope"] = "per-channel-peer"
     notes = set_values(paths.config_path, wanted, os.environ) if wanted else []
     for note in notes:
         err.print(note, markup=False)

@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-link", action="store_true", help="also print a link that signs in (terminal only)"
     )
     dashboard.set_defaults(handler="dashboard:command")
+    _add_channel_commands(commands)
     add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
@@ -185,6 +186,45 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_parser.add_argument("--json", action="store_true", help="print only JSON")
     doctor_parser.set_defaults(handler="doctor:command")
     return parser
+
+
+def _add_channel_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """channels status|start|stop|restart; pairing list|approve (cli/channels.py)."""
+    channels = commands.add_parser("channels", help="messaging channels: status, start, stop")
+    channel_commands = channels.add_subparsers(
+        dest="channels_command", metavar="SUBCOMMAND", required=True
+    )
+    status = channel_commands.add_parser("status", help="each channel account's state")
+    _add_target_options(status, timeout_ms=0)
+    status.add_argument("--probe", action="store_true", help="live probes (getMe, webhook)")
+    status.set_defaults(handler="channels:status_command")
+    for verb, text in (
+        ("start", "start a channel's accounts (clears a manual stop, backoff and the breaker)"),
+        ("stop", "stop a channel's accounts (no auto-restart until started again)"),
+        ("restart", "stop, wait for the exit, start"),
+    ):
+        control = channel_commands.add_parser(verb, help=text)
+        control.add_argument("--channel", required=True, help="channel id, e.g. telegram")
+        control.add_argument("--account", help="one account (default: all of the channel)")
+        _add_target_options(control)
+        control.set_defaults(handler="channels:control_command")
+
+    pairing = commands.add_parser("pairing", help="approve people who message your bots")
+    pairing_commands = pairing.add_subparsers(
+        dest="pairing_command", metavar="SUBCOMMAND", required=True
+    )
+    listing = pairing_commands.add_parser("list", help="pending pairing requests")
+    listing.add_argument("channel", help="channel id, e.g. telegram")
+    listing.add_argument("--account", help="only this account's requests")
+    _add_target_options(listing)
+    listing.set_defaults(handler="channels:pairing_list_command")
+    approve = pairing_commands.add_parser("approve", help="let a sender talk to the assistant")
+    approve.add_argument("channel", help="channel id, e.g. telegram")
+    approve.add_argument("code", help="the 8-character pairing code the sender received")
+    approve.add_argument("--account", help="the account the request belongs to")
+    approve.add_argument("--notify", action="store_true", help="tell the sender they are in")
+    _add_target_options(approve)
+    approve.set_defaults(handler="channels:pairing_approve_command")
 
 
 def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> None:

@@ -33,6 +33,28 @@ def _duration(ms: int) -> str:
     return f"{hours}h {minutes}m"
 
 
+def channel_state(info: dict[str, Any]) -> str:
+    """One channel of ``health`` as OPERATIONS G.2 prints it: the probe when there is one
+    (``ok (@bot) (123ms)`` / ``failed (401) - Unauthorized``), else linked / not linked."""
+    probe = info.get("probe")
+    if isinstance(probe, dict):
+        elapsed = f" ({probe.get('elapsedMs', 0)}ms)"
+        if probe.get("ok"):
+            bot = (probe.get("bot") or {}).get("username")
+            webhook = (probe.get("webhook") or {}).get("url")
+            return (
+                "ok"
+                + (f" (@{bot})" if bot else "")
+                + elapsed
+                + (f" - webhook {webhook}" if webhook else "")
+            )
+        return f"failed ({probe.get('status') or 'unknown'}) - {probe.get('error') or 'no detail'}"
+    if info.get("linked"):
+        age = info.get("authAgeMs")
+        return "linked" + (f" (auth age {int(age) // 60_000}m)" if age is not None else "")
+    return "not linked" if info.get("configured") else "not configured"
+
+
 @attrs.frozen
 class HealthReport:
     url: str
@@ -52,12 +74,7 @@ class HealthReport:
             lines.append(Text("Channels: none configured"))
         for channel in order:
             info = (h.get("channels") or {}).get(channel) or {}
-            state = (
-                "linked"
-                if info.get("linked")
-                else ("configured" if info.get("configured") else "not linked")
-            )
-            lines.append(Text(f"{labels.get(channel, channel)}: {state}"))
+            lines.append(Text(f"{labels.get(channel, channel)}: {channel_state(info)}"))
         agents = h.get("agents") or []
         names = ", ".join(
             a["agentId"] + (" (default)" if a.get("isDefault") else "") for a in agents
@@ -137,6 +154,10 @@ class StatusReport:
             )
             or "none",
         )
+        link = s.get("linkChannel")
+        channels = s.get("channelSummary") or []
+        if link or channels:
+            table.add_row("Channels", "\n".join(channels) or "none configured")
         queued = s.get("queuedSystemEvents") or []
         table.add_row(
             "System events",

@@ -13,6 +13,7 @@ import attrs
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from ..channels.views import account_line
 from ..config.paths import cli_command
 from ..service.status import GatewayStatus, ServiceView
 from .control_view import runtime_line
@@ -45,6 +46,20 @@ def service_line(service: ServiceView) -> str:
     return f"{kind} {service.name} ({enabled})"
 
 
+def channel_lines(payload: dict[str, Any]) -> list[RenderableType]:
+    """``gateway status --deep``: each channel account as ``channels status --probe`` shows it."""
+    now = int(payload.get("ts") or 0)
+    order = payload.get("channelOrder") or []
+    if not order:
+        return [_line("Channels", "none configured")]
+    out: list[RenderableType] = [Text("Channels (--deep):", style="bold")]
+    for channel in order:
+        label = (payload.get("channelLabels") or {}).get(channel, channel)
+        for snap in (payload.get("channelAccounts") or {}).get(channel, []):
+            out.append(Text("  " + account_line(label, snap, now)))
+    return out
+
+
 def _line(label: str, value: str | Text) -> Text:
     return Text.assemble((f"{label}: ", "bold"), value)
 
@@ -75,6 +90,8 @@ class GatewayStatusReport:
                 )
             else:
                 out.append(Text("Other gateway-like services (--deep): none"))
+        if s.channels is not None:
+            out += channel_lines(s.channels)
         return Group(*out)
 
     def _service(self) -> list[RenderableType]:

@@ -23,6 +23,7 @@ import json5
 from ..errors import ConfigError
 from ..protocol.codec import from_wire
 from ..protocol.model import SCHEMA_KEY, camel
+from .channels import problems as channel_problems
 from .model import Config
 from .planned import message as planned_message
 from .planned import not_yet
@@ -68,7 +69,11 @@ def parse(
     if problems:
         raise ConfigError(problems, source=source)
     data = {k: v for k, v in raw.items() if k not in _TOLERATED_ROOT_KEYS}
-    return from_wire(Config, data), warnings
+    config = from_wire(Config, data)
+    problems = channel_problems(config.channels, config.messages)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return config, warnings
 
 
 def _json5_message(exc: ValueError) -> str:
@@ -146,8 +151,14 @@ def _check_value(tp: Any, value: object, path: str, metadata: Mapping[str, Any])
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return []
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check_value(inner, value, path, metadata)
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return _check_value(members[0], value, path, metadata)
+        # str | int (ids written as numbers or strings): any member that accepts it will do
+        if any(not _check_value(m, value, path, metadata) for m in members):
+            return []
+        kinds = " or ".join("an integer" if m is int else "a string" for m in members)
+        return [f"{path}: expected {kinds}, got {_show(value, path)}"]
     if attrs.has(tp):
         return check(tp, value, path)
     if origin is Literal:
@@ -218,7 +229,7 @@ def _kind(value: object) -> str:
     return "a number"
 
 
-SECRET_KEYS = frozenset({"token", "password", "apiKey", "secret"})
+SECRET_KEYS = frozenset({"token", "password", "apiKey", "secret", "botToken"})
 
 
 def _show(value: object, path: str = "") -> str:

@@ -19,6 +19,7 @@ from ..protocol.frames import (
     TICK_INTERVAL_MS,
 )
 from ..protocol.model import schema
+from .channels import Binding, Channels, GroupChat, Messages, Readiness, SessionConfig
 
 BindMode = Literal["loopback", "lan", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
@@ -166,6 +167,9 @@ class Nodes:
     deny_commands: list[str] = attrs.field(factory=list)
 
 
+PROXY_PATTERN = r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?"
+
+
 @attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
@@ -187,6 +191,15 @@ class Gateway:
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
     control_ui: ControlUi = attrs.field(factory=ControlUi)
     nodes: Nodes = attrs.field(factory=Nodes)
+    # reverse proxies whose X-Forwarded-For / Forwarded name the client (clientip.py)
+    trusted_proxies: list[str] = attrs.field(
+        factory=list,
+        metadata=schema(
+            pattern=PROXY_PATTERN,
+            description='an IP address or a CIDR range such as "127.0.0.1" or "10.0.0.0/8"',
+        ),
+    )
+    allow_real_ip_fallback: bool = False
 
 
 @attrs.frozen
@@ -276,6 +289,8 @@ class AgentDefaults:
     workspace: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     max_tool_steps: int = attrs.field(default=8, metadata=schema(minimum=1, maximum=100))
     history_limit: int = attrs.field(default=40, metadata=schema(minimum=0, maximum=1_000))
+    # channel messages processed at once (one lane per chat; CHANNELS.md 3.2)
+    max_concurrent: int = attrs.field(default=4, metadata=schema(minimum=1, maximum=64))
     system_prompt: str | None = None
     heartbeat: HeartbeatConfig = attrs.field(factory=HeartbeatConfig)
 
@@ -291,6 +306,7 @@ class AgentEntry:
     workspace: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     system_prompt: str | None = None
     tools: ToolPolicy | None = None
+    group_chat: GroupChat | None = None  # mentionPatterns for group messages (CHANNELS 3.5)
 
 
 @attrs.frozen
@@ -321,3 +337,9 @@ class Config:
     # tools the agents may call (and /tools/invoke, on top of gateway.tools)
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
     canvas_host: CanvasHost = attrs.field(factory=CanvasHost)
+    # messaging channels and how their messages are routed (config/channels.py)
+    channels: Channels = attrs.field(factory=Channels)
+    session: SessionConfig = attrs.field(factory=SessionConfig)
+    bindings: list[Binding] = attrs.field(factory=list)
+    messages: Messages = attrs.field(factory=Messages)
+    readiness: Readiness = attrs.field(factory=Readiness)

@@ -45,12 +45,21 @@ RULES: tuple[tuple[str, Action], ...] = (
     # read from the settings on every upgrade and connect
     ("gateway.controlUi.allowedOrigins", "hot"),
     ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
+    ("gateway.trustedProxies", "hot"),
+    ("gateway.allowRealIpFallback", "hot"),
     ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),
     ("logging", "hot"),
     ("agents", "hot"),
     ("models", "hot"),
+    # the channel supervisor diffs its accounts itself: policy keys apply to the next
+    # message, token/endpoint changes restart that one account (channels/accounts.py)
+    ("channels", "hot"),
+    ("readiness", "hot"),
+    ("session", "none"),  # read per message
+    ("bindings", "none"),
+    ("messages", "none"),
 )
 
 

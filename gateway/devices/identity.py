@@ -22,9 +22,6 @@ import binascii
 import hashlib
 
 import attrs
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..errors import PeerError
 from ..protocol.handshake import ConnectAuth, ConnectParams, DeviceIdentity
@@ -93,6 +90,11 @@ def b64decode_lenient(text: str) -> bytes | None:
 def raw_public_key(public_key: str) -> bytes | None:
     """The raw key bytes from base64url (clients) or a PEM SPKI block (accepted too)."""
     if "BEGIN" in public_key:
+        # cryptography is imported on first use: ~9 MB of RSS a gateway without devices
+        # never needs (BENCHMARKS.md, idle RSS)
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
         if len(public_key) > MAX_ENCODED_LENGTH:
             return None
         try:
@@ -185,6 +187,9 @@ def signature_valid(raw_key: bytes, payload: str, signature: str) -> bool:
     sig = b64decode_lenient(signature)
     if sig is None:
         return False
+    from cryptography.exceptions import InvalidSignature  # on first use, as above
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(raw_key).verify(sig, payload.encode())
     except (InvalidSignature, ValueError):

@@ -68,9 +68,19 @@ class DeviceService:
     # -- events ------------------------------------------------------------------------------
 
     def requested(self, request: PendingDeviceRequest) -> None:
+        log.info(
+            "device pairing requested: device %s (%s) wants %s %s, from %s; request %s",
+            request.device_id[:12],
+            request.client_id or "?",
+            request.role,
+            ",".join(request.scopes) or "no scopes",
+            request.remote_ip or "?",
+            request.request_id,
+        )
         self.hub.broadcast(ev.DEVICE_PAIR_REQUESTED, request, scope=PAIRING)
 
     def resolved(self, request_id: str, device_id: str, decision: str) -> None:
+        log.info("device pairing %s: device %s, request %s", decision, device_id[:12], request_id)
         payload = DevicePairResolvedPayload(request_id, device_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.DEVICE_PAIR_RESOLVED, payload, scope=PAIRING)
 

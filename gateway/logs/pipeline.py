@@ -34,7 +34,7 @@ from .console import ConsoleSink
 from .entry import Entry, from_record, level_no, to_json_line
 from .files import LogTarget, target_for
 from .filesink import FileSink
-from .redact import Redactor, config_secrets
+from .redact import Redactor, config_secrets, runtime_secrets
 from .repeats import RepeatLimiter, Suppressed
 
 
@@ -58,6 +58,7 @@ def log_target(settings: Settings) -> LogTarget:
 def secrets_of(settings: Settings) -> set[str]:
     found = {s for s in (settings.auth.token, settings.auth.password) if s}
     found.update(config_secrets(settings.config))
+    found.update(runtime_secrets()[1])
     return found
 
 
@@ -77,6 +78,7 @@ class LogPipeline(logging.Handler):
         self._fallback = settings
         self._source: Callable[[], Settings] = lambda: self._fallback
         self._seen: Settings | None = None
+        self._secrets_seen = -1
         self._verbose = verbose
         self._override = level
         self._clock = clock
@@ -108,9 +110,10 @@ class LogPipeline(logging.Handler):
 
     def refresh(self) -> None:
         settings = self._source()
-        if settings is self._seen:
+        generation = runtime_secrets()[0]
+        if settings is self._seen and generation == self._secrets_seen:
             return
-        self._seen = settings
+        self._seen, self._secrets_seen = settings, generation
         cfg = settings.config.logging
         self.redactor = Redactor(secrets_of(settings))
         self.limiter.configure(cfg.rate_limit.max_repeats, cfg.rate_limit.window_ms / 1000)

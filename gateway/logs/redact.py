@@ -65,8 +65,28 @@ _PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"\b(AIza[0-9A-Za-z_-]{30,})"), 1),
     (re.compile(r"\b(AKIA[0-9A-Z]{16})\b"), 1),
     (re.compile(r"\b(\d{8,10}:[A-Za-z0-9_-]{35})\b"), 1),  # Telegram bot token
+    # a Bot API URL carries the token whatever its shape: .../bot<token>/<method>
+    (re.compile(r"/bot([^/\s\"']{4,})/"), 1),
     (re.compile(r"\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"), 1),  # JWT
 )
+
+
+# Secrets that are not in the config file (a bot token read from a tokenFile or the
+# environment): channel code registers them here, and every pipeline picks them up.
+_runtime_secrets: set[str] = set()
+_runtime_generation = 0
+
+
+def add_secret(value: str) -> None:
+    """Mask ``value`` in every log line from now on (process-wide)."""
+    global _runtime_generation
+    if len(value) >= MIN_LITERAL and value not in _runtime_secrets:
+        _runtime_secrets.add(value)
+        _runtime_generation += 1
+
+
+def runtime_secrets() -> tuple[int, frozenset[str]]:
+    return _runtime_generation, frozenset(_runtime_secrets)
 
 
 def mask(value: str) -> str:

@@ -76,9 +76,17 @@ class NodeService:
     # -- events ------------------------------------------------------------------------------
 
     def requested(self, request: PendingNodeRequest) -> None:
+        log.info(
+            "node pairing requested: node %s (%s), commands %s; request %s",
+            request.node_id[:12],
+            request.display_name or "?",
+            ",".join(request.commands or []) or "none",
+            request.request_id,
+        )
         self.hub.broadcast(ev.NODE_PAIR_REQUESTED, request, scope=PAIRING)
 
     def resolved(self, request_id: str, node_id: str, decision: str) -> None:
+        log.info("node pairing %s: node %s, request %s", decision, node_id[:12], request_id or "-")
         payload = NodePairResolvedPayload(request_id, node_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.NODE_PAIR_RESOLVED, payload, scope=PAIRING)
 

@@ -70,6 +70,13 @@ def fast_check(type_name: str) -> Check | None:
         return None
 
 
+def prime() -> None:
+    """Load the bundle and compile what every connection needs, before the first client
+    (serve() calls it while starting): the first handshake does not pay for it."""
+    for type_name in ("RequestFrame", "ConnectParams"):
+        fast_check(type_name)
+
+
 def _path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     return ".".join(parts)

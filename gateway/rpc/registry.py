@@ -80,6 +80,7 @@ def methods() -> dict[str, Method]:
     if not _loaded:
         from . import (  # noqa: F401  (registration side effect)
             agent,
+            channels,
             chat,
             devices,
             logs,

@@ -8,6 +8,7 @@ from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.heartbeat import heartbeat_view
 from ..auth import ADMIN, READ
+from ..channels.views import summary_lines
 from ..errors import InvalidRequest
 from ..presence import event_key, parse_beacon
 from ..protocol.codec import Encoded
@@ -56,7 +57,12 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
                 )
             ],
         ),
-        channel_summary=[],
+        channel_summary=(
+            summary_lines(rt.channels.snapshots(), rt.now_ms())
+            if params.include_channel_summary is not False
+            else []
+        ),
+        link_channel=snapshot.link_channel,
         queued_system_events=list(rt.system_events),
         sessions=SessionsStatus(
             paths=[a.sessions.path for a in snapshot.agents],

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 
 from .. import observe
+from ..clientip import attribute
+from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
+from .http import READINESS
 from .listener import Connection, PeerKey
 from .routes import handle_http
 from .websocket import serve_websocket
@@ -35,13 +39,21 @@ class GatewayFront:
         rt = self.rt
         started = trio.current_time()
         status, wire = self.probes.answer(head, rt.ready, rt.draining)
+        if status == 200 and head.path in READINESS and rt.channels.slots:
+            failing = rt.channels.readiness()
+            if failing:
+                local = attribute(conn.key[0], head.headers, rt.settings.proxies).local_direct
+                status, wire = self.probes.not_ready(head, failing if local else None)
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        # not a coroutine of its own: no frame of ours holds the request during the session
         key = conn.key
-        upgrade = head.upgrade(key, conn.server_address())
-        await serve_websocket(self.rt, conn, upgrade, buffered, lambda: self._abort(key))
+        proxies = self.rt.settings.proxies
+        if proxies.trusted:  # the client behind a trusted proxy (clientip.py)
+            upgrade = attrs.evolve(upgrade, proxies=proxies)
+        return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
 
 
 class GatewayApp:

@@ -23,6 +23,7 @@ import enum
 import attrs
 import h11
 
+from ..clientip import NO_PROXIES, ProxyPolicy
 from ..protocol.codec import dumps
 from ..protocol.upgrade import Upgrade
 from .http import BASELINE_HEADERS, JSON, LIVENESS, READINESS
@@ -56,16 +57,41 @@ class Head:
                 return value
         return None
 
-    def upgrade(self, client: tuple[str, int] | None, server: tuple[str, int] | None) -> Upgrade:
-        return Upgrade(self.target.decode("latin-1"), self.headers, client, server)
+    def upgrade(
+        self,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        proxies: ProxyPolicy = NO_PROXIES,
+    ) -> Upgrade:
+        return Upgrade(self.target.decode("latin-1"), self.headers, client, server, proxies)
+
+
+KNOWN_PROBES_MAX = 256
+_known_probes: dict[bytes, Head] = {}
 
 
 def parse_head(buffer: bytes | bytearray) -> Head | None:
     """The first request head in ``buffer`` (which holds at least its blank line); ``None``
-    when h11 finds it malformed."""
+    when h11 finds it malformed.
+
+    A probe's head seen before is not parsed again: a load balancer or watchdog sends the
+    same bytes every few seconds, and h11's parse is most of a probe's cost. Only heads
+    that classified as probes are remembered, at most ``KNOWN_PROBES_MAX`` of them."""
     end = buffer.find(b"\r\n\r\n") + 4
+    raw = bytes(buffer[:end])
+    known = _known_probes.get(raw)
+    if known is not None:
+        return known
+    head = _parse(raw)
+    if head is not None and len(_known_probes) < KNOWN_PROBES_MAX and classify(head) is Path.PROBE:
+        _known_probes[raw] = head
+    return head
+
+
+def _parse(raw: bytes) -> Head | None:
+    end = len(raw)
     parser = h11.Connection(h11.SERVER)
-    parser.receive_data(bytes(buffer[:end]))
+    parser.receive_data(raw)
     try:
         event = parser.next_event()
     except h11.RemoteProtocolError:
@@ -126,12 +152,22 @@ class Probes:
             found = self._cache[key] = _frame(state, key[2], key[3])
         return found
 
+    def not_ready(self, head: Head, failing: list[dict[str, object]] | None) -> tuple[int, bytes]:
+        """``503 {status: "not-ready", failing?}``: a channel fails readiness (CHANNELS.md
+        7.2). Not cached: the failing accounts change; ``failing`` only for local callers."""
+        body: dict[str, object] = {"ok": False, "status": "not-ready"}
+        if failing is not None:
+            body["failing"] = failing
+        return _frame("not-ready", head.method == b"HEAD", head.keep_alive, body)
 
-def _frame(state: str, head_only: bool, keep_alive: bool) -> tuple[int, bytes]:
+
+def _frame(
+    state: str, head_only: bool, keep_alive: bool, payload: dict[str, object] | None = None
+) -> tuple[int, bytes]:
     """One probe response, framed by h11 as the answer to such a request."""
     ok = state in ("live", "ready")
     status = 200 if ok else 503
-    body = dumps({"ok": ok, "status": state}).encode()
+    body = dumps(payload or {"ok": ok, "status": state}).encode()
     framer = h11.Connection(h11.SERVER)
     request = (b"HEAD" if head_only else b"GET") + b" / HTTP/1.1\r\nhost: gateway\r\n"
     framer.receive_data(request + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n")

@@ -1,8 +1,10 @@
 """Plain HTTP helpers, and the unauthenticated probes.
 
 ``/health`` and ``/healthz`` answer whenever the process serves HTTP (liveness);
-``/ready`` and ``/readyz`` answer 200 only once start-up is done and the gateway is not
-draining for a stop or restart (readiness). Both accept GET and HEAD.
+``/ready`` and ``/readyz`` answer 200 only once start-up is done, the gateway is not
+draining for a stop or restart, and the channels pass (CHANNELS.md 7.2: the primary
+channel linked, no enabled account failed, breaker-stopped, or backing off past
+``readiness.channelGraceMs``); local callers see which account fails. Both accept GET and HEAD.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..clientip import ClientAddress, attribute
 from ..protocol.codec import dumps
 from ..runtime import Runtime
 
@@ -52,6 +55,20 @@ async def respond_json(send: SendFn, status: int, value: object, *, head: bool =
     await respond(send, status, dumps(value).encode(), JSON, head=head)
 
 
+def client_of(rt: Runtime, scope: dict[str, Any]) -> ClientAddress:
+    """Who sent this HTTP request: the peer, or behind a trusted proxy the client it names
+    (``gateway.trustedProxies``, clientip.py). Resolved once per request and kept in the
+    scope."""
+    found = scope.get("gateway.client")
+    if found is None:
+        client = scope.get("client")
+        found = attribute(
+            str(client[0]) if client else None, scope.get("headers", ()), rt.settings.proxies
+        )
+        scope["gateway.client"] = found
+    return found
+
+
 async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     method = scope["method"]
     if method not in ("GET", "HEAD"):
@@ -61,7 +78,14 @@ async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: Send
     if scope["path"] in LIVENESS:
         await respond_json(send, 200, {"ok": True, "status": "live"}, head=head)
     elif rt.ready and not rt.draining:
-        await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
+        failing = rt.channels.readiness()
+        if not failing:
+            await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
+            return
+        body: dict[str, object] = {"ok": False, "status": "not-ready"}
+        if client_of(rt, scope).local_direct:  # details only for local callers
+            body["failing"] = failing
+        await respond_json(send, 503, body, head=head)
     else:
         status = "draining" if rt.draining else "starting"
         await respond_json(send, 503, {"ok": False, "status": status}, head=head)

@@ -36,14 +36,15 @@ import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.protocol import ProtocolWrapper
 from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
 from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
+from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
+from .http11 import Http11Protocol
 from .status_line import with_reason
 
 log = logging.getLogger("gateway.http")
@@ -147,8 +148,9 @@ class Front(Protocol):
     def probe(self, head: Head, conn: Connection) -> bytes:
         """The complete response to a probe request."""
 
-    async def websocket(self, conn: Connection, head: Head, buffered: bytes) -> None:
-        """Serve the upgrade request in ``buffered`` until the connection ends."""
+    def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
+        """Serve the upgrade request until the connection ends (``after``: the bytes that
+        followed its head)."""
 
 
 class Connection:
@@ -173,7 +175,7 @@ class Connection:
         self.config = config
         self.context = context
         self.front = front
-        self.protocol: ProtocolWrapper | None = None
+        self.protocol: Http11Protocol | None = None
         self.closed = False
         self.websocket = False  # an open WebSocket (upgraded, no close frame sent yet)
         self.received = 0  # reads with data: the keepalive's sign of life
@@ -213,7 +215,9 @@ class Connection:
             path = classify(head)
             if path is Path.WEBSOCKET:
                 self._idle_deadline = math.inf
-                await front.websocket(self, head, bytes(buffer))
+                upgrade = head.upgrade(self.key, self.server_address())
+                del buffer[: head.length], head  # nothing of the request outlives this
+                await front.websocket(self, upgrade, _emptied(buffer))
                 return None
             if path is Path.HYPERCORN:
                 return bytes(buffer)
@@ -268,7 +272,7 @@ class Connection:
         """hypercorn's HTTP/1.1 protocol for this socket, fed ``handed`` first."""
         server = self.sock.getsockname()
         async with TaskGroup() as task_group:
-            self.protocol = ProtocolWrapper(
+            self.protocol = Http11Protocol(  # HTTP/1.1 only: no h2c (server/http11.py)
                 app,
                 self.config,
                 self.context,
@@ -278,7 +282,6 @@ class Connection:
                 self.key,
                 (str(server[0]), int(server[1])),
                 self._protocol_send,
-                "http/1.1",
             )
             await self.protocol.initiate()
             if handed:
@@ -398,6 +401,13 @@ class Connection:
             pass
         trio.lowlevel.notify_closing(sock)
         sock.close()
+
+
+def _emptied(buffer: bytearray) -> bytes:
+    """The contents of ``buffer``, which is emptied (its memory released)."""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def hypercorn_config(max_message_size: int) -> HypercornConfig:

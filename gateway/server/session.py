@@ -30,7 +30,7 @@ from .. import observe
 from ..auth import is_loopback_ip
 from ..errors import GatewayError
 from ..events import Peer
-from ..outbox import Outbox
+from ..outbox import Outbox, Text
 from ..presence import UNTRACKED_MODES
 from ..protocol.connection import (
     Action,
@@ -72,7 +72,7 @@ class WebSocket(Protocol):
     async def receive(self) -> str | None:
         """The next message as text (``None``: not valid UTF-8); raises ``Disconnected``."""
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: Text) -> None: ...
     async def send_close(self, code: int, reason: str) -> None: ...
     def abort(self) -> None:
         """Reset the TCP connection now (frees a writer stuck on a peer that stopped reading)."""

@@ -11,16 +11,17 @@ cancellation). Only public API of ``websockets`` is used.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
+from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from ..outbox import Text
 from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .admission import upgrade_refusal
@@ -33,13 +34,14 @@ _DATA = (Opcode.TEXT, Opcode.BINARY)
 NO_STATUS = 1005  # RFC 6455: a close frame without a code
 
 
-def _text(payload: bytes | bytearray | memoryview) -> str | None:
-    """A message as text: binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
-    ``None`` when it is not UTF-8."""
+def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None:
+    """A message as text. Binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
+    one that is not UTF-8 is simply not JSON (``""``: ignored after the handshake). A *text*
+    message that is not UTF-8 is ``None``: the connection fails with 1007 (RFC 6455 8.1)."""
     try:
         return str(payload, "utf-8")
     except UnicodeDecodeError:
-        return None
+        return None if opcode is Opcode.TEXT else ""
 
 
 class LeanWebSocket:
@@ -56,8 +58,10 @@ class LeanWebSocket:
         self.protocol = protocol
         self._upgrade = upgrade
         self._abort = abort
-        self._messages: deque[str | None] = deque()
+        self._messages: list[str | None] = []  # read from _next on (no deque: memory)
+        self._next = 0
         self._fragments: list[bytes | bytearray | memoryview] = []
+        self._opcode = Opcode.TEXT  # of the message being assembled from fragments
         self._gone = False  # the client closed, TCP ended, or the library failed the connection
         self._gone_code: int | None = None
 
@@ -67,7 +71,10 @@ class LeanWebSocket:
 
     async def receive(self) -> str | None:
         messages = self._messages
-        while not messages:
+        while self._next >= len(messages):
+            if messages:
+                messages.clear()
+                self._next = 0
             if self._gone:
                 raise Disconnected(self._gone_code)
             try:
@@ -82,7 +89,9 @@ class LeanWebSocket:
                 self._gone = True
             self._take(protocol.events_received())
             await self._flush()  # pongs, the answer to the client's close, a failure's close
-        return messages.popleft()
+        message = messages[self._next]
+        self._next += 1
+        return message
 
     def _take(self, events: Sequence[object]) -> None:
         for frame in events:
@@ -91,13 +100,15 @@ class LeanWebSocket:
             opcode = frame.opcode
             if opcode in _DATA or opcode is Opcode.CONT:
                 if not frame.fin:
+                    if opcode is not Opcode.CONT:
+                        self._opcode = opcode
                     self._fragments.append(frame.data)
                 elif self._fragments:
                     self._fragments.append(frame.data)
-                    self._messages.append(_text(b"".join(self._fragments)))
+                    self._messages.append(_text(b"".join(self._fragments), self._opcode))
                     self._fragments = []
                 else:
-                    self._messages.append(_text(frame.data))
+                    self._messages.append(_text(frame.data, opcode))
             elif opcode is Opcode.CLOSE:
                 received = self.protocol.close_rcvd
                 self._gone = True
@@ -112,11 +123,11 @@ class LeanWebSocket:
             if data:
                 await self.conn.write(data)
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: Text) -> None:
         protocol = self.protocol
         if protocol.state is not State.OPEN:
             return  # closing: a frame after the close would be a protocol error
-        protocol.send_text(text.encode())
+        protocol.send_text(text.encode() if isinstance(text, str) else b"".join(text))
         await self.conn.write(b"".join(protocol.data_to_send()))
 
     async def send_close(self, code: int, reason: str) -> None:
@@ -132,27 +143,36 @@ class LeanWebSocket:
 
 
 async def serve_websocket(
-    rt: Runtime, conn: Connection, upgrade: Upgrade, buffered: bytes, abort: Callable[[], None]
+    rt: Runtime, conn: Connection, upgrade: Upgrade, after: bytes, abort: Callable[[], None]
 ) -> None:
-    """Answer the upgrade request in ``buffered`` (and whatever frames followed it), then run
-    the session until the connection ends. Refused upgrades get a plain HTTP answer."""
-    protocol = ServerProtocol(max_size=rt.settings.config.gateway.ws.max_payload)
-    protocol.receive_data(buffered)
-    events = protocol.events_received()
-    request = events[0] if events and isinstance(events[0], Request) else None
-    if request is None:  # the library found the request unusable and said why
-        await conn.write(b"".join(protocol.data_to_send()))
-        return
+    """Answer the upgrade request (already parsed by h11 at the front door), take the bytes
+    that followed it (``after``: frames a client sent without waiting), then run the session
+    until the connection ends. Refused upgrades get a plain HTTP answer.
+
+    The library is handed the parsed request (``accept(Request)``) rather than its bytes: its
+    own head parser would parse it again and keep it alive for the connection's lifetime. So
+    one protocol object answers the handshake and a second, made ``OPEN``, does the framing.
+    """
+    handshake = ServerProtocol()
+    request = Request(
+        upgrade.path,
+        Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in upgrade.headers),
+    )
     refusal = upgrade_refusal(rt, upgrade)
     if refusal is not None:
-        response = protocol.reject(refusal.http_status, refusal.message + "\n")
+        response = handshake.reject(refusal.http_status, refusal.message + "\n")
     else:
-        response = protocol.accept(request)
-    protocol.send_response(response)
-    await conn.write(b"".join(protocol.data_to_send()))
-    if protocol.state is not State.OPEN:
+        response = handshake.accept(request)
+    handshake.send_response(response)
+    await conn.write(b"".join(handshake.data_to_send()))
+    if handshake.state is not State.OPEN:
         return  # refused, or not a valid WebSocket handshake (400/426 sent)
+    del handshake, request, response
+    protocol = ServerProtocol(state=State.OPEN, max_size=rt.settings.config.gateway.ws.max_payload)
     conn.websocket = True
     ws = LeanWebSocket(conn, protocol, upgrade, abort)
-    ws._take([*events[1:], *protocol.events_received()])  # frames that came with the request
+    if after:
+        protocol.receive_data(after)
+        ws._take(protocol.events_received())
+        del after
     await run_session(rt, ws)

@@ -119,6 +119,8 @@ class GatewayStatus:
     logs: str | None
     collisions: list[str]
     other_services: list[FoundService] | None  # only with --deep
+    # with --deep: the gateway's ``channels.status {probe:true}`` (None: not asked / no answer)
+    channels: dict[str, Any] | None = None
 
 
 @attrs.frozen
@@ -299,12 +301,15 @@ class ProbeOutcome:
     view: RpcView
     answered: bool  # a gateway spoke, even if only to refuse us
     payload: dict[str, Any] | None = None  # the ``status`` RPC result
+    channels: dict[str, Any] | None = None  # ``channels.status`` (with ``channels=True``)
 
 
-async def probe_rpc(target: Target, timeout_ms: int) -> ProbeOutcome:
-    """Connect and call ``status`` within ``timeout_ms``."""
+async def probe_rpc(target: Target, timeout_ms: int, *, channels: bool = False) -> ProbeOutcome:
+    """Connect and call ``status`` within ``timeout_ms``; with ``channels``, also
+    ``channels.status`` with live probes (``gateway status --deep``)."""
     timeout = timeout_ms / 1000
     start = trio.current_time()
+    found: Any = None
 
     def failed(error: str) -> RpcView:
         return RpcView(False, target.url, target.source, error=error)
@@ -315,6 +320,10 @@ async def probe_rpc(target: Target, timeout_ms: int) -> ProbeOutcome:
                 target.url, token=target.token, password=target.password, connect_timeout=timeout
             ) as client:
                 payload = await client.call("status", {}, timeout=timeout)
+                if channels:
+                    found = await client.call(
+                        "channels.status", {"probe": True, "timeoutMs": timeout_ms}, timeout=timeout
+                    )
     except GatewayRpcError as exc:
         return ProbeOutcome(failed(f"{exc.code}: {exc.message}"), True)
     except GatewayConnectError as exc:
@@ -335,7 +344,7 @@ async def probe_rpc(target: Target, timeout_ms: int) -> ProbeOutcome:
         pid=pid if isinstance(pid, int) else None,
         version=version if isinstance(version, str) else None,
     )
-    return ProbeOutcome(view, True, body)
+    return ProbeOutcome(view, True, body, found if isinstance(found, dict) else None)
 
 
 async def gather(
@@ -361,8 +370,11 @@ async def gather(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_local)
         if not no_probe:
-            outcome = await probe_rpc(plan.target, timeout_ms)
-    return _assemble(paths, plan, results[0], outcome.view, outcome.answered), outcome.payload
+            outcome = await probe_rpc(plan.target, timeout_ms, channels=deep)
+    status = _assemble(paths, plan, results[0], outcome.view, outcome.answered)
+    if outcome.channels is not None:
+        status = attrs.evolve(status, channels=outcome.channels)
+    return status, outcome.payload
 
 
 def _assemble(

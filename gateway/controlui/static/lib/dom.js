@@ -73,3 +73,28 @@ export function field(label, value, testid) {
 export function uuid() {
   return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
 }
+
+const ICONS = {
+  overview: "M4 4h7v7H4z M13 4h7v7h-7z M4 13h7v7H4z M13 13h7v7h-7z",
+  chat: "M4 5h16v11H9l-5 4z",
+  sessions: "M9 6h11 M9 12h11 M9 18h11 M4.5 6h.5 M4.5 12h.5 M4.5 18h.5",
+  instances: "M3 5h18v11H3z M8 20h8 M12 16v4",
+  channels: "M21 3 10 14 M21 3l-6.5 18-4.5-7-7-4.5z",
+  logs: "M6 3h9l4 4v14H6z M9 12h7 M9 16h7 M9 8h3",
+  nodes: "M7 3h10v18H7z M11 18h2 M3 8v8 M21 8v8",
+  config: "M4 7h9 M17 7h3 M15 5v4 M4 17h3 M11 17h9 M9 15v4",
+  debug: "M4 5h16v14H4z M7.5 9.5l3 2.5-3 2.5 M12.5 15h4",
+};
+
+// Icons are drawn as SVG elements (no markup strings, no image requests).
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name] || ICONS.overview);
+  svg.append(path);
+  return svg;
+}

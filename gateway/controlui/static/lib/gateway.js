@@ -76,7 +76,7 @@ export class GatewayClient {
     this.watchdog = null;
     this.lastActivity = 0;
     this.tickMs = 30000;
-    this.opens = 0;
+    this.restartingSince = 0;
   }
 
   start() {
@@ -131,7 +131,6 @@ export class GatewayClient {
       this._scheduleReconnect();
       return;
     }
-    this.opens += 1;
     this.ws = ws;
     this.lastSeq = 0; // seq is per socket
     const challengeTimer = setTimeout(() => ws.close(1008, "connect challenge timeout"), CHALLENGE_TIMEOUT_MS);
@@ -194,6 +193,7 @@ export class GatewayClient {
       const hello = await this._send(ws, "connect", params, CHALLENGE_TIMEOUT_MS);
       if (ws !== this.ws) return;
       this.attempt = 0;
+      this.restartingSince = 0;
       this.tickMs = (hello.policy && hello.policy.tickIntervalMs) || 30000;
       this._startWatchdog(ws);
       this._setState("connected");
@@ -272,7 +272,10 @@ export class GatewayClient {
       this._setState("auth-failed", this.terminal);
       return;
     }
-    const restarting = code === 1012 || code === 1013;
+    // 1012/1013: the gateway is restarting or starting; until it is back (or 30 s have
+    // passed), a refused retry is part of the same restart, not a lost connection
+    if (code === 1012 || code === 1013) this.restartingSince = Date.now();
+    const restarting = this.restartingSince && Date.now() - this.restartingSince < 30000;
     this._setState(restarting ? "restarting" : "reconnecting", { code, reason });
     this._scheduleReconnect();
   }

@@ -11,6 +11,7 @@
 import { bytes, clear, clock, h, uuid } from "../lib/dom.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
+const LONG_CHARS = 2500;
 
 function textOf(message) {
   if (!message) return "";
@@ -76,7 +77,26 @@ export function createChatPanel(app) {
     const el = h("div", { class: `msg msg-${role}`, testid: `msg-${role}`, data: extra.data || {} }, body, meta);
     if (extra.time) meta.append(h("span", { text: clock(extra.time) }));
     list.append(el);
-    return { el, body, meta };
+    const made = { el, body, meta };
+    foldIfLong(made);
+    return made;
+  }
+
+  // A very long message is shown folded, with a button to unfold it.
+  function foldIfLong(b) {
+    const size = (b.body.textContent || "").length;
+    if (size <= LONG_CHARS || b.el.querySelector(".fold")) return;
+    b.body.classList.add("folded");
+    const toggle = h("button", {
+      type: "button",
+      class: "fold",
+      text: `Show all (${size.toLocaleString()} characters)`,
+      onclick: () => {
+        const folded = b.body.classList.toggle("folded");
+        toggle.textContent = folded ? `Show all (${size.toLocaleString()} characters)` : "Show less";
+      },
+    });
+    b.el.insertBefore(toggle, b.meta);
   }
 
   function setMeta(b, ...items) {
@@ -115,6 +135,7 @@ export function createChatPanel(app) {
     if (state === "stopped") run.bubble.el.classList.add("stopped");
     if (state === "error") run.bubble.el.classList.add("failed");
     setMeta(run.bubble, h("span", { text: clock(Date.now()) }), note ? h("span", { class: `tag ${tone || ""}`, testid: `msg-${state}`, text: note }) : null);
+    foldIfLong(run.bubble);
     updateButtons();
   }
 
@@ -289,6 +310,7 @@ export function createChatPanel(app) {
     const empty = list.querySelector(".empty");
     if (empty) empty.remove();
     const mine = bubble("user", message, { time: Date.now(), data: { runId: idempotencyKey } });
+    list.scrollTop = list.scrollHeight;
     for (const file of files) {
       if (file.mimeType && file.mimeType.startsWith("image/")) mine.body.append(h("img", { class: "thumb", src: file.content, alt: file.fileName }));
       else mine.body.append(h("div", { class: "attachment", text: `File ${file.fileName} (${bytes(file.size)})` }));

@@ -5,6 +5,8 @@
 import { clear, h } from "../lib/dom.js";
 
 const MAX_LINES = 1500;
+const MAX_EXTRA = 240;
+const LEVEL = { trace: "TRC", debug: "DBG", info: "INF", warn: "WRN", warning: "WRN", error: "ERR", fatal: "FTL" };
 
 function parse(line) {
   try {
@@ -61,10 +63,16 @@ export function createLogsPanel(app) {
       "div",
       { class: `log-line lvl-${entry.level}`, testid: "log-line" },
       h("span", { class: "log-time", text: entry.time }),
-      h("span", { class: "log-level", text: entry.level }),
+      h("span", { class: "log-level", text: LEVEL[entry.level] || entry.level.slice(0, 3) }),
       h("span", { class: "log-source", text: entry.source }),
       h("span", { class: "log-text", dir: "auto", text: entry.text }),
-      entry.extra ? h("span", { class: "log-extra", text: ` ${entry.extra}` }) : null,
+      entry.extra
+        ? h("span", {
+            class: "log-extra",
+            title: entry.extra.length > MAX_EXTRA ? entry.extra : null,
+            text: entry.extra.length > MAX_EXTRA ? `${entry.extra.slice(0, MAX_EXTRA)}…` : entry.extra,
+          })
+        : null,
     );
   }
 

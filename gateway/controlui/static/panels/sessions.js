@@ -48,10 +48,10 @@ export function createSessionsPanel(app) {
         h(
           "tr",
           { testid: "session-row" },
-          h("td", { class: "mono small" }, h("span", { dir: "auto", text: row.key }), row.activeRunIds && row.activeRunIds.length ? badge("replying", "accent") : null),
-          h("td", { text: row.agentId }),
-          h("td", { class: "small", text: ago(now - row.updatedAt) }),
-          h("td", { class: "small", text: bytes(row.sizeBytes) }),
+          h("td", { "data-label": "Session", class: "mono small" }, h("span", { dir: "auto", text: row.key }), row.activeRunIds && row.activeRunIds.length ? badge("replying", "accent") : null),
+          h("td", { "data-label": "Agent", text: row.agentId }),
+          h("td", { "data-label": "Updated", class: "small", text: ago(now - row.updatedAt) }),
+          h("td", { "data-label": "Size", class: "small", text: bytes(row.sizeBytes) }),
           h(
             "td",
             { class: "right" },

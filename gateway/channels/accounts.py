@@ -1,0 +1,252 @@
+"""Which channel accounts the config defines, each fully resolved (CHANNELS.md 1.1, 1.3).
+
+Pure apart from reading a ``tokenFile`` (the reader is passed in). Named accounts inherit
+the top-level ``channels.telegram`` keys; the token falls back to the top-level
+``botToken``/``tokenFile`` and then ``TELEGRAM_BOT_TOKEN`` for the ``default`` account only.
+
+:func:`plan_accounts` is the per-account half of the reload table: a change to a key that
+the transport was built with (token, endpoint, proxy, timeouts, ``enabled``) restarts that
+account; every other key is read per message, so it applies with no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from ..config.channels import (
+    ChunkMode,
+    DmPolicy,
+    GroupPolicy,
+    ReplyToMode,
+    TelegramConfig,
+    TelegramGroup,
+    normalize_allow_entry,
+)
+from ..config.model import Config
+
+DEFAULT_ACCOUNT = "default"
+DEFAULT_API_BASE = "https://api.telegram.org"
+ENV_TELEGRAM_TOKEN = "TELEGRAM_BOT_TOKEN"
+TokenSource = Literal["config", "file", "env", "none"]
+TokenReader = Callable[[str], str]
+
+
+class TokenFileError(Exception):
+    pass
+
+
+def read_token_file(path: str) -> str:
+    """The trimmed content of a regular file; symlinks and other kinds are refused."""
+    p = Path(path).expanduser()
+    try:
+        info = os.lstat(p)
+    except FileNotFoundError:
+        raise TokenFileError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise TokenFileError(f"{path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise TokenFileError(f"{path} is a symlink (refused: point tokenFile at the file itself)")
+    if not stat.S_ISREG(info.st_mode):
+        raise TokenFileError(f"{path} is not a regular file")
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenFileError(f"{path}: cannot read ({exc})") from None
+    if not text:
+        raise TokenFileError(f"{path} is empty")
+    return text
+
+
+@attrs.frozen
+class TelegramAccountConfig:
+    """One Telegram bot as the transport and the policies see it."""
+
+    account_id: str
+    name: str | None
+    enabled: bool
+    token: str | None = attrs.field(repr=False)
+    token_source: TokenSource
+    token_error: str | None  # "<key path>: <why>" when a tokenFile could not be used
+    api_base_url: str
+    proxy: str | None
+    timeout_seconds: int | None
+    dm_policy: DmPolicy
+    allow_from: tuple[str, ...]
+    group_policy: GroupPolicy
+    group_allow_from: tuple[str, ...] | None
+    groups: Mapping[str, TelegramGroup]
+    text_chunk_limit: int
+    chunk_mode: ChunkMode
+    media_max_mb: int
+    media_group_flush_ms: int
+    link_preview: bool
+    reply_to_mode: ReplyToMode
+    polling_stall_threshold_ms: int
+    history_limit: int
+    config_path: str  # "channels.telegram" or "channels.telegram.accounts.<id>"
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None
+
+    @property
+    def connection(self) -> tuple[object, ...]:
+        """What the transport is built from: a change here restarts the account."""
+        return (
+            self.enabled,
+            self.token,
+            self.token_error,
+            self.api_base_url,
+            self.proxy,
+            self.timeout_seconds,
+            self.polling_stall_threshold_ms,
+        )
+
+    @property
+    def bot_id_from_token(self) -> str | None:
+        if not self.token:
+            return None
+        head = self.token.split(":", 1)[0]
+        return head if head.isdigit() else None
+
+
+def _allow(entries: list[str | int] | None) -> tuple[str, ...] | None:
+    if entries is None:
+        return None
+    return tuple(e for e in (normalize_allow_entry(x) for x in entries) if e)
+
+
+def telegram_account_ids(tg: TelegramConfig) -> list[str]:
+    return sorted(tg.accounts) if tg.accounts else [DEFAULT_ACCOUNT]
+
+
+def default_account_id(tg: TelegramConfig) -> str:
+    ids = telegram_account_ids(tg)
+    if tg.default_account and tg.default_account in ids:
+        return tg.default_account
+    return DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in ids else ids[0]
+
+
+def _token(
+    tg: TelegramConfig,
+    account_id: str,
+    env: Mapping[str, str],
+    reader: TokenReader,
+) -> tuple[str | None, TokenSource, str | None]:
+    acct = tg.accounts.get(account_id)
+    base = "channels.telegram"
+    candidates: list[tuple[str | None, str | None, str]] = []
+    if acct is not None:
+        candidates.append((acct.bot_token, acct.token_file, f"{base}.accounts.{account_id}"))
+    if account_id == DEFAULT_ACCOUNT:
+        candidates.append((tg.bot_token, tg.token_file, base))
+    for token, token_file, path in candidates:
+        if token:
+            return token.strip(), "config", None
+        if token_file:
+            try:
+                return reader(token_file), "file", None
+            except TokenFileError as exc:
+                return None, "none", f"{path}.tokenFile: {exc}"
+    if account_id == DEFAULT_ACCOUNT and env.get(ENV_TELEGRAM_TOKEN, "").strip():
+        return env[ENV_TELEGRAM_TOKEN].strip(), "env", None
+    return None, "none", None
+
+
+def resolve_telegram(
+    config: Config,
+    env: Mapping[str, str],
+    reader: TokenReader = read_token_file,
+) -> dict[str, TelegramAccountConfig]:
+    tg = config.channels.telegram
+    if tg is None:
+        return {}
+    out: dict[str, TelegramAccountConfig] = {}
+    for account_id in telegram_account_ids(tg):
+        acct = tg.accounts.get(account_id)
+
+        def pick(name: str, acct: object = acct) -> object:
+            value = getattr(acct, name, None) if acct is not None else None
+            return getattr(tg, name) if value is None else value
+
+        token, source, error = _token(tg, account_id, env, reader)
+        api = pick("api_base_url") or pick("api_root") or DEFAULT_API_BASE
+        enabled = tg.enabled and (acct.enabled if acct and acct.enabled is not None else True)
+        allow = _allow(acct.allow_from if acct and acct.allow_from is not None else tg.allow_from)
+        group_allow = _allow(
+            acct.group_allow_from
+            if acct and acct.group_allow_from is not None
+            else tg.group_allow_from
+        )
+        out[account_id] = TelegramAccountConfig(
+            account_id=account_id,
+            name=acct.name if acct and acct.name else (tg.name if acct is None else None),
+            enabled=enabled,
+            token=token,
+            token_source=source,
+            token_error=error,
+            api_base_url=str(api).rstrip("/"),
+            proxy=pick("proxy"),  # type: ignore[arg-type]
+            timeout_seconds=pick("timeout_seconds"),  # type: ignore[arg-type]
+            dm_policy=pick("dm_policy"),  # type: ignore[arg-type]
+            allow_from=allow or (),
+            group_policy=pick("group_policy"),  # type: ignore[arg-type]
+            group_allow_from=group_allow,
+            groups=pick("groups"),  # type: ignore[arg-type]
+            text_chunk_limit=pick("text_chunk_limit"),  # type: ignore[arg-type]
+            chunk_mode=pick("chunk_mode"),  # type: ignore[arg-type]
+            media_max_mb=pick("media_max_mb"),  # type: ignore[arg-type]
+            media_group_flush_ms=pick("media_group_flush_ms"),  # type: ignore[arg-type]
+            link_preview=pick("link_preview"),  # type: ignore[arg-type]
+            reply_to_mode=pick("reply_to_mode"),  # type: ignore[arg-type]
+            polling_stall_threshold_ms=pick("polling_stall_threshold_ms"),  # type: ignore[arg-type]
+            history_limit=pick("history_limit"),  # type: ignore[arg-type]
+            config_path=(
+                f"channels.telegram.accounts.{account_id}" if tg.accounts else "channels.telegram"
+            ),
+        )
+    _flag_duplicate_tokens(out)
+    return out
+
+
+def _flag_duplicate_tokens(accounts: dict[str, TelegramAccountConfig]) -> None:
+    """Tokens from files or env can collide too: both accounts fail rather than 409 forever."""
+    by_token: dict[str, list[str]] = {}
+    for acct in accounts.values():
+        if acct.token:
+            by_token.setdefault(acct.token, []).append(acct.account_id)
+    for ids in by_token.values():
+        if len(ids) > 1:
+            for account_id in ids:
+                acct = accounts[account_id]
+                accounts[account_id] = attrs.evolve(
+                    acct,
+                    token_error=f"{acct.config_path}: duplicate botToken in accounts {', '.join(ids)}",
+                )
+
+
+AccountAction = Literal["start", "stop", "restart", "hot"]
+
+
+def plan_accounts(
+    old: Mapping[str, TelegramAccountConfig], new: Mapping[str, TelegramAccountConfig]
+) -> dict[str, AccountAction]:
+    """Per-account reload actions; accounts whose config did not change are left out."""
+    actions: dict[str, AccountAction] = {}
+    for account_id in sorted(set(old) | set(new)):
+        before, after = old.get(account_id), new.get(account_id)
+        if before is None:
+            actions[account_id] = "start"
+        elif after is None:
+            actions[account_id] = "stop"
+        elif before.connection != after.connection:
+            actions[account_id] = "restart"
+        elif before != after:
+            actions[account_id] = "hot"
+    return actions

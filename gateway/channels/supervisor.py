@@ -1,0 +1,333 @@
+"""The channel supervisor: the ``channels`` nursery with one :class:`AccountSlot` per
+``(channel, accountId)`` (CHANNELS.md 2).
+
+    ChannelManager.run()                     the ``channels`` nursery under serve()
+    └── AccountSlot.loop, per account        slot.py: run, back off, wait -- forever
+
+The manager owns what spans accounts: the crash-loop breaker (``breaker.py``) and
+SMART_AGENT_NEO_SKIP_CHANNELS at start, at most 4 accounts starting at once, hot reload
+(``apply_config``: only the accounts whose connection keys changed restart), live probes,
+and the data behind ``channels.status``, the ``health`` block, ``linkChannel`` and
+``/readyz`` (``views.py`` formats it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from . import backoff
+from .accounts import TelegramAccountConfig, plan_accounts, resolve_telegram
+from .breaker import BootHistory
+from .pairing import PairingStore
+from .slot import ENV_SKIP_CHANNELS, AccountSlot, Transport, TransportFactory, wall_ms
+
+if TYPE_CHECKING:
+    from ..protocol.system import HealthSummary
+    from ..runtime import Runtime
+    from .service import ChannelService
+
+log = logging.getLogger("gateway.channels")
+
+MAX_CONCURRENT_STARTS = 4
+CHANNEL_LABELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
+CHANNEL_ORDER = ("telegram", "whatsapp")
+
+
+class ChannelManager:
+    """All channel accounts of one Runtime (``rt.channels``)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        env: Mapping[str, str] | None = None,
+        factory: TransportFactory | None = None,
+        uniform: backoff.Uniform = random.uniform,
+    ) -> None:
+        self.rt = rt
+        self.env = os.environ if env is None else env
+        self.uniform = uniform
+        self.slots: dict[tuple[str, str], AccountSlot] = {}
+        self.start_limiter = trio.CapacityLimiter(MAX_CONCURRENT_STARTS)
+        # chat lanes processed at once, across accounts (agents.defaults.maxConcurrent)
+        self.lane_limiter = trio.CapacityLimiter(rt.settings.config.agents.defaults.max_concurrent)
+        self.nursery: trio.Nursery | None = None
+        self.service: ChannelService | None = None
+        self._factory = factory
+        self.accounts: dict[str, TelegramAccountConfig] = {}
+        self.started = False
+        self._changed = trio.Event()
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def factory(self, slot: AccountSlot) -> Transport:
+        if self._factory is not None:
+            return self._factory(slot)
+        from .telegram.transport import TelegramTransport
+
+        assert self.service is not None
+        return TelegramTransport(self.service, slot)
+
+    def describe(self, exc: BaseException) -> str:
+        from .telegram.api import describe_error
+
+        return describe_error(exc)
+
+    def changed(self) -> None:
+        self.rt.channels_changed()
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Until ``predicate()`` holds, re-checked on every account state change."""
+        while not predicate():
+            await self._changed.wait()
+
+    def state_changed(self, slot: AccountSlot) -> None:
+        self.changed()
+
+    # -- life ------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The ``channels`` nursery. Reports started once every account has its slot."""
+        from .service import ChannelService
+
+        rt = self.rt
+        process = rt.process
+        if process.boot_history is None:
+            history = BootHistory(rt.settings.paths.state_dir)
+            tripped = await trio.to_thread.run_sync(history.record_boot, rt.now_ms())
+            process.boot_history = history
+        else:
+            history = process.boot_history
+            tripped = history.tripped
+        skip = self.env.get(ENV_SKIP_CHANNELS, "").strip().lower() in ("1", "true", "yes")
+        self.service = ChannelService(self)
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                self.accounts = resolve_telegram(rt.settings.config, self.env)
+                for acct in self.accounts.values():
+                    self._add(acct, breaker=tripped, skipped=skip)
+                if tripped and self.slots:
+                    for channel in sorted({c for c, _ in self.slots}):
+                        log.warning(
+                            "channel autostart suppressed by crash-loop breaker; refusing "
+                            "automatic start for %s. Start a channel manually with: "
+                            "smart-agent-neo gateway call channels.start --params "
+                            '\'{"channel":"%s"}\'',
+                            channel,
+                            channel,
+                        )
+                    nursery.start_soon(self._lift_breaker, history)
+                self.started = True
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.service.close()
+
+    async def _lift_breaker(self, history: BootHistory) -> None:
+        from .breaker import LIFT_AFTER_MS
+
+        await trio.sleep(LIFT_AFTER_MS / 1000)
+        await trio.to_thread.run_sync(history.mark_lifted)
+        log.info("crash-loop breaker lifted after 15 min of clean uptime; starting channels")
+        for slot in self.slots.values():
+            if slot.breaker:
+                slot.breaker = False
+                slot.stop_reason = None
+                slot.wake()
+
+    def _add(self, acct: TelegramAccountConfig, *, breaker: bool, skipped: bool) -> AccountSlot:
+        assert self.nursery is not None
+        slot = AccountSlot("telegram", acct.account_id, acct, self)
+        slot.breaker = breaker
+        slot.skipped = skipped
+        self.slots[slot.key] = slot
+        self.nursery.start_soon(slot.loop, name=f"channel telegram:{acct.account_id}")
+        return slot
+
+    def apply_config(self) -> None:
+        """Hot reload: diff the accounts and restart only what changed (CHANNELS.md 1.3)."""
+        if self.nursery is None:
+            return
+        self.lane_limiter.total_tokens = self.rt.settings.config.agents.defaults.max_concurrent
+        new = resolve_telegram(self.rt.settings.config, self.env)
+        actions = plan_accounts(self.accounts, new)
+        self.accounts = new
+        for account_id, action in actions.items():
+            key = ("telegram", account_id)
+            slot = self.slots.get(key)
+            if action == "start" or slot is None:
+                if account_id in new:
+                    log.info("[telegram:%s] account added", account_id)
+                    self._add(new[account_id], breaker=False, skipped=False)
+                continue
+            if action == "stop":
+                log.info("[telegram:%s] account removed; stopping", account_id)
+                self.nursery.start_soon(self._remove, slot)
+                continue
+            slot.config = new[account_id]
+            if action == "restart":
+                log.info("[telegram:%s] connection settings changed; restarting", account_id)
+                slot.manual_stop = False
+                slot.restart_run()
+            # "hot": the next message reads slot.config
+        if actions:
+            self.changed()
+
+    def reread_tokens(self, slots: list[AccountSlot]) -> None:
+        """Resolve ``slots``' accounts again (a rotated ``tokenFile``, a new
+        ``TELEGRAM_BOT_TOKEN``) before a manual start or restart, which then uses what is
+        on disk now. Other accounts keep theirs until they restart."""
+        fresh = resolve_telegram(self.rt.settings.config, self.env)
+        for slot in slots:
+            if slot.channel == "telegram" and slot.account_id in fresh:
+                slot.config = self.accounts[slot.account_id] = fresh[slot.account_id]
+
+    async def _remove(self, slot: AccountSlot) -> None:
+        slot.removed = True
+        await slot.stop("removed")
+        with trio.move_on_after(backoff.STOP_WAIT_MS / 1000):
+            await slot._loop_done.wait()
+        if self.slots.get(slot.key) is slot:
+            del self.slots[slot.key]
+        self.changed()
+
+    async def drain(self) -> None:
+        """Drain hook: stop taking new messages; let in-flight turns finish and reply."""
+        if self.service is not None:
+            await self.service.drain()
+
+    async def stop_all(self, reason: str = "shutdown") -> None:
+        async with trio.open_nursery() as nursery:
+            for slot in list(self.slots.values()):
+                nursery.start_soon(slot.stop, reason)
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def select(self, channel: str, account_id: str | None) -> list[AccountSlot]:
+        return [
+            s
+            for (c, a), s in sorted(self.slots.items())
+            if c == channel and (account_id is None or a == account_id)
+        ]
+
+    def default_account(self, channel: str) -> str | None:
+        from .accounts import default_account_id
+
+        tg = self.rt.settings.config.channels.telegram
+        if channel == "telegram" and tg is not None:
+            return default_account_id(tg)
+        return None
+
+    def configured_channels(self) -> list[str]:
+        return [c for c in CHANNEL_ORDER if any(k[0] == c for k in self.slots)]
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def snapshots(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for (channel, _), slot in sorted(self.slots.items()):
+            out.setdefault(channel, []).append(slot.snapshot())
+        return out
+
+    def defaults(self) -> dict[str, str]:
+        out = {}
+        for channel in self.configured_channels():
+            default = self.default_account(channel)
+            if default is not None:
+                out[channel] = default
+        return out
+
+    async def probe_all(self, timeout_s: float) -> None:
+        """Live probes of every configured account, concurrently, within ``timeout_s``."""
+        from .telegram.api import BotApi
+        from .telegram.outbound import probe_account
+
+        async def one(slot: AccountSlot) -> None:
+            cfg = slot.config
+            if not cfg.configured or cfg.token is None:
+                return
+            api = BotApi(cfg.api_base_url, cfg.token, proxy=cfg.proxy, timeout_s=timeout_s)
+            try:
+                result = await probe_account(api, timeout_s)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await api.aclose()
+            slot.probe_result = result
+            slot.last_probe_at = wall_ms()
+            if result.get("status") == 401:
+                slot.linked = False
+            elif result.get("ok"):
+                slot.linked = True
+                if result.get("bot"):
+                    slot.extra["bot"] = {
+                        "id": result["bot"].get("id"),
+                        "username": result["bot"].get("username"),
+                    }
+
+        async with trio.open_nursery() as nursery:
+            for slot in list(self.slots.values()):
+                nursery.start_soon(one, slot)
+
+    def pairing_store(self, channel: str) -> PairingStore:
+        if self.service is not None and channel == "telegram":
+            return self.service.pairing
+        return PairingStore(self.rt.settings.paths.state_dir, channel)
+
+    async def notify(self, channel: str, account_id: str, chat_id: str, text: str) -> bool:
+        """Tell a sender something through the account's running transport (best effort)."""
+        slot = self.slots.get((channel, account_id))
+        transport = slot.transport if slot is not None else None
+        sender = getattr(transport, "sender", None)
+        send = getattr(sender, "send_text", None)
+        if slot is None or slot.state != "running" or send is None:
+            return False
+        try:
+            await send(chat_id, text, thread_id=None, reply_to=None)
+        except Exception as exc:
+            log.warning("%s notify %s failed: %s", slot.prefix, chat_id, self.describe(exc))
+            return False
+        return True
+
+    def add_to_health(self, snapshot: HealthSummary) -> HealthSummary:
+        """``snapshot`` with the channels block, order, labels and ``linkChannel``."""
+        from ..protocol.codec import from_wire
+        from ..protocol.system import LinkChannel
+        from .views import health_channels, link_channel, order
+
+        if not self.slots:
+            return snapshot
+        snaps, defaults = self.snapshots(), self.defaults()
+        link = link_channel(snaps, defaults, self.rt.settings.config.channels.primary)
+        ids = order(list(snaps))
+        return attrs.evolve(
+            snapshot,
+            channels=health_channels(snaps, defaults),
+            channel_order=ids,
+            channel_labels={c: CHANNEL_LABELS.get(c, c) for c in ids},
+            link_channel=from_wire(LinkChannel, link) if link is not None else None,
+        )
+
+    def readiness(self) -> list[dict[str, Any]]:
+        from .views import readiness_failures
+
+        config = self.rt.settings.config
+        since = {k: s.backoff_since for k, s in self.slots.items() if s.backoff_since is not None}
+        return readiness_failures(
+            self.snapshots(),
+            self.defaults(),
+            config.channels.primary,
+            wall_ms(),
+            config.readiness.channel_grace_ms,
+            since,
+        )

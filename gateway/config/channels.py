@@ -1,0 +1,270 @@
+"""The config of the messaging channels and of routing: ``channels``, ``session``, ``bindings``,
+``messages`` (CHANNELS.md sections 1 and 5).
+
+Shapes only, like ``model.py``; the walker in ``load.py`` checks types and key paths. The
+rules that span keys (an allowlist needs entries, one token per account, ...) are
+:func:`problems`, run by ``load.parse`` after the structural check, each naming its key path.
+
+``channels.telegram`` holds the single bot's keys and, under ``accounts``, named bots whose
+unset keys inherit the top-level ones (``channels/accounts.py`` resolves them). Every
+per-account key is optional here so that "unset" can be told from "set to the default".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import attrs
+
+from ..protocol.codec import converter
+from ..protocol.model import schema
+
+DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
+GroupPolicy = Literal["allowlist", "open", "disabled"]
+ChunkMode = Literal["length", "newline"]
+ReplyToMode = Literal["off", "first", "all"]
+DmScope = Literal["main", "per-peer", "per-channel-peer", "per-account-channel-peer"]
+
+# allowFrom entries: numeric ids as numbers or strings, "telegram:"/"tg:" prefixes, "*"
+AllowEntry = str | int
+converter.register_structure_hook_func(lambda t: t == AllowEntry, lambda value, _type: value)
+
+
+@attrs.frozen
+class TelegramTopic:
+    require_mention: bool | None = None
+    agent_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    allow_from: list[AllowEntry] | None = None
+    enabled: bool | None = None
+
+
+@attrs.frozen
+class TelegramGroup:
+    """``groups.<chatId>`` (or ``groups["*"]``): who may talk to the bot in that group."""
+
+    require_mention: bool | None = None
+    group_policy: GroupPolicy | None = None
+    allow_from: list[AllowEntry] | None = None
+    agent_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    enabled: bool | None = None
+    topics: dict[str, TelegramTopic] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class TelegramAccount:
+    """``channels.telegram.accounts.<id>``: unset keys inherit from ``channels.telegram``."""
+
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    enabled: bool | None = None
+    bot_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    token_file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_base_url: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_root: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    proxy: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    timeout_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=600))
+    dm_policy: DmPolicy | None = None
+    allow_from: list[AllowEntry] | None = None
+    group_policy: GroupPolicy | None = None
+    group_allow_from: list[AllowEntry] | None = None
+    groups: dict[str, TelegramGroup] | None = None
+    text_chunk_limit: int | None = attrs.field(
+        default=None, metadata=schema(minimum=1, maximum=4096)
+    )
+    chunk_mode: ChunkMode | None = None
+    media_max_mb: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=2000))
+    media_group_flush_ms: int | None = attrs.field(
+        default=None, metadata=schema(minimum=0, maximum=60_000)
+    )
+    link_preview: bool | None = None
+    reply_to_mode: ReplyToMode | None = None
+    polling_stall_threshold_ms: int | None = attrs.field(
+        default=None, metadata=schema(minimum=30_000, maximum=600_000)
+    )
+    history_limit: int | None = attrs.field(default=None, metadata=schema(minimum=0, maximum=1000))
+
+
+@attrs.frozen
+class TelegramConfig:
+    """``channels.telegram``: the default account's keys, defaults for named accounts."""
+
+    enabled: bool = True
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    bot_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    token_file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_base_url: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_root: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    proxy: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    timeout_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=600))
+    dm_policy: DmPolicy = "pairing"
+    allow_from: list[AllowEntry] = attrs.field(factory=list)
+    group_policy: GroupPolicy = "allowlist"
+    group_allow_from: list[AllowEntry] | None = None
+    groups: dict[str, TelegramGroup] = attrs.field(factory=dict)
+    text_chunk_limit: int = attrs.field(default=4000, metadata=schema(minimum=1, maximum=4096))
+    chunk_mode: ChunkMode = "length"
+    media_max_mb: int = attrs.field(default=100, metadata=schema(minimum=1, maximum=2000))
+    media_group_flush_ms: int = attrs.field(default=500, metadata=schema(minimum=0, maximum=60_000))
+    link_preview: bool = True
+    reply_to_mode: ReplyToMode = "off"
+    polling_stall_threshold_ms: int = attrs.field(
+        default=120_000, metadata=schema(minimum=30_000, maximum=600_000)
+    )
+    history_limit: int = attrs.field(default=50, metadata=schema(minimum=0, maximum=1000))
+    default_account: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    accounts: dict[str, TelegramAccount] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Readiness:
+    channel_grace_ms: int = attrs.field(default=120_000, metadata=schema(minimum=0))
+
+
+@attrs.frozen
+class Channels:
+    telegram: TelegramConfig | None = None
+    primary: Literal["telegram"] | None = None
+
+
+@attrs.frozen
+class SessionConfig:
+    """``session``: how inbound DMs map to sessions (CHANNELS.md 5.1)."""
+
+    dm_scope: DmScope = "main"
+    main_key: str = attrs.field(default="main", metadata=schema(min_length=1))
+    identity_links: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class BindingPeer:
+    kind: Literal["direct", "group"]
+    id: str = attrs.field(metadata=schema(min_length=1))
+
+
+@attrs.frozen
+class BindingMatch:
+    channel: str = attrs.field(metadata=schema(min_length=1))
+    account_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    peer: BindingPeer | None = None
+
+
+@attrs.frozen
+class Binding:
+    """One of ``bindings``: which agent answers a channel, account or peer."""
+
+    agent_id: str = attrs.field(metadata=schema(min_length=1))
+    match: BindingMatch
+
+
+@attrs.frozen
+class GroupChat:
+    mention_patterns: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class Messages:
+    group_chat: GroupChat = attrs.field(factory=GroupChat)
+
+
+# -- rules that span keys ------------------------------------------------------------------
+
+_TOKEN_SUFFIX = re.compile(r"/bot[^/]*/?$")
+
+
+def normalize_allow_entry(entry: AllowEntry) -> str:
+    """``"telegram:123"`` / ``"tg:123"`` / ``123`` -> ``"123"``; ``"*"`` stays."""
+    text = str(entry).strip()
+    lowered = text.lower()
+    for prefix in ("telegram:", "tg:"):
+        if lowered.startswith(prefix):
+            return text[len(prefix) :].strip()
+    return text
+
+
+def _policy_problems(
+    path: str, dm_policy: DmPolicy, allow_from: list[AllowEntry] | None
+) -> list[str]:
+    entries = [normalize_allow_entry(e) for e in allow_from or []]
+    if dm_policy == "allowlist" and not [e for e in entries if e]:
+        return [f'{path}.allowFrom: dmPolicy "allowlist" needs at least one entry']
+    if dm_policy == "open" and "*" not in entries:
+        return [f'{path}.allowFrom: dmPolicy "open" needs "*" in allowFrom (anyone may write)']
+    return []
+
+
+def _entry_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
+    out = []
+    for i, entry in enumerate(entries or []):
+        value = normalize_allow_entry(entry)
+        if value != "*" and not re.fullmatch(r"-?[0-9]+", value):
+            out.append(
+                f'{path}[{i}]: expected a numeric Telegram user id or "*", got "{entry}"'
+                " (find your id: message the bot and see `pairing list`)"
+            )
+    return out
+
+
+def _url_problems(path: str, url: str | None) -> list[str]:
+    if url is None:
+        return []
+    if not re.match(r"https?://[^/\s]+", url):
+        return [f"{path}: expected an http(s) URL, got {url!r}"[:200]]
+    if _TOKEN_SUFFIX.search(url):
+        return [
+            f"{path}: must be the API root without /bot<TOKEN> "
+            "(e.g. https://api.telegram.org; the token belongs in botToken or tokenFile)"
+        ]
+    return []
+
+
+def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> list[str]:
+    found: list[str] = []
+    found += _entry_problems(f"{base}.allowFrom", tg.allow_from)
+    found += _entry_problems(f"{base}.groupAllowFrom", tg.group_allow_from)
+    found += _url_problems(f"{base}.apiBaseUrl", tg.api_base_url)
+    found += _url_problems(f"{base}.apiRoot", tg.api_root)
+    if tg.bot_token is not None and tg.token_file is not None:
+        found.append(f"{base}.tokenFile: set botToken or tokenFile, not both")
+    if not tg.accounts or "default" in tg.accounts:
+        found += _policy_problems(base, tg.dm_policy, tg.allow_from)
+    tokens: dict[str, list[str]] = {}
+    for account_id, acct in sorted(tg.accounts.items()):
+        path = f"{base}.accounts.{account_id}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", account_id):
+            found.append(
+                f'{path}: account ids use letters, digits, "_" and "-" (got "{account_id}")'
+            )
+        found += _entry_problems(f"{path}.allowFrom", acct.allow_from)
+        found += _entry_problems(f"{path}.groupAllowFrom", acct.group_allow_from)
+        found += _url_problems(f"{path}.apiBaseUrl", acct.api_base_url)
+        found += _url_problems(f"{path}.apiRoot", acct.api_root)
+        if acct.bot_token is not None and acct.token_file is not None:
+            found.append(f"{path}.tokenFile: set botToken or tokenFile, not both")
+        policy = acct.dm_policy or tg.dm_policy
+        allow = acct.allow_from if acct.allow_from is not None else tg.allow_from
+        found += _policy_problems(path, policy, allow)
+        token = acct.bot_token or (tg.bot_token if account_id == "default" else None)
+        if token:
+            tokens.setdefault(token, []).append(account_id)
+    for ids in tokens.values():
+        if len(ids) > 1:
+            found.append(f"{base}.accounts: duplicate botToken in accounts {', '.join(ids)}")
+    if tg.default_account is not None and tg.accounts and tg.default_account not in tg.accounts:
+        known = ", ".join(sorted(tg.accounts))
+        found.append(
+            f'{base}.defaultAccount: no account "{tg.default_account}" (configured: {known})'
+        )
+    return found
+
+
+def problems(channels: Channels, messages: Messages) -> list[str]:
+    """Cross-key problems of a structurally valid config, one line per key path."""
+    found: list[str] = []
+    if channels.telegram is not None:
+        found += telegram_problems(channels.telegram)
+    for i, pattern in enumerate(messages.group_chat.mention_patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            found.append(f"messages.groupChat.mentionPatterns[{i}]: invalid regex ({exc})")
+    return found
