@@ -28,8 +28,6 @@ NOT_YET: dict[str, str] = {
     # gateway.*
     "gateway.tls": "TLS",
     "gateway.tailscale": "Tailscale exposure",
-    "gateway.trustedProxies": "trusted proxies",
-    "gateway.allowRealIpFallback": "X-Real-IP fallback",
     "gateway.auth.allowTailscale": "Tailscale identity auth",
     "gateway.auth.trustedProxy": "trusted-proxy auth",
     "gateway.http.securityHeaders": "extra HTTP security headers",
