@@ -46,6 +46,16 @@ HEADERS = {
 }
 
 
+def wait_sent(w: Watched, since: int, *methods: str, timeout: float = 5) -> list[str]:
+    """The methods the page sent after frame ``since``, once all of ``methods`` are among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = [str(f.get("method")) for f in w.sent[since:] if f.get("type") == "req"]
+        if set(methods) <= set(sent) or time.monotonic() > deadline:
+            return sent
+        w.page.wait_for_timeout(50)
+
+
 def connected(w: Watched) -> None:
     expect(w.page.get_by_test_id("connection-state")).to_have_text("Connected")
 
@@ -276,7 +286,7 @@ def test_7_restart_reconnects_and_refreshes(gateway: GatewayProc, watched: Watch
     expect(page.get_by_test_id("connection-state")).to_have_text("Connected", timeout=20_000)
     expect(page.get_by_test_id("banner")).to_be_hidden()
     assert len(watched.sockets) >= 2
-    after = [f.get("method") for f in watched.sent[sent_before:] if f.get("type") == "req"]
+    after = wait_sent(watched, sent_before, "chat.history", "system-presence", "health")
     assert "chat.history" in after
     assert "system-presence" in after
     assert "health" in after
@@ -298,7 +308,7 @@ def test_8_seq_gap_refreshes_state(gateway: GatewayProc, watched: Watched) -> No
     before = len(watched.sent)
     assert gateway.knob("drop-seq")["uiConnections"] == 1
     expect(page.get_by_test_id("resync-notice")).to_contain_text("Resynced")
-    methods = [f.get("method") for f in watched.sent[before:] if f.get("type") == "req"]
+    methods = wait_sent(watched, before, "health", "system-presence", "chat.history")
     assert {"health", "system-presence", "chat.history"} <= set(methods), methods
     assert any("event gap" in line for line in watched.console)
     # frames that are not protocol frames are logged and ignored; the page keeps working

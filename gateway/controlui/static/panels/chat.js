@@ -389,9 +389,12 @@ export function createChatPanel(app) {
 
   store.on("chat", onChat);
   store.on("hello", () => {
-    if (!sessionKey) open(store.mainSessionKey);
+    if (!sessionKey) {
+      sessionKey = store.mainSessionKey; // the resync that follows every hello loads it
+      sessionLabel.textContent = sessionKey;
+    }
   });
-  store.on("refresh", () => loadHistory());
+  store.on("resync", () => loadHistory());
   store.on("hello", () => {
     for (const [params, mine] of unanswered.splice(0)) {
       if (params.sessionKey === sessionKey) deliver(params, mine);
