@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import logging
 import secrets
 from pathlib import Path
 
@@ -30,12 +31,15 @@ from .protocol.scopes import READ as READ
 from .protocol.scopes import WRITE as WRITE
 from .protocol.scopes import scope_allows as scope_allows
 
+log = logging.getLogger("gateway")
+
 
 def stored_token(path: Path) -> str | None:
-    """The generated token kept in ``path``, if there is one."""
+    """The generated token kept in ``path``, if there is one (an unreadable file counts as
+    none: a new token is generated, and storing it says why it could not be kept)."""
     try:
         return path.read_text().strip() or None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
@@ -60,6 +64,7 @@ class PendingToken:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pending: str | None = None
+        self.store_error: str | None = None  # why a new token could not be kept
 
     def get(self) -> str:
         stored = stored_token(self.path)
@@ -71,10 +76,19 @@ class PendingToken:
 
     def store(self, token: str | None) -> bool:
         """Write ``token`` if it is this process's new one and none is stored yet; True
-        when it was written now (the banner then shows it)."""
+        when it is new now (the banner then shows it). A state dir that cannot take it
+        (full, read-only) is logged: the token is valid for this run only."""
         if token is None or token != self._pending or stored_token(self.path):
             return False
-        write_atomic(self.path, token + "\n", secret=True)
+        try:
+            write_atomic(self.path, token + "\n", secret=True)
+        except OSError as exc:
+            self.store_error = exc.strerror or str(exc)
+            log.warning(
+                "cannot store the generated token in %s (%s): it is valid for this run only",
+                self.path,
+                self.store_error,
+            )
         return True
 
 
@@ -178,32 +192,41 @@ class _Record:
 
 @attrs.define
 class RateLimiter:
-    """Failed-auth limiter keyed by client IP; bounded to ``max_keys`` records."""
+    """Failed-auth limiter keyed by client (an IP, or an IP and a browser origin); bounded
+    to ``max_keys`` records.
+
+    ``local``: the attempt is local direct (clientip.py) and not from a browser page -- only
+    such attempts get the loopback exemption. ``None`` (callers that know no more) treats a
+    loopback IP key as local."""
 
     policy: RateLimit
     max_keys: int = 10_000
     _records: dict[str, _Record] = attrs.field(factory=dict, init=False)
 
-    def _exempt(self, ip: str | None) -> bool:
-        return self.policy.exempt_loopback and is_loopback_ip(ip)
+    def _exempt(self, key: str | None, local: bool | None) -> bool:
+        if local is None:
+            local = is_loopback_ip(key)
+        return self.policy.exempt_loopback and local
 
-    def retry_after_ms(self, ip: str | None, now_ms: int) -> int | None:
-        """Milliseconds until ``ip`` may try again, or ``None`` if it may try now."""
-        if ip is None or self._exempt(ip):
+    def retry_after_ms(
+        self, key: str | None, now_ms: int, *, local: bool | None = None
+    ) -> int | None:
+        """Milliseconds until ``key`` may try again, or ``None`` if it may try now."""
+        if key is None or self._exempt(key, local):
             return None
-        record = self._records.get(ip)
+        record = self._records.get(key)
         if record is None or record.locked_until <= now_ms:
             return None
         return record.locked_until - now_ms
 
-    def record_failure(self, ip: str | None, now_ms: int) -> None:
-        if ip is None or self._exempt(ip):
+    def record_failure(self, key: str | None, now_ms: int, *, local: bool | None = None) -> None:
+        if key is None or self._exempt(key, local):
             return
-        record = self._records.get(ip)
+        record = self._records.get(key)
         if record is None:
             if len(self._records) >= self.max_keys:
                 self._evict(now_ms)
-            record = self._records[ip] = _Record()
+            record = self._records[key] = _Record()
         window_start = now_ms - self.policy.window_ms
         record.failures = [t for t in record.failures if t > window_start]
         record.failures.append(now_ms)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -26,6 +27,8 @@ import attrs
 
 from .config.paths import Paths
 from .errors import EX_CONFIG, StartupError
+
+log = logging.getLogger("gateway")
 
 
 class LockHeldError(StartupError):
@@ -125,7 +128,20 @@ class GatewayLock:
 
     @classmethod
     def acquire(cls, paths: Paths, port: int | None = None) -> GatewayLock:
+        """Take the lock, or raise :class:`LockHeldError`; a state dir where the lock file
+        cannot even be created (read-only, missing permissions) is a :class:`StartupError`
+        that names it -- one line, no traceback (issue 16)."""
         path = lock_path(paths)
+        try:
+            return cls._acquire(paths, path, port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create the gateway lock {path}: {exc.strerror or exc} (the state "
+                f"directory {path.parent} must be writable)"
+            ) from None
+
+    @classmethod
+    def _acquire(cls, paths: Paths, path: Path, port: int | None) -> GatewayLock:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -162,8 +178,16 @@ class GatewayLock:
         self._write()
 
     def _write(self) -> None:
-        # Rewritten in place under the flock: readers that see a half-written file get None
-        # from read_lock() and fall back to "pid unknown", never a wrong pid.
+        """Rewrite the holder info in place under the flock: readers that see a half-written
+        file get None from read_lock() and fall back to "pid unknown", never a wrong pid.
+        A full or read-only disk only costs the information (logged): the flock, which is
+        what keeps a second gateway out, is held all the same."""
+        try:
+            self._write_info()
+        except OSError as exc:
+            log.warning("cannot record the lock holder in %s (%s)", self.path, exc.strerror)
+
+    def _write_info(self) -> None:
         i = self.info
         data = {
             "pid": i.pid,
@@ -180,12 +204,19 @@ class GatewayLock:
         os.fsync(self._fd)
 
     def release(self) -> None:
+        """Remove the file and drop the lock. Never raises: a read-only or vanished state
+        dir at exit must not turn a clean stop into exit 1 (issue 16); the kernel drops the
+        flock with the descriptor anyway, and a leftover file is harmless."""
         if self._fd < 0:
             return
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = -1
+        except OSError as exc:
+            log.info("lock file %s left in place (%s); it is harmless", self.path, exc.strerror)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._fd)
+            self._fd = -1

@@ -122,11 +122,16 @@ def auth_failed(
 def origin_refused(
     rt: Runtime, ip: str | None, origin: str | None, reason: str, stage: str
 ) -> None:
-    """A browser page on an origin that may not drive the gateway (CSWSH defence)."""
-    rt.metrics.auth_failures.labels(transport="ws", reason="ORIGIN_NOT_ALLOWED").inc()
+    """A browser page on an origin that may not drive the gateway (CSWSH defence), or a
+    ``Host`` a loopback gateway does not answer to (DNS rebinding: ``origin`` is the Host)."""
+    host = reason == "host not allowed"
+    transport = "http" if stage == "http" else "ws"
+    label = "HOST_NOT_ALLOWED" if host else "ORIGIN_NOT_ALLOWED"
+    rt.metrics.auth_failures.labels(transport=transport, reason=label).inc()
     shown = (origin or "")[:256]
-    log_ws.warning(
-        "origin refused", extra={"ip": ip, "origin": shown, "reason": reason, "stage": stage}
+    field = "host" if host else "origin"
+    (log_http if stage == "http" else log_ws).warning(
+        f"{field} refused", extra={"ip": ip, field: shown, "reason": reason, "stage": stage}
     )
 
 
@@ -188,7 +193,7 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
         if message["type"] == "http.response.body" and not message.get("more_body"):
             rt.metrics.http_counter(route, status).inc()
             if log_http.isEnabledFor(logging.DEBUG):
-                client = scope.get("client")
+                client = scope.get("gateway.client")
                 headers = {
                     k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
                 }
@@ -199,12 +204,17 @@ def watch_http(rt: Runtime, scope: dict[str, Any], send: SendFn, route: str) -> 
                         "path": scope.get("path"),
                         "status": status,
                         "durationMs": _ms(started),
-                        "ip": client[0] if client else None,
+                        "ip": client.ip if client else _peer(scope),
                         "headers": headers,
                     },
                 )
 
     return observed
+
+
+def _peer(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def http_answered(

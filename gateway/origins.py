@@ -39,6 +39,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 FORWARDING_HEADERS = frozenset(
     {"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"}
 )
+# what every current browser sends with every request, and HTTP libraries and the CLI do not
+BROWSER_HEADERS = frozenset({"sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest"})
 NOT_ALLOWED = "origin not allowed"
 CONNECT_MESSAGE = (
     "origin not allowed (open the Control UI from the gateway host or allow it in "
@@ -54,6 +56,7 @@ class OriginPolicy:
     allowed_origins: tuple[str, ...] = ()
     host_header_fallback: bool = False
     gateway_port: int = 0
+    loopback_bind: bool = False  # the gateway listens on a loopback address only
 
 
 @attrs.frozen
@@ -67,6 +70,7 @@ class OriginRequest:
     peer_ip: str | None = None
     peer_is_trusted_proxy: bool = False
     forwarded: bool = False  # any forwarding header was present
+    browser: bool = False  # a browser sent it: Origin, Sec-Fetch-*, or a Mozilla/ User-Agent
 
     @classmethod
     def from_headers(
@@ -90,6 +94,9 @@ class OriginRequest:
             peer_ip=peer_ip,
             peer_is_trusted_proxy=trusted_proxy,
             forwarded=any(name in FORWARDING_HEADERS for name in seen),
+            browser=bool(seen.get("origin"))
+            or any(name in BROWSER_HEADERS for name in seen)
+            or seen.get("user-agent", "").lower().startswith("mozilla/"),
         )
 
     @property
@@ -185,6 +192,41 @@ def check_origin(request: OriginRequest, policy: OriginPolicy) -> OriginVerdict:
     ):
         return OriginVerdict(True, "loopback")
     return OriginVerdict(False, NOT_ALLOWED)
+
+
+HOST_NOT_ALLOWED = "host not allowed"
+
+
+def check_host(request: OriginRequest, policy: OriginPolicy) -> OriginVerdict:
+    """DNS rebinding: may a request that names this ``Host`` reach a loopback gateway?
+
+    A page on ``evil.example`` whose name the attacker rebinds to 127.0.0.1 talks to the
+    gateway as *its own* origin -- same-origin requests, readable answers, and no foreign
+    ``Origin`` to refuse. What gives it away is the ``Host`` it asks for. On a loopback bind,
+    only loopback names (``localhost``, ``*.localhost``, 127.0.0.0/8, ``::1``) and the hosts
+    of ``allowedOrigins`` are accepted (any port); with the Host-header fallback any host is.
+    DNS rebinding is an attack through a browser, so only requests a browser sent are
+    checked (an ``Origin``, ``Sec-Fetch-*`` headers or a ``Mozilla/`` User-Agent): the CLI,
+    SDKs and scripts may name the host as they like. A request through a trusted proxy is
+    the proxy's business, and a gateway bound to another address is reached under names it
+    cannot know (and needs auth there anyway)."""
+    if (
+        not policy.loopback_bind
+        or not request.browser
+        or request.peer_is_trusted_proxy
+        or not request.host
+    ):
+        return OriginVerdict(True, "not-checked")
+    host = _host_of(request.host)
+    if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+        return OriginVerdict(True, "loopback")
+    if policy.host_header_fallback or "*" in policy.allowed_origins:
+        return OriginVerdict(True, "allowlist")
+    for entry in policy.allowed_origins:
+        parsed = parse_origin(entry.strip().rstrip("/"))
+        if parsed is not None and parsed.host == host:
+            return OriginVerdict(True, "allowlist")
+    return OriginVerdict(False, HOST_NOT_ALLOWED)
 
 
 def _forwarded_proto(value: str | None) -> str | None:

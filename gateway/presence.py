@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from . import edge
 from .protocol.codec import Encoded, dumps, to_wire
 from .protocol.system import PresenceEntry
 
@@ -67,8 +68,10 @@ class Presence:
     def upsert(
         self, key: str, update: PresenceEntry, *, clear: tuple[str, ...] = ()
     ) -> PresenceEntry:
-        """Merge ``update`` into the entry at ``key``; ``clear`` names fields to reset."""
-        key = key.lower()
+        """Merge ``update`` into the entry at ``key``; ``clear`` names fields to reset.
+        Every string is cleaned first (``edge.clean``): this table goes to every client."""
+        key = edge.clean(key).lower()
+        update = _cleaned(update)
         old = self._entries.get(key)
         if old is None:
             merged = update
@@ -89,7 +92,7 @@ class Presence:
         return merged
 
     def mark_disconnected(self, key: str, now_ms: int) -> None:
-        key = key.lower()
+        key = edge.clean(key).lower()
         old = self._entries.get(key)
         if old is None:
             return
@@ -120,6 +123,43 @@ class Presence:
         if self._encoded is None or self._encoded[0] != key:
             self._encoded = (key, Encoded(dumps(to_wire(self.listing(now_ms)))))
         return self._encoded[1]
+
+
+_TEXT_FIELDS = (
+    "host",
+    "ip",
+    "version",
+    "platform",
+    "device_family",
+    "model_identifier",
+    "mode",
+    "reason",
+    "device_id",
+    "instance_id",
+)
+
+
+def _cleaned(entry: PresenceEntry) -> PresenceEntry:
+    """``entry`` with its strings made safe to share (``edge.clean``); the same object when
+    nothing needed it (the usual case)."""
+    changes: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(entry, name)
+        if value is not None:
+            safe = edge.clean(value)
+            if safe is not value and safe != value:
+                changes[name] = safe
+    if entry.text is not None:
+        text = edge.clean(entry.text, edge.TEXT_CHARS)
+        if text != entry.text:
+            changes["text"] = text
+    for name in ("tags", "roles", "scopes"):
+        values = getattr(entry, name)
+        if values is not None:
+            safe_list = edge.clean_list(values)
+            if safe_list != values:
+                changes[name] = safe_list
+    return attrs.evolve(entry, **changes) if changes else entry
 
 
 def event_key(

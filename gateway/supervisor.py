@@ -222,13 +222,22 @@ async def watch_config(
         seen = await wait_for_change(path, seen, lambda: _debounce_s(lc))
         text = _read(path)
         for attempt in range(1, MISSING_RETRIES + 1):
-            if text is not None:
+            if not isinstance(text, FileNotFoundError):
                 break
             log.info("config reload retry (%d/%d): config file not found", attempt, MISSING_RETRIES)
             await trio.sleep(MISSING_RETRY_S)
             text = _read(path)
-        if text is None:
-            log.warning("config reload skipped (config file not found)")
+        if isinstance(text, OSError):
+            # unreadable (permissions, an I/O error) or gone: keep serving; the next change
+            # -- a chmod included -- reads it again, and an edit made meanwhile applies then
+            why = (
+                "config file not found"
+                if isinstance(text, FileNotFoundError)
+                else (f"cannot read the config file: {text.strerror or text}")
+            )
+            log.warning("config reload skipped (%s)", why)
+            lc.checks += 1
+            lc._checked.set()
             continue
         if text == last_text:
             continue  # touched or rewritten with the same content
@@ -288,8 +297,9 @@ def _debounce_s(lc: Supervisor) -> float:
     return lc.settings.config.gateway.reload.debounce_ms / 1000
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> str | OSError:
+    """The config file's text, or why it cannot be read."""
     try:
         return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
+    except OSError as exc:
+        return exc

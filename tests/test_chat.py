@@ -430,3 +430,45 @@ async def test_agent_runs_in_a_session_reach_webchat_too(gateway: Running) -> No
     assert chat[-1]["state"] == "final"
     assert chat[-1]["sessionKey"] == MAIN
     assert "You said: ping" in chat[-1]["message"]["content"][0]["text"]
+
+
+async def test_deliver_sends_the_reply_to_the_sessions_channel_route(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """``deliver:true`` sends the reply out through the chat the session last talked to;
+    without it (or without a route) the reply stays in the gateway."""
+    from .channelkit import BOT_TOKEN, OWNER, start_with_telegram, wait_state
+    from .faketelegram import start_fake_telegram
+
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    running = await start_with_telegram(
+        start_gateway, tmp_path, fake, dmPolicy="allowlist", allowFrom=[str(OWNER)]
+    )
+    await wait_state(running, "running")
+    async with _client(running) as c:
+        with trio.fail_after(20):
+            # a session no channel has talked to: nowhere to deliver
+            await c.call(
+                "chat.send",
+                {"sessionKey": "agent:main:desk", "message": "x", "idempotencyKey": "d0",
+                 "deliver": True},
+            )  # fmt: skip
+            await c.call("agent.wait", {"runId": "d0"})
+            fake.message(BOT_TOKEN, "hello from telegram", user_id=OWNER)  # main's route
+            await fake.wait_for(lambda: len(fake.sent_to(BOT_TOKEN, OWNER)) == 1)
+            await c.call(
+                "chat.send",
+                {"sessionKey": "main", "message": "kept here", "idempotencyKey": "d1"},
+            )
+            await c.call("agent.wait", {"runId": "d1"})
+            await c.call(
+                "chat.send",
+                {"sessionKey": "main", "message": "send it out", "idempotencyKey": "d2",
+                 "deliver": True},
+            )  # fmt: skip
+            await fake.wait_for(lambda: len(fake.sent_to(BOT_TOKEN, OWNER)) == 2)
+    texts = [m["text"] for m in fake.sent_to(BOT_TOKEN, OWNER)]
+    assert "hello from telegram" in texts[0]
+    assert "send it out" in texts[1]
+    assert not any("kept here" in t or "You said: x" in t for t in texts)

@@ -224,7 +224,7 @@ def test_not_ready_or_draining_refuses_with_1013(gate: Gate, reason: str, retry_
     ("text", "close"),
     [
         ("{not json", Close(1000, "")),
-        (None, Close(1000, "")),  # not UTF-8
+        (None, Close(1007, "invalid UTF-8")),  # not UTF-8: RFC 6455 8.1 (issue 16)
         ('{"type":"event","event":"x"}', Close(1008, "invalid request frame")),
         ("[1, 2]", Close(1008, "invalid request frame")),
     ],
@@ -397,7 +397,97 @@ def test_invalid_frames_after_hello_get_an_invalid_request_res(
 def test_non_json_after_hello_is_ignored() -> None:
     server = open_connection()
     assert server.receive("{nope") == []
-    assert server.receive(None) == []
+    assert server.open
+
+
+def test_invalid_utf8_after_hello_closes_1007() -> None:
+    """Issue 16 (low): a text message that is not UTF-8 fails the connection with 1007
+    (RFC 6455 8.1), not a silent drop or a bare TCP close."""
+    server = open_connection()
+    assert server.receive(None) == [Close(1007, "invalid UTF-8")]
+
+
+LONE_SURROGATE_CONNECT = (
+    '{"type":"req","id":"c1","method":"connect","params":{"minProtocol":4,"maxProtocol":4,'
+    '"client":{"id":"cli","displayName":"\\ud800","version":"1","platform":"x","mode":"node"}}}'
+)
+
+
+def test_a_lone_surrogate_in_connect_is_refused_before_auth() -> None:
+    """Issue 16 (high 1): a lone surrogate never reaches presence: the connect is refused
+    with 1008 and a reason that names the problem."""
+    server = machine()
+    server.challenge(1)
+    assert "\\ud800" in LONE_SURROGATE_CONNECT
+    (close,) = server.receive(LONE_SURROGATE_CONNECT)
+    assert isinstance(close, Close)
+    assert close.code == 1008
+    assert close.reason.startswith(
+        "invalid request frame: a string holds a lone UTF-16 surrogate (line 1 column "
+    )
+    assert server.phase is Phase.CLOSING
+
+
+def test_deep_json_before_auth_closes_1008_without_a_traceback() -> None:
+    """Issue 16 (medium 4): 2 KB of nesting before login is refused cleanly."""
+    server = machine()
+    server.challenge(1)
+    (close,) = server.receive("[" * 1100 + "]" * 1100)
+    assert close == Close(1008, "invalid request frame: nested deeper than 128 levels")
+
+
+def test_an_unsafe_number_in_connect_params_is_named() -> None:
+    server = machine()
+    server.challenge(1)
+    frame = connect_frame()
+    frame["params"]["maxProtocol"] = 2**60
+    actions = server.receive(json.dumps(frame))
+    (res,) = texts(actions)
+    assert closes(actions)[0].code == 1008
+    assert res["error"]["code"] == "INVALID_REQUEST"
+    assert res["error"]["message"] == (
+        "invalid connect params: params.maxProtocol: number out of range "
+        "(1152921504606846976; numbers must be within +-9007199254740991)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_id", "problem"),
+    [
+        (
+            '{"type":"req","id":"r1","method":"health","params":{"x":"\\udc00"}}',
+            "invalid",
+            "a string holds a lone UTF-16 surrogate",
+        ),
+        (
+            '{"type":"req","id":"r2","method":"health","params":' + "[" * 200 + "]" * 200 + "}",
+            "r2",
+            "nested deeper than 128 levels",
+        ),
+        (
+            '{"type":"req","id":"r3","method":"health","params":{"n":[1e300]}}',
+            "r3",
+            "params.n.0: number out of range",
+        ),
+        (
+            '{"type":"req","id":"r4","method":"health","params":{"n":-9007199254740992}}',
+            "r4",
+            "params.n: number out of range",
+        ),
+    ],
+)
+def test_rejected_json_after_hello_is_an_invalid_request(
+    text: str, expected_id: str, problem: str
+) -> None:
+    """Issue 16: INVALID_REQUEST naming the problem; the connection stays open."""
+    server = open_connection()
+    (action,) = server.receive(text)
+    assert isinstance(action, Refuse)
+    assert action.request_id == expected_id
+    error = refusal([action])
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["message"].startswith(f"invalid request frame: {problem}")
+    assert server.open
 
 
 def test_cancel_reaches_only_an_inflight_request() -> None:

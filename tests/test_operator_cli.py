@@ -17,6 +17,7 @@ import sys
 import typing
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -34,7 +35,7 @@ from gateway.errors import ConfigError
 from gateway.lock import GatewayLock
 from gateway.protocol.model import camel
 
-from .conftest import handshake, in_thread, open_raw
+from .conftest import handshake, in_thread, make_settings, open_raw
 from .servicefakes import fake_systemd, make_host
 from .test_cli_process import cli_env, ctrl_c_works, free_port, gateway_process, run_cli
 from .test_logs_cli import Lines, notice
@@ -400,7 +401,8 @@ def test_ci_runs_the_readmes_check_command_with_lint_and_types() -> None:
 
 async def test_a_failed_start_leaves_no_unseen_token(tmp_path: Path) -> None:
     """A start that cannot bind stores no token; the next successful start generates one
-    and prints it (it used to say only "generated earlier")."""
+    and says where it is (it used to say only "generated earlier"). Through a pipe (a
+    supervisor's journal) the token itself is never printed (issue 16, low)."""
     token_file = tmp_path / ".smart-agent-neo" / "gateway.token"
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -411,8 +413,9 @@ async def test_a_failed_start_leaves_no_unseen_token(tmp_path: Path) -> None:
     assert not token_file.exists()
     async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
         token = token_file.read_text().strip()
-        assert "Generated gateway token (shown once" in proc.banner
-        assert f"  {token}" in proc.banner
+        assert f"Generated gateway token stored 0600 in {token_file}" in proc.banner
+        assert f"read it with: cat {token_file}" in proc.banner
+        assert token not in proc.banner
         code, _ = await proc.stop()
         assert code == 0
     async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
@@ -739,3 +742,33 @@ def test_slow_commands_show_a_spinner_on_a_terminal_only(tmp_path: Path) -> None
         piped = run_cli(tmp_path, *args, SMART_AGENT_NEO_GATEWAY_PORT=port)
         assert spinner not in piped.stdout + piped.stderr, args
         assert "\x1b[?25l" not in piped.stdout + piped.stderr  # no cursor games either
+
+
+def test_the_generated_token_is_shown_only_on_a_terminal(tmp_path: Path) -> None:
+    """Issue 16 (low): printed to a pipe, the token landed in the journal. On a terminal it
+    is shown once; a token that could not be stored says so."""
+    import io
+
+    from rich.console import Console
+
+    from gateway.cli.run import banner
+
+    settings = make_settings(tmp_path, token=None)
+    assert settings.auth.source == "generated"
+    settings = attrs.evolve(settings, auth=attrs.evolve(settings.auth, token="Zq9-secret-42"))
+    running = SimpleNamespace(url="ws://127.0.0.1:1", host="127.0.0.1", port=1, canvas_port=None)
+
+    def shown(terminal: bool, error: str | None = None) -> str:
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, width=200, color_system=None)
+        banner(running, settings, True, console, error)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    token = str(settings.auth.token)
+    assert f"  {token}" in shown(True)
+    assert token not in shown(False)
+    assert "read it with: cat" in shown(False)
+    full = shown(True, "No space left on device")
+    assert "NOT stored: No space left on device" in full
+    assert token in full
+    assert token not in shown(False, "No space left on device")

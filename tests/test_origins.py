@@ -7,6 +7,7 @@ import pytest
 from gateway.origins import (
     OriginPolicy,
     OriginRequest,
+    check_host,
     check_origin,
     is_origin,
     parse_origin,
@@ -152,3 +153,53 @@ def test_origin_syntax() -> None:
     assert not is_origin("ws://a.example")
     assert not is_origin("https://a.example/path")
     assert not is_origin("a.example")
+
+
+LOOPBACK_POLICY = OriginPolicy(("https://gw.example.com",), False, PORT, loopback_bind=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        (f"127.0.0.1:{PORT}", True),
+        ("localhost", True),
+        ("app.localhost:8080", True),
+        ("[::1]:18789", True),
+        ("127.0.0.5", True),
+        ("gw.example.com", True),  # an allowedOrigins host
+        ("evil.example:18789", False),  # DNS rebinding
+        ("0.0.0.0:18789", False),
+        ("192.168.1.5", False),
+    ],
+)
+def test_a_loopback_gateway_answers_browsers_only_under_its_own_names(
+    host: str, allowed: bool
+) -> None:
+    """Issue 16: Host checked against the bind (DNS rebinding)."""
+    browser = OriginRequest(origin=None, host=host, peer_ip="127.0.0.1", browser=True)
+    assert check_host(browser, LOOPBACK_POLICY).allowed is allowed
+
+
+def test_the_host_check_leaves_non_browsers_proxies_and_other_binds_alone() -> None:
+    rebound = "evil.example"
+    cli = OriginRequest(origin=None, host=rebound, peer_ip="127.0.0.1")
+    assert check_host(cli, LOOPBACK_POLICY).allowed
+    proxied = OriginRequest(
+        None, rebound, peer_ip="127.0.0.1", peer_is_trusted_proxy=True, browser=True
+    )
+    assert check_host(proxied, LOOPBACK_POLICY).allowed
+    lan = OriginPolicy((), False, PORT, loopback_bind=False)
+    assert check_host(OriginRequest(None, rebound, browser=True), lan).allowed
+    fallback = OriginPolicy((), True, PORT, loopback_bind=True)
+    assert check_host(OriginRequest(None, rebound, browser=True), fallback).allowed
+
+
+def test_browser_markers_are_read_from_headers() -> None:
+    def seen(*pairs: tuple[bytes, bytes]) -> bool:
+        return OriginRequest.from_headers(list(pairs), "127.0.0.1").browser
+
+    assert seen((b"sec-fetch-mode", b"cors"))
+    assert seen((b"user-agent", b"Mozilla/5.0 (X11)"))
+    assert seen((b"origin", b"http://x"))
+    assert not seen((b"user-agent", b"curl/8.5"))
+    assert not seen()

@@ -61,6 +61,7 @@ def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
         "port.conflict",
         "services.duplicate",
         "profiles.ports",
+        "channels.config",
     ]
 
 
@@ -260,3 +261,33 @@ def test_unconfigured_service_needs_no_config(tmp_path: Path) -> None:
     status, message = by_id(run_checks(host, paths))["config.valid"]
     assert status == "ok"
     assert "embedded defaults" in message
+
+
+def test_channel_config_warnings(tmp_path: Path) -> None:
+    """CHANNELS 1.1: two accounts and no defaultAccount; a tokenFile that cannot be used;
+    requireMention:false under privacy mode. Warnings only: the config is the user's."""
+    config = json.dumps(
+        {
+            "gateway": {"mode": "local"},
+            "channels": {
+                "telegram": {
+                    "groups": {"-100": {"requireMention": False}},
+                    "accounts": {
+                        "alpha": {"botToken": "1:a"},
+                        "beta": {"tokenFile": str(tmp_path / "missing.token")},
+                    },
+                }
+            },
+        }
+    )
+    paths = local_profile(tmp_path, config=config)
+    host = make_host(tmp_path, fake_systemd(tmp_path))
+    status, message = by_id(doctor(host, paths).checks)["channels.config"]
+    assert status == "warn"
+    assert 'channels.telegram: 2 accounts and no defaultAccount; "alpha"' in message
+    assert (
+        f"channels.telegram.accounts.beta.tokenFile: {tmp_path / 'missing.token'} does not exist"
+        in message
+    )
+    assert "channels.telegram.accounts.alpha.groups: requireMention is false" in message
+    assert "1:a" not in message

@@ -64,7 +64,13 @@ def load_settings(args: argparse.Namespace, paths: Paths, token: PendingToken) -
     return resolve(loaded, paths, overrides, os.environ, token.get)
 
 
-def banner(running: Running, settings: Settings, token_is_new: bool, out: Console) -> None:
+def banner(
+    running: Running,
+    settings: Settings,
+    token_is_new: bool,
+    out: Console,
+    store_error: str | None = None,
+) -> None:
     url = running.url
     http = url.replace("ws://", "http://", 1)
     out.print(
@@ -83,10 +89,24 @@ def banner(running: Running, settings: Settings, token_is_new: bool, out: Consol
     )
     auth = settings.auth
     if auth.source == "generated":
-        if token_is_new:
+        token_file = settings.paths.token_file
+        if token_is_new and store_error is not None:
             out.print(
-                f"Generated gateway token (shown once, stored 0600 in {settings.paths.token_file}):"
+                f"Generated gateway token (NOT stored: {store_error}; valid for this run only, "
+                "set gateway.auth.token to keep one)" + (":" if out.is_terminal else ""),
+                markup=False,
             )
+            if out.is_terminal:
+                out.print(f"  {auth.token}", markup=False)
+        elif token_is_new and not out.is_terminal:
+            # a supervisor's journal keeps stdout forever: the secret stays in its 0600 file
+            out.print(
+                f"Generated gateway token stored 0600 in {token_file} (read it with: cat "
+                f"{token_file}; it is shown only on a terminal)",
+                markup=False,
+            )
+        elif token_is_new:
+            out.print(f"Generated gateway token (shown once, stored 0600 in {token_file}):")
             out.print(f"  {auth.token}", markup=False)
         else:
             out.print(
@@ -134,7 +154,7 @@ async def run_gateway(
         shown = current.auth.token if current.auth.source == "generated" else None
         token_is_new = token.store(shown)  # bound: only now is a new token kept
         if generation == 1:
-            banner(running, current, token_is_new, out)
+            banner(running, current, token_is_new, out, token.store_error)
             # Everything allocated so far (modules, schemas, config) lives as long as the
             # process: take it out of the collector's view so full collections stay short.
             gc.freeze()

@@ -167,6 +167,9 @@ class Nodes:
     deny_commands: list[str] = attrs.field(factory=list)
 
 
+PROXY_PATTERN = r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?"
+
+
 @attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
@@ -188,6 +191,15 @@ class Gateway:
     tools: ToolPolicy = attrs.field(factory=ToolPolicy)
     control_ui: ControlUi = attrs.field(factory=ControlUi)
     nodes: Nodes = attrs.field(factory=Nodes)
+    # reverse proxies whose X-Forwarded-For / Forwarded name the client (clientip.py)
+    trusted_proxies: list[str] = attrs.field(
+        factory=list,
+        metadata=schema(
+            pattern=PROXY_PATTERN,
+            description='an IP address or a CIDR range such as "127.0.0.1" or "10.0.0.0/8"',
+        ),
+    )
+    allow_real_ip_fallback: bool = False
 
 
 @attrs.frozen

@@ -28,11 +28,13 @@ NOT_YET: dict[str, str] = {
     # gateway.*
     "gateway.tls": "TLS",
     "gateway.tailscale": "Tailscale exposure",
-    "gateway.trustedProxies": "trusted proxies",
-    "gateway.allowRealIpFallback": "X-Real-IP fallback",
     "gateway.auth.allowTailscale": "Tailscale identity auth",
     "gateway.auth.trustedProxy": "trusted-proxy auth",
     "gateway.http.securityHeaders": "extra HTTP security headers",
+    "gateway.controlUi.allowInsecureAuth": "browser device identity (the Control UI signs in "
+    "with the shared secret only)",
+    "gateway.controlUi.dangerouslyDisableDeviceAuth": "browser device identity (the Control UI "
+    "signs in with the shared secret only)",
     # logging.*
     "logging.consoleStyle": "console styles",
     "logging.redactSensitive": "configurable redaction (secrets are always redacted)",

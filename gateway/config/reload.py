@@ -45,6 +45,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     # read from the settings on every upgrade and connect
     ("gateway.controlUi.allowedOrigins", "hot"),
     ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
+    ("gateway.trustedProxies", "hot"),
+    ("gateway.allowRealIpFallback", "hot"),
     ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),

@@ -13,6 +13,7 @@ from typing import Literal
 
 import attrs
 
+from ..clientip import ProxyPolicy, parse_network, proxy_policy
 from ..errors import StartupError
 from .load import Loaded
 from .model import Config
@@ -73,6 +74,12 @@ class Settings:
     @property
     def url(self) -> str:
         return f"ws://{format_host(self.host)}:{self.port}"
+
+    @property
+    def proxies(self) -> ProxyPolicy:
+        """``gateway.trustedProxies`` as a policy (validated by :func:`resolve`)."""
+        gw = self.config.gateway
+        return proxy_policy(tuple(gw.trusted_proxies), gw.allow_real_ip_fallback)
 
 
 def format_host(host: str) -> str:
@@ -137,6 +144,14 @@ def resolve(
             "origins), or set gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback=true "
             "to use Host-header origin fallback mode (or set gateway.controlUi.enabled=false)"
         )
+    for i, entry in enumerate(gw.trusted_proxies):
+        try:
+            parse_network(entry)
+        except ValueError:
+            raise StartupError(
+                f"gateway.trustedProxies[{i}]: expected an IP address or a CIDR range such as "
+                f'"10.0.0.0/8", got "{entry}"'
+            ) from None
     canvas = _canvas_port(loaded.config, env, port)
     return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists, canvas)
 

@@ -1,8 +1,11 @@
 """Notice when the config file changes, and let the writer finish first.
 
-Polls ``stat`` (inode, size, mtime) rather than using inotify: it needs no dependency, works
+Polls ``stat`` (inode, size, mtime, ctime, mode) rather than using inotify: it needs no dependency, works
 on every filesystem, and survives editors that write a temp file and rename it over the
-original (the inode changes, so we notice; a watch on the old inode would not). A change is
+original (the inode changes, so we notice; a watch on the old inode would not). The change
+time and mode are in the signature so that a ``chmod`` that makes an unreadable file readable
+again is a change too: an edit saved while the file could not be read is then picked up
+(issue 16). A change is
 reported only after the file has stopped changing for ``debounce`` seconds, so a burst of
 writes (an editor saving twice, a half-written file being completed) is read once.
 """
@@ -27,6 +30,8 @@ class Signature:
     inode: int = 0
     size: int = 0
     mtime_ns: int = 0
+    ctime_ns: int = 0  # changes with chmod/chown too
+    mode: int = 0
 
 
 def signature(path: Path) -> Signature:
@@ -34,7 +39,7 @@ def signature(path: Path) -> Signature:
         st = os.stat(path)
     except OSError:
         return Signature(exists=False)
-    return Signature(True, st.st_ino, st.st_size, st.st_mtime_ns)
+    return Signature(True, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 async def wait_for_change(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import attrs
 
-from ..auth import AuthFailure, granted_scopes, is_loopback_ip
+from ..auth import AuthFailure, granted_scopes
 from ..errors import GatewayError, NotPaired, Unauthorized
 from ..protocol.devices import DeviceTokenRecord
 from ..protocol.handshake import ConnectParams
@@ -32,9 +32,6 @@ from .identity import DeviceAuthFailure, DeviceProof, verify_device_proof
 from .pairing import DeviceClaim, pairing_needed
 from .service import DeviceService
 
-FORWARDING_HEADERS = frozenset(
-    {b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip"}
-)
 UI_CLIENT_IDS = frozenset(
     {"smart-agent-neo-control-ui", "openclaw-control-ui", "webchat-ui", "webchat"}
 )
@@ -46,11 +43,6 @@ REQUIREMENTS = {
     "scope-upgrade": "device is asking for more scopes than currently approved",
     "metadata-upgrade": "device identity changed and must be re-approved",
 }
-
-
-def is_local_direct(remote_ip: str | None, header_names: frozenset[bytes]) -> bool:
-    """A loopback peer with no forwarding headers (a proxy on loopback is not local)."""
-    return is_loopback_ip(remote_ip) and not (header_names & FORWARDING_HEADERS)
 
 
 @attrs.frozen

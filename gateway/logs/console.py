@@ -14,6 +14,7 @@ import time
 from rich.console import Console
 from rich.text import Text
 
+from ..edge import clean
 from .entry import Entry, short_subsystem
 
 _LEVEL_STYLE = {
@@ -24,6 +25,7 @@ _LEVEL_STYLE = {
     "fatal": ("fatal", "bold red"),
 }
 MAX_FIELD_CHARS = 120
+MAX_MESSAGE_CHARS = 64 * 1024
 
 
 def render(entry: Entry) -> Text:
@@ -33,7 +35,8 @@ def render(entry: Entry) -> Text:
     if label is not None:
         text.append(f" {label[0]}", style=label[1])
     text.append(f" [{short_subsystem(entry.subsystem)}]", style="cyan")
-    text.append(" " + entry.msg)
+    # control characters from a client's value (an ESC in a name) never reach the terminal
+    text.append(" " + clean(entry.msg, MAX_MESSAGE_CHARS, newlines=True))
     error = None
     for key, value in entry.fields.items():
         if key == "error" and isinstance(value, str):
@@ -41,13 +44,13 @@ def render(entry: Entry) -> Text:
             continue
         text.append(f" {key}={_short(value)}", style="dim")
     if error is not None:
-        text.append("\n" + error, style="red")
+        text.append("\n" + clean(error, MAX_MESSAGE_CHARS, newlines=True), style="red")
     return text
 
 
 def _short(value: object) -> str:
     shown = value if isinstance(value, str) else json.dumps(value, default=str)
-    return shown if len(shown) <= MAX_FIELD_CHARS else shown[: MAX_FIELD_CHARS - 1] + "…"
+    return clean(shown, MAX_FIELD_CHARS)
 
 
 class ConsoleSink:

@@ -59,7 +59,7 @@ class FileSink:
             self.dropped += 1
             self.dropped_total += 1
             return
-        data = line.encode()
+        data = line.encode("utf-8", "replace")  # a lone surrogate from anywhere: "?"
         try:
             self._open_for(date.fromtimestamp(ts))
             if self._size > 0 and self._size + len(data) > self.max_bytes:
@@ -142,7 +142,7 @@ class FileSink:
         )
         self._failed_at = None
         self.dropped = 0
-        self._append(to_json_line(entry).encode())
+        self._append(to_json_line(entry).encode("utf-8", "replace"))
 
     def _close(self) -> None:
         if self._fd is not None:

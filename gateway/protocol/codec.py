@@ -9,6 +9,7 @@ then only builds the objects.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 import attrs
@@ -66,16 +67,119 @@ class Encoded:
 
 
 def dumps(value: object) -> str:
-    """Compact JSON text; the one encoder every outbound frame goes through."""
+    """Compact JSON text; the one encoder every outbound frame goes through.
+
+    Never raises for a string: a value orjson refuses (a big int, a non-string key, a lone
+    surrogate that came from somewhere other than our decoder -- a model provider, a file)
+    is encoded by the standard library, and any lone surrogate left in the text becomes
+    U+FFFD, so the frame can always be sent as UTF-8 and one bad value never breaks a frame
+    that many clients share.
+    """
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, ...
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, surrogates, depth
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _LONE_SURROGATE.sub("\ufffd", text)
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse JSON text; raises ``ValueError`` (``json.JSONDecodeError``) when it is not JSON."""
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (always encodable as UTF-8)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+# -- the decoder ------------------------------------------------------------------------------
+
+MAX_DEPTH = 128  # arrays/objects inside each other; orjson itself encodes at most 254 deep
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: what every client can hold
+
+
+class JsonRejected(ValueError):
+    """Inbound JSON the gateway does not accept, with a message that names the problem.
+
+    ``syntax``: it is not JSON at all (the protocol ignores such frames after the
+    handshake). Otherwise it is JSON the gateway refuses: a lone surrogate, nesting deeper
+    than :data:`MAX_DEPTH`, a number beyond +-:data:`MAX_SAFE_INTEGER`. ``value`` is what
+    was parsed when the problem was found after parsing (so a frame's ``id`` can still be
+    answered).
+    """
+
+    def __init__(self, message: str, *, syntax: bool = False, value: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.syntax = syntax
+        self.value = value
+
+
+# A number that may be out of range: 16+ digits, or an exponent, right after ':' '[' or ','.
+# Only a trigger for the exact check (_problem); digits inside strings may trip it too.
+_BIG_NUMBER = re.compile(r"[:\[,]\s*-?(?:\d{16}|\d+(?:\.\d+)?[eE])")
+_BIG_NUMBER_BYTES = re.compile(rb"[:\[,]\s*-?(?:\d{16}|\d+(?:\.\d+)?[eE])")
+
+
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """Parse inbound JSON -- every frame and request body goes through here, and nothing
+    else parses them: no fallback parser, no ``RecursionError``, no value that cannot be
+    encoded again.
+
+    Raises :class:`JsonRejected` (a ``ValueError``): not JSON, not UTF-8, a lone surrogate,
+    deeper than :data:`MAX_DEPTH`, or a number beyond +-:data:`MAX_SAFE_INTEGER`.
+
+    Cheap for ordinary frames: orjson parses (and refuses invalid UTF-8, lone surrogates,
+    NaN/Infinity and anything over 1,024 levels); the walk that checks depth and numbers
+    runs only when a C-speed scan of the text says it could matter.
+    """
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _rejected(str(exc)) from None
+    if isinstance(data, str):
+        suspect = data.count("{") + data.count("[") > MAX_DEPTH or bool(_BIG_NUMBER.search(data))
+    else:
+        raw = bytes(data) if isinstance(data, memoryview) else data
+        suspect = raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or bool(
+            _BIG_NUMBER_BYTES.search(raw)
+        )
+    if suspect:
+        problem = _problem(value, (), 0)
+        if problem is not None:
+            raise JsonRejected(problem, value=value)
+    return value
+
+
+def _rejected(detail: str) -> JsonRejected:
+    """orjson's message, said for a user; ``syntax`` unless the text was JSON-shaped."""
+    where = detail.rsplit(": line ", 1)
+    position = f" (line {where[1].split(' (', 1)[0]})" if len(where) == 2 else ""
+    what = where[0]
+    if "surrogate" in what and "UTF-8" not in what:
+        return JsonRejected(f"a string holds a lone UTF-16 surrogate{position}")
+    if "UTF-8" in what:
+        return JsonRejected(f"not valid UTF-8{position}")
+    if "depth" in what or "recursion" in what:
+        return JsonRejected(f"nested deeper than {MAX_DEPTH} levels")
+    if "infinity" in what:
+        return JsonRejected(f"a number is out of range{position}")
+    return JsonRejected(f"not valid JSON: {what}{position}", syntax=True)
+
+
+def _problem(value: object, path: tuple[str, ...], depth: int) -> str | None:
+    """The first depth or number problem in a parsed value, naming where it is."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        if depth >= MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        items = value.items() if type(value) is dict else enumerate(value)  # type: ignore[arg-type]
+        for key, item in items:
+            found = _problem(item, (*path, str(key)), depth + 1)
+            if found is not None:
+                return found
+        return None
+    if (kind is int or kind is float) and abs(value) > MAX_SAFE_INTEGER:  # type: ignore[arg-type]
+        where = ".".join(path) or "the value"
+        return (
+            f"{where}: number out of range ({value!r}; numbers must be within +-{MAX_SAFE_INTEGER})"
+        )
+    return None

@@ -34,7 +34,7 @@ import attrs
 
 from ..errors import Forbidden, GatewayError, InvalidRequest, Unavailable
 from . import validate
-from .codec import Encoded, dumps, from_wire, loads
+from .codec import Encoded, JsonRejected, dumps, from_wire, loads
 from .frames import (
     MAX_PAYLOAD_BYTES,
     MAX_PREAUTH_PAYLOAD_BYTES,
@@ -143,17 +143,21 @@ def frame_bytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _loads(text: str | None) -> object:
-    """The JSON value of a frame, or ``_UNPARSEABLE`` (``null`` is a value, not a failure)."""
-    if text is None:
-        return _UNPARSEABLE
+def _parse(text: str) -> object:
+    """The JSON value of a frame, or the :class:`JsonRejected` saying why there is none
+    (``null`` is a value, not a failure)."""
     try:
         return loads(text)
-    except ValueError:
-        return _UNPARSEABLE
+    except JsonRejected as rejected:
+        return rejected
 
 
-_UNPARSEABLE = object()
+def _frame_id(rejected: JsonRejected) -> str:
+    """The ``id`` of a frame refused after parsing (a number out of range), else the
+    literal ``"invalid"`` (PROTOCOL.md 2.4)."""
+    value = rejected.value
+    raw_id = value.get("id") if type(value) is dict else None
+    return raw_id if isinstance(raw_id, str) and raw_id else "invalid"
 
 
 class ServerConnection:
@@ -210,8 +214,11 @@ class ServerConnection:
         return []
 
     def receive(self, text: str | None) -> list[Action]:
-        """One inbound message; ``None`` when it was not valid UTF-8."""
+        """One inbound message; ``None`` when it was not valid UTF-8 (RFC 6455 8.1: the
+        connection fails with 1007, before or after the handshake)."""
         phase = self.phase
+        if text is None and phase in (Phase.CHALLENGED, Phase.OPEN):
+            return self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
         if phase is Phase.OPEN:
             return self._request(text)
         if phase is Phase.CHALLENGED:
@@ -221,11 +228,17 @@ class ServerConnection:
         return []  # closing or closed: nothing more is answered
 
     def _connect(self, text: str | None) -> list[Action]:
-        if text is not None and frame_bytes(text) > self.limits.max_preauth_bytes:
+        assert text is not None  # receive() closed on invalid UTF-8
+        if frame_bytes(text) > self.limits.max_preauth_bytes:
             return self.close(CloseCode.TOO_BIG, "preauth payload too large")
-        frame = _loads(text)
-        if frame is _UNPARSEABLE:
-            return self.close(CloseCode.NORMAL, "")  # not JSON at all: close, no res
+        frame = _parse(text)
+        if type(frame) is JsonRejected:
+            if frame.syntax:
+                return self.close(CloseCode.NORMAL, "")  # not JSON at all: close, no res
+            if _frame_id(frame) != "invalid":  # parsed; a value in it is out of range
+                error = InvalidRequest(f"invalid connect params: {frame.message}")
+                return self._refuse_connect(_frame_id(frame), error)
+            return self.close(CloseCode.POLICY, f"invalid request frame: {frame.message}")
         if not isinstance(frame, dict) or validate.problem("RequestFrame", frame) is not None:
             return self.close(CloseCode.POLICY, "invalid request frame")
         request_id = str(frame["id"])
@@ -290,13 +303,18 @@ class ServerConnection:
     # -- after hello-ok -----------------------------------------------------------------------
 
     def _request(self, text: str | None) -> list[Action]:
-        frame = _loads(text)
-        if frame is _UNPARSEABLE:
-            return []  # not JSON at all: ignored after the handshake
+        assert text is not None  # receive() closed on invalid UTF-8
+        frame = _parse(text)
+        if type(frame) is JsonRejected:
+            if frame.syntax:
+                return []  # not JSON at all: ignored after the handshake
+            request_id = _frame_id(frame)
+            error = InvalidRequest(f"invalid request frame: {frame.message}")
+            return [Refuse(request_id, "", response_text(request_id, False, error=error.shape()))]
         if type(frame) is dict and frame.get("type") == "cancel":
-            request_id = frame.get("id")
-            if isinstance(request_id, str) and request_id in self.inflight:
-                return [Cancel(request_id)]
+            cancelled = frame.get("id")
+            if isinstance(cancelled, str) and cancelled in self.inflight:
+                return [Cancel(cancelled)]
             return []
         problem = validate.problem("RequestFrame", frame)
         if problem is not None or type(frame) is not dict:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import attrs
 
+from ..clientip import NO_PROXIES, ClientAddress, ProxyPolicy, attribute
+
 Headers = Sequence[tuple[bytes, bytes]]
 
 
@@ -16,6 +18,18 @@ class Upgrade:
     headers: Headers  # as received; names lower-cased
     client: tuple[str, int] | None  # the peer's address (None on a socket pair)
     server: tuple[str, int] | None = None  # our address as the peer reached it
+    proxies: ProxyPolicy = attrs.field(default=NO_PROXIES, eq=False, repr=False)
+    # the client behind any trusted proxy (clientip.py), resolved once per upgrade
+    address: ClientAddress = attrs.field(
+        init=False,
+        eq=False,
+        default=attrs.Factory(
+            lambda self: attribute(
+                self.client[0] if self.client else None, self.headers, self.proxies
+            ),
+            takes_self=True,
+        ),
+    )
 
     def header(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lower-case bytes), decoded as latin-1."""
@@ -26,7 +40,13 @@ class Upgrade:
 
     @property
     def client_ip(self) -> str | None:
-        return self.client[0] if self.client else None
+        """The client's address: the peer's, or behind a trusted proxy the one it names."""
+        return self.address.ip
+
+    @property
+    def local_direct(self) -> bool:
+        """A loopback peer with no forwarding header, not through a proxy (clientip.py)."""
+        return self.address.local_direct
 
     @property
     def origin(self) -> str | None:

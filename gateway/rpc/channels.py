@@ -78,6 +78,7 @@ async def channels_status(ctx: CallContext, params: ChannelsStatusParams) -> dic
 @method("channels.start", params=ChannelParams, result=ChannelStartResult, scope=ADMIN)
 async def channels_start(ctx: CallContext, params: ChannelParams) -> ChannelStartResult:
     channel, slots = _slots(ctx.runtime.channels, params)
+    ctx.runtime.channels.reread_tokens(slots)
     started = [slot.start() for slot in slots]
     for slot in slots:
         log.info("%s start requested over RPC", slot.prefix)
@@ -111,6 +112,7 @@ async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRe
     async with trio.open_nursery() as nursery:
         for slot in slots:
             nursery.start_soon(stop, slot)
+    ctx.runtime.channels.reread_tokens(slots)
     started = [slot.start() for slot in slots]
     return ChannelRestartResult(
         channel,

@@ -7,6 +7,7 @@ write the session's transcript and can be joined with ``agent.wait``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import trio
@@ -16,6 +17,7 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import ADMIN, WRITE
+from ..channels.service import suppressed
 from ..errors import PeerError, RpcError
 from ..protocol.chat import (
     ChatAbortParams,
@@ -29,9 +31,43 @@ from ..protocol.chat import (
     TextBlock,
 )
 from ..protocol.frames import ErrorCode
+from ..runtime import Runtime
 from .registry import CallContext, method
 
 ABORT_WAIT_S = 5.0
+
+log = logging.getLogger("gateway.chat")
+
+
+async def deliver_reply(rt: Runtime, run: Run) -> None:
+    """``deliver:true``: once the run has answered, send the reply to the chat the session
+    last talked to through a channel (its ``lastRoute``). A session no channel has talked to
+    has nowhere to go, so its reply stays in the gateway, as without ``deliver``.
+
+    Cancellation: with the gateway; a reply not yet sent then is not sent."""
+    await run.done.wait()
+    service = rt.channels.service
+    if run.status != "ok" or service is None:
+        return
+    route = await service.last_route(run.session_key)
+    if route is None:
+        log.info(
+            "run %s: nothing to deliver to (session %s has no channel route)",
+            run.run_id,
+            run.session_key,
+        )
+        return
+    for text in run.payloads:
+        if text.strip() and not suppressed(text):
+            sent = await rt.channels.notify(route.channel, route.account_id, route.to, text)
+            if not sent:
+                log.warning(
+                    "run %s: could not deliver the reply to %s/%s",
+                    run.run_id,
+                    route.channel,
+                    route.account_id,
+                )
+                return
 
 
 def _key(svc: AgentService, agent_id: str | None, raw_key: str, method_name: str) -> str:
@@ -110,6 +146,10 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> ChatSendResult:
             exc.message = f"invalid chat.send params: {exc.message}"
             exc.args = (exc.message,)
         raise
+    if params.deliver and ctx.runtime.nursery is not None:
+        ctx.runtime.nursery.start_soon(
+            deliver_reply, ctx.runtime, run, name=f"deliver {run.run_id}"
+        )
     return ChatSendResult(run_id=run.run_id, status="started")
 
 

@@ -79,16 +79,22 @@ class ConnectAttempt:
 
     @property
     def limiter_key(self) -> str | None:
-        """The failed-auth bucket: the address, and for a browser the address and its
-        ``Origin`` -- never loopback-exempt, since a hostile page runs on the user's own
-        machine (CONTROL-UI.md 3)."""
+        """The failed-auth bucket: the client (behind any trusted proxy), and for a browser
+        the client and its ``Origin``."""
         origin = self.upgrade.origin
         return f"{self.ip or '?'} origin {origin}" if origin else self.ip
+
+    @property
+    def limiter_local(self) -> bool:
+        """Loopback-exempt: only local direct (clientip.py), never a browser page, since a
+        hostile page runs on the user's own machine (CONTROL-UI.md 3), and never a client
+        behind a reverse proxy (FAILURE-MODES 21)."""
+        return self.upgrade.local_direct and not self.upgrade.origin
 
     def refuse_secret(self, rt: Runtime, failure: AuthFailure) -> GatewayError:
         """Count a wrong secret toward the limiter, record it, and return the refusal."""
         if failure.counts:
-            rt.limiter.record_failure(self.limiter_key, self.now_ms)
+            rt.limiter.record_failure(self.limiter_key, self.now_ms, local=self.limiter_local)
         client = self.params.client.id
         observe.auth_failed(rt, "ws", self.ip, failure.detail_code, client=client)
         return failure.error()
@@ -100,7 +106,9 @@ ConnectCheck = Callable[[Runtime, ConnectAttempt], Awaitable[None]]
 
 async def check_rate_limit(rt: Runtime, attempt: ConnectAttempt) -> None:
     """An address locked out by failed attempts is refused before its secret is looked at."""
-    wait_ms = rt.limiter.retry_after_ms(attempt.limiter_key, attempt.now_ms)
+    wait_ms = rt.limiter.retry_after_ms(
+        attempt.limiter_key, attempt.now_ms, local=attempt.limiter_local
+    )
     if wait_ms is not None:
         client = attempt.params.client.id
         observe.auth_failed(rt, "ws", attempt.ip, "AUTH_RATE_LIMITED", client=client)
@@ -125,12 +133,11 @@ async def check_device(rt: Runtime, attempt: ConnectAttempt) -> None:
     if attempt.params.device is None:
         return
     upgrade = attempt.upgrade
-    header_names = frozenset(name for name, _ in upgrade.headers)
     facts = device_connect.ConnectFacts(
         attempt.params,
         attempt.nonce,
         attempt.ip,
-        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+        local_direct=upgrade.local_direct,
         browser_origin=upgrade.origin is not None,
     )
     failure = attempt.secret_failure
@@ -163,12 +170,11 @@ def default_connect_checks() -> list[ConnectCheck]:
 
 async def node_connected(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> None:
     """A node was let in: register it with the relay and settle its node pairing."""
-    header_names = frozenset(name for name, _ in attempt.upgrade.headers)
     await rt.nodes.connected(
         peer,
         attempt.params,
         device_id=attempt.device.device_id if attempt.device else None,
-        local_direct=device_connect.is_local_direct(attempt.ip, header_names),
+        local_direct=attempt.upgrade.local_direct,
     )
 
 

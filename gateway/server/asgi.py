@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 
 from .. import observe
-from ..config.settings import is_loopback_host
+from ..clientip import attribute
 from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
@@ -41,7 +42,7 @@ class GatewayFront:
         if status == 200 and head.path in READINESS and rt.channels.slots:
             failing = rt.channels.readiness()
             if failing:
-                local = is_loopback_host(conn.key[0])
+                local = attribute(conn.key[0], head.headers, rt.settings.proxies).local_direct
                 status, wire = self.probes.not_ready(head, failing if local else None)
         observe.http_answered(rt, head.method, head.path, status, started, conn.key, head.headers)
         return wire
@@ -49,6 +50,9 @@ class GatewayFront:
     def websocket(self, conn: Connection, upgrade: Upgrade, after: bytes) -> Awaitable[None]:
         # not a coroutine of its own: no frame of ours holds the request during the session
         key = conn.key
+        proxies = self.rt.settings.proxies
+        if proxies.trusted:  # the client behind a trusted proxy (clientip.py)
+            upgrade = attrs.evolve(upgrade, proxies=proxies)
         return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
 
 

@@ -23,6 +23,7 @@ import enum
 import attrs
 import h11
 
+from ..clientip import NO_PROXIES, ProxyPolicy
 from ..protocol.codec import dumps
 from ..protocol.upgrade import Upgrade
 from .http import BASELINE_HEADERS, JSON, LIVENESS, READINESS
@@ -56,8 +57,13 @@ class Head:
                 return value
         return None
 
-    def upgrade(self, client: tuple[str, int] | None, server: tuple[str, int] | None) -> Upgrade:
-        return Upgrade(self.target.decode("latin-1"), self.headers, client, server)
+    def upgrade(
+        self,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        proxies: ProxyPolicy = NO_PROXIES,
+    ) -> Upgrade:
+        return Upgrade(self.target.decode("latin-1"), self.headers, client, server, proxies)
 
 
 KNOWN_PROBES_MAX = 256

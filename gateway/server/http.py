@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..config.settings import is_loopback_host
+from ..clientip import ClientAddress, attribute
 from ..protocol.codec import dumps
 from ..runtime import Runtime
 
@@ -55,6 +55,20 @@ async def respond_json(send: SendFn, status: int, value: object, *, head: bool =
     await respond(send, status, dumps(value).encode(), JSON, head=head)
 
 
+def client_of(rt: Runtime, scope: dict[str, Any]) -> ClientAddress:
+    """Who sent this HTTP request: the peer, or behind a trusted proxy the client it names
+    (``gateway.trustedProxies``, clientip.py). Resolved once per request and kept in the
+    scope."""
+    found = scope.get("gateway.client")
+    if found is None:
+        client = scope.get("client")
+        found = attribute(
+            str(client[0]) if client else None, scope.get("headers", ()), rt.settings.proxies
+        )
+        scope["gateway.client"] = found
+    return found
+
+
 async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     method = scope["method"]
     if method not in ("GET", "HEAD"):
@@ -69,8 +83,7 @@ async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: Send
             await respond_json(send, 200, {"ok": True, "status": "ready"}, head=head)
             return
         body: dict[str, object] = {"ok": False, "status": "not-ready"}
-        client = scope.get("client")
-        if client and is_loopback_host(str(client[0])):  # details only for local callers
+        if client_of(rt, scope).local_direct:  # details only for local callers
             body["failing"] = failing
         await respond_json(send, 503, body, head=head)
     else:

@@ -10,7 +10,6 @@ for it any more.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 from .. import observe
 from ..auth import check_bearer
 from ..errors import GatewayError, HttpError, PayloadTooLarge, RateLimited, Unauthorized
-from ..protocol.codec import dumps
+from ..protocol.codec import JsonRejected, dumps, loads
 from ..runtime import Runtime
-from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, respond
+from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, client_of, respond
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -56,11 +55,19 @@ def check_method(scope: dict[str, Any], allowed: tuple[str, ...]) -> None:
 
 
 def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
-    """Bearer auth with the same secret and failed-attempt limiter as the control plane."""
-    client = scope.get("client")
-    ip = str(client[0]) if client else None
+    """Bearer auth with the same secret and failed-attempt limiter as the control plane.
+
+    The limiter's bucket is the client behind any trusted proxy (clientip.py); only a local
+    direct request is loopback-exempt, and never one from a browser page: a browser's
+    attempts are bucketed per ``Origin`` (CONTROL-UI.md 3), so a hostile page on this
+    machine cannot guess at full speed."""
+    client = client_of(rt, scope)
+    origin = header(scope, "origin")
+    key = f"{client.ip or '?'} origin {origin}" if origin else client.ip
+    local = client.local_direct and not origin
+    ip = client.ip
     now = rt.now_ms()
-    wait_ms = rt.limiter.retry_after_ms(ip, now)
+    wait_ms = rt.limiter.retry_after_ms(key, now, local=local)
     if wait_ms is not None:
         observe.auth_failed(rt, "http", ip, "AUTH_RATE_LIMITED")
         raise RateLimited(
@@ -71,11 +78,11 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     authorization = header(scope, "authorization")
     if not check_bearer(rt.settings.auth, authorization):
         if authorization:  # a wrong secret counts; a missing one does not (as on the WS)
-            rt.limiter.record_failure(ip, now)
+            rt.limiter.record_failure(key, now, local=local)
         reason = "AUTH_BEARER_MISMATCH" if authorization else "AUTH_BEARER_MISSING"
         observe.auth_failed(rt, "http", ip, reason)
         raise Unauthorized("Unauthorized")
-    rt.limiter.record_success(ip)
+    rt.limiter.record_success(key)
 
 
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
@@ -113,9 +120,9 @@ def parse_json(body: bytes) -> dict[str, object]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"Invalid JSON body: {exc}") from None
+        value = loads(body)
+    except JsonRejected as exc:
+        raise HttpError(400, f"Invalid JSON body: {exc.message}") from None
     if not isinstance(value, dict):
         raise HttpError(400, "Invalid JSON body: expected an object")
     return value

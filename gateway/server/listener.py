@@ -36,7 +36,6 @@ import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.protocol import ProtocolWrapper
 from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
@@ -45,6 +44,7 @@ from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
 from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
+from .http11 import Http11Protocol
 from .status_line import with_reason
 
 log = logging.getLogger("gateway.http")
@@ -175,7 +175,7 @@ class Connection:
         self.config = config
         self.context = context
         self.front = front
-        self.protocol: ProtocolWrapper | None = None
+        self.protocol: Http11Protocol | None = None
         self.closed = False
         self.websocket = False  # an open WebSocket (upgraded, no close frame sent yet)
         self.received = 0  # reads with data: the keepalive's sign of life
@@ -272,7 +272,7 @@ class Connection:
         """hypercorn's HTTP/1.1 protocol for this socket, fed ``handed`` first."""
         server = self.sock.getsockname()
         async with TaskGroup() as task_group:
-            self.protocol = ProtocolWrapper(
+            self.protocol = Http11Protocol(  # HTTP/1.1 only: no h2c (server/http11.py)
                 app,
                 self.config,
                 self.context,
@@ -282,7 +282,6 @@ class Connection:
                 self.key,
                 (str(server[0]), int(server[1])),
                 self._protocol_send,
-                "http/1.1",
             )
             await self.protocol.initiate()
             if handed:

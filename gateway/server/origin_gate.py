@@ -5,16 +5,21 @@ before the WebSocket upgrade (403, never a 101) and again inside ``connect`` (re
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import observe
-from ..config.settings import Settings
+from ..clientip import ClientAddress
+from ..config.settings import Settings, is_loopback_host
 from ..errors import Forbidden, GatewayError, InvalidRequest
 from ..origins import (
     CONNECT_MESSAGE,
     DETAIL_CODE,
+    HOST_NOT_ALLOWED,
     NOT_ALLOWED,
     OriginPolicy,
     OriginRequest,
     OriginVerdict,
+    check_host,
     check_origin,
 )
 from ..protocol.upgrade import Upgrade
@@ -26,12 +31,18 @@ def policy(settings: Settings) -> OriginPolicy:
     """Read on every check: ``allowedOrigins`` reloads without a restart."""
     ui = settings.config.gateway.control_ui
     return OriginPolicy(
-        tuple(ui.allowed_origins), ui.dangerously_allow_host_header_origin_fallback, settings.port
+        tuple(ui.allowed_origins),
+        ui.dangerously_allow_host_header_origin_fallback,
+        settings.port,
+        is_loopback_host(settings.host),
     )
 
 
 def request_of(upgrade: Upgrade) -> OriginRequest:
-    return OriginRequest.from_headers(upgrade.headers, upgrade.client_ip)
+    address = upgrade.address
+    return OriginRequest.from_headers(
+        upgrade.headers, address.peer, trusted_proxy=address.via_proxy
+    )
 
 
 def verdict(settings: Settings, upgrade: Upgrade) -> OriginVerdict:
@@ -39,11 +50,49 @@ def verdict(settings: Settings, upgrade: Upgrade) -> OriginVerdict:
 
 
 def upgrade_check(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
-    """Before the 101: a browser page on an origin that may not drive the gateway gets 403."""
-    found = verdict(rt.settings, upgrade)
+    """Before the 101: a ``Host`` a loopback gateway does not answer to (DNS rebinding), or
+    a browser page on an origin that may not drive the gateway, gets 403."""
+    request = request_of(upgrade)
+    host = check_host(request, policy(rt.settings))
+    if not host.allowed:
+        observe.origin_refused(rt, upgrade.client_ip, upgrade.host, host.reason, "upgrade")
+        return Forbidden(HOST_NOT_ALLOWED, details={"code": "HOST_NOT_ALLOWED"})
+    found = check_origin(request, policy(rt.settings))
     if found.allowed:
         return None
     observe.origin_refused(rt, upgrade.client_ip, upgrade.origin, found.reason, "upgrade")
+    return Forbidden(NOT_ALLOWED, details={"code": DETAIL_CODE, "reason": found.reason})
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def http_check(rt: Runtime, scope: dict[str, Any], client: ClientAddress) -> GatewayError | None:
+    """Every HTTP request on the gateway port: the ``Host`` check (DNS rebinding) for all
+    of them; for anything but GET/HEAD/OPTIONS -- what a browser page can send across
+    sites, a ``text/plain`` or form POST needing no preflight -- the origin policy, as on
+    the WebSocket. Requests without ``Origin`` are not browsers' (the CLI, SDKs, webhooks
+    from WhatsApp's servers) and pass; a browser sends ``Origin`` with every POST, and
+    ``Sec-Fetch-Site: cross-site`` without one is refused too."""
+    headers = scope.get("headers", ())
+    request = OriginRequest.from_headers(headers, client.peer, trusted_proxy=client.via_proxy)
+    rules = policy(rt.settings)
+    host = check_host(request, rules)
+    if not host.allowed:
+        observe.origin_refused(rt, client.ip, request.host, host.reason, "http")
+        return Forbidden(HOST_NOT_ALLOWED, details={"code": "HOST_NOT_ALLOWED"})
+    if scope.get("method") in SAFE_METHODS:
+        return None
+    found = check_origin(request, rules)
+    if found.allowed and not request.is_browser:
+        fetch_site = next(
+            (bytes(v) for k, v in headers if bytes(k).lower() == b"sec-fetch-site"), b""
+        )
+        if fetch_site.strip().lower() == b"cross-site":
+            found = OriginVerdict(False, "cross-site request")
+    if found.allowed:
+        return None
+    observe.origin_refused(rt, client.ip, request.origin, found.reason, "http")
     return Forbidden(NOT_ALLOWED, details={"code": DETAIL_CODE, "reason": found.reason})
 
 

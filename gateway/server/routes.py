@@ -8,7 +8,9 @@ from typing import Any
 from .. import observe
 from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
-from .http import LIVENESS, READINESS, Receive, SendFn, not_found, probe
+from . import origin_gate
+from .http import LIVENESS, READINESS, Receive, SendFn, client_of, not_found, probe
+from .httpapi import send_error
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
 from .scrape import metrics_endpoint
@@ -36,7 +38,12 @@ def route_of(path: str) -> str:
 
 async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     path: str = scope["path"]
+    client = client_of(rt, scope)  # who it is (behind trusted proxies): checks, log lines
     send = observe.watch_http(rt, scope, send, route_of(path))
+    refusal = origin_gate.http_check(rt, scope, client)
+    if refusal is not None:  # a rebound Host, or a browser page from another site
+        await send_error(send, refusal)
+        return
     handler = EXACT.get(path)
     if handler is None:
         handler = next((h for prefix, h in PREFIXES if path.startswith(prefix)), None)

@@ -12,21 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import is_loopback_ip
 from ..errors import GatewayError
 from ..metrics import CONTENT_TYPE
 from ..runtime import Runtime
-from .http import Receive, SendFn, not_found, respond
+from .http import Receive, SendFn, client_of, not_found, respond
 from .httpapi import authorize, check_method, send_error
-
-PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host"})
-
-
-def _local_direct(scope: dict[str, Any]) -> bool:
-    client = scope.get("client")
-    if not client or not is_loopback_ip(str(client[0])):
-        return False
-    return not any(key.lower() in PROXY_HEADERS for key, _ in scope.get("headers", []))
 
 
 async def metrics_endpoint(
@@ -38,7 +28,7 @@ async def metrics_endpoint(
         return
     try:
         check_method(scope, ("GET", "HEAD"))
-        if not (cfg.allow_loopback_without_auth and _local_direct(scope)):
+        if not (cfg.allow_loopback_without_auth and client_of(rt, scope).local_direct):
             authorize(rt, scope)  # the same Bearer check and limiter as every gateway API
     except GatewayError as error:
         await send_error(send, error)

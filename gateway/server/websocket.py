@@ -34,13 +34,14 @@ _DATA = (Opcode.TEXT, Opcode.BINARY)
 NO_STATUS = 1005  # RFC 6455: a close frame without a code
 
 
-def _text(payload: bytes | bytearray | memoryview) -> str | None:
-    """A message as text: binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
-    ``None`` when it is not UTF-8."""
+def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None:
+    """A message as text. Binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
+    one that is not UTF-8 is simply not JSON (``""``: ignored after the handshake). A *text*
+    message that is not UTF-8 is ``None``: the connection fails with 1007 (RFC 6455 8.1)."""
     try:
         return str(payload, "utf-8")
     except UnicodeDecodeError:
-        return None
+        return None if opcode is Opcode.TEXT else ""
 
 
 class LeanWebSocket:
@@ -60,6 +61,7 @@ class LeanWebSocket:
         self._messages: list[str | None] = []  # read from _next on (no deque: memory)
         self._next = 0
         self._fragments: list[bytes | bytearray | memoryview] = []
+        self._opcode = Opcode.TEXT  # of the message being assembled from fragments
         self._gone = False  # the client closed, TCP ended, or the library failed the connection
         self._gone_code: int | None = None
 
@@ -98,13 +100,15 @@ class LeanWebSocket:
             opcode = frame.opcode
             if opcode in _DATA or opcode is Opcode.CONT:
                 if not frame.fin:
+                    if opcode is not Opcode.CONT:
+                        self._opcode = opcode
                     self._fragments.append(frame.data)
                 elif self._fragments:
                     self._fragments.append(frame.data)
-                    self._messages.append(_text(b"".join(self._fragments)))
+                    self._messages.append(_text(b"".join(self._fragments), self._opcode))
                     self._fragments = []
                 else:
-                    self._messages.append(_text(frame.data))
+                    self._messages.append(_text(frame.data, opcode))
             elif opcode is Opcode.CLOSE:
                 received = self.protocol.close_rcvd
                 self._gone = True

@@ -15,6 +15,7 @@ import attrs
 from ..config.paths import Paths
 from ..errors import GatewayError
 from .checks import Check, Context
+from .checks_channels import check_channels
 from .checks_files import (
     check_config,
     check_lock,
@@ -55,6 +56,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     check_port,
     check_duplicates,
     check_profiles,
+    check_channels,
 )
 
 

@@ -149,11 +149,13 @@ def start_gateway(
     tick_interval_ms: int = 30_000,
     env: dict[str, str] | None = None,
     canvas: bool = False,
+    extra_config: str = "",
 ) -> GatewayProc:
     state = tmp / "state"
     state.mkdir(parents=True, exist_ok=True)
     (state / "smart-agent-neo.json").write_text(
         f"""{{
+  {extra_config}
   gateway: {{ mode: "local", ws: {{ tickIntervalMs: {tick_interval_ms} }} }},
   models: {{ providers: {{ mock: {{ baseUrl: "{model_url}", api: "openai-completions",
              models: [{{ id: "stream" }}] }} }} }},
@@ -307,3 +309,88 @@ def sign_in(w: Watched, gateway: GatewayProc, token: str = TOKEN) -> None:
     w.page.goto(gateway.url)
     w.page.get_by_test_id("token-input").fill(token)
     w.page.get_by_test_id("connect-button").click()
+
+
+class Operator:
+    """A plain WebSocket client of the gateway (the ``websockets`` sync client), for tests
+    that act on the gateway beside the page."""
+
+    def __init__(self, url: str, display_name: str = "Pytest Operator", mode: str = "cli") -> None:
+        import json
+
+        from websockets.sync.client import connect
+
+        self._json = json
+        self._connection = connect(url, open_timeout=5)
+        self.ws = self._connection.__enter__()
+        self.ws.recv(timeout=5)  # the challenge
+        self.call(
+            "connect",
+            {
+                "minProtocol": 4,
+                "maxProtocol": 4,
+                "auth": {"token": TOKEN},
+                "client": {"id": "pytest", "displayName": display_name, "version": "9.9.9",
+                           "platform": "linux", "mode": mode, "instanceId": display_name},
+            },
+        )  # fmt: skip
+
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``res`` frame of one request (events in between are skipped)."""
+        self.ws.send(
+            self._json.dumps({"type": "req", "id": method, "method": method, "params": params})
+        )
+        while True:
+            frame: dict[str, Any] = self._json.loads(self.ws.recv(timeout=10))
+            if frame.get("type") == "res" and frame.get("id") == method:
+                return frame
+
+    def __enter__(self) -> Operator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._connection.__exit__(None, None, None)
+
+
+@attrs.define
+class TelegramDouble:
+    """``FakeTelegram`` (tests/faketelegram.py) on loopback, in a trio thread of its own."""
+
+    fake: Any
+    token: Any  # the trio token of its thread
+    stop: Any  # a trio.Event set (from its thread) to end it
+    thread: threading.Thread
+
+    @property
+    def base_url(self) -> str:
+        return str(self.fake.base_url)
+
+
+@pytest.fixture
+def telegram() -> Iterator[TelegramDouble]:
+    import trio
+
+    from ..channelkit import BOT_TOKEN
+    from ..faketelegram import start_fake_telegram
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            fake = await start_fake_telegram(nursery)
+            fake.add_bot(BOT_TOKEN, username="neo_kitchen_bot")
+            box.update(fake=fake, token=trio.lowlevel.current_trio_token(), stop=trio.Event())
+            ready.set()
+            await box["stop"].wait()
+            nursery.cancel_scope.cancel()
+
+    thread = threading.Thread(target=trio.run, args=(main,), name="fake telegram", daemon=True)
+    thread.start()
+    assert ready.wait(10), "the Telegram double did not start"
+    double = TelegramDouble(box["fake"], box["token"], box["stop"], thread)
+    try:
+        yield double
+    finally:
+        trio.from_thread.run_sync(double.stop.set, trio_token=double.token)
+        thread.join(timeout=10)

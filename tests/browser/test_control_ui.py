@@ -23,6 +23,8 @@ from gateway.controlui.handler import CSP
 from .conftest import (
     TOKEN,
     GatewayProc,
+    Operator,
+    TelegramDouble,
     Watched,
     sign_in,
     start_gateway,
@@ -447,7 +449,17 @@ def test_12_canvas_scaffold_live_reload_and_off(
 # -- every panel, at desktop and phone width ----------------------------------------------------
 
 
-PANELS = ["overview", "chat", "sessions", "instances", "channels", "logs", "config", "debug"]
+PANELS = [
+    "overview",
+    "chat",
+    "sessions",
+    "instances",
+    "channels",
+    "nodes",
+    "logs",
+    "config",
+    "debug",
+]
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth + 1"
 
 
@@ -483,6 +495,7 @@ def test_every_panel_renders_cleanly_at_desktop_and_phone_width(
         "sessions": "session-row",
         "instances": "instance-row",
         "channels": "channels-empty",
+        "nodes": "pending-empty",
         "logs": "log-line",
         "config": "config-valid",
         "debug": "debug-events",
@@ -494,3 +507,71 @@ def test_every_panel_renders_cleanly_at_desktop_and_phone_width(
             expect(page.get_by_test_id(checks[name]).first).to_be_visible()
             assert page.evaluate(NO_OVERFLOW), f"{name} scrolls sideways at {width}px"
             watched.shot(f"panel-{name}{suffix}")
+
+
+# -- nodes: a pairing request approved from the page --------------------------------------------
+
+
+def test_a_node_pairing_request_is_approved_from_the_page(
+    gateway: GatewayProc, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(watched, gateway)
+    connected(watched)
+    page.get_by_test_id("nav-nodes").click()
+    expect(page.get_by_test_id("pending-empty")).to_be_visible()
+    with Operator(gateway.ws_url) as operator:
+        res = operator.call(
+            "node.pair.request",
+            {"nodeId": "kitchen-tablet", "displayName": "Kitchen tablet", "platform": "android",
+             "caps": ["canvas", "camera"], "commands": ["canvas.present"]},
+        )  # fmt: skip
+        assert res["ok"] is True, res
+        request = page.get_by_test_id("pending-request").filter(has_text="Kitchen tablet")
+        expect(request).to_be_visible(timeout=2000)  # live, from node.pair.requested
+        expect(page.get_by_test_id("nav-count-nodes")).to_have_text("1")
+        watched.shot("nodes-pending")
+        request.get_by_test_id("approve").click()
+        expect(request).to_have_count(0)
+        row = page.get_by_test_id("node-row").filter(has_text="Kitchen tablet")
+        expect(row).to_contain_text("paired")
+        expect(page.get_by_test_id("nav-count-nodes")).to_be_hidden()
+        listed = operator.call("node.pair.list", {})
+        assert [n["nodeId"] for n in listed["payload"]["paired"]] == ["kitchen-tablet"]
+        watched.shot("nodes")
+
+
+# -- channels: state, stop / start / restart and a probe, against a Telegram double --------------
+
+
+def test_channels_panel_drives_a_telegram_account(
+    telegram: TelegramDouble, watched: Watched, tmp_path: Path, model_url: str
+) -> None:
+    from ..channelkit import BOT_TOKEN
+
+    channel = (
+        f'channels: {{ telegram: {{ botToken: "{BOT_TOKEN}", apiBaseUrl: "{telegram.base_url}",'
+        ' dmPolicy: "open", allowFrom: ["*"] } },'
+    )
+    gateway = start_gateway(tmp_path, model_url, extra_config=channel)
+    try:
+        page = watched.page
+        sign_in(watched, gateway)
+        connected(watched)
+        page.get_by_test_id("nav-channels").click()
+        row = page.get_by_test_id("channel-row").filter(has_text="default")
+        state = row.get_by_test_id("channel-state")
+        expect(state).to_have_text("running", timeout=10_000)
+        row.get_by_test_id("channel-stop").click()
+        expect(page.get_by_test_id("channels-note")).to_have_text("Stopped telegram/default.")
+        expect(state).to_have_text("stopped")
+        expect(row).to_contain_text("manual")
+        row.get_by_test_id("channel-start").click()
+        expect(state).to_have_text("running", timeout=10_000)
+        row.get_by_test_id("channel-restart").click()
+        expect(page.get_by_test_id("channels-note")).to_have_text("Restarted telegram/default.")
+        page.get_by_test_id("channels-probe").click()
+        expect(row.get_by_test_id("channel-probe")).to_contain_text("Probe ok: @neo_kitchen_bot")
+        watched.shot("channels")
+    finally:
+        gateway.stop()

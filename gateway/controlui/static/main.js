@@ -14,6 +14,7 @@ import { createConfigPanel } from "./panels/config.js";
 import { createDebugPanel } from "./panels/debug.js";
 import { createInstancesPanel } from "./panels/instances.js";
 import { createLogsPanel } from "./panels/logs.js";
+import { createNodesPanel } from "./panels/nodes.js";
 import { createOverviewPanel } from "./panels/overview.js";
 import { createSessionsPanel } from "./panels/sessions.js";
 import { createLogin } from "./panels/login.js";
@@ -118,6 +119,12 @@ class App {
       case "agent":
         store.emit("agent", payload);
         break;
+      case "node.pair.requested":
+      case "node.pair.resolved":
+      case "device.pair.requested":
+      case "device.pair.resolved":
+        store.emit(frame.event, payload);
+        break;
       default:
         break;
     }
@@ -171,17 +178,19 @@ class App {
       createSessionsPanel,
       createInstancesPanel,
       createChannelsPanel,
+      createNodesPanel,
       createLogsPanel,
       createConfigPanel,
       createDebugPanel,
     ];
     for (const factory of make) {
       const panel = factory(this);
+      panel.count = h("span", { class: "nav-count", testid: `nav-count-${panel.id}`, hidden: true });
       panel.button = h("button", {
         class: "nav-item",
         testid: `nav-${panel.id}`,
         onclick: () => this.show(panel.id),
-      }, icon(panel.id), h("span", { text: panel.title }));
+      }, icon(panel.id), h("span", { text: panel.title }), panel.count);
       panel.el.hidden = true;
       panel.el.dataset.testid = `panel-${panel.id}`;
       nav.append(panel.button);
@@ -203,6 +212,13 @@ class App {
     setInterval(() => this.renderStatus(), 1000);
     window.addEventListener("hashchange", () => this.show(this.hashPanel()));
     this.show(this.hashPanel());
+  }
+
+  setNavBadge(id, text) {
+    const panel = this.panels.find((p) => p.id === id);
+    if (!panel) return;
+    panel.count.textContent = text;
+    panel.count.hidden = !text;
   }
 
   hashPanel() {

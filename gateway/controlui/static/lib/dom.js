@@ -81,6 +81,7 @@ const ICONS = {
   instances: "M3 5h18v11H3z M8 20h8 M12 16v4",
   channels: "M21 3 10 14 M21 3l-6.5 18-4.5-7-7-4.5z",
   logs: "M6 3h9l4 4v14H6z M9 12h7 M9 16h7 M9 8h3",
+  nodes: "M7 3h10v18H7z M11 18h2 M3 8v8 M21 8v8",
   config: "M4 7h9 M17 7h3 M15 5v4 M4 17h3 M11 17h9 M9 15v4",
   debug: "M4 5h16v14H4z M7.5 9.5l3 2.5-3 2.5 M12.5 15h4",
 };

@@ -4,7 +4,15 @@
 
 import { ago, badge, clear, h } from "../lib/dom.js";
 
-const TONES = { running: "ok", connected: "ok", starting: "info", backoff: "warn", stopped: "muted", error: "bad", crashloop: "bad" };
+const TONES = { running: "ok", connected: "ok", starting: "info", stopping: "info", backoff: "warn", stopped: "", error: "bad", disabled: "" };
+
+function probeText(probe) {
+  if (!probe) return null;
+  if (!probe.ok) return `Probe failed: ${probe.error || `status ${probe.status}`}`;
+  const bot = probe.bot && probe.bot.username ? `@${probe.bot.username}` : "reachable";
+  const hook = probe.webhook && probe.webhook.url ? " · a webhook is set" : "";
+  return `Probe ok: ${bot} · ${probe.elapsedMs} ms${hook}`;
+}
 
 function stateOf(account) {
   if (account.state) return account.state;
@@ -14,29 +22,39 @@ function stateOf(account) {
 
 export function createChannelsPanel(app) {
   const content = h("div", { testid: "channels-content" });
-  const note = h("p", { class: "muted", testid: "channels-note" });
+  const note = h("span", { testid: "channels-note" });
+  const updated = h("span", { class: "muted", testid: "channels-updated" });
   const probeButton = h("button", { class: "ghost", text: "Probe now", testid: "channels-probe" });
   const el = h(
     "div",
     { class: "panel" },
-    h("header", { class: "panel-head row" }, h("div", {}, h("h1", { text: "Channels" }), note), probeButton),
+    h("header", { class: "panel-head row" }, h("div", {}, h("h1", { text: "Channels" }), h("p", { class: "muted" }, updated, " ", note)), probeButton),
     content,
   );
   let timer = null;
 
   async function act(method, channel, accountId) {
-    note.textContent = `${method.split(".")[1]} ${channel}/${accountId}…`;
+    const verb = method.split(".")[1];
+    note.textContent = `${verb} ${channel}/${accountId}…`;
     try {
-      await app.request(method, { channel, accountId });
-      note.textContent = `${channel}/${accountId}: ${method.split(".")[1]} requested.`;
+      const result = await app.request(method, { channel, accountId });
+      const done = { start: "Started", stop: "Stopped", restart: "Restarted" }[verb];
+      const ok = verb === "stop" ? result.stopped : result.started;
+      note.textContent = ok === false ? `${verb} requested for ${channel}/${accountId}, but it did not take effect yet.` : `${done} ${channel}/${accountId}.`;
     } catch (err) {
       note.textContent = `${channel}/${accountId}: ${err.message}`;
     }
     load(false);
   }
 
+  let settleTimer = null;
+
   function render(result) {
     const order = result.channelOrder || Object.keys(result.channelAccounts || {});
+    // an account on its way somewhere is read again in a second, not in 30
+    const moving = Object.values(result.channelAccounts || {}).flat().some((a) => ["starting", "stopping", "backoff"].includes(stateOf(a)));
+    clearTimeout(settleTimer);
+    if (moving && !el.hidden) settleTimer = setTimeout(() => load(false), 1000);
     if (!order.length) {
       clear(content, h("div", { class: "empty", testid: "channels-empty", text: "No channels are configured. Add one (for example channels.telegram) to the config file." }));
       return;
@@ -56,28 +74,48 @@ export function createChannelsPanel(app) {
             h(
               "table",
               { class: "table" },
-              h("thead", {}, h("tr", {}, ["Account", "State", "Activity", "Problem", ""].map((t) => h("th", { text: t })))),
+              h("thead", {}, h("tr", {}, ["Account", "State", "Activity", "Details", ""].map((t) => h("th", { text: t })))),
               h(
                 "tbody",
                 {},
                 accounts.map((account) => {
                   const state = stateOf(account);
                   const now = Date.now();
+                  const bot = account.bot && account.bot.username ? `@${account.bot.username}` : null;
+                  let detail = account.stopReason ? `(${account.stopReason})` : "";
+                  if (state === "backoff" && account.nextRetryAt) detail = `retry in ${Math.max(0, Math.round((account.nextRetryAt - now) / 1000))}s`;
+                  const probe = probeText(account.probe);
                   return h(
                     "tr",
                     { testid: "channel-row", data: { account: account.accountId, state } },
-                    h("td", {}, h("span", { class: "strong", text: account.name || account.accountId }), account.mode ? h("div", { class: "muted small", text: account.mode }) : null),
-                    h("td", {}, badge(state, TONES[state] || ""), account.linked === false ? badge("not linked", "warn") : null),
                     h(
                       "td",
-                      { class: "small" },
+                      { "data-label": "Account" },
+                      h("span", { class: "strong", text: account.name || account.accountId }),
+                      h("div", { class: "muted small", text: [bot, account.mode].filter(Boolean).join(" · ") }),
+                    ),
+                    h(
+                      "td",
+                      { "data-label": "State" },
+                      badge(state, TONES[state] ?? "", "channel-state"),
+                      account.linked === false ? badge("not linked", "warn") : null,
+                      detail ? h("span", { class: "muted small", text: ` ${detail}` }) : null,
+                    ),
+                    h(
+                      "td",
+                      { class: "small", "data-label": "Activity" },
                       h("div", { text: account.lastInboundAt ? `in ${ago(now - account.lastInboundAt)}` : "no inbound yet" }),
                       h("div", { class: "muted", text: account.lastOutboundAt ? `out ${ago(now - account.lastOutboundAt)}` : "" }),
                     ),
-                    h("td", { class: "small error-text", dir: "auto", text: account.lastError || "" }),
                     h(
                       "td",
-                      { class: "right nowrap" },
+                      { class: "small", "data-label": "Details" },
+                      account.lastError ? h("div", { class: "error-text", dir: "auto", text: account.lastError }) : null,
+                      probe ? h("div", { class: probe.startsWith("Probe ok") ? "muted" : "error-text", testid: "channel-probe", text: probe }) : null,
+                    ),
+                    h(
+                      "td",
+                      { class: "right nowrap", "data-label": "" },
                       h("button", { class: "ghost small", text: "Start", testid: "channel-start", onclick: () => act("channels.start", id, account.accountId) }),
                       h("button", { class: "ghost small", text: "Stop", testid: "channel-stop", onclick: () => act("channels.stop", id, account.accountId) }),
                       h("button", { class: "ghost small", text: "Restart", testid: "channel-restart", onclick: () => act("channels.restart", id, account.accountId) }),
@@ -87,7 +125,6 @@ export function createChannelsPanel(app) {
               ),
             ),
           ),
-          accounts.some((a) => a.probe) ? h("pre", { class: "probe", text: JSON.stringify(accounts.map((a) => a.probe).filter(Boolean), null, 2) }) : null,
         );
       }),
     );
@@ -99,13 +136,13 @@ export function createChannelsPanel(app) {
     try {
       const result = await app.request("channels.status", probe ? { probe: true, timeoutMs: 10000 } : {});
       render(result);
-      note.textContent = `Updated ${new Date(result.ts || Date.now()).toLocaleTimeString()}${probe ? " (probed)" : ""}.`;
+      updated.textContent = `Updated ${new Date(result.ts || Date.now()).toLocaleTimeString()}${probe ? " (probed)" : ""}.`;
     } catch (err) {
       if (String(err.message).startsWith("unknown method")) {
         clear(content, h("div", { class: "empty", testid: "channels-empty", text: "This gateway does not report channels (channels.status is not available)." }));
-        note.textContent = "";
+        updated.textContent = "";
       } else {
-        note.textContent = `Could not read channel status: ${err.message}`;
+        updated.textContent = `Could not read channel status: ${err.message}`;
       }
     } finally {
       probeButton.disabled = false;
