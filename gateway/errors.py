@@ -15,7 +15,10 @@
     │   ├── SessionKeyError           an unusable session key or agent id
     │   ├── ToolError                 (agent/tools/registry.py) bad tool arguments, no such file
     │   ├── SelectError               a model/agent/session the request cannot have
-    │   └── FormatError               an OpenAI-format request field is wrong
+    │   ├── FormatError               an OpenAI-format request field is wrong
+    │   ├── JsonRejected              (protocol/codec.py) inbound JSON we refuse; a ValueError
+    │   ├── ChatTextError             (agent/chattext.py) text that cannot be sent; a ValueError
+    │   └── AttachmentError           (agent/attachments.py) an unusable attachment; a ValueError
     └── GatewayFault                  we (or a dependency) failed: UNAVAILABLE, HTTP 500,
         │                             close 1011
         ├── Unavailable               starting, draining, busy: HTTP 503, close 1013, retryable
@@ -24,12 +27,27 @@
         ├── ModelConfigError          the agents/models config cannot serve a run
         ├── StartupError              refused to start: auth, bind, mode guard (exit 1)
         │   ├── PortInUseError        the port is taken (exit 75, EX_TEMPFAIL)
+        │   │   └── NotOursError      (force.py) ... by a process that is not a gateway
         │   └── LockHeldError         (lock.py) another gateway holds the config lock
         ├── ProviderError             (agent/providers/base.py) a model call failed
         ├── StepLimitError            a run used up its tool steps
         ├── EmptyReplyError           the model answered nothing
+        ├── AssetsMissing             (controlui/assets.py) no Control UI files to serve
+        ├── ChannelError              a messaging channel failed: HTTP 502
+        │   ├── ChannelFatal          (channels/slot.py) retrying will not fix it: "failed"
+        │   ├── TokenFileError        (channels/accounts.py) a tokenFile cannot be read
+        │   ├── DatabaseError         (channels/db.py) the channel database cannot be used
+        │   ├── BotApiError           (channels/telegram/api.py) Telegram answered ok:false
+        │   ├── BotNetworkError       (channels/telegram/api.py) no usable answer, retryable
+        │   └── SendError             (channels/telegram/outbound.py) a reply part not sent
         └── ServiceError              (service/errors.py) systemd/launchd said no
             └── ManagerUnavailableError   no service manager to ask (exit 69)
+
+Outside the tree on purpose: signals that end a loop rather than report a failure and never
+leave their module -- ``server/session.Disconnected`` (the client went away) and
+``protocol/fastcheck.Unsupported`` (a frame the fast path leaves to the full validator) --
+and the client library's own ``GatewayClientError`` family (``clients/``, a separate
+package that does not import the gateway).
 
 Each class carries what every surface needs -- the wire ``code``, ``http_status``,
 ``close_code`` and ``retryable`` -- so an RPC ``res``, an HTTP error body and a WebSocket
@@ -46,8 +64,12 @@ prints ``str(error)`` as one line and exits with ``error.exit_code``; no traceba
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .protocol.frames import CloseCode, ErrorCode, ErrorShape
+from .protocol.codes import CloseCode, ErrorCode
+
+if TYPE_CHECKING:
+    from .protocol.frames import ErrorShape
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -93,6 +115,8 @@ class GatewayError(Exception):
 
     def shape(self) -> ErrorShape:
         """The wire ``ErrorShape`` of this error."""
+        from .protocol.frames import ErrorShape  # frames -> codec -> this module: not at the top
+
         return ErrorShape(
             self.code, self.message, self.details, self.retryable, self.retry_after_ms
         )
@@ -230,6 +254,13 @@ class StartupError(GatewayFault):
 
 class PortInUseError(StartupError):
     exit_code = EX_TEMPFAIL
+
+
+class ChannelError(GatewayFault):
+    """A messaging channel (or the service behind it) failed; each channel module has its
+    own subclasses. Their messages are already masked (no bot token in them)."""
+
+    http_status = 502
 
 
 class StepLimitError(GatewayFault):

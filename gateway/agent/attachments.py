@@ -22,6 +22,7 @@ import re
 
 import attrs
 
+from ..errors import PeerError
 from ..protocol.chat import Attachment
 
 MAX_ATTACHMENTS = 10
@@ -49,7 +50,7 @@ _MAGIC = (
 )
 
 
-class AttachmentError(ValueError):
+class AttachmentError(PeerError, ValueError):
     """An attachment that cannot be used; the message names it and the problem."""
 
 

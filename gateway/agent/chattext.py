@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..errors import PeerError
+
 # C0 controls except TAB, LF and CR; DEL; C1 controls
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 STOP_WORDS = frozenset({"/stop", "stop", "esc", "abort", "wait", "exit", "interrupt"})
 _TRAILING = ".!。"
 
 
-class ChatTextError(ValueError):
+class ChatTextError(PeerError, ValueError):
     """Text that cannot be sent; the message is the wire error's."""
 
 

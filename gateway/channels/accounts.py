@@ -29,6 +29,7 @@ from ..config.channels import (
     normalize_allow_entry,
 )
 from ..config.model import Config
+from ..errors import ChannelError
 
 DEFAULT_ACCOUNT = "default"
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -37,8 +38,8 @@ TokenSource = Literal["config", "file", "env", "none"]
 TokenReader = Callable[[str], str]
 
 
-class TokenFileError(Exception):
-    pass
+class TokenFileError(ChannelError):
+    """A ``tokenFile`` that cannot be used; the message names the file and the problem."""
 
 
 def read_token_file(path: str) -> str:

@@ -27,6 +27,8 @@ from typing import TypeVar
 
 import trio
 
+from ..errors import ChannelError
+
 T = TypeVar("T")
 
 DB_DIR = "channels"
@@ -78,7 +80,7 @@ MIGRATIONS: list[tuple[int, str]] = [
 ]
 
 
-class DatabaseError(Exception):
+class DatabaseError(ChannelError):
     """The channel database cannot be opened or migrated; the message says where and why."""
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 import trio
 
+from ..errors import ChannelError
 from . import backoff
 from .accounts import TelegramAccountConfig
 
@@ -42,7 +43,7 @@ ENV_SKIP_CHANNELS = "SMART_AGENT_NEO_SKIP_CHANNELS"
 State = Literal["disabled", "stopped", "stopping", "starting", "running", "backoff", "failed"]
 
 
-class ChannelFatal(Exception):
+class ChannelFatal(ChannelError):
     """A setup failure that retrying will not fix (token rejected, bad config): ``failed``."""
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import attrs
 
+from ..errors import GatewayFault
+
 INDEX = "index.html"
 PLACEHOLDER = "__BASE__"
 MAX_FILES = 500
@@ -60,7 +62,7 @@ class Assets:
         return self.files[INDEX]
 
 
-class AssetsMissing(Exception):
+class AssetsMissing(GatewayFault):
     """No usable ``index.html`` where the UI should be."""
 
 

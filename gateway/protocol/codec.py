@@ -17,6 +17,7 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ..errors import PeerError
 from .model import camel
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ MAX_DEPTH = 128  # arrays/objects inside each other; orjson itself encodes at mo
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: what every client can hold
 
 
-class JsonRejected(ValueError):
+class JsonRejected(PeerError, ValueError):
     """Inbound JSON the gateway does not accept, with a message that names the problem.
 
     ``syntax``: it is not JSON at all (the protocol ignores such frames after the

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Literal
 
 import attrs
 
 from .codec import Encoded, dumps, to_wire
+from .codes import CloseCode as CloseCode  # re-exported: the wire codes live in codes.py
+from .codes import ErrorCode as ErrorCode
 from .model import closed, schema
 
 PROTOCOL_VERSION = 4
@@ -22,33 +23,6 @@ TICK_INTERVAL_MS = 30_000
 HANDSHAKE_TIMEOUT_MS = 15_000
 HEALTH_REFRESH_INTERVAL_MS = 60_000
 MAX_CLOSE_REASON_BYTES = 123
-
-
-class ErrorCode:
-    """Top-level error codes (section 5.2); nothing else goes on the wire."""
-
-    NOT_LINKED = "NOT_LINKED"
-    NOT_PAIRED = "NOT_PAIRED"
-    AGENT_TIMEOUT = "AGENT_TIMEOUT"
-    AGENT_RESULT_NOT_FOUND = "AGENT_RESULT_NOT_FOUND"
-    INVALID_REQUEST = "INVALID_REQUEST"
-    FORBIDDEN = "FORBIDDEN"
-    APPROVAL_NOT_FOUND = "APPROVAL_NOT_FOUND"
-    UNAVAILABLE = "UNAVAILABLE"
-
-
-class CloseCode(IntEnum):
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_MISMATCH = 1002
-    INVALID_PAYLOAD = 1007
-    POLICY = 1008
-    TOO_BIG = 1009
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    TICK_TIMEOUT = 4000
-    CLIENT_INVALIDATED = 4001
 
 
 @closed

@@ -22,6 +22,7 @@ import certifi
 import httpx
 import trio
 
+from ...errors import ChannelError
 from ...logs.redact import add_secret
 
 GET_UPDATES_TIMEOUT_S = 25
@@ -66,7 +67,7 @@ class _Once:
         return data
 
 
-class BotApiError(Exception):
+class BotApiError(ChannelError):
     """Telegram answered ``ok:false`` (or a non-JSON error page with an HTTP status)."""
 
     def __init__(
@@ -106,8 +107,10 @@ class BotApiError(Exception):
         return self.error_code == 400 and "can't parse entities" in self.description.lower()
 
 
-class BotNetworkError(Exception):
+class BotNetworkError(ChannelError):
     """No usable answer: connect/DNS/TLS failure, timeout, reset, or a garbled body."""
+
+    retryable: bool | None = True
 
     def __init__(self, method: str, text: str, *, sent: bool) -> None:
         self.method = method

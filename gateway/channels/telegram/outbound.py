@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from ...errors import ChannelError
 from ..slot import AccountSlot, wall_ms
 from .api import BotApi, BotApiError, BotNetworkError
 from .format import render_or_plain, split_text, strip_tags, utf16_len
@@ -31,7 +32,7 @@ log = logging.getLogger("gateway.channels.telegram")
 MAX_SEND_ATTEMPTS = 5
 
 
-class SendError(Exception):
+class SendError(ChannelError):
     """A reply part that could not be sent; ``kind`` is the outbox's error class."""
 
     def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
