@@ -39,16 +39,12 @@ from .protocol.system import ShutdownPayload, TickPayload
 from .protocol.validate import load_schemas
 from .runtime import ProcessState, Runtime
 from .server import origin_gate
+from .server.accept import open_socket, serve_tcp
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp, GatewayFront
-from .server.listener import (
-    Connection,
-    Streams,
-    format_peer,
-    hypercorn_config,
-    open_socket,
-    serve_tcp,
-)
+from .server.hyper import hypercorn_config
+from .server.listener import Connection
+from .server.streams import Streams, format_peer
 
 log = logging.getLogger("gateway")
 

@@ -196,7 +196,7 @@ async def test_an_open_websocket_connection_has_no_hypercorn_protocol(gateway: R
         try:
             await trio.to_thread.run_sync(raw.handshake)
             (conn,) = gateway.streams.websockets()
-            assert conn.protocol is None
+            assert conn.http is None
         finally:
             raw.close()
 

@@ -1,4 +1,4 @@
-"""The per-socket driver's writes (gateway/server/listener.py ``Connection._send``) on a real
+"""The per-socket driver's writes (gateway/server/sockio.py ``SocketIO.write``) on a real
 socket pair with small buffers: a frame is never cut by a cancellation, writers take turns,
 and closing the socket frees a writer stuck on a peer that stopped reading."""
 
@@ -12,7 +12,8 @@ import trio.testing
 from hypercorn.events import RawData
 from hypercorn.trio.worker_context import WorkerContext
 
-from gateway.server.listener import Connection, hypercorn_config
+from gateway.server.hyper import HypercornBridge, hypercorn_config
+from gateway.server.listener import Connection
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: far more than the socket buffers hold
 
@@ -56,7 +57,7 @@ async def test_a_started_frame_is_finished_even_if_its_writer_is_cancelled() -> 
         reader.start()
         with trio.CancelScope() as scope:
             scope.cancel()
-            await conn._send(BIG)
+            await conn.write(BIG)
         await trio.to_thread.run_sync(reader.join)
     assert received == [BIG]
     assert not conn.closed
@@ -71,7 +72,7 @@ async def test_writers_take_turns_and_keep_their_order() -> None:
     with theirs, trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             for frame in frames:  # the first blocks mid-frame; the others queue behind it
-                nursery.start_soon(conn._send, frame)
+                nursery.start_soon(conn.write, frame)
                 await trio.testing.wait_all_tasks_blocked()
 
             def drain() -> None:
@@ -87,7 +88,7 @@ async def test_closing_the_socket_frees_a_writer_stuck_on_a_silent_peer() -> Non
     conn = connection(ours)
     with theirs, trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(conn._send, BIG)
+            nursery.start_soon(conn.write, BIG)
             await trio.testing.wait_all_tasks_blocked()
             conn.close_socket(reset=True)  # what Streams.abort does
     assert conn.closed
@@ -100,7 +101,9 @@ async def test_no_ping_after_our_close_frame() -> None:
     conn.websocket = True
     with theirs, trio.fail_after(10):
         await conn.send_ping()
-        await conn._protocol_send(RawData(b"\x88\x02\x03\xe8"))  # close 1000
+        await HypercornBridge(conn, conn.config)._protocol_send(
+            RawData(b"\x88\x02\x03\xe8")
+        )  # close 1000
         await conn.send_ping()  # the keepalive round came too late: nothing is sent
         conn.close_socket(eof=True)
         wire = read_exactly(theirs, 100)

@@ -19,8 +19,9 @@ from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .front import Head, Probes
 from .http import READINESS
-from .listener import Connection, PeerKey
+from .listener import Connection
 from .routes import handle_http
+from .sockio import PeerKey
 from .websocket import serve_websocket
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
