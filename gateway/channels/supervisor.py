@@ -96,9 +96,10 @@ class ChannelManager:
     # -- life ------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The ``channels`` nursery. Reports started once every account has its slot."""
-        from .service import ChannelService
+        """The ``channels`` nursery. Reports started once every account has its slot.
 
+        With no account configured it holds nothing but this task: the channel service
+        (its database, ledger and pairing store) is made with the first account's slot."""
         rt = self.rt
         process = rt.process
         if process.boot_history is None:
@@ -109,7 +110,6 @@ class ChannelManager:
             history = process.boot_history
             tripped = history.tripped
         skip = self.env.get(ENV_SKIP_CHANNELS, "").strip().lower() in ("1", "true", "yes")
-        self.service = ChannelService(self)
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -131,8 +131,9 @@ class ChannelManager:
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True):
-                await self.service.close()
+            if self.service is not None:
+                with trio.CancelScope(shield=True):
+                    await self.service.close()
 
     async def _lift_breaker(self, history: BootHistory) -> None:
         from .breaker import LIFT_AFTER_MS
@@ -148,6 +149,10 @@ class ChannelManager:
 
     def _add(self, acct: TelegramAccountConfig, *, breaker: bool, skipped: bool) -> AccountSlot:
         assert self.nursery is not None
+        if self.service is None:
+            from .service import ChannelService
+
+            self.service = ChannelService(self)
         slot = AccountSlot("telegram", acct.account_id, acct, self)
         slot.breaker = breaker
         slot.skipped = skipped

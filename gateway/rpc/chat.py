@@ -17,7 +17,6 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import ADMIN, WRITE
-from ..channels.service import suppressed
 from ..errors import PeerError, RpcError
 from ..protocol.chat import (
     ChatAbortParams,
@@ -57,6 +56,8 @@ async def deliver_reply(rt: Runtime, run: Run) -> None:
             run.session_key,
         )
         return
+    from ..channels.service import suppressed  # loaded with the channels, not at start
+
     for text in run.payloads:
         if text.strip() and not suppressed(text):
             sent = await rt.channels.notify(route.channel, route.account_id, route.to, text)

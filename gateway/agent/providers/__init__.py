@@ -7,12 +7,14 @@ openai_completions.py   POST {baseUrl}/chat/completions (streaming, tool calls)
 openai_responses.py     POST {baseUrl}/responses
 anthropic_messages.py   POST {baseUrl}/v1/messages
 offline.py              answers without a network when no provider is configured
+
+The wire-format modules (and httpx with them) are imported by the first run that needs one:
+a gateway without a configured provider never loads them (BENCHMARKS.md, idle RSS).
 """
 
 from __future__ import annotations
 
 from ..agents import ModelChoice
-from . import anthropic_messages, offline, openai_completions, openai_responses
 from .base import ModelReply, ModelRequest, OnDelta, ProviderError
 
 
@@ -23,11 +25,19 @@ async def complete(choice: ModelChoice, request: ModelRequest, on_delta: OnDelta
     """
     provider = choice.provider
     if provider is None:
+        from . import offline
+
         return await offline.complete(request, on_delta)
     if provider.api == "openai-responses":
+        from . import openai_responses
+
         return await openai_responses.complete(choice.provider_name, provider, request, on_delta)
     if provider.api == "anthropic-messages":
+        from . import anthropic_messages
+
         return await anthropic_messages.complete(choice.provider_name, provider, request, on_delta)
+    from . import openai_completions
+
     return await openai_completions.complete(choice.provider_name, provider, request, on_delta)
 
 
