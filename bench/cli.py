@@ -88,6 +88,8 @@ def plan_for(args: argparse.Namespace) -> Plan:
         plan = attrs.evolve(plan, duration=args.duration)
     if args.load_procs is not None:
         plan = attrs.evolve(plan, load_procs=args.load_procs)
+    if args.reference:
+        plan = attrs.evolve(plan, reference=args.reference)
     return plan
 
 

@@ -1,5 +1,9 @@
 """The load-generator process: ``python -m bench.load '<job json>'``.
 
+WebSocket jobs run on the lean epoll client (``bench/leanload.py``) unless the job says
+``"client": "trio"`` (this module's trio client, kept to compare clients with); the HTTP
+job runs here, or in ``wrk`` (``bench/httpload.py``) when it is installed.
+
 Runs in its own process (own GIL, own core) so the server's numbers are not the client's.
 It speaks JSON lines: it writes ``{"event": ...}`` objects to stdout and, for jobs that
 wait on the parent, reads one command per line from stdin. Every loop is bounded by a
@@ -402,6 +406,7 @@ async def run_hold(job: Job, stdin: trio.abc.ReceiveStream) -> None:
 
 
 async def main(spec: dict[str, Any]) -> None:
+    spec.pop("client", None)
     kind = spec.pop("kind")
     job = Job(**spec)
     stdin = trio.lowlevel.FdStream(sys.stdin.fileno())
@@ -410,4 +415,10 @@ async def main(spec: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, json.loads(sys.argv[1]))
+    spec = json.loads(sys.argv[1])
+    if spec.get("client", "lean") == "lean" and spec["kind"] != "http":
+        from . import leanload  # the epoll client: cheaper than any server it measures
+
+        leanload.main(spec)
+    else:
+        trio.run(main, spec)

@@ -25,6 +25,9 @@ class Plan:
     restart_clients: int = 1
     sigterm_clients: int = 1000
     load_procs: int = 1
+    # --reference CMD: the reference gateway, measured alternately with ours in the same
+    # scenarios (rpc, http, handshake, fanout) and on its own for cold start and memory
+    reference: str | None = None
     # channels: a burst from many chats, messages one at a time, accounts for the RSS figure
     channel_burst: int = 1000
     channel_chats: int = 50

@@ -259,10 +259,20 @@ class Load:
         await self._stdin.send_all(line.encode() + b"\n")
 
 
+def load_module(job: dict[str, Any]) -> str:
+    """Which load generator runs ``job``: ``wrk`` for HTTP when it is installed (and the
+    job does not ask for the Python client), else ``bench.load``."""
+    from .httpload import wrk_path
+
+    if job["kind"] == "http" and job.get("client") != "python" and wrk_path() is not None:
+        return "bench.httpload"
+    return "bench.load"
+
+
 @asynccontextmanager
 async def load(job: dict[str, Any]) -> AsyncIterator[Load]:
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bench.load", json.dumps(job)],
+        [sys.executable, "-m", load_module(job), json.dumps(job)],
         env=child_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -97,11 +97,11 @@ def test_responses_are_matched_by_id_and_ok() -> None:
 def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     """``--reference CMD`` runs the same load against another gateway (here: ours again,
     since the real reference needs Node and openclaw) and judges the relative targets
-    against what it measured."""
+    against what it measured: the load cases alternately with ours, in their own scenarios."""
     command = f"{sys.executable} -m gateway gateway --port {{port}} --token {{token}}"
     command += " --allow-unconfigured"
-    only = ["--only", "handshake", "--only", "reference"]
-    report = run_tiny(tmp_path, *only, "--reference", command, timeout=90)
+    only = ["--only", "rpc", "--only", "handshake", "--only", "reference"]
+    report = run_tiny(tmp_path, *only, "--reference", command, timeout=150)
     rows = [r for r in report["measurements"] if r["scenario"] == "reference"]
     assert all(r["status"] == "ok" for r in rows), (
         [(r["case"], r["note"]) for r in rows],

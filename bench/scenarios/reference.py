@@ -2,9 +2,11 @@
 
 The targets compare us with the TypeScript reference (openclaw), whose figures in the issue
 were measured on another machine. With ``--reference``, the harness starts the reference
-from the given command and runs the same load jobs against it that it runs against us --
-cold start, idle RSS, ``health`` / ``system-presence`` throughput, handshakes -- so the
-"x times the reference" targets can be judged on one machine.
+from the given command and runs the same load jobs against it that it runs against us, so
+the "x times the reference" targets are judged on one machine: the load cases (``rpc``,
+``http``, ``handshake``, ``fanout``) measure it in the same scenario as our gateway,
+alternating repetitions (:func:`rival`), and this scenario measures what needs a fresh
+process -- cold start, idle RSS and the operators joining one by one.
 
 ``CMD`` is a command line with ``{port}`` and ``{token}`` placeholders, e.g.::
 
@@ -38,8 +40,7 @@ from .. import procs
 from ..client import now, open_session
 from ..plan import Plan
 from ..report import Measurement
-from .connections import fanout_on, joined_rss, joins_row
-from .throughput import _job, best_of
+from .connections import joined_rss, joins_row
 
 START_TIMEOUT = 90.0  # the reference takes 9-11 s to its first hello-ok
 READY_SETTLE = 5.0  # x plan.settle: it keeps starting channels and sidecars after that
@@ -170,7 +171,57 @@ async def _first_hello(ref: Reference) -> float:
     raise procs.ChildFailed(f"no hello-ok within {START_TIMEOUT:.0f} s; last: {last}")
 
 
+@asynccontextmanager
+async def rival(plan: Plan, workdir: Path) -> AsyncIterator[Reference | None]:
+    """The reference, started and settled, when the run has one (``--reference``); else
+    ``None``. Scenarios measure it alternately with our gateway: same client, same
+    machine, minutes apart at most."""
+    if plan.reference is None:
+        yield None
+        return
+    async with reference(plan.reference, workdir) as ref:
+        await _first_hello(ref)
+        await trio.sleep(READY_SETTLE * plan.settle)
+        yield ref
+
+
+def reference_row(what: dict[str, Any], result: dict[str, Any] | BaseException) -> Measurement:
+    """A ``reference`` row for one load case (an error row if its run failed)."""
+    if isinstance(result, BaseException):
+        note = procs.describe(result)
+        return Measurement("reference", _case(**what), None, "", status="error", note=note)
+    unit = "hs/s" if "workers" in what else "req/s"
+    note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
+    if result["errors"]:
+        note += f"; {result['errors']} errors, e.g. {result['error_samples'][:1]}"
+    return Measurement(
+        "reference",
+        _case(**what),
+        result["rate"],
+        unit,
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        note=note.lstrip("; "),
+        detail={**what, **result},
+    )
+
+
+def fanout_row(plan: Plan, found: dict[str, Any]) -> Measurement:
+    return Measurement(
+        "reference",
+        f"fan-out: system-event -> {plan.fanout_clients} clients",
+        found["p99_ms"],
+        "ms",
+        p50_ms=found["p50_ms"],
+        p99_ms=found["p99_ms"],
+        lower_is_better=True,
+        note=f"p99; {plan.fanout_rounds} rounds, {found['lost']} lost",
+        detail={"clients": plan.fanout_clients, **found},
+    )
+
+
 async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
+    """What is not measured alternately with our gateway: cold start, idle RSS, joins."""
     rows: list[Measurement] = []
     starts: list[float] = []
     for _ in range(max(1, min(plan.cold_starts, 2))):  # it takes ~10 s each time
@@ -199,17 +250,6 @@ async def run(plan: Plan, workdir: Path, template: str) -> list[Measurement]:
                 detail={"rss": ref.rss()},
             )
         )
-        for conns in plan.rpc_conns:
-            for method in plan.rpc_methods:
-                job = _job("rpc", ref.port, ref.token, plan, conns=conns, method=method)
-                rows.append(await _measure(job, plan, ref, method=method, conns=conns))
-        for workers in plan.handshake_workers:
-            job = _job("handshake", ref.port, ref.token, plan, conns=workers, mode="cli")
-            rows.append(await _measure(job, plan, ref, workers=workers))
-        for conns in plan.http_conns:
-            job = _job("http", ref.port, ref.token, plan, conns=conns, path="/healthz")
-            rows.append(await _measure(job, plan, ref, path="/healthz", conns=conns))
-        rows.append(await _guarded("fan-out", _fanout(ref, plan)))
     async with reference(template, workdir) as ref:
         await _first_hello(ref)
         await trio.sleep(READY_SETTLE * plan.settle)
@@ -227,43 +267,6 @@ async def _guarded(what: str, work: Awaitable[Any]) -> Measurement:
     if isinstance(result, Measurement):
         return result
     return joins_row("reference", int(result["joins"]), result)
-
-
-async def _fanout(ref: Reference, plan: Plan) -> Measurement:
-    found = await fanout_on(ref.port, ref.token, plan)
-    return Measurement(
-        "reference",
-        f"fan-out: system-event -> {plan.fanout_clients} clients",
-        found["p99_ms"],
-        "ms",
-        p50_ms=found["p50_ms"],
-        p99_ms=found["p99_ms"],
-        lower_is_better=True,
-        note=f"p99; {plan.fanout_rounds} rounds, {found['lost']} lost",
-        detail={"clients": plan.fanout_clients, **found},
-    )
-
-
-async def _measure(job: dict[str, Any], plan: Plan, ref: Reference, **what: Any) -> Measurement:
-    try:
-        result = await best_of(job, plan, ref.pid)
-    except Exception as exc:  # e.g. it refused connections under load: one row, go on
-        note = procs.describe(exc)
-        return Measurement("reference", _case(**what), None, "", status="error", note=note)
-    unit = "hs/s" if "workers" in what else "req/s"
-    note = f"server CPU {result['server_cpu_us']:.0f} us/req" if result["server_cpu_us"] else ""
-    if result["errors"]:
-        note += f"; {result['errors']} errors, e.g. {result['error_samples'][:1]}"
-    return Measurement(
-        "reference",
-        _case(**what),
-        result["rate"],
-        unit,
-        p50_ms=result["p50_ms"],
-        p99_ms=result["p99_ms"],
-        note=note,
-        detail={**what, **result},
-    )
 
 
 def _case(**what: Any) -> str:
