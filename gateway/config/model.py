@@ -171,6 +171,13 @@ PROXY_PATTERN = r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?"
 
 
 @attrs.frozen
+class Watchdog:
+    """The event-loop watchdog (watchdog.py): warn when the loop is blocked this long."""
+
+    threshold_ms: int = attrs.field(default=1_000, metadata=schema(minimum=0, maximum=600_000))
+
+
+@attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
     port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
@@ -200,6 +207,7 @@ class Gateway:
         ),
     )
     allow_real_ip_fallback: bool = False
+    watchdog: Watchdog = attrs.field(factory=Watchdog)  # 0 = off
 
 
 @attrs.frozen
