@@ -23,7 +23,7 @@ async def test_the_culprit_is_the_task_running_on_the_loop() -> None:
     seen: list[Culprit | None] = []
 
     async def hog_task() -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         seen.append(culprit(sys._getframe()))
 
     async with trio.open_nursery() as nursery:
