@@ -78,6 +78,7 @@ async def test_a_blocked_loop_is_logged_with_its_task_and_counted(
     logging.getLogger("gateway.watchdog").addHandler(handler)
     async with httpx.AsyncClient() as http:
         assert blocked_total((await http.get(url, headers=auth)).text) == 0
+        assert running.runtime.nursery is not None
         running.runtime.nursery.start_soon(greedy_handler)
         await done.wait()
         with trio.fail_after(5):  # the watchdog reports on its next beat

@@ -120,6 +120,14 @@ class HttpEndpoints:
 @attrs.frozen
 class Http:
     endpoints: HttpEndpoints = attrs.field(factory=HttpEndpoints)
+    # request bodies held at once by the HTTP APIs; more wait their turn (server/bodies.py)
+    max_body_bytes_in_flight: int = attrs.field(
+        default=64 * 1024 * 1024, metadata=schema(minimum=1024 * 1024, maximum=1 << 40)
+    )
+    # the whole body must arrive within this, else 408 Request body timeout
+    body_timeout_ms: int = attrs.field(
+        default=60_000, metadata=schema(minimum=100, maximum=3_600_000)
+    )
 
 
 @attrs.frozen
