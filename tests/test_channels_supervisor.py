@@ -568,3 +568,43 @@ async def test_restart_rereads_a_rotated_token_file(
         await mgr.wait_for(
             lambda: slot.state == "running" and slot.extra["bot"]["username"] == "rotated_bot"
         )
+
+
+async def test_a_saved_config_edit_restarts_only_the_edited_account(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """CHANNELS 1.3 through the real config watcher: the edit is a hot reload (no gateway
+    restart); only the account whose token changed restarts."""
+    from .test_supervisor import supervised
+
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    fake.add_bot(OTHER_TOKEN, username="ops_bot")
+    third = "555555555:CCH5rPzN0fakeTokenForTests_abcdefgh"
+    fake.add_bot(third, username="ops2_bot")
+
+    def channels(ops_token: str) -> dict[str, Any]:
+        accounts = {"default": {"botToken": BOT_TOKEN}, "ops": {"botToken": ops_token}}
+        found: dict[str, Any] = telegram_config(fake, allowFrom=[str(OWNER)], accounts=accounts)
+        return dict(found["channels"])
+
+    async with supervised(tmp_path) as (lc, config):
+        running = await lc.wait_started(1)
+        port = running.port
+        config.write({"port": port, "reload": {"debounceMs": 50}}, channels=channels(OTHER_TOKEN))
+        with trio.fail_after(10):
+            await lc.wait_checked(1)
+        default = await wait_state(running, "running", "default")
+        ops = await wait_state(running, "running", "ops")
+        kept, replaced = default.transport, ops.transport
+        config.write({"port": port, "reload": {"debounceMs": 50}}, channels=channels(third))
+        with trio.fail_after(10):
+            await lc.wait_checked(2)
+        mgr = running.runtime.channels
+        with trio.fail_after(20):
+            await mgr.wait_for(
+                lambda: ops.transport not in (None, replaced) and ops.state == "running"
+            )
+        assert lc.generation == 1  # no gateway restart
+        assert default.transport is kept
+        assert ops.extra["bot"]["username"] == "ops2_bot"

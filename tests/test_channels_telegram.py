@@ -503,3 +503,29 @@ async def test_a_message_that_breaks_the_code_is_dropped_not_looped(
     assert (await _ledger(running, f"tg:default:{good}")).state == "done"
     slot = running.runtime.channels.slots[("telegram", "default")]
     assert (slot.state, slot.restarts) == ("running", 0)
+
+
+async def test_a_migrated_group_gets_the_reply_at_its_new_id(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 3.3: 400 with migrate_to_chat_id -> resend to the supergroup; linkPreview
+    false -> link_preview_options."""
+    fake, running = await _gateway(
+        nursery,
+        start_gateway,
+        tmp_path,
+        allowFrom=[str(OWNER)],
+        groups={"-4004": {"requireMention": False}},
+        linkPreview=False,
+    )
+    fake.fail(
+        "sendMessage",
+        400,
+        "Bad Request: group chat was upgraded to a supergroup chat",
+        {"migrate_to_chat_id": -1004004},
+    )
+    update = fake.message(BOT_TOKEN, "hello group", chat_id=-4004, chat_type="group", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    assert fake.sent_to(BOT_TOKEN, -4004) == []
+    (moved,) = fake.sent_to(BOT_TOKEN, -1004004)
+    assert moved["_params"]["link_preview_options"] == {"is_disabled": True}

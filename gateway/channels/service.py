@@ -35,7 +35,7 @@ from .ledger import Inbound, Ledger
 from .pairing import PairingStore, reply_text
 from .policy import Decision, dm_decision, group_decision
 from .routing import PeerKind, Route, select_agent, session_rest
-from .telegram.inbound import Message, placeholder
+from .telegram.inbound import Message
 
 if TYPE_CHECKING:
     from .slot import AccountSlot
@@ -447,7 +447,3 @@ def _upsert_route(conn: sqlite3.Connection, session: str, route: Route, now_ms: 
             now_ms,
         ),
     )
-
-
-def media_placeholders(msg: Message) -> list[str]:
-    return [placeholder(m) for m in msg.media]

@@ -301,6 +301,7 @@ class ChannelManager:
 
     def add_to_health(self, snapshot: HealthSummary) -> HealthSummary:
         """``snapshot`` with the channels block, order, labels and ``linkChannel``."""
+        from ..protocol.codec import from_wire
         from ..protocol.system import LinkChannel
         from .views import health_channels, link_channel, order
 
@@ -314,7 +315,7 @@ class ChannelManager:
             channels=health_channels(snaps, defaults),
             channel_order=ids,
             channel_labels={c: CHANNEL_LABELS.get(c, c) for c in ids},
-            link_channel=LinkChannel(**_snake(link)) if link is not None else None,
+            link_channel=from_wire(LinkChannel, link) if link is not None else None,
         )
 
     def readiness(self) -> list[dict[str, Any]]:
@@ -330,12 +331,3 @@ class ChannelManager:
             config.readiness.channel_grace_ms,
             since,
         )
-
-
-def _snake(link: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": link["id"],
-        "label": link["label"],
-        "linked": link["linked"],
-        "auth_age_ms": link["authAgeMs"],
-    }

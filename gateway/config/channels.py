@@ -212,7 +212,7 @@ def _url_problems(path: str, url: str | None) -> list[str]:
     if _TOKEN_SUFFIX.search(url):
         return [
             f"{path}: must be the API root without /bot<TOKEN> "
-            "(e.g. https://api.telegram.org; `doctor --fix` strips it)"
+            "(e.g. https://api.telegram.org; the token belongs in botToken or tokenFile)"
         ]
     return []
 
