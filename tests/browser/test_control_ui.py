@@ -4,12 +4,14 @@ what a person would see on the page (not only that a request was made)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +44,16 @@ HEADERS = {
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
     "cache-control": "no-cache",
 }
+
+
+def wait_sent(w: Watched, since: int, *methods: str, timeout: float = 5) -> list[str]:
+    """The methods the page sent after frame ``since``, once all of ``methods`` are among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = [str(f.get("method")) for f in w.sent[since:] if f.get("type") == "req"]
+        if set(methods) <= set(sent) or time.monotonic() > deadline:
+            return sent
+        w.page.wait_for_timeout(50)
 
 
 def connected(w: Watched) -> None:
@@ -274,7 +286,7 @@ def test_7_restart_reconnects_and_refreshes(gateway: GatewayProc, watched: Watch
     expect(page.get_by_test_id("connection-state")).to_have_text("Connected", timeout=20_000)
     expect(page.get_by_test_id("banner")).to_be_hidden()
     assert len(watched.sockets) >= 2
-    after = [f.get("method") for f in watched.sent[sent_before:] if f.get("type") == "req"]
+    after = wait_sent(watched, sent_before, "chat.history", "system-presence", "health")
     assert "chat.history" in after
     assert "system-presence" in after
     assert "health" in after
@@ -296,7 +308,7 @@ def test_8_seq_gap_refreshes_state(gateway: GatewayProc, watched: Watched) -> No
     before = len(watched.sent)
     assert gateway.knob("drop-seq")["uiConnections"] == 1
     expect(page.get_by_test_id("resync-notice")).to_contain_text("Resynced")
-    methods = [f.get("method") for f in watched.sent[before:] if f.get("type") == "req"]
+    methods = wait_sent(watched, before, "health", "system-presence", "chat.history")
     assert {"health", "system-presence", "chat.history"} <= set(methods), methods
     assert any("event gap" in line for line in watched.console)
     # frames that are not protocol frames are logged and ignored; the page keeps working
@@ -575,3 +587,46 @@ def test_channels_panel_drives_a_telegram_account(
         watched.shot("channels")
     finally:
         gateway.stop()
+
+
+# -- a send whose answer was lost is sent again with the same key ---------------------------------
+
+
+def test_a_send_whose_answer_was_lost_is_retried_with_the_same_key(
+    gateway: GatewayProc, watched: Watched
+) -> None:
+    """The chat.send ``res`` never arrives (the socket drops first): after the reconnect the
+    page sends the same idempotencyKey again and the gateway answers for the one run."""
+    page = watched.page
+    sockets = {"n": 0}
+
+    def route(ws: Any) -> None:
+        sockets["n"] += 1
+        server = ws.connect_to_server()
+        first = sockets["n"] == 1
+
+        def from_page(message: str | bytes) -> None:
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if first and '"type":"res"' in str(message) and '"status":"started"' in str(message):
+                ws.close(code=4001, reason="lost")  # the answer is lost with the socket
+                return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"^ws://"), route)
+    sign_in(watched, gateway)
+    connected(watched)
+    open_chat(watched)
+    send(watched, "are you there? [chunks=6 delay=40]")
+    expect(page.get_by_test_id("connection-state")).to_have_text("Connected", timeout=10_000)
+    final = page.locator('[data-testid="msg-assistant"][data-state="final"]')
+    expect(final).to_have_count(1, timeout=10_000)
+    keys = [f["params"]["idempotencyKey"] for f in watched.sent if f.get("method") == "chat.send"]
+    assert len(keys) == 2, keys
+    assert keys[0] == keys[1]
+    expect(page.get_by_test_id("msg-user")).to_have_count(1)
+    assert sockets["n"] >= 2

@@ -133,6 +133,7 @@ class App {
   // One refresh at a time; a second request while one runs waits for it and runs again.
   refresh(why) {
     const run = async () => {
+      this.store.emit("resync", why); // readers of their own state (chat history) start now
       const [health, presence, status] = await Promise.allSettled([
         this.request("health"),
         this.request("system-presence"),

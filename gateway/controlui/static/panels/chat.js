@@ -219,8 +219,10 @@ export function createChatPanel(app) {
         return;
       }
     }
-    if (!known && event.state !== "delta" && event.state !== "final") {
-      if (event.state === "aborted" || event.state === "error") loadHistory();
+    if (!known && event.state !== "delta") {
+      // the end of a run we never saw stream (a note, another client's short run): the
+      // history has it
+      loadHistory();
       return;
     }
     const run = known || runBubble(event.runId);
@@ -318,13 +320,30 @@ export function createChatPanel(app) {
     list.scrollTop = list.scrollHeight;
     const params = { sessionKey, message, deliver: false, idempotencyKey };
     if (files.length) params.attachments = files.map(({ fileName, mimeType, content }) => ({ fileName, mimeType, content }));
+    await deliver(params, mine);
+  }
+
+  // A send whose answer was lost with the connection is sent again after the reconnect
+  // with the same idempotencyKey: the gateway then answers "in_flight" or how it ended,
+  // never a second run (PROTOCOL.md 10). Any other failure is shown on the bubble.
+  const unanswered = [];
+
+  async function deliver(params, mine) {
     try {
       const ack = await app.request("chat.send", params);
-      if (ack && ack.runId) runBubble(ack.runId);
+      const waiting = mine.el.querySelector(".resend-note");
+      if (waiting) waiting.remove();
+      if (ack && ack.runId && (ack.status === "started" || ack.status === "in_flight")) runBubble(ack.runId);
+      else if (ack && ack.runId) loadHistory(); // it ended while we were away
       else if (ack && "aborted" in ack) {
         mine.meta.append(h("span", { class: "tag", text: ack.aborted ? "stopped the reply" : "nothing to stop" }));
       }
     } catch (err) {
+      if (err.code === "UNAVAILABLE" && /connection closed|not connected/.test(err.message)) {
+        if (!mine.el.querySelector(".resend-note")) mine.el.append(h("div", { class: "resend-note small", text: "Connection lost: will send again when reconnected." }));
+        unanswered.push([params, mine]);
+        return;
+      }
       mine.el.classList.add("failed");
       mine.el.append(h("div", { class: "error-text", testid: "send-error", text: `Not sent: ${err.message}` }));
     }
@@ -370,9 +389,17 @@ export function createChatPanel(app) {
 
   store.on("chat", onChat);
   store.on("hello", () => {
-    if (!sessionKey) open(store.mainSessionKey);
+    if (!sessionKey) {
+      sessionKey = store.mainSessionKey; // the resync that follows every hello loads it
+      sessionLabel.textContent = sessionKey;
+    }
   });
-  store.on("refresh", () => loadHistory());
+  store.on("resync", () => loadHistory());
+  store.on("hello", () => {
+    for (const [params, mine] of unanswered.splice(0)) {
+      if (params.sessionKey === sessionKey) deliver(params, mine);
+    }
+  });
   return {
     id: "chat",
     title: "Chat",
