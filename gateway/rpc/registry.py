@@ -29,6 +29,10 @@ class CallContext:
 
 
 Handler = Callable[[CallContext, Any], Awaitable[object]]
+# A synchronous answer, tried first in the connection's reader (no task): LATER when the
+# request needs the asynchronous handler after all (a stale cache, a probe).
+NowHandler = Callable[[CallContext, Any], object]
+LATER = object()
 
 
 @attrs.frozen
@@ -39,6 +43,7 @@ class Method:
     scope: str
     role: str
     handler: Handler
+    now: NowHandler | None = None
 
     def entry(self) -> MethodEntry:
         return MethodEntry(self.name, self.params, self.result, self.scope, self.role)
@@ -64,6 +69,20 @@ def method(
             raise RuntimeError(f"method {name!r} registered twice")
         REGISTRY[name] = Method(name, params, result, scope, role, handler)
         return handler
+
+    return register
+
+
+def answers_now(name: str) -> Callable[[NowHandler], NowHandler]:
+    """Register a synchronous way to answer ``name`` (already registered with
+    :func:`method`) that never waits: the session runs it inline in the connection's
+    reader, without a task, a cancel scope or a scheduler round trip (BENCHMARKS.md,
+    connection layer). It returns the result, or :data:`LATER` to leave the request to the
+    method's asynchronous handler; errors map as the handler's do (``rpc/dispatch.py``)."""
+
+    def register(now: NowHandler) -> NowHandler:
+        REGISTRY[name] = attrs.evolve(REGISTRY[name], now=now)
+        return now
 
     return register
 

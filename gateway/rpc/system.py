@@ -31,13 +31,21 @@ from ..protocol.system import (
     StatusSummary,
     SystemEventParams,
 )
-from .registry import CallContext, method
+from .registry import LATER, CallContext, answers_now, method
 
 
 @method("health", params=HealthParams, result=HealthSummary, scope=READ)
 async def health(ctx: CallContext, params: HealthParams) -> Encoded:
     rt = ctx.runtime
     return rt.health.encoded(await rt.current_health(probe=bool(params.probe)))
+
+
+@answers_now("health")
+def health_now(ctx: CallContext, params: HealthParams) -> object:
+    """The cached snapshot while it is fresh; a probe or a stale cache waits (``health``)."""
+    rt = ctx.runtime
+    cached = None if params.probe else rt.fresh_health()
+    return LATER if cached is None else rt.health.encoded(cached)
 
 
 @method("status", params=StatusParams, result=StatusSummary, scope=READ)
@@ -103,6 +111,11 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
 @method("system-presence", params=EmptyParams, result=None, scope=READ)
 async def system_presence(ctx: CallContext, params: EmptyParams) -> Encoded:
     """The presence listing (``list[PresenceEntry]`` on the wire)."""
+    return presence_now(ctx, params)
+
+
+@answers_now("system-presence")
+def presence_now(ctx: CallContext, params: EmptyParams) -> Encoded:
     return ctx.runtime.presence.encoded(ctx.runtime.now_ms())
 
 

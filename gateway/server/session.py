@@ -4,9 +4,11 @@ The rules live in the sans-IO machine (``protocol/connection.py``); this module 
 what the socket says and carries out its actions. Tasks per connection, in one nursery:
 
 * the **reader** (:meth:`_Session.run`) feeds each message to the machine, runs the auth
-  decision when the machine asks for one (``server/admission.py``) and starts one task per
-  request, so a slow handler never holds up ``health``; the challenge, hello-ok and each
-  request's response are flushed by the task that made them (``Outbox.flush``);
+  decision when the machine asks for one (``server/admission.py``), answers a request
+  itself when its method can without waiting (a cached presence or health: no task, no
+  cancel scope, ``registry.answers_now``) and otherwise starts one task per request, so a
+  slow handler never holds up ``health``; the challenge, hello-ok and each request's
+  response are flushed by the task that made them (``Outbox.flush``);
 * the **writer** (``Outbox.run``), started the first time something else queues a frame
   (an event) or a close is decided, drains the queue and sends the close frame, then gives
   the client ``ws.closeGraceMs`` to answer it;
@@ -143,7 +145,7 @@ class _Session:
         self.peer = peer
         self.machine = peer.machine
         self.nursery = nursery
-        self.rules = self.machine.rules
+        self.rules = methods()
         self.inflight: dict[str, trio.CancelScope] = {}
         self.authenticated = False
         self.node = False  # registered with the node relay
@@ -167,17 +169,21 @@ class _Session:
                 machine.limits.handshake_timeout,
             )
             self.apply(expired)
+        outbox = self.peer.outbox
         while True:  # after a close, messages are read and dropped until the client answers
             actions = machine.receive(await ws.receive())
             if actions:
                 self.apply(actions)
+                if outbox.queued_bytes:  # a response answered inline (answer_now)
+                    await outbox.flush(ws)
 
     def apply(self, actions: list[Action]) -> None:
         peer = self.peer
         for action in actions:
             match action:
                 case Start():
-                    self.nursery.start_soon(self.request, action)
+                    if not self.answer_now(action):
+                        self.nursery.start_soon(self.request, action)
                 case Send(text):
                     peer.send_text(text, wake=False)  # the caller flushes
                 case Refuse(_, method, text):
@@ -271,6 +277,23 @@ class _Session:
         observe.connection_closed(rt, peer, self.machine.peer_close_code)
 
     # -- requests -------------------------------------------------------------------------------
+
+    def answer_now(self, start: Start) -> bool:
+        """Answer in the reader if the method can without waiting (``registry.answers_now``):
+        no task, no cancel scope -- nothing could be cancelled before it is done. The
+        response is queued; the reader flushes it. ``False``: it needs a request task."""
+        spec = self.rules[start.method]
+        if spec.now is None:
+            return False
+        rt, peer = self.rt, self.peer
+        started = trio.current_time()
+        text = dispatch.call_now(CallContext(rt, peer, start.request_id), spec, start.params)
+        if text is None:
+            return False
+        self.machine.finished(start.request_id)
+        observe.request_done(rt, peer, start.method, started, text, known=True)
+        peer.send_text(text, wake=False)
+        return True
 
     async def request(self, start: Start) -> None:
         rt, peer, request_id = self.rt, self.peer, start.request_id
