@@ -10,6 +10,10 @@ shortcut: the task that made one flushes the queue itself (:meth:`Outbox.flush`;
 time, in queue order), which spares a writer wake-up per request.
 
 A frame counts against the limit from the moment it is offered until ``send`` returns for it.
+When the outbox is idle -- nothing queued, nobody sending -- a peer may write a frame
+directly instead (``events.Peer.send_text``): a broadcast to peers that keep up then costs
+no queue entry and no writer wake-up per peer; only what the kernel does not take at once
+is queued (``offer_framed``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ class FrameWriter(Protocol):
     """Where an outbox's frames go: the connection's WebSocket."""
 
     async def send_text(self, text: Text) -> None: ...
+    async def write_framed(self, data: bytes) -> None:
+        """Bytes already framed (the rest of a frame the kernel took only part of)."""
+
     async def send_close(self, code: int, reason: str) -> None: ...
 
 
@@ -57,8 +64,9 @@ class Outbox:
         self.limit = limit
         self.queued_bytes = 0
         self.dropped = 0
-        # made on first use (an idle connection's outbox stays small: BENCHMARKS.md, memory)
-        self._frames: deque[tuple[Text, int]] | None = None
+        # made on first use (an idle connection's outbox stays small: BENCHMARKS.md, memory);
+        # bytes are frames already framed (see offer_framed)
+        self._frames: deque[tuple[Text | bytes, int]] | None = None
         self._wake: trio.Event | None = None
         self.close_frame: tuple[int, str] | None = None
         self.on_close_requested: Callable[[], None] | None = None
@@ -87,6 +95,21 @@ class Outbox:
         elif verdict == "dropped":
             self.dropped += 1
         return verdict
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nobody sending, no close: a frame written now is in order."""
+        return not self._frames and not self._writing and self.close_frame is None
+
+    def offer_framed(self, data: bytes) -> None:
+        """Queue the unsent rest of a frame that was written directly (``idle`` was true,
+        the kernel took part of it): it goes first, whatever the limit, and the writer is
+        woken for it -- a frame once started must be finished."""
+        if self._frames is None:
+            self._frames = deque()
+        self._frames.append((data, len(data)))
+        self.queued_bytes += len(data)
+        self._wake_writer()
 
     def request_close(self, code: int, reason: str) -> None:
         """Send what is queued, then the close frame. The first request wins."""
@@ -129,7 +152,10 @@ class Outbox:
         frames = self._frames
         while frames:
             text, size = frames[0]
-            await send.send_text(text)
+            if isinstance(text, bytes):
+                await send.write_framed(text)
+            else:
+                await send.send_text(text)
             frames.popleft()
             self.queued_bytes -= size
         if self._frames is frames:

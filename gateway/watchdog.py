@@ -80,10 +80,11 @@ def _short(path: str) -> str:
 
 def _virtual_clock() -> bool:
     """Under a test's virtual clock (trio's MockClock) there is no real stall to measure,
-    and a beat every 250 ms would keep an autojumping clock from jumping."""
-    from trio.testing import MockClock
-
-    return isinstance(trio.lowlevel.current_clock(), MockClock)
+    and a beat every 250 ms would keep an autojumping clock from jumping. A MockClock
+    exists only once ``trio.testing`` is imported: the gateway itself never imports it
+    (6 MB of RSS, BENCHMARKS.md)."""
+    testing = sys.modules.get("trio.testing")
+    return testing is not None and isinstance(trio.lowlevel.current_clock(), testing.MockClock)
 
 
 class Sampler(threading.Thread):

@@ -120,6 +120,9 @@ class AsDicts:
             text = b"".join(text).decode()
         await self._send({"type": "websocket.send", "text": text})
 
+    async def write_framed(self, data: bytes) -> None:
+        await self._send({"type": "websocket.framed", "bytes": data})
+
     async def send_close(self, code: int, reason: str) -> None:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 

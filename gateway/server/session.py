@@ -75,6 +75,7 @@ class WebSocket(Protocol):
         """The next message as text (``None``: not valid UTF-8); raises ``Disconnected``."""
 
     async def send_text(self, text: Text) -> None: ...
+    async def write_framed(self, data: bytes) -> None: ...
     async def send_close(self, code: int, reason: str) -> None: ...
     def abort(self) -> None:
         """Reset the TCP connection now (frees a writer stuck on a peer that stopped reading)."""
@@ -92,6 +93,7 @@ async def run_session(rt: Runtime, ws: WebSocket) -> None:
         nonce=str(uuid.uuid4()), rules=methods(), gate=rt, limits=limits, now=trio.current_time()
     )
     peer = Peer(machine, Outbox(cfg.max_buffered_bytes), ws.upgrade)
+    peer.direct = getattr(ws, "send_now", None)  # the lean path writes frames directly
     grace = cfg.close_grace_ms / 1000
     async with trio.open_nursery() as nursery:
         session = _Session(rt, ws, peer, nursery)

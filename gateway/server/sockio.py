@@ -151,6 +151,25 @@ class SocketIO:
             if self.on_broken is not None:
                 await self.on_broken()
 
+    @property
+    def writing(self) -> bool:
+        """A write is waiting for buffer space (or taking its turn behind one)."""
+        return self._send_lock.locked()
+
+    def try_write(self, data: bytes) -> int | None:
+        """Write what the kernel takes of ``data`` now, without yielding: the number of
+        bytes written (the rest is the caller's to write in order, before anything else),
+        or ``None`` -- nothing written -- while another write is in progress or after the
+        close. A broken socket counts as written: the reader sees the end."""
+        if self.closed or self._send_lock.locked():
+            return None
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return len(data)
+
     async def send_ping(self) -> None:
         """A WebSocket ping (empty payload). Only between frames of an open WebSocket: not
         while a write is in progress (the peer is not reading, and a ping would have to wait

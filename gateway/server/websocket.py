@@ -130,6 +130,22 @@ class LeanWebSocket:
         protocol.send_text(text.encode() if isinstance(text, str) else b"".join(text))
         await self.conn.write(b"".join(protocol.data_to_send()))
 
+    def send_now(self, text: Text) -> bytes | None:
+        """Frame and write ``text`` without yielding, if nothing else is being written:
+        returns what the kernel did not take (``b""``: all of it; the caller queues the
+        rest as already framed bytes, ahead of anything else), or ``None`` when it could
+        not start (another write in progress, closing) and nothing was framed."""
+        protocol, conn = self.protocol, self.conn
+        if protocol.state is not State.OPEN or conn.closed or conn.writing:
+            return None
+        protocol.send_text(text.encode() if isinstance(text, str) else b"".join(text))
+        data = b"".join(protocol.data_to_send())
+        sent = conn.try_write(data)
+        return data[sent or 0 :]
+
+    async def write_framed(self, data: bytes) -> None:
+        await self.conn.write(data)
+
     async def send_close(self, code: int, reason: str) -> None:
         protocol = self.protocol
         if protocol.state is not State.OPEN:
