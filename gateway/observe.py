@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -224,7 +224,7 @@ def http_answered(
     status: int,
     started: float,
     client: tuple[str, int],
-    headers: list[tuple[bytes, bytes]],
+    headers: Sequence[tuple[bytes, bytes]],
 ) -> None:
     """A request answered at the front door (a probe): counted like any HTTP request, and
     logged with its headers only when debug is on."""

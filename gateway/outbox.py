@@ -72,7 +72,7 @@ class Outbox:
         self.on_close_requested: Callable[[], None] | None = None
         # called whenever the writer is needed (the session starts it on first use)
         self.on_wake: Callable[[], None] | None = None
-        self.finished = trio.Event()
+        self._finished: trio.Event | None = None  # made when first needed (memory)
         self._writing = False  # the writer or a flush is sending; only one at a time
 
     def offer(self, text: Text, *, droppable: bool = False, wake: bool = True) -> Verdict:
@@ -95,6 +95,13 @@ class Outbox:
         elif verdict == "dropped":
             self.dropped += 1
         return verdict
+
+    @property
+    def finished(self) -> trio.Event:
+        """Set once the writer has ended (the close frame is out, or it was cancelled)."""
+        if self._finished is None:
+            self._finished = trio.Event()
+        return self._finished
 
     @property
     def idle(self) -> bool:

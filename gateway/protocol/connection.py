@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Protocol
 
 import attrs
@@ -181,9 +182,14 @@ class ServerConnection:
         self.role = "operator"
         self.scopes: list[str] = []
         self.last_seq = 0
-        self.inflight: set[str] = set()
+        self._inflight: set[str] | None = None  # made by the first request (memory)
         self.close_code: int | None = None  # ours, once decided
         self.peer_close_code: int | None = None  # the peer's, if it closed first
+
+    @property
+    def inflight(self) -> AbstractSet[str]:
+        """The ids of started requests whose final ``res`` is not sent yet."""
+        return self._inflight if self._inflight is not None else frozenset()
 
     # -- limits and sequence numbers ---------------------------------------------------------
 
@@ -313,7 +319,7 @@ class ServerConnection:
             return [Refuse(request_id, "", response_text(request_id, False, error=error.shape()))]
         if type(frame) is dict and frame.get("type") == "cancel":
             cancelled = frame.get("id")
-            if isinstance(cancelled, str) and cancelled in self.inflight:
+            if isinstance(cancelled, str) and self._inflight and cancelled in self._inflight:
                 return [Cancel(cancelled)]
             return []
         problem = validate.problem("RequestFrame", frame)
@@ -327,7 +333,9 @@ class ServerConnection:
             self._authorize(name)
         except GatewayError as error:
             return [Refuse(request_id, name, response_text(request_id, False, error=error.shape()))]
-        self.inflight.add(request_id)
+        if self._inflight is None:
+            self._inflight = set()
+        self._inflight.add(request_id)
         return [Start(request_id, name, frame.get("params"))]
 
     def _authorize(self, name: str) -> None:
@@ -361,7 +369,8 @@ class ServerConnection:
 
     def finished(self, request_id: str) -> None:
         """A started request has sent its final ``res`` (or was cancelled)."""
-        self.inflight.discard(request_id)
+        if self._inflight is not None:
+            self._inflight.discard(request_id)
 
     # -- closing ------------------------------------------------------------------------------
 

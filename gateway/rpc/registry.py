@@ -73,14 +73,17 @@ def method(
     return register
 
 
-def answers_now(name: str) -> Callable[[NowHandler], NowHandler]:
+N = TypeVar("N", bound=NowHandler)
+
+
+def answers_now(name: str) -> Callable[[N], N]:
     """Register a synchronous way to answer ``name`` (already registered with
     :func:`method`) that never waits: the session runs it inline in the connection's
     reader, without a task, a cancel scope or a scheduler round trip (BENCHMARKS.md,
     connection layer). It returns the result, or :data:`LATER` to leave the request to the
     method's asynchronous handler; errors map as the handler's do (``rpc/dispatch.py``)."""
 
-    def register(now: NowHandler) -> NowHandler:
+    def register(now: N) -> N:
         REGISTRY[name] = attrs.evolve(REGISTRY[name], now=now)
         return now
 

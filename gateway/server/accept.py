@@ -71,21 +71,16 @@ async def serve_tcp(
     wrapped = ASGIWrapper(app)
     sock.setblocking(False)
 
-    async def handle(conn: Connection) -> None:
-        streams.add(conn)
-        try:
-            await conn.run(wrapped)
-        finally:
-            streams.discard(conn)
-
-    def connection(client: socket.socket, key: tuple[str, int]) -> Connection:
-        return Connection(client, key, config, context, front)
+    def serve_one(client: socket.socket, key: tuple[str, int]) -> Awaitable[None]:
+        conn = Connection(client, key, config, context, front)
+        streams.add(conn)  # until the connection ends (Connection.run discards it)
+        return conn.run(wrapped, streams)
 
     async with trio.open_nursery() as handlers:
         with trio.CancelScope() as accept_scope:
             task_status.started(accept_scope)
             try:
-                await _accept_loop(sock, handlers, handle, connection)
+                await _accept_loop(sock, handlers, serve_one)
             finally:  # stop listening at once: the port is free while connections drain
                 trio.lowlevel.notify_closing(sock)
                 sock.close()
@@ -94,8 +89,7 @@ async def serve_tcp(
 async def _accept_loop(
     sock: socket.socket,
     handlers: trio.Nursery,
-    handle: Callable[[Connection], Awaitable[None]],
-    connection: Callable[[socket.socket, tuple[str, int]], Connection],
+    serve_one: Callable[[socket.socket, tuple[str, int]], Awaitable[None]],
 ) -> None:
     while True:
         await trio.lowlevel.wait_readable(sock)
@@ -120,7 +114,7 @@ async def _accept_loop(
                 client.close()
                 continue
             key = (str(address[0]), int(address[1]))
-            handlers.start_soon(handle, connection(client, key))
+            handlers.start_soon(serve_one, client, key)  # returns conn.run(...): one frame less
 
 
 # accept() errors that concern one connection, and those of a momentary resource shortage

@@ -8,6 +8,7 @@ WebSocket control plane on the lean path (``server/websocket.py``) and the probe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -54,7 +55,7 @@ class GatewayFront:
         proxies = self.rt.settings.proxies
         if proxies.trusted:  # the client behind a trusted proxy (clientip.py)
             upgrade = attrs.evolve(upgrade, proxies=proxies)
-        return serve_websocket(self.rt, conn, upgrade, after, lambda: self._abort(key))
+        return serve_websocket(self.rt, conn, upgrade, after, partial(self._abort, key))
 
 
 class GatewayApp:

@@ -43,7 +43,7 @@ class Head:
 
     method: bytes
     target: bytes
-    headers: list[tuple[bytes, bytes]]  # names lower-cased by h11
+    headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased by h11
     keep_alive: bool
     length: int  # of the head in bytes, blank line included
 
@@ -98,7 +98,7 @@ def _parse(raw: bytes) -> Head | None:
         return None
     if not isinstance(event, h11.Request):
         return None
-    headers = [(bytes(k), bytes(v)) for k, v in event.headers]
+    headers = tuple((bytes(k), bytes(v)) for k, v in event.headers)  # a tuple: no spare room
     return Head(bytes(event.method), bytes(event.target), headers, _keeps_alive(event), end)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.worker_context import WorkerContext
@@ -28,6 +28,9 @@ from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
 from .hyper import HypercornBridge
 from .sockio import PeerKey, SocketIO
+
+if TYPE_CHECKING:
+    from .streams import Streams
 
 
 class Front(Protocol):
@@ -58,8 +61,9 @@ class Connection(SocketIO):
         self.front = front
         self.http: HypercornBridge | None = None  # made only if hypercorn takes over
 
-    async def run(self, app: Any) -> None:
-        """Serve the connection until either side ends it; the socket is closed after."""
+    async def run(self, app: Any, streams: Streams | None = None) -> None:
+        """Serve the connection until either side ends it; the socket is closed after, and
+        the connection leaves ``streams`` (which the accept loop added it to)."""
         try:
             handed = b""
             if self.front is not None:
@@ -73,6 +77,8 @@ class Connection(SocketIO):
             pass
         finally:
             self.close_socket(eof=True)
+            if streams is not None:
+                streams.discard(self)
 
     async def _front_door(self, front: Front) -> bytes | None:
         """Serve what hypercorn is not needed for: WebSockets and probes. Returns the bytes

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
@@ -55,6 +56,8 @@ from ..runtime import Runtime
 from . import admission
 
 log = logging.getLogger("gateway.ws")
+
+NO_CAPS: frozenset[str] = frozenset()  # shared: most clients advertise none
 
 
 class Disconnected(Exception):
@@ -94,43 +97,11 @@ async def run_session(rt: Runtime, ws: WebSocket) -> None:
     )
     peer = Peer(machine, Outbox(cfg.max_buffered_bytes), ws.upgrade)
     peer.direct = getattr(ws, "send_now", None)  # the lean path writes frames directly
-    grace = cfg.close_grace_ms / 1000
     async with trio.open_nursery() as nursery:
         session = _Session(rt, ws, peer, nursery)
-
-        async def write() -> None:
-            await peer.outbox.run(ws)
-            # Our close frame is out. RFC 6455: keep TCP open until the client answers with
-            # its own close (the reader then sees it), or the grace runs out -- dropping TCP
-            # at once could reset frames the client has not read yet.
-            await trio.sleep(grace)
-            nursery.cancel_scope.cancel()
-
-        async def close_or_abort() -> None:
-            with trio.move_on_after(grace):
-                await peer.outbox.finished.wait()
-                return
-            log.info(
-                "conn %s: close not flushed within %d ms; aborting socket",
-                peer.conn_id,
-                cfg.close_grace_ms,
-            )
-            ws.abort()
-
-        def start(task: object) -> None:
-            try:
-                nursery.start_soon(task)  # type: ignore[arg-type]
-            except RuntimeError:  # the session is over (an agent run may outlive it)
-                pass
-
-        def start_writer() -> None:
-            # started the first time a frame is queued for it (an event, a close): a CLI
-            # call -- handshake, one request, close -- is served without it
-            peer.outbox.on_wake = None
-            start(write)
-
-        peer.outbox.on_wake = start_writer
-        peer.outbox.on_close_requested = lambda: start(close_or_abort)
+        # bound methods, not closures: an idle connection holds as little as it can
+        peer.outbox.on_wake = session.start_writer
+        peer.outbox.on_close_requested = session.start_closer
         try:
             await session.run()
         except Disconnected as gone:
@@ -151,6 +122,46 @@ class _Session:
         self.inflight: dict[str, trio.CancelScope] = {}
         self.authenticated = False
         self.node = False  # registered with the node relay
+
+    # -- the writer and the closer ----------------------------------------------------------
+
+    def start_writer(self) -> None:
+        """Started the first time a frame is queued for it (an event, a close): a CLI call
+        -- handshake, one request, close -- and a peer that keeps up with the events it is
+        written directly are served without it."""
+        self.peer.outbox.on_wake = None
+        self._start(self._write)
+
+    def start_closer(self) -> None:
+        self._start(self._close_or_abort)
+
+    def _start(self, task: Callable[[], Awaitable[None]]) -> None:
+        try:
+            self.nursery.start_soon(task)
+        except RuntimeError:  # the session is over (an agent run may outlive it)
+            pass
+
+    async def _write(self) -> None:
+        await self.peer.outbox.run(self.ws)
+        # Our close frame is out. RFC 6455: keep TCP open until the client answers with
+        # its own close (the reader then sees it), or the grace runs out -- dropping TCP
+        # at once could reset frames the client has not read yet.
+        await trio.sleep(self.rt.settings.config.gateway.ws.close_grace_ms / 1000)
+        self.nursery.cancel_scope.cancel()
+
+    async def _close_or_abort(self) -> None:
+        grace_ms = self.rt.settings.config.gateway.ws.close_grace_ms
+        with trio.move_on_after(grace_ms / 1000):
+            await self.peer.outbox.finished.wait()
+            return
+        log.info(
+            "conn %s: close not flushed within %d ms; aborting socket",
+            self.peer.conn_id,
+            grace_ms,
+        )
+        self.ws.abort()
+
+    # -- the reader --------------------------------------------------------------------------
 
     async def run(self) -> None:
         machine, ws = self.machine, self.ws
@@ -221,7 +232,7 @@ class _Session:
             return self.machine.reject(ask.request_id, refusal)
         peer.client_id = params.client.id
         peer.client_mode = params.client.mode
-        peer.caps = frozenset(params.caps)
+        peer.caps = frozenset(params.caps) if params.caps else NO_CAPS
         peer.device_id = attempt.device.device_id if attempt.device else None
         peer.auth_method = attempt.auth_method
         tracked = params.client.mode not in UNTRACKED_MODES
