@@ -429,7 +429,9 @@ async def test_silent_gateway_trips_the_tick_watchdog(
 ) -> None:
     async with open_client(gateway.url, token=TOKEN) as client, client.subscribe() as events:
         peer = gateway.runtime.hub.peers[client.hello["server"]["connId"]]
-        # A black hole: the gateway's ticks (every 30 s) never reach us from now on.
+        # A black hole: the gateway's ticks (every 30 s) never reach us from now on (no
+        # direct write, and the outbox drops everything).
+        monkeypatch.setattr(peer, "direct", None)
         monkeypatch.setattr(
             peer.outbox, "offer", lambda text, droppable=False, wake=True: "dropped"
         )
