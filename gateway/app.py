@@ -9,7 +9,8 @@
     ├── channels                             channels/supervisor.py: one task per account
     ├── health_loop                          primes, then refreshes on demand or interval
     ├── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
-    └── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
+    ├── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
+    └── watchdog_loop                        event-loop lag; names the task that blocked it
 
 Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
@@ -49,6 +50,7 @@ from .server.listener import (
     open_socket,
     serve_tcp,
 )
+from .watchdog import watchdog_loop
 
 log = logging.getLogger("gateway")
 
@@ -130,6 +132,7 @@ async def serve(
         nursery.start_soon(heartbeat_loop, rt)
         nursery.start_soon(pairing_sweep_loop, rt)
         rt.ready = True
+        nursery.start_soon(watchdog_loop, rt)  # after start-up: a cold start is no stall
         # the CLI's banner says this on the terminal; the file still records every bind
         log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
         task_status.started(Running(rt, settings.host, port, streams))

@@ -397,3 +397,38 @@ async def test_cleartext_http2_is_not_served(gateway: Running) -> None:
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
     answer = await in_thread(_raw_http, gateway, preface)
     assert answer.startswith(b"HTTP/1.1 "), answer[:60]
+
+
+async def test_read_file_refuses_hard_links_nul_bytes_and_absurd_paths(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Issue 16 (low): read_file followed a hard link out of the workspace; a NUL byte or a
+    5,000-character path was a 500. Now each is a 400 that names the problem."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text("top secret")
+    (workspace / "innocent.txt").hardlink_to(secret)
+    (workspace / "fine.txt").write_text("hello")
+    config, _ = parse(json.dumps({"agents": {"defaults": {"workspace": str(workspace)}}}), {})
+    running = await start_gateway(make_settings(tmp_path / "state", config=config))
+    url = running.url.replace("ws://", "http://") + "/tools/invoke"
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient() as http:
+
+        async def read(path: str) -> httpx.Response:
+            body = {"tool": "read_file", "args": {"path": path}}
+            return await http.post(url, json=body, headers=auth)
+
+        fine = await read("fine.txt")
+        linked = await read("innocent.txt")
+        nul = await read("fine.txt\x00.png")
+        long = await read("a/" * 2500)
+        long_name = await read("x" * 5000)
+    assert fine.json()["result"]["content"] == "hello"
+    for response in (linked, nul, long, long_name):
+        assert response.status_code == 400, response.text
+        assert "top secret" not in response.text
+    assert "has other hard links" in linked.json()["error"]["message"]
+    assert nul.json()["error"]["message"] == "args.path: must not contain a NUL byte"
+    assert long.json()["error"]["message"] == "args.path: longer than 4096 characters"

@@ -47,6 +47,7 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
     ("gateway.trustedProxies", "hot"),
     ("gateway.allowRealIpFallback", "hot"),
+    ("gateway.watchdog", "hot"),  # read on every beat (0 -> on needs a restart to start it)
     ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),
