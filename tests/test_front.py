@@ -14,6 +14,7 @@ from typing import Any
 import h11
 import pytest
 import trio
+import trio.testing
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
@@ -181,6 +182,28 @@ async def test_probes_and_api_requests_share_a_keep_alive_connection(gateway: Ru
 
     with trio.fail_after(10):
         assert await in_thread(client) == [200, 200, 200]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])  # the front door; hypercorn
+async def test_a_keep_alive_connection_closes_after_the_idle_timeout(
+    gateway: Running, mock_clock: trio.testing.MockClock, path: str
+) -> None:
+    """The idle sweep (Streams.expire_idle) closes a connection that waited ~5 s (the
+    keep-alive timeout) for its next request -- not sooner, and within a sweep of it."""
+    mock_clock.autojump_threshold = 0.05
+    stream = await trio.open_tcp_stream("127.0.0.1", gateway.port)
+    with trio.fail_after(30):
+        auth = f"Authorization: Bearer {TOKEN}\n" if path == "/metrics" else ""
+        await stream.send_all(head_of(f"GET {path} HTTP/1.1\nHost: x\n{auth}"))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += await stream.receive_some()
+        answered = trio.current_time()
+        while await stream.receive_some():  # the rest of the body, then EOF
+            pass
+    assert received.startswith(b"HTTP/1.1 200")
+    assert 5.0 <= trio.current_time() - answered <= 5.0 + 1.25 + 0.5
+    await stream.aclose()
 
 
 def response(raw: RawClient, request_id: str) -> dict[str, Any]:

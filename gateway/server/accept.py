@@ -80,7 +80,11 @@ async def serve_tcp(
         with trio.CancelScope() as accept_scope:
             task_status.started(accept_scope)
             try:
-                await _accept_loop(sock, handlers, serve_one)
+                async with trio.open_nursery() as accepting:
+                    # keep-alive timeouts; once the gateway stops accepting, a connection
+                    # that goes idle closes by itself (``SocketIO.idle``)
+                    accepting.start_soon(streams.expire_idle, config.keep_alive_timeout)
+                    await _accept_loop(sock, handlers, serve_one)
             finally:  # stop listening at once: the port is free while connections drain
                 trio.lowlevel.notify_closing(sock)
                 sock.close()

@@ -13,8 +13,9 @@ The socket is a non-blocking stdlib socket; waits go through trio's I/O manager
   the descriptor. That is how a writer stuck on a peer that stopped reading is freed
   (STACK-NOTES.md: the kernel would hold it until ``TCP_USER_TIMEOUT``).
 
-Between requests of a keep-alive HTTP connection the idle wait has a deadline
-(``keep_alive_timeout``) and is cancelled when the gateway stops taking requests.
+A keep-alive HTTP connection that waits longer than ``keep_alive_timeout`` for its next
+request is closed by a sweep over all connections about once a second
+(``Streams.expire_idle``) -- no deadline to set and cancel scope to enter per request.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class SocketIO:
         # a failed write (the peer reset us) is reported here; reads see it as EOF anyway
         self.on_broken: Callable[[], Awaitable[None]] | None = None
         self._send_lock = trio.Lock()
-        self._idle_deadline = trio.current_time() + keep_alive_timeout
-        self._idle_scope: trio.CancelScope | None = None
+        # when the wait for the next request began (None: a request or a WebSocket is being
+        # served; -inf: the gateway stops, no next request); a new connection waits now
+        self.idle_since: float | None = trio.current_time()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -71,46 +73,41 @@ class SocketIO:
         return data
 
     async def recv_idle(self) -> bytes | None:
-        """The next bytes of a request, waiting no longer than the keep-alive deadline;
-        ``b""`` at EOF; ``None`` on timeout, when the gateway stops or the socket is closed."""
-        while True:
+        """The next bytes of a request; ``b""`` at EOF; ``None`` once the socket is closed --
+        by the idle sweep (:meth:`expire`: the keep-alive time ran out), by a stop
+        (:meth:`close_if_idle`) -- or when the gateway stopped taking requests."""
+        if self.idle_since == -math.inf:
+            return None
+        while not self.closed:
             try:
-                if self._idle_deadline == math.inf:
-                    await trio.lowlevel.wait_readable(self.sock)
-                elif not await self._wait_while_idle():
-                    return None
+                await trio.lowlevel.wait_readable(self.sock)
                 return self._got(self.sock.recv(MAX_RECV))
             except BlockingIOError:
                 continue
             except (OSError, trio.ClosedResourceError):
                 return None
+        return None
 
     def busy(self) -> None:
-        """A request is being served: no keep-alive deadline until :meth:`idle`."""
-        self._idle_deadline = math.inf
+        """A request is being served: no keep-alive timeout until :meth:`idle`."""
+        self.idle_since = None
 
     def idle(self) -> None:
-        """Waiting for the next request: the keep-alive deadline starts now (and has
-        passed already if the gateway is stopping)."""
-        if self.context.terminated.is_set():
-            self._idle_deadline = -math.inf
-        else:
-            self._idle_deadline = trio.current_time() + self.keep_alive_timeout
+        """Waiting for the next request from now on (there is none if the gateway stops)."""
+        self.idle_since = -math.inf if self.context.terminated.is_set() else trio.current_time()
 
-    async def _wait_while_idle(self) -> bool:
-        """Wait for the next request's bytes; ``False`` if the keep-alive time ran out."""
-        with trio.CancelScope(deadline=self._idle_deadline) as scope:
-            self._idle_scope = scope
-            if self.context.terminated.is_set():
-                scope.cancel()
-            await trio.lowlevel.wait_readable(self.sock)
-        self._idle_scope = None
-        return not scope.cancelled_caught
+    def expire(self, now: float) -> None:
+        """Close the connection if it has waited for a request longer than the keep-alive
+        timeout (``Streams.expire_idle`` asks every connection about once a second: one
+        sweep instead of a deadline per request)."""
+        since = self.idle_since
+        if since is not None and now - since >= self.keep_alive_timeout:
+            self.close_socket(eof=True)
 
     def close_if_idle(self) -> None:
-        """Stop waiting for a next request that has not started (the gateway stops)."""
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        """Close the connection if it is waiting for a request (the gateway stops)."""
+        if self.idle_since is not None:
+            self.close_socket(eof=True)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -124,17 +121,15 @@ class SocketIO:
             if lock.locked():
                 await lock.acquire()  # nothing of ours is written yet: cancellable here
             else:
-                lock.acquire_nowait()  # no checkpoint between this and the first write
+                # No checkpoint between the check above and this write, so no other task
+                # can come between: the lock is only needed if we have to wait.
                 try:
                     sent = self.sock.send(view)
                 except BlockingIOError:
                     sent = 0
-                except BaseException:
-                    lock.release()
-                    raise
                 if sent == len(view):
-                    lock.release()
                     return
+                lock.acquire_nowait()
                 view = view[sent:]
             try:
                 with trio.CancelScope(shield=True):

@@ -76,6 +76,16 @@ class Streams:
     def websockets(self) -> list[Connection]:
         return [conn for conn in self._by_peer.values() if conn.websocket]
 
+    async def expire_idle(self, keep_alive_timeout: float) -> None:
+        """Close connections that waited for a request longer than ``keep_alive_timeout``
+        (``SocketIO.expire``), checking about once a second; runs until cancelled."""
+        interval = min(1.0, keep_alive_timeout / 4)
+        while True:
+            await trio.sleep(interval)
+            now = trio.current_time()
+            for conn in list(self._by_peer.values()):
+                conn.expire(now)
+
     def close_idle(self) -> None:
         """Close every HTTP keep-alive connection that is waiting for its next request."""
         for conn in list(self._by_peer.values()):
