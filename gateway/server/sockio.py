@@ -14,8 +14,8 @@ The socket is a non-blocking stdlib socket; waits go through trio's I/O manager
   (STACK-NOTES.md: the kernel would hold it until ``TCP_USER_TIMEOUT``).
 
 A keep-alive HTTP connection that waits longer than ``keep_alive_timeout`` for its next
-request is closed by a sweep over all connections about once a second
-(``Streams.expire_idle``) -- no deadline to set and cancel scope to enter per request.
+request is closed by a sweep over the connections (``Streams.expire_idle``) -- no deadline
+to set and no cancel scope to enter per request.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.trio.worker_context import WorkerContext
+
+if TYPE_CHECKING:
+    from .streams import Streams
 
 MAX_RECV = 2**16
 PING_FRAME = b"\x89\x00"  # FIN + opcode 0x9, unmasked (server to client), no payload
@@ -52,6 +56,7 @@ class SocketIO:
         # when the wait for the next request began (None: a request or a WebSocket is being
         # served; -inf: the gateway stops, no next request); a new connection waits now
         self.idle_since: float | None = trio.current_time()
+        self.streams: Streams | None = None  # the registry that sweeps idle connections
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -74,7 +79,7 @@ class SocketIO:
 
     async def recv_idle(self) -> bytes | None:
         """The next bytes of a request; ``b""`` at EOF; ``None`` once the socket is closed --
-        by the idle sweep (:meth:`expire`: the keep-alive time ran out), by a stop
+        by the idle sweep (``Streams.expire_idle``: the keep-alive time ran out), by a stop
         (:meth:`close_if_idle`) -- or when the gateway stopped taking requests."""
         if self.idle_since == -math.inf:
             return None
@@ -93,16 +98,15 @@ class SocketIO:
         self.idle_since = None
 
     def idle(self) -> None:
-        """Waiting for the next request from now on (there is none if the gateway stops)."""
-        self.idle_since = -math.inf if self.context.terminated.is_set() else trio.current_time()
-
-    def expire(self, now: float) -> None:
-        """Close the connection if it has waited for a request longer than the keep-alive
-        timeout (``Streams.expire_idle`` asks every connection about once a second: one
-        sweep instead of a deadline per request)."""
-        since = self.idle_since
-        if since is not None and now - since >= self.keep_alive_timeout:
-            self.close_socket(eof=True)
+        """Waiting for the next request from now on (there is none if the gateway stops):
+        ``Streams.expire_idle`` closes the connection if it waits too long -- one sweep
+        over the connections instead of a deadline per request."""
+        if self.context.terminated.is_set():
+            self.idle_since = -math.inf
+        else:
+            self.idle_since = trio.current_time()
+            if self.streams is not None:
+                self.streams.went_idle()
 
     def close_if_idle(self) -> None:
         """Close the connection if it is waiting for a request (the gateway stops)."""
