@@ -42,6 +42,7 @@ from .runtime import ProcessState, Runtime
 from .server import origin_gate
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp, GatewayFront
+from .server.gatekeeper import Caps, Gatekeeper
 from .server.listener import (
     Connection,
     Streams,
@@ -120,6 +121,7 @@ async def serve(
             config,
             context,
             GatewayFront(rt, streams.abort),
+            Gatekeeper(lambda: _caps(rt)),
         )
         rt.canvas_port = await nursery.start(serve_canvas, settings)
         # channels start once the port is bound: degraded beats dead
@@ -153,6 +155,11 @@ async def _run_channels(
 ) -> None:
     with scope:
         await rt.channels.run(task_status=task_status)
+
+
+def _caps(rt: Runtime) -> Caps:
+    ws = rt.settings.config.gateway.ws
+    return Caps(ws.max_pre_auth_per_ip, ws.max_connections_per_ip, rt.settings.proxies)
 
 
 def _user_timeout_ms(settings: Settings) -> int:

@@ -84,6 +84,14 @@ class WebSocket:
     pong_timeout_ms: int = attrs.field(
         default=10_000, metadata=schema(minimum=100, maximum=600_000)
     )
+    # connections from one address that have not completed a WebSocket connect (idle
+    # sockets, half-sent requests, handshakes in progress), and all of them (gatekeeper.py)
+    max_pre_auth_per_ip: int = attrs.field(
+        default=64, metadata=schema(minimum=1, maximum=1_000_000)
+    )
+    max_connections_per_ip: int = attrs.field(
+        default=1024, metadata=schema(minimum=1, maximum=1_000_000)
+    )
 
 
 @attrs.frozen

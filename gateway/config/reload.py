@@ -32,6 +32,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.ws.maxBufferedBytes", "hot"),
     ("gateway.ws.handshakeTimeoutMs", "hot"),
     ("gateway.ws.closeGraceMs", "hot"),
+    ("gateway.ws.maxPreAuthPerIp", "hot"),  # read on every accept
+    ("gateway.ws.maxConnectionsPerIp", "hot"),
     ("gateway.ws.maxPayload", "restart"),
     ("gateway.ws.pingIntervalMs", "restart"),
     ("gateway.health", "hot"),
