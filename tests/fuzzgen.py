@@ -133,8 +133,12 @@ def _object(schema: dict[str, Any], depth: int) -> Strategy:
 def params_for(method: str) -> Strategy:
     name = methods()[method]["params"]
     schema = defs().get(name, {})
-    if method in DISRUPTIVE:  # never an object: always refused by the params check
-        return st.one_of(st.lists(hostile_leaf(), max_size=2), hostile_leaf())
+    if method in DISRUPTIVE:  # never an object (nor null, which means {}): always refused
+        return st.one_of(
+            st.lists(hostile_leaf(), max_size=2),
+            st.sampled_from(HOSTILE_NUMBERS),
+            st.sampled_from(HOSTILE_STRINGS),
+        )
     return from_schema(schema)
 
 

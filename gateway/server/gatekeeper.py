@@ -62,16 +62,21 @@ class Gatekeeper:
 
     def __init__(self, caps: Callable[[], Caps], max_open: int | None = None) -> None:
         self._caps = caps  # read on every accept: the settings are hot
-        self.max_open = fd_budget() if max_open is None else max_open
+        self._max_open = max_open  # None: from the file limit, read on every accept
         self.open = 0
         self.preauth: dict[str, int] = {}
         self.total: dict[str, int] = {}
         self._refused: dict[tuple[str, str], int] = {}
         self._logged_at = 0.0
 
+    @property
+    def max_open(self) -> int:
+        """Connections the file limit leaves room for (``prlimit`` may change it)."""
+        return fd_budget() if self._max_open is None else self._max_open
+
     def admit(self, ip: str) -> str | None:
         """``None`` if a connection from ``ip`` may come in, else why not (a log reason)."""
-        if self.open >= self.max_open:
+        if self.open >= self.max_open:  # a getrlimit per accept: ~1 us
             return f"{self.open} connections open, near the file limit (raise it: ulimit -n)"
         caps = self._caps()
         if caps.proxies.trusted and caps.proxies.trusts(ip):
