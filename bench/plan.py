@@ -37,6 +37,7 @@ class Plan:
     flood_sockets: int = 1500
     flood_fd_limit: int = 1024
     flood_connects: int = 20
+    flood_settle: float = 3.0
     soak_seconds: float = 1800.0  # opt-in: --only soak
     soak_sample_s: float = 30.0
     soak_warmup_s: float = 300.0
@@ -80,6 +81,7 @@ TINY = Plan(
     preauth_bytes=1024 * 1024,
     flood_sockets=20,
     flood_connects=2,
+    flood_settle=0.2,
     soak_seconds=3.0,
     soak_sample_s=0.5,
     soak_warmup_s=1.0,
