@@ -48,6 +48,7 @@ SCENARIOS: dict[str, Scenario] = {
     "channels": channels.run,
     "preauth-memory": hostile.preauth_memory,
     "idle-flood": hostile.idle_flood,
+    "big-bodies": hostile.big_bodies,
     "soak": hostile.soak,
 }
 OPT_IN = frozenset({"soak"})  # 30 minutes: run it with --only soak

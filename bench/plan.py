@@ -38,6 +38,8 @@ class Plan:
     flood_fd_limit: int = 1024
     flood_connects: int = 20
     flood_settle: float = 3.0
+    big_requests: int = 20
+    big_bytes: int = 19 * 1024 * 1024
     soak_seconds: float = 1800.0  # opt-in: --only soak
     soak_sample_s: float = 30.0
     soak_warmup_s: float = 300.0
@@ -82,6 +84,8 @@ TINY = Plan(
     flood_sockets=20,
     flood_connects=2,
     flood_settle=0.2,
+    big_requests=2,
+    big_bytes=512 * 1024,
     soak_seconds=3.0,
     soak_sample_s=0.5,
     soak_warmup_s=1.0,

@@ -265,7 +265,20 @@ def _soak(rows: list[Measurement]) -> Verdict:
     return Verdict(name, f"{m.value:+.1f} MB/h ({growth:+.1f} MB)", m.value < 5 and growth < 5)
 
 
-ISSUE_16: list[Callable[[list[Measurement]], Verdict]] = [_preauth_memory, _idle_flood, _soak]
+def _big_bodies(rows: list[Measurement]) -> Verdict:
+    name = "20 concurrent 19 MB chat requests: peak RSS within 5x gateway.http.maxBodyBytesInFlight"
+    m = _case(rows, "big-bodies", "20 concurrent")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    return Verdict(name, f"+{m.value:.0f} MB at peak ({m.note})", m.value <= 5 * 64)
+
+
+ISSUE_16: list[Callable[[list[Measurement]], Verdict]] = [
+    _preauth_memory,
+    _idle_flood,
+    _soak,
+    _big_bodies,
+]
 
 
 def evaluate(rows: list[Measurement]) -> list[Verdict]:

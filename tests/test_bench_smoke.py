@@ -193,15 +193,18 @@ def test_channels_scenario_measures_telegram_end_to_end(tmp_path: Path) -> None:
 def test_hostile_scenarios_measure_their_figures(tmp_path: Path) -> None:
     """Issue 16's figures: pre-auth memory waves, a connect under an idle flood at the file
     limit, and the soak (opt-in: a tiny one here) -- each row present and ok."""
-    only = ("--only", "preauth-memory", "--only", "idle-flood", "--only", "soak")
+    names = ("preauth-memory", "idle-flood", "soak", "big-bodies")
+    only = [arg for name in names for arg in ("--only", name)]
     report = run_tiny(tmp_path, *only, timeout=200)
     rows = report["measurements"]
-    assert {r["scenario"] for r in rows} == {"preauth-memory", "idle-flood", "soak"}
+    assert {r["scenario"] for r in rows} == set(names)
     assert all(r["status"] == "ok" for r in rows), rows
     wave = next(r for r in rows if r["case"].startswith("RSS after wave 1"))
     assert wave["detail"]["growth_mb"] < 50
     flood = next(r for r in rows if r["scenario"] == "idle-flood")
     assert flood["detail"]["failures"] == 0
+    big = next(r for r in rows if r["scenario"] == "big-bodies")
+    assert big["detail"]["statuses"] == [200, 200]
     soak = next(r for r in rows if r["scenario"] == "soak")
     assert soak["detail"]["counts"]["rpc"] > 0
     assert len(soak["detail"]["samples"]) >= 2

@@ -296,3 +296,63 @@ async def soak(plan: Plan, workdir: Path) -> list[Measurement]:
             lower_is_better=True,
         )
     ]
+
+
+# -- big authenticated bodies ------------------------------------------------------------------
+
+
+async def big_bodies(plan: Plan, workdir: Path) -> list[Measurement]:
+    """``plan.big_requests`` concurrent ``/v1/chat/completions`` requests of
+    ``plan.big_bytes`` each (the offline model answers): peak RSS while they run, and after."""
+    import httpx
+
+    config = {
+        "gateway": {
+            "mode": "local",
+            "http": {"endpoints": {"chatCompletions": {"enabled": True}}},
+        }
+    }
+    async with procs.gateway(workdir, config=config) as gw:
+        await trio.sleep(plan.settle)
+        idle = gw.rss()
+        peak = idle
+        statuses: list[int] = []
+        done = trio.Event()
+        url = f"http://{procs.HOST}:{gw.port}/v1/chat/completions"
+        headers = {"authorization": f"Bearer {gw.token}", "content-type": "application/json"}
+
+        async def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, gw.rss())
+                await trio.sleep(0.05)
+
+        async def one(client: httpx.AsyncClient, index: int) -> None:
+            message = {"role": "user", "content": "x" * plan.big_bytes}
+            body = {"model": "smart-agent-neo", "user": f"u{index}", "messages": [message]}
+            response = await client.post(url, content=json.dumps(body), headers=headers)
+            statuses.append(response.status_code)
+
+        limits = httpx.Limits(max_connections=plan.big_requests * 2)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sample)
+                async with trio.open_nursery() as requests:
+                    for i in range(plan.big_requests):
+                        requests.start_soon(one, client, i)
+                done.set()
+        await trio.sleep(plan.settle)
+        after = gw.rss()
+    ok = sum(1 for s in statuses if s == 200)
+    case = f"{plan.big_requests} concurrent {plan.big_bytes // MB} MB chat requests"
+    return [
+        Measurement(
+            "big-bodies",
+            f"{case}: peak RSS over idle",
+            (peak - idle) / MB,
+            "MB",
+            note=f"idle {idle / MB:.1f} MB, after {after / MB:.1f} MB; {ok} answered 200",
+            detail={"statuses": sorted(statuses), "after_mb": after / MB, "idle_mb": idle / MB},
+            lower_is_better=True,
+        )
+    ]
