@@ -202,6 +202,11 @@ async def test_the_readmes_rescue_example_finds_the_gateway_on_its_port(tmp_path
     assert "Gateway target: ws://127.0.0.1:18789" in after.stderr
     assert "Source: local loopback (port from config)" in after.stderr
     assert "Running gateway: none of profile rescue (no live lock at " in after.stderr
+    status = run_cli(tmp_path, *rescue, "status")
+    assert "unreachable" in status.stdout
+    assert "Looked at  port 18789 (from env/config); no running gateway of this profile" in (
+        status.stdout
+    )
 
 
 # -- 7. port warnings from the ports in use ------------------------------------------------------
