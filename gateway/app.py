@@ -9,7 +9,8 @@
     ├── channels                             channels/supervisor.py: one task per account
     ├── health_loop                          primes, then refreshes on demand or interval
     ├── heartbeat_loop                       agent heartbeat turn every agents.defaults.heartbeat.every
-    └── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
+    ├── pairing_sweep_loop                   expires node/device pairing requests (every 30 s)
+    └── watchdog_loop                        event-loop lag; names the task that blocked it
 
 Signals, config reload and in-process restart live one level up, in ``supervisor.supervise``.
 
@@ -41,6 +42,7 @@ from .runtime import ProcessState, Runtime
 from .server import origin_gate
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp, GatewayFront
+from .server.gatekeeper import Caps, Gatekeeper
 from .server.listener import (
     Connection,
     Streams,
@@ -49,6 +51,7 @@ from .server.listener import (
     open_socket,
     serve_tcp,
 )
+from .watchdog import watchdog_loop
 
 log = logging.getLogger("gateway")
 
@@ -118,6 +121,7 @@ async def serve(
             config,
             context,
             GatewayFront(rt, streams.abort),
+            Gatekeeper(lambda: _caps(rt)),
         )
         rt.canvas_port = await nursery.start(serve_canvas, settings)
         # channels start once the port is bound: degraded beats dead
@@ -130,6 +134,7 @@ async def serve(
         nursery.start_soon(heartbeat_loop, rt)
         nursery.start_soon(pairing_sweep_loop, rt)
         rt.ready = True
+        nursery.start_soon(watchdog_loop, rt)  # after start-up: a cold start is no stall
         # the CLI's banner says this on the terminal; the file still records every bind
         log.info("listening on %s (pid %d)", settings.url, rt.pid, extra={"_console": False})
         task_status.started(Running(rt, settings.host, port, streams))
@@ -150,6 +155,11 @@ async def _run_channels(
 ) -> None:
     with scope:
         await rt.channels.run(task_status=task_status)
+
+
+def _caps(rt: Runtime) -> Caps:
+    ws = rt.settings.config.gateway.ws
+    return Caps(ws.max_pre_auth_per_ip, ws.max_connections_per_ip, rt.settings.proxies)
 
 
 def _user_timeout_ms(settings: Settings) -> int:

@@ -182,6 +182,17 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.loop_lag = Histogram(
+            PREFIX + "event_loop_lag_seconds",
+            "How late the event loop woke a task that asked to be woken (watchdog.py)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.loop_blocked = Counter(
+            PREFIX + "event_loop_blocked",
+            "Times the event loop was blocked beyond gateway.watchdog.thresholdMs",
+            registry=r,
+        )
         self.state = _StateCollector()
         r.register(self.state)
         ProcessCollector(registry=r)  # RSS, CPU, open fds: the soak-test numbers

@@ -35,6 +35,7 @@ from .presence import Presence
 from .protocol import events as ev
 from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
+from .server.bodies import ByteBudget
 
 if TYPE_CHECKING:
     from .errors import GatewayError
@@ -72,6 +73,7 @@ class Runtime:
     health: HealthCache = attrs.field(factory=HealthCache)
     limiter: RateLimiter = attrs.field(init=False)
     system_events: deque[str] = attrs.field(factory=lambda: deque(maxlen=MAX_QUEUED_SYSTEM_EVENTS))
+    bodies: ByteBudget = attrs.field(factory=ByteBudget)  # HTTP request bodies held at once
     last_heartbeat: HeartbeatPayload | None = None
     started_at: float = attrs.field(factory=trio.current_time)
     ready: bool = False

@@ -68,7 +68,12 @@ def test_install_without_a_service_manager_writes_the_unit_and_exits_69(tmp_path
         "smart-agent-neo --profile box gateway run" in unit.read_text()
     )
 
-    status = run(tmp_path, "--profile", "box", "gateway", "status", "--json")
+    # a port nothing listens on: 18789 may be busy on the machine running the tests
+    port = str(free_port())
+    status = run(
+        tmp_path, "--profile", "box", "gateway", "status", "--json",
+        SMART_AGENT_NEO_GATEWAY_PORT=port,
+    )  # fmt: skip
     assert status.returncode == 3, status.stderr
     payload = json.loads(status.stdout)
     assert payload["state"] == "stopped"

@@ -33,6 +33,8 @@ from ..config.settings import Settings, format_host, is_loopback_host
 from . import files, snippet, watch
 
 log = logging.getLogger("gateway.canvas")
+SERVER_LOG = logging.getLogger("gateway.canvas.server")
+SERVER_LOG.setLevel(logging.WARNING)
 
 POLL_S = 0.25
 DEBOUNCE_S = 0.075
@@ -222,7 +224,9 @@ async def serve_canvas(
     config = HypercornConfig()
     config.include_server_header = False
     config.graceful_timeout = 0.5
-    config.errorlog = log
+    # hypercorn's own problems, not its "Running on ... (CTRL + C to quit)": the line
+    # below says where the canvas is, and Ctrl-C stops the whole gateway
+    config.errorlog = SERVER_LOG
     config.accesslog = None
     app: Any = host  # hypercorn's scope TypedDicts are stricter than this app needs
     async with trio.open_nursery() as nursery:

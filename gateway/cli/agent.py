@@ -23,6 +23,7 @@ from rich.text import Text
 from ..config.paths import Paths
 from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
+from . import interrupt
 
 DEFAULT_TIMEOUT_S = 600  # agents.defaults.timeoutSeconds' default; the gateway's config decides
 CONNECT_MARGIN_S = 30.0  # on top of the run's own timeout: the gateway answers first
@@ -154,7 +155,7 @@ def agent_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
     target = resolve_target(paths, url=args.url, token=args.token, password=args.password)
     streamed: list[str] = []
     try:
-        payload = trio.run(run_once, args, target, params, streamed)
+        payload = interrupt.run(run_once, args, target, params, streamed)
     except GatewayRpcError as exc:
         if streamed:
             sys.stdout.write("\n")

@@ -12,11 +12,11 @@ import argparse
 import json
 from typing import Any
 
-import trio
 from rich.console import Console
 
 from ..config.paths import Paths
 from ..service.status import GatewayStatus, gather
+from . import interrupt
 from .jsonout import dumps, to_json
 from .progress import working
 from .service import host_for
@@ -49,7 +49,7 @@ def _gather(
 
     what = "Asking the service manager" + ("" if no_probe else " and probing the gateway")
     with working(err, what + "..."):
-        return trio.run(run)
+        return interrupt.run(run)
 
 
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:

@@ -39,6 +39,7 @@ from ..errors import GatewayError
 from ..logs.files import target_for
 from ..logs.tail import read_tail
 from ..protocol.logs import MAX_LIMIT, MAX_MAX_BYTES
+from . import interrupt
 from .consoles import SafeConsole
 from .logview import parse_line, render_line
 
@@ -114,7 +115,7 @@ def logs_command(args: argparse.Namespace, paths: Paths, out: Console, err: Cons
     target = resolve_target(paths, url=args.url, token=args.token, password=args.password)
     printer = Printer(args, out, err)
     try:
-        return trio.run(_main, args, target, printer)
+        return interrupt.run(_main, args, target, printer)
     except GatewayConnectError as exc:
         if args.follow or target.source != "local loopback" or exc.error is not None:
             return _unreachable(printer, exc, target, paths)

@@ -19,6 +19,7 @@ from rich.console import Console, RenderableType
 from ..config.paths import Paths
 from ..config.target import Target, resolve_target, where_we_looked
 from ..errors import GatewayError
+from . import interrupt
 from .progress import working
 from .render import HealthReport
 
@@ -49,7 +50,7 @@ def _run(
     target = _target(args, paths)
     try:
         with working(err, f"Calling the gateway at {target.url}..."):
-            result = trio.run(_with_client, target, args.timeout, action)
+            result = interrupt.run(_with_client, target, args.timeout, action)
     except GatewayRpcError as exc:
         err.print(f"{exc.code}: {exc.message}", markup=False)
         if exc.details is not None:

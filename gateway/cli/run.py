@@ -202,6 +202,14 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
             err.print(f"Run `{paths.cli('config validate')}` to see every problem.", markup=False)
         elif isinstance(error, NotOursError):
             err.print("Stop that program, or start on another port with --port.", markup=False)
+        elif isinstance(error, LockHeldError) and error.info is not None:
+            pid = error.info.pid
+            err.print(
+                f"It is running: use it (`{paths.cli('status')}`), stop it (Ctrl-C in its "
+                f"terminal or kill -TERM {pid}; `{paths.cli('gateway stop')}` if it is the "
+                "service), or take over with --force",
+                markup=False,
+            )
         elif isinstance(error, PortInUseError | LockHeldError) or error.exit_code == EX_CONFIG:
             err.print(
                 f"If the gateway is supervised, stop it with: {paths.cli('gateway stop')}; "

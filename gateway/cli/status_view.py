@@ -46,6 +46,15 @@ def service_line(service: ServiceView) -> str:
     return f"{kind} {service.name} ({enabled})"
 
 
+def _looked_at(s: GatewayStatus) -> str:
+    """Where ``status`` looked for the gateway it could not reach: the port and its source,
+    and whether this profile's lock names a running gateway."""
+    where = f"port {s.port.port} (from {s.port.source})"
+    if s.lock.pid is not None:
+        return f"{where}; the lock says pid {s.lock.pid} runs ({s.lock.path})"
+    return f"{where}; no running gateway of this profile (no live lock at {s.lock.path})"
+
+
 def channel_lines(payload: dict[str, Any]) -> list[RenderableType]:
     """``gateway status --deep``: each channel account as ``channels status --probe`` shows it."""
     now = int(payload.get("ts") or 0)
@@ -175,6 +184,7 @@ class OverviewReport:
                 "Gateway",
                 Text.assemble(f"{s.rpc.url} ", ("unreachable", "red"), f" ({s.rpc.error})"),
             )
+            table.add_row("Looked at", _looked_at(s))
             table.add_row("Profile", s.profile or "default")
             flags = ("" if s.config.exists else " (missing: embedded defaults)") + (
                 "" if s.config.valid else " (invalid)"

@@ -93,6 +93,14 @@ class WebSocket:
     pong_timeout_ms: int = attrs.field(
         default=10_000, metadata=schema(minimum=100, maximum=600_000)
     )
+    # connections from one address that have not completed a WebSocket connect (idle
+    # sockets, half-sent requests, handshakes in progress), and all of them (gatekeeper.py)
+    max_pre_auth_per_ip: int = attrs.field(
+        default=64, metadata=schema(minimum=1, maximum=1_000_000)
+    )
+    max_connections_per_ip: int = attrs.field(
+        default=1024, metadata=schema(minimum=1, maximum=1_000_000)
+    )
 
 
 @attrs.frozen
@@ -129,6 +137,14 @@ class HttpEndpoints:
 @attrs.frozen
 class Http:
     endpoints: HttpEndpoints = attrs.field(factory=HttpEndpoints)
+    # request bodies held at once by the HTTP APIs; more wait their turn (server/bodies.py)
+    max_body_bytes_in_flight: int = attrs.field(
+        default=64 * 1024 * 1024, metadata=schema(minimum=1024 * 1024, maximum=1 << 40)
+    )
+    # the whole body must arrive within this, else 408 Request body timeout
+    body_timeout_ms: int = attrs.field(
+        default=60_000, metadata=schema(minimum=100, maximum=3_600_000)
+    )
 
 
 @attrs.frozen
@@ -180,6 +196,13 @@ PROXY_PATTERN = r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?"
 
 
 @attrs.frozen
+class Watchdog:
+    """The event-loop watchdog (watchdog.py): warn when the loop is blocked this long."""
+
+    threshold_ms: int = attrs.field(default=1_000, metadata=schema(minimum=0, maximum=600_000))
+
+
+@attrs.frozen
 class Gateway:
     mode: Literal["local", "remote"] | None = None
     port: int = attrs.field(default=DEFAULT_PORT, metadata=schema(minimum=1, maximum=65535))
@@ -209,6 +232,7 @@ class Gateway:
         ),
     )
     allow_real_ip_fallback: bool = False
+    watchdog: Watchdog = attrs.field(factory=Watchdog)  # 0 = off
 
 
 @attrs.frozen

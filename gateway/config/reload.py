@@ -32,6 +32,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.ws.maxBufferedBytes", "hot"),
     ("gateway.ws.handshakeTimeoutMs", "hot"),
     ("gateway.ws.closeGraceMs", "hot"),
+    ("gateway.ws.maxPreAuthPerIp", "hot"),  # read on every accept
+    ("gateway.ws.maxConnectionsPerIp", "hot"),
     ("gateway.ws.maxPayload", "restart"),
     ("gateway.ws.pingIntervalMs", "restart"),
     ("gateway.health", "hot"),
@@ -47,6 +49,7 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", "hot"),
     ("gateway.trustedProxies", "hot"),
     ("gateway.allowRealIpFallback", "hot"),
+    ("gateway.watchdog", "hot"),  # read on every beat (0 -> on needs a restart to start it)
     ("canvasHost", "restart"),
     ("gateway", "restart"),
     ("commands", "hot"),

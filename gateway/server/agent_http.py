@@ -61,7 +61,7 @@ async def read_agent_request(
     """405, 401/429, 413, 400 in that order; then the parsed request and its agent/session."""
     check_method(scope, ("POST",))
     authorize(rt, scope)
-    body = parse_json(await read_body(scope, receive, endpoint.max_body_bytes))
+    body = parse_json(await read_body(rt, scope, receive, endpoint.max_body_bytes))
     request = parse(body)  # FormatError, SelectError: answered 400/404 by their class
     known, default = agent_ids(rt)
     target = select_target(

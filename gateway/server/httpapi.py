@@ -14,11 +14,21 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import trio
+
 from .. import observe
 from ..auth import check_bearer
-from ..errors import GatewayError, HttpError, PayloadTooLarge, RateLimited, Unauthorized
+from ..errors import (
+    GatewayError,
+    HttpError,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from ..protocol.codec import JsonRejected, dumps, loads
 from ..runtime import Runtime
+from .bodies import RESERVED, SMALL_BODY
 from .http import BASELINE_HEADERS, JSON, TEXT, Receive, SendFn, client_of, respond
 
 SSE_HEADERS = [
@@ -85,8 +95,15 @@ def authorize(rt: Runtime, scope: dict[str, Any]) -> None:
     rt.limiter.record_success(key)
 
 
-async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+async def read_body(
+    rt: Runtime, scope: dict[str, Any], receive: Receive, limit: int
+) -> bytes | bytearray:
     """The request body, or 413 once it is over ``limit``.
+
+    A body bigger than ``bodies.SMALL_BODY`` first reserves its size from the gateway's
+    body budget (``server/bodies.py``; given back by ``routes.handle_http`` once the request
+    is answered): 503 if its turn does not come within the body deadline. The whole body
+    must arrive within ``gateway.http.bodyTimeoutMs``: 408 otherwise.
 
     An over-limit body is still read to its end (and dropped) when it is no bigger than
     :data:`DRAIN_CAP`: answering while the client is still sending races hypercorn's own
@@ -95,29 +112,46 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
     """
     too_large = PayloadTooLarge("Payload too large")
     declared = header(scope, "content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max(limit, DRAIN_CAP):
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None and length > max(limit, DRAIN_CAP):
         raise too_large
+    http = rt.settings.config.gateway.http
+    deadline = trio.current_time() + http.body_timeout_ms / 1000
+    expected = min(length if length is not None else limit, limit)
+    if expected > SMALL_BODY and RESERVED not in scope:
+        capacity = http.max_body_bytes_in_flight
+        with trio.move_on_at(deadline):
+            await rt.bodies.acquire(expected, capacity)
+            scope[RESERVED] = expected
+        if RESERVED not in scope:
+            raise Unavailable(
+                "too many large request bodies at once; retry shortly",
+                retry_after_ms=1000,
+                headers=[(b"retry-after", b"1")],
+            )
     body = bytearray()
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HttpError(400, "client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= limit:
-            body += chunk
-        elif size > DRAIN_CAP:
-            raise too_large
-        if not message.get("more_body", False):
-            if size > limit:
+    with trio.move_on_at(deadline):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                body += chunk
+            elif size > DRAIN_CAP:
                 raise too_large
-            return bytes(body)
+            if not message.get("more_body", False):
+                if size > limit:
+                    raise too_large
+                return body  # no copy: the parser takes a bytearray
+    raise HttpError(408, "Request body timeout", headers=[(b"connection", b"close")])
 
 
-def parse_json(body: bytes) -> dict[str, object]:
+def parse_json(body: bytes | bytearray) -> dict[str, object]:
     """An empty body is ``{}`` (as the reference treats it); otherwise a JSON object."""
-    if not body.strip():
+    if not body or body.isspace():  # (no copy of a big body)
         return {}
     try:
         value = loads(body)

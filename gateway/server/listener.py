@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
 from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
+from .gatekeeper import Gatekeeper
 from .http11 import Http11Protocol
 from .status_line import with_reason
 
@@ -169,9 +171,12 @@ class Connection:
         config: HypercornConfig,
         context: WorkerContext,
         front: Front | None = None,
+        gate: Gatekeeper | None = None,
     ) -> None:
         self.sock = sock
         self.key = key
+        self.gate = gate
+        self.authenticated = False  # completed a WebSocket connect (gatekeeper.py)
         self.config = config
         self.context = context
         self.front = front
@@ -256,6 +261,14 @@ class Connection:
                 return b""
             self.received += 1
             return data
+
+    def authenticate(self) -> None:
+        """The WebSocket on this connection completed ``connect``: it no longer counts
+        against its address's unauthenticated connections."""
+        if not self.authenticated:
+            self.authenticated = True
+            if self.gate is not None:
+                self.gate.authenticated(self.key[0])
 
     async def write(self, data: bytes) -> None:
         """Write all of ``data`` (one or more whole frames): see :meth:`_send`."""
@@ -430,6 +443,7 @@ async def serve_tcp(
     config: HypercornConfig,
     context: WorkerContext,
     front: Front | None = None,
+    gate: Gatekeeper | None = None,
     *,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -448,12 +462,14 @@ async def serve_tcp(
             await conn.run(wrapped)
         finally:
             streams.discard(conn)
+            if gate is not None:
+                gate.closed(conn.key[0], conn.authenticated)
 
     async with trio.open_nursery() as handlers:
         with trio.CancelScope() as accept_scope:
             task_status.started(accept_scope)
             try:
-                await _accept_loop(sock, handlers, handle, config, context, front)
+                await _accept_loop(sock, handlers, handle, config, context, front, gate)
             finally:  # stop listening at once: the port is free while connections drain
                 trio.lowlevel.notify_closing(sock)
                 sock.close()
@@ -466,7 +482,9 @@ async def _accept_loop(
     config: HypercornConfig,
     context: WorkerContext,
     front: Front | None,
+    gate: Gatekeeper | None,
 ) -> None:
+    spare = _Spare()
     while True:
         await trio.lowlevel.wait_readable(sock)
         while True:
@@ -476,12 +494,23 @@ async def _accept_loop(
                 break
             except OSError as exc:
                 if exc.errno in _ACCEPT_SHORTAGE:
+                    # Out of descriptors: the client would wait in the backlog, and every
+                    # one behind it. Use the spare descriptor to take it and turn it away.
+                    if exc.errno in (errno.EMFILE, errno.ENFILE) and spare.refuse_one(sock):
+                        log.warning("accept failed (%s): refused a connection", exc.strerror)
+                        continue
                     log.warning("accept failed (%s); retrying shortly", exc.strerror)
-                    await trio.sleep(0.1)  # e.g. EMFILE: give closes a moment
+                    await trio.sleep(0.1)  # e.g. ENOBUFS: give closes a moment
                     break
                 if exc.errno in _ACCEPT_PEER_GONE:
                     continue
                 raise
+            ip = str(address[0])
+            if gate is not None:
+                refusal = gate.admit(ip)
+                if refusal is not None:
+                    gate.refuse(client, ip, refusal)
+                    continue
             client.setblocking(False)
             try:
                 if client.family in (socket.AF_INET, socket.AF_INET6):
@@ -489,8 +518,41 @@ async def _accept_loop(
             except OSError:  # the peer is already gone
                 client.close()
                 continue
-            key = (str(address[0]), int(address[1]))
-            handlers.start_soon(handle, Connection(client, key, config, context, front))
+            key = (ip, int(address[1]))
+            if gate is not None:
+                gate.opened(ip)
+            handlers.start_soon(handle, Connection(client, key, config, context, front, gate))
+
+
+class _Spare:
+    """One descriptor held in reserve, so that at the file limit a queued connection can
+    still be accepted -- and closed at once -- instead of blocking the backlog."""
+
+    def __init__(self) -> None:
+        self.fd = self._open()
+
+    @staticmethod
+    def _open() -> int:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+
+    def refuse_one(self, sock: socket.socket) -> bool:
+        if self.fd < 0:
+            self.fd = self._open()
+            return False
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            client, _ = sock.accept()
+        except OSError:
+            return False
+        else:
+            client.close()
+            return True
+        finally:
+            self.fd = self._open()
 
 
 # accept() errors that concern one connection, and those of a momentary resource shortage

@@ -9,6 +9,7 @@ from .. import observe
 from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
 from . import origin_gate
+from .bodies import release
 from .http import LIVENESS, READINESS, Receive, SendFn, client_of, not_found, probe
 from .httpapi import send_error
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
@@ -52,4 +53,7 @@ async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send
         if not await handle_control_ui(rt, scope, receive, send):
             await not_found(send)
         return
-    await handler(rt, scope, receive, send)
+    try:
+        await handler(rt, scope, receive, send)
+    finally:
+        release(rt.bodies, scope)  # the body budget a big request reserved (bodies.py)

@@ -41,7 +41,7 @@ async def tools_invoke(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
     try:
         check_method(scope, ("POST",))
         authorize(rt, scope)
-        body = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
+        body = parse_json(await read_body(rt, scope, receive, MAX_BODY_BYTES))
         result = await _invoke(rt, body)
     except GatewayError as error:
         await send_error(send, error, ok_field=True)

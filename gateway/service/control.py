@@ -277,13 +277,20 @@ def install(
         fresh = True  # written earlier but never enabled (e.g. no manager then): finish it
 
     changes, warnings = _write_files(host, paths, spec, text, existing)
+    foreground = None if dry_run else _foreground(host, paths, None)
+    if foreground is not None:  # it holds the profile's lock: the service would exit 78
+        warnings.append(
+            f"a gateway of this profile runs in the foreground (pid {foreground.pid}); the "
+            f"service cannot start until it stops (Ctrl-C, or kill -TERM {foreground.pid}), "
+            f"then: {paths.cli('gateway start')}"
+        )
     try:
         driver.connect()
     except ManagerUnavailableError as exc:
         did = f"wrote {identity.path}" if existing != text else f"{identity.path} is current"
         raise ManagerUnavailableError(
             f"{did}, but it is not enabled: {exc.message}",
-            hints=exc.hints,
+            hints=[*warnings, *exc.hints],
             written=[str(identity.path)],
         ) from None
     commands = _run(driver, driver.install_commands(identity, fresh=fresh), identity)

@@ -90,6 +90,9 @@ def classify(facts: Facts) -> tuple[State, list[str]]:
             ]
         if facts.installed and not svc_up:
             return "running", [f"running outside the service manager (pid {probe.pid})"]
+        if not facts.installed and not svc_up:
+            who = f"pid {probe.pid}" if probe.pid else "its pid unknown"
+            return "running", [f"running in the foreground, not as a service ({who})"]
         return "running", []
 
     if foreign and not ours:

@@ -2,11 +2,15 @@
 
 ``read_file`` is confined to the agent's workspace: the requested path is resolved
 (symlinks included) and must stay inside the resolved workspace, so neither ``../`` nor a
-symlink pointing out can reach other files.
+symlink pointing out can reach other files; nor can a hard link (a file with more than one
+link is refused) or a symlink swapped in after the check (opened with ``O_NOFOLLOW``).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,10 +69,17 @@ async def gateway_status(ctx: ToolContext, args: JsonObject) -> object:
     }
 
 
+MAX_PATH_CHARS = 4096  # PATH_MAX: a longer path names no file
+
+
 def confine(workspace: Path, requested: str) -> Path:
     """The file ``requested`` names inside ``workspace``; ToolError if it would leave it."""
     if not requested.strip():
         raise ToolError("args.path: must not be empty")
+    if "\x00" in requested:
+        raise ToolError("args.path: must not contain a NUL byte")
+    if len(requested) > MAX_PATH_CHARS:
+        raise ToolError(f"args.path: longer than {MAX_PATH_CHARS} characters")
     root = workspace.resolve()
     target = (root / requested).resolve()
     if target != root and root not in target.parents:
@@ -77,13 +88,32 @@ def confine(workspace: Path, requested: str) -> Path:
 
 
 def _read(path: Path, limit: int) -> tuple[bytes, int]:
-    if not path.exists():
-        raise ToolError(f'args.path: no such file "{path.name}" in the workspace')
-    if not path.is_file():
-        raise ToolError(f'args.path: "{path.name}" is not a regular file')
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        return handle.read(limit), size
+    """Read at most ``limit`` bytes. The file is opened without following a last-moment
+    symlink, must be a regular file, and must have no other hard link: a hard link inside
+    the workspace to a file outside it passes every path check (issue 16)."""
+    shown = path.name if len(path.name) <= 80 else path.name[:77] + "..."
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ToolError(f'args.path: no such file "{shown}" in the workspace') from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ToolError(f'args.path: "{shown}" is a symbolic link') from None
+        raise ToolError(f'args.path: cannot read "{shown}": {exc.strerror}') from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ToolError(f'args.path: "{shown}" is not a regular file')
+        if info.st_nlink > 1:
+            raise ToolError(
+                f'args.path: "{shown}" has other hard links (it may be a file outside the '
+                "workspace); refusing to read it"
+            )
+        try:
+            return handle.read(limit), info.st_size
+        except OSError as exc:
+            raise ToolError(f'args.path: cannot read "{shown}": {exc.strerror}') from None
 
 
 async def read_file(ctx: ToolContext, args: JsonObject) -> object:
