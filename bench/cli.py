@@ -30,7 +30,7 @@ from rich.console import Console
 from . import procs
 from .plan import FULL, QUICK, TINY, Plan
 from .report import Measurement, Report, machine
-from .scenarios import channels, connections, lifecycle, reference, throughput
+from .scenarios import channels, connections, hostile, lifecycle, reference, throughput
 from .targets import evaluate
 
 Scenario = Callable[[Plan, Path], Awaitable[list[Measurement]]]
@@ -46,7 +46,12 @@ SCENARIOS: dict[str, Scenario] = {
     "restart": lifecycle.restart,
     "sigterm": connections.sigterm,
     "channels": channels.run,
+    "preauth-memory": hostile.preauth_memory,
+    "idle-flood": hostile.idle_flood,
+    "big-bodies": hostile.big_bodies,
+    "soak": hostile.soak,
 }
+OPT_IN = frozenset({"soak"})  # 30 minutes: run it with --only soak
 SCENARIO_TIMEOUT = 300.0
 
 
@@ -110,7 +115,9 @@ async def run(
             started = time.monotonic()
             log.log(f"[bold]{name}[/] ...")
             try:
-                with trio.fail_after(SCENARIO_TIMEOUT):
+                with trio.fail_after(
+                    SCENARIO_TIMEOUT + (plan.soak_seconds if name == "soak" else 0)
+                ):
                     found = await scenarios[name](plan, Path(tmp))
             except Exception as exc:
                 log.print("".join(traceback.format_exception(exc)[-12:]), markup=False)
@@ -128,7 +135,7 @@ async def run(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = plan_for(args)
-    names = [n for n in SCENARIOS if not args.only or n in args.only]
+    names = [n for n in SCENARIOS if (n in args.only if args.only else n not in OPT_IN)]
     scenarios = dict(SCENARIOS)
     if args.only and "reference" in args.only and not args.reference:
         raise SystemExit("--only reference: say how to start it with --reference CMD")

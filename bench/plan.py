@@ -33,6 +33,19 @@ class Plan:
     channel_chats: int = 50
     channel_sequential: int = 100
     channel_accounts: int = 10
+    # hostile load (issue 16): pre-auth senders, an idle flood at the file limit, the soak
+    preauth_waves: int = 4
+    preauth_senders: int = 40
+    preauth_bytes: int = 24 * 1024 * 1024
+    flood_sockets: int = 1500
+    flood_fd_limit: int = 1024
+    flood_connects: int = 20
+    flood_settle: float = 3.0
+    big_requests: int = 20
+    big_bytes: int = 19 * 1024 * 1024
+    soak_seconds: float = 1800.0  # opt-in: --only soak
+    soak_sample_s: float = 30.0
+    soak_warmup_s: float = 300.0
 
 
 FULL = Plan()
@@ -68,4 +81,15 @@ TINY = Plan(
     channel_chats=5,
     channel_sequential=5,
     channel_accounts=2,
+    preauth_waves=1,
+    preauth_senders=2,
+    preauth_bytes=1024 * 1024,
+    flood_sockets=20,
+    flood_connects=2,
+    flood_settle=0.2,
+    big_requests=2,
+    big_bytes=512 * 1024,
+    soak_seconds=3.0,
+    soak_sample_s=0.5,
+    soak_warmup_s=1.0,
 )

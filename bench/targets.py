@@ -238,6 +238,50 @@ CHECKS: list[Callable[[list[Measurement]], Verdict]] = [
 ]
 
 
+def _preauth_memory(rows: list[Measurement]) -> Verdict:
+    name = "4 waves of 40 pre-auth 24 MiB senders: RSS within +50 MB of idle"
+    waves = [m for m in rows if m.scenario == "preauth-memory" and "wave" in m.detail]
+    if len(waves) < 4:
+        return Verdict(name, "-", None)
+    growth = float(waves[-1].detail["growth_mb"])
+    return Verdict(name, f"{growth:+.1f} MB after {len(waves)} waves", growth <= 50)
+
+
+def _idle_flood(rows: list[Measurement]) -> Verdict:
+    name = "1,500 idle sockets from one address at file limit 1,024: connect <= 100 ms"
+    m = _case(rows, "idle-flood", "connect with")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    return Verdict(name, f"worst {m.value:.0f} ms, p50 {m.p50_ms:.0f} ms", m.value <= 100)
+
+
+def _soak(rows: list[Measurement]) -> Verdict:
+    name = "30-minute mixed-load soak: no upward RSS trend after warm-up"
+    m = _case(rows, "soak", "RSS trend")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    growth = float(m.detail.get("growth_mb", 0.0))
+    # flat within measurement noise: under 5 MB an hour, and under 5 MB grown in the run
+    return Verdict(name, f"{m.value:+.1f} MB/h ({growth:+.1f} MB)", m.value < 5 and growth < 5)
+
+
+def _big_bodies(rows: list[Measurement]) -> Verdict:
+    name = "20 concurrent 19 MB chat requests: peak RSS within 5x gateway.http.maxBodyBytesInFlight"
+    m = _case(rows, "big-bodies", "20 concurrent")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    return Verdict(name, f"+{m.value:.0f} MB at peak ({m.note})", m.value <= 5 * 64)
+
+
+ISSUE_16: list[Callable[[list[Measurement]], Verdict]] = [
+    _preauth_memory,
+    _idle_flood,
+    _soak,
+    _big_bodies,
+]
+
+
 def evaluate(rows: list[Measurement]) -> list[Verdict]:
-    """The connection layer's targets (issue 11), then the earlier ones (issue 7)."""
-    return [check(rows) for check in [*ISSUE_11, *CHECKS]]
+    """The connection layer's targets (issue 11), the earlier ones (issue 7), and the
+    hostile-load figures (issue 16)."""
+    return [check(rows) for check in [*ISSUE_11, *CHECKS, *ISSUE_16]]

@@ -43,6 +43,7 @@ from .server import origin_gate
 from .server.accept import open_socket, serve_tcp
 from .server.admission import default_connect_checks
 from .server.asgi import GatewayApp, GatewayFront
+from .server.gatekeeper import Caps, Gatekeeper
 from .server.hyper import hypercorn_config
 from .server.listener import Connection
 from .server.streams import Streams, format_peer
@@ -116,6 +117,7 @@ async def serve(
             config,
             context,
             GatewayFront(rt, streams.abort),
+            Gatekeeper(lambda: _caps(rt)),
         )
         rt.canvas_port = await nursery.start(serve_canvas, settings)
         # channels start once the port is bound: degraded beats dead
@@ -149,6 +151,11 @@ async def _run_channels(
 ) -> None:
     with scope:
         await rt.channels.run(task_status=task_status)
+
+
+def _caps(rt: Runtime) -> Caps:
+    ws = rt.settings.config.gateway.ws
+    return Caps(ws.max_pre_auth_per_ip, ws.max_connections_per_ip, rt.settings.proxies)
 
 
 def _user_timeout_ms(settings: Settings) -> int:

@@ -22,6 +22,7 @@
     └── GatewayFault                  we (or a dependency) failed: UNAVAILABLE, HTTP 500,
         │                             close 1011
         ├── Unavailable               starting, draining, busy: HTTP 503, close 1013, retryable
+        │   └── NotLinked             the messaging account cannot send: NOT_LINKED
         ├── AgentTimeout              AGENT_TIMEOUT, HTTP 504
         ├── ConfigError               invalid configuration (exit 78, EX_CONFIG)
         ├── ModelConfigError          the agents/models config cannot serve a run
@@ -39,7 +40,8 @@
         │   ├── DatabaseError         (channels/db.py) the channel database cannot be used
         │   ├── BotApiError           (channels/telegram/api.py) Telegram answered ok:false
         │   ├── BotNetworkError       (channels/telegram/api.py) no usable answer, retryable
-        │   └── SendError             (channels/telegram/outbound.py) a reply part not sent
+        │   ├── SendError             (channels/sending.py) a reply part not sent
+        │   └── OutboxFull            (channels/outbox/store.py) too many unsent: HTTP 503
         └── ServiceError              (service/errors.py) systemd/launchd said no
             └── ManagerUnavailableError   no service manager to ask (exit 69)
 
@@ -227,6 +229,14 @@ class Unavailable(GatewayFault):
     retryable: bool | None = True
 
 
+class NotLinked(Unavailable):
+    """A channel account that is not linked (no credentials, token rejected): nothing is
+    queued for it (CHANNELS.md 4.4)."""
+
+    code = ErrorCode.NOT_LINKED
+    retryable: bool | None = False
+
+
 class AgentTimeout(GatewayFault):
     code = ErrorCode.AGENT_TIMEOUT
     http_status = 504
@@ -277,7 +287,7 @@ _BY_CODE: dict[str, type[GatewayError]] = {
     ErrorCode.NOT_PAIRED: NotPaired,
     ErrorCode.AGENT_RESULT_NOT_FOUND: AgentResultNotFound,
     ErrorCode.APPROVAL_NOT_FOUND: NotFound,
-    ErrorCode.NOT_LINKED: Unavailable,
+    ErrorCode.NOT_LINKED: NotLinked,
     ErrorCode.AGENT_TIMEOUT: AgentTimeout,
     ErrorCode.UNAVAILABLE: GatewayFault,
 }

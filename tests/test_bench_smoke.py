@@ -18,7 +18,7 @@ import pytest
 from bench import wire
 from bench.client import is_response_to
 from bench.report import Measurement
-from bench.targets import ISSUE_11, evaluate
+from bench.targets import ISSUE_11, ISSUE_16, evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     sigterm = next(r for r in rows if r["scenario"] == "sigterm")
     assert sigterm["detail"]["exit_code"] == 0
     assert sigterm["detail"]["saw_shutdown"] == sigterm["detail"]["clients"]
-    assert len(report["targets"]) == len(ISSUE_11) + 8
+    assert len(report["targets"]) == len(ISSUE_11) + 8 + len(ISSUE_16)
     assert report["machine"]["cores"] >= 1
 
 
@@ -187,3 +187,31 @@ def test_channels_scenario_measures_telegram_end_to_end(tmp_path: Path) -> None:
     assert latency["p50_ms"] > 0
     assert latency["p99_ms"] >= latency["p50_ms"]
     assert rows["RSS per configured Telegram account"]["detail"]["accounts"] == 2
+
+
+@pytest.mark.timeout(300)
+def test_hostile_scenarios_measure_their_figures(tmp_path: Path) -> None:
+    """Issue 16's figures: pre-auth memory waves, a connect under an idle flood at the file
+    limit, and the soak (opt-in: a tiny one here) -- each row present and ok."""
+    names = ("preauth-memory", "idle-flood", "soak", "big-bodies")
+    only = [arg for name in names for arg in ("--only", name)]
+    report = run_tiny(tmp_path, *only, timeout=200)
+    rows = report["measurements"]
+    assert {r["scenario"] for r in rows} == set(names)
+    assert all(r["status"] == "ok" for r in rows), rows
+    wave = next(r for r in rows if r["case"].startswith("RSS after wave 1"))
+    assert wave["detail"]["growth_mb"] < 50
+    flood = next(r for r in rows if r["scenario"] == "idle-flood")
+    assert flood["detail"]["failures"] == 0
+    big = next(r for r in rows if r["scenario"] == "big-bodies")
+    assert big["detail"]["statuses"] == [200, 200]
+    soak = next(r for r in rows if r["scenario"] == "soak")
+    assert soak["detail"]["counts"]["rpc"] > 0
+    assert len(soak["detail"]["samples"]) >= 2
+
+
+def test_the_soak_is_opt_in() -> None:
+    from bench.cli import OPT_IN, SCENARIOS
+
+    assert "soak" in SCENARIOS
+    assert "soak" in OPT_IN

@@ -9,10 +9,13 @@ gateway runs), for anyone else ``chmod`` -- and a full disk is a tiny tmpfs (roo
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +25,7 @@ import trio
 
 from gateway.supervisor import Supervisor
 
+from .conftest import handshake, open_raw
 from .test_cli_process import Proc, cli_env, ctrl_c_works
 from .test_supervisor import supervised
 
@@ -231,3 +235,69 @@ async def test_an_edit_made_while_the_config_was_unreadable_applies_after_chmod(
             await lc.wait_checked(2)
         assert running.runtime.settings.config.gateway.ws.tick_interval_ms == 4321
         assert lc.generation == 1
+
+
+def _limited_fds() -> None:
+    ctrl_c_works()
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
+
+
+def _hold_idle(port: int, count: int) -> list[socket.socket]:
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.2", 0))
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        held.append(sock)
+    return held
+
+
+def _connect_ms(url: str, token: str) -> float:
+    started = time.monotonic()
+    with open_raw(url) as ws:
+        assert handshake(ws, token=token)["ok"] is True
+    return (time.monotonic() - started) * 1000
+
+
+async def test_idle_sockets_at_the_file_limit_do_not_lock_out_a_normal_client(
+    tmp_path: Path,
+) -> None:
+    """Issue 16, medium 6: with the common file limit of 1,024, 1,500 idle sockets from one
+    address locked out a normal client until the timeout cleared them. Now the address's
+    unauthenticated connections are capped and, at the file limit, new ones are refused at
+    once: a normal client gets in (BENCHMARKS.md has the latency)."""
+    state = state_dir(tmp_path)
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "gateway", "gateway", "--port", "0"],
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_limited_fds,
+    )
+    proc = Proc(process)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(proc.pump)
+        try:
+            text = await proc.wait_for("Ctrl-C")
+            port = int(text.split("ws://127.0.0.1:", 1)[1].split(" ", 1)[0])
+            held = await trio.to_thread.run_sync(_hold_idle, port, 1500)
+            try:
+                with trio.fail_after(4):  # the keep-alive / handshake timeouts are longer
+                    ms = await trio.to_thread.run_sync(
+                        _connect_ms, f"ws://127.0.0.1:{port}", "tok-faults-0123456789"
+                    )
+            finally:
+                for sock in held:
+                    sock.close()
+            assert ms < 4000
+            code, _ = await proc.stop()
+            assert code == 0
+            assert "refused" in await proc.all_output()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            nursery.cancel_scope.cancel()
+    assert state.exists()

@@ -4,6 +4,7 @@ may crash the process, block other clients or poison what they read."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import Running
@@ -120,6 +122,10 @@ async def test_invalid_utf8_and_protocol_violations_get_their_close_codes(
     host, port = gateway.host, gateway.port
 
     def raw_close(frame: bytes) -> int | None:
+        found = raw_close_frame(frame)
+        return found[0] if found else None
+
+    def raw_close_frame(frame: bytes) -> tuple[int, str] | None:
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(
                 b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -147,7 +153,8 @@ async def test_invalid_utf8_and_protocol_violations_get_their_close_codes(
                         return None
                     data += chunk
                 if data[0] & 0x0F == 0x8:
-                    return int.from_bytes(data[start : start + 2], "big")
+                    payload = data[start : start + length]
+                    return int.from_bytes(payload[:2], "big"), payload[2:].decode()
                 data = data[start + length :]
 
     mask = b"\x00\x00\x00\x00"
@@ -160,6 +167,10 @@ async def test_invalid_utf8_and_protocol_violations_get_their_close_codes(
         assert await in_thread(raw_close, unmasked) == 1002
         assert await in_thread(raw_close, bad_opcode) == 1002
         assert await in_thread(raw_close, huge) == 1009
+        # issue 16, high 2: a pre-auth frame over 64 KiB is refused on its header, before
+        # its body is read or buffered (it used to be buffered up to maxPayload, 25 MiB)
+        header_only = b"\x81\xff" + (24 * 1024 * 1024).to_bytes(8, "big") + mask
+        assert await in_thread(raw_close_frame, header_only) == (1009, "preauth payload too large")
 
 
 async def test_http_bodies_the_decoder_refuses_are_400_not_500(gateway: Running) -> None:
@@ -432,3 +443,101 @@ async def test_read_file_refuses_hard_links_nul_bytes_and_absurd_paths(
     assert "has other hard links" in linked.json()["error"]["message"]
     assert nul.json()["error"]["message"] == "args.path: must not contain a NUL byte"
     assert long.json()["error"]["message"] == "args.path: longer than 4096 characters"
+
+
+async def test_after_hello_frames_up_to_max_payload_pass_and_bigger_are_1009(
+    gateway: Running,
+) -> None:
+    """The pre-auth cap is lifted at hello-ok: a 1 MiB request is answered; a header over
+    maxPayload closes 1009 at once."""
+    from .rawws import RawClient
+
+    def client() -> tuple[bool, int | None]:
+        raw = RawClient(gateway.url)
+        assert raw.handshake()["ok"] is True
+        big = {"type": "req", "id": "big", "method": "health", "params": {"pad": "x" * MIB}}
+        raw.send_json(big)
+        answered = raw.recv_json()
+        while answered.get("type") != "res":  # events (presence) may come first
+            answered = raw.recv_json()
+        header = b"\x81\xff" + (64 * MIB).to_bytes(8, "big") + b"\x00\x00\x00\x00"
+        raw.sock.sendall(header)
+
+        def read_until_closed() -> None:
+            while True:
+                raw.recv_json()
+
+        with pytest.raises(ConnectionError):
+            read_until_closed()
+        raw.close()
+        return answered.get("id") == "big", raw.close_code
+
+    assert await in_thread(client) == (True, 1009)
+
+
+MIB = 1024 * 1024
+
+
+def _idle_sockets(host: str, port: int, count: int, source: str) -> list[socket.socket]:
+    """``count`` connections from ``source`` that never send a byte (non-blocking connects:
+    a full backlog must not hang the attacker either)."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        sock.connect_ex((host, port))
+        held.append(sock)
+    return held
+
+
+def _handshake_ms(url: str) -> float:
+    import time
+
+    started = time.monotonic()
+    with open_raw(url) as ws:
+        assert handshake(ws)["ok"] is True
+    return (time.monotonic() - started) * 1000
+
+
+async def test_idle_sockets_from_one_address_do_not_lock_others_out(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """Issue 16, high 2 and medium 6: there was no per-address connection cap. Now an
+    address gets gateway.ws.maxPreAuthPerIp unauthenticated connections; the next one is
+    refused at once (503), while others -- and that address's authenticated sockets -- go
+    on."""
+    ws = {"maxPreAuthPerIp": 8, "closeGraceMs": 50}
+    config, _ = parse(json.dumps({"gateway": {"ws": ws}}), {})
+    running = await start_gateway(make_settings(tmp_path, config=config))
+    held = await in_thread(_idle_sockets, running.host, running.port, 8, "127.0.0.2")
+    try:
+        with trio.fail_after(10):
+            await trio.testing.wait_all_tasks_blocked()
+        status = await in_thread(_upgrade_from, running, "127.0.0.2")
+        assert status == 503
+        assert await in_thread(_handshake_ms, running.url) < 5000  # another address: in
+    finally:
+        for sock in held:
+            sock.close()
+
+    def authenticated_ones() -> int:
+        opened = 0
+        with contextlib.ExitStack() as stack:
+            for _ in range(12):  # more than the cap: each leaves the count once connected
+                ws = stack.enter_context(open_raw(running.url, source_address=("127.0.0.3", 0)))
+                assert handshake(ws, client=CLI)["ok"] is True  # (no presence events to read)
+                opened += 1
+        return opened
+
+    assert await in_thread(authenticated_ones) == 12
+
+
+CLI = {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}
+
+
+def _upgrade_from(running: Running, source: str) -> int:
+    with socket.create_connection((running.host, running.port), 5, (source, 0)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = sock.recv(4096)
+    return int(data.split(b" ", 2)[1])

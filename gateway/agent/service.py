@@ -161,6 +161,10 @@ class AgentService:
     def finished(self, run: Run) -> None:
         """Called by the run itself once its outcome is recorded."""
         self.active.pop(run.run_id, None)
+        # Kept for agent.wait and idempotent retries for minutes: not its input, which may
+        # be megabytes (a 19 MB chat request x 20 held 1.7 GB; issue 16). It is in the
+        # transcript, and nothing reads it once the run has started.
+        run.message = ""
         self.ended.put(run.run_id, run, self.now_ms())
         run.done.set()
         run.touch()

@@ -31,6 +31,7 @@ from .slot import ENV_SKIP_CHANNELS, AccountSlot, Transport, TransportFactory, w
 if TYPE_CHECKING:
     from ..protocol.system import HealthSummary
     from ..runtime import Runtime
+    from .outbox import Outbox
     from .service import ChannelService
 
 log = logging.getLogger("gateway.channels")
@@ -59,11 +60,43 @@ class ChannelManager:
         # chat lanes processed at once, across accounts (agents.defaults.maxConcurrent)
         self.lane_limiter = trio.CapacityLimiter(rt.settings.config.agents.defaults.max_concurrent)
         self.nursery: trio.Nursery | None = None
-        self.service: ChannelService | None = None
+        self._service: ChannelService | None = None
+        self._outbox: Outbox | None = None
         self._factory = factory
         self.accounts: dict[str, TelegramAccountConfig] = {}
         self.started = False
         self._changed = trio.Event()
+
+    @property
+    def outbox(self) -> Outbox:
+        """The durable outbox (``channels/outbox/``): made on first use -- an account's
+        worker, a ``send`` -- and its hourly upkeep starts with it, so a gateway that never
+        uses a channel never loads it (a database left from earlier is pruned once a
+        channel is used again)."""
+        if self._outbox is None:
+            from .outbox import Outbox
+
+            self._outbox = Outbox(self)
+            self._start_upkeep()
+        return self._outbox
+
+    def _start_upkeep(self) -> None:
+        if self._outbox is not None and self.nursery is not None:
+            try:
+                self.nursery.start_soon(self._outbox.prune_loop)
+            except RuntimeError:  # the channels nursery has closed: stopping
+                pass
+
+    @property
+    def service(self) -> ChannelService | None:
+        """The channel service (ledger, pairing store, routes): made on first use once
+        :meth:`run` has started, so a gateway without channels never loads or opens it;
+        ``None`` before that."""
+        if self._service is None and self.nursery is not None:
+            from .service import ChannelService
+
+            self._service = ChannelService(self)
+        return self._service
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -99,7 +132,7 @@ class ChannelManager:
         """The ``channels`` nursery. Reports started once every account has its slot.
 
         With no account configured it holds nothing but this task: the channel service
-        (its database, ledger and pairing store) is made with the first account's slot."""
+        and the outbox are made when first used (:attr:`service`, :attr:`outbox`)."""
         rt = self.rt
         process = rt.process
         if process.boot_history is None:
@@ -127,13 +160,14 @@ class ChannelManager:
                             channel,
                         )
                     nursery.start_soon(self._lift_breaker, history)
+                self._start_upkeep()  # an outbox made before run() (else: when made)
                 self.started = True
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            if self.service is not None:
+            if self._service is not None:
                 with trio.CancelScope(shield=True):
-                    await self.service.close()
+                    await self._service.close()
 
     async def _lift_breaker(self, history: BootHistory) -> None:
         from .breaker import LIFT_AFTER_MS
@@ -149,10 +183,6 @@ class ChannelManager:
 
     def _add(self, acct: TelegramAccountConfig, *, breaker: bool, skipped: bool) -> AccountSlot:
         assert self.nursery is not None
-        if self.service is None:
-            from .service import ChannelService
-
-            self.service = ChannelService(self)
         slot = AccountSlot("telegram", acct.account_id, acct, self)
         slot.breaker = breaker
         slot.skipped = skipped
@@ -208,9 +238,12 @@ class ChannelManager:
         self.changed()
 
     async def drain(self) -> None:
-        """Drain hook: stop taking new messages; let in-flight turns finish and reply."""
-        if self.service is not None:
-            await self.service.drain()
+        """Drain hook: stop taking new messages; let in-flight turns finish and their
+        replies go out (what is not out when the budget ends stays in the outbox)."""
+        if self._service is not None:  # never made: nothing to drain
+            await self._service.drain()
+        if self._outbox is not None:
+            await self._outbox.wait_idle()
 
     async def stop_all(self, reason: str = "shutdown") -> None:
         async with trio.open_nursery() as nursery:
@@ -285,22 +318,29 @@ class ChannelManager:
                 nursery.start_soon(one, slot)
 
     def pairing_store(self, channel: str) -> PairingStore:
-        if self.service is not None and channel == "telegram":
-            return self.service.pairing
+        if self._service is not None and channel == "telegram":
+            return self._service.pairing
         return PairingStore(self.rt.settings.paths.state_dir, channel)
 
-    async def notify(self, channel: str, account_id: str, chat_id: str, text: str) -> bool:
-        """Tell a sender something through the account's running transport (best effort)."""
+    async def notify(
+        self, channel: str, account_id: str, chat_id: str, text: str, key: str
+    ) -> bool:
+        """Tell someone something through the outbox (``key`` dedupes it); ``True`` once it
+        is sent or queued for an account that can send, ``False`` if it cannot go out."""
+        from .delivery import Destination, new_record
+        from .outbox.model import Payload, Target
+
         slot = self.slots.get((channel, account_id))
-        transport = slot.transport if slot is not None else None
-        sender = getattr(transport, "sender", None)
-        send = getattr(sender, "send_text", None)
-        if slot is None or slot.state != "running" or send is None:
+        if slot is None or not slot.config.configured or self.service is None:
             return False
-        try:
-            await send(chat_id, text, thread_id=None, reply_to=None)
-        except Exception as exc:
-            log.warning("%s notify %s failed: %s", slot.prefix, chat_id, self.describe(exc))
+        record = new_record(
+            self, Destination(channel, account_id, Target(chat_id)), key, "notify", Payload(text)
+        )
+        [(written, _)] = await self.outbox.enqueue([record])
+        wait_s = self.rt.settings.config.send.ack_wait_ms / 1000
+        written = await self.outbox.wait_attempted(written, wait_s)
+        if written.state in ("failed", "partial_failed", "expired", "cancelled"):
+            log.warning("%s notify %s failed: %s", slot.prefix, chat_id, written.last_error)
             return False
         return True
 

@@ -19,7 +19,16 @@ from ..protocol.frames import (
     TICK_INTERVAL_MS,
 )
 from ..protocol.model import schema
-from .channels import Binding, Channels, GroupChat, Messages, Readiness, SessionConfig
+from .channels import (
+    Binding,
+    Channels,
+    GroupChat,
+    Messages,
+    OutboxConfig,
+    Readiness,
+    SendConfig,
+    SessionConfig,
+)
 
 BindMode = Literal["loopback", "lan", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
@@ -83,6 +92,14 @@ class WebSocket:
     # ... and closed if nothing (a pong or anything else) arrives within this
     pong_timeout_ms: int = attrs.field(
         default=10_000, metadata=schema(minimum=100, maximum=600_000)
+    )
+    # connections from one address that have not completed a WebSocket connect (idle
+    # sockets, half-sent requests, handshakes in progress), and all of them (gatekeeper.py)
+    max_pre_auth_per_ip: int = attrs.field(
+        default=64, metadata=schema(minimum=1, maximum=1_000_000)
+    )
+    max_connections_per_ip: int = attrs.field(
+        default=1024, metadata=schema(minimum=1, maximum=1_000_000)
     )
 
 
@@ -359,3 +376,6 @@ class Config:
     bindings: list[Binding] = attrs.field(factory=list)
     messages: Messages = attrs.field(factory=Messages)
     readiness: Readiness = attrs.field(factory=Readiness)
+    # outbound delivery: the durable outbox and `send` (channels/outbox/)
+    outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
+    send: SendConfig = attrs.field(factory=SendConfig)

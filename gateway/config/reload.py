@@ -32,6 +32,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("gateway.ws.maxBufferedBytes", "hot"),
     ("gateway.ws.handshakeTimeoutMs", "hot"),
     ("gateway.ws.closeGraceMs", "hot"),
+    ("gateway.ws.maxPreAuthPerIp", "hot"),  # read on every accept
+    ("gateway.ws.maxConnectionsPerIp", "hot"),
     ("gateway.ws.maxPayload", "restart"),
     ("gateway.ws.pingIntervalMs", "restart"),
     ("gateway.health", "hot"),
@@ -58,6 +60,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     # message, token/endpoint changes restart that one account (channels/accounts.py)
     ("channels", "hot"),
     ("readiness", "hot"),
+    ("outbox", "hot"),  # read by the outbox on every attempt
+    ("send", "hot"),
     ("session", "none"),  # read per message
     ("bindings", "none"),
     ("messages", "none"),

@@ -164,6 +164,21 @@ def _frame_id(rejected: JsonRejected) -> str:
 class ServerConnection:
     """The server side of one control-plane connection."""
 
+    __slots__ = (
+        "_inflight",
+        "close_code",
+        "deadline",
+        "gate",
+        "last_seq",
+        "limits",
+        "nonce",
+        "peer_close_code",
+        "phase",
+        "role",
+        "rules",
+        "scopes",
+    )
+
     def __init__(
         self,
         *,

@@ -3,14 +3,16 @@
 We bind the socket ourselves so that (1) a taken port becomes one clear error, not a
 traceback; (2) ``TCP_USER_TIMEOUT`` is set on it -- accepted sockets inherit it, which bounds
 how long the kernel lets a write to a peer with a zero window stall (STACK-NOTES.md); and
-(3) port 0 works for tests. Each accepted socket gets a :class:`listener.Connection` in the
-handler nursery.
+(3) port 0 works for tests. Each accepted socket is admitted by the gatekeeper (per-address
+caps, the file limit: ``server/gatekeeper.py``) and gets a :class:`listener.Connection` in
+the handler nursery.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +24,7 @@ from hypercorn.trio.worker_context import WorkerContext
 
 from ..config.settings import format_host
 from ..errors import PortInUseError, StartupError
+from .gatekeeper import Gatekeeper
 from .listener import Connection, Front
 from .streams import Streams
 
@@ -59,6 +62,7 @@ async def serve_tcp(
     config: HypercornConfig,
     context: WorkerContext,
     front: Front | None = None,
+    gate: Gatekeeper | None = None,
     *,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -72,7 +76,7 @@ async def serve_tcp(
     sock.setblocking(False)
 
     def serve_one(client: socket.socket, key: tuple[str, int]) -> Awaitable[None]:
-        conn = Connection(client, key, config, context, front)
+        conn = Connection(client, key, config, context, front, gate)
         streams.add(conn)  # until the connection ends (Connection.run discards it)
         return conn.run(wrapped, streams)
 
@@ -84,7 +88,7 @@ async def serve_tcp(
                     # keep-alive timeouts; once the gateway stops accepting, a connection
                     # that goes idle closes by itself (``SocketIO.idle``)
                     accepting.start_soon(streams.expire_idle, config.keep_alive_timeout)
-                    await _accept_loop(sock, handlers, serve_one)
+                    await _accept_loop(sock, handlers, serve_one, gate)
             finally:  # stop listening at once: the port is free while connections drain
                 trio.lowlevel.notify_closing(sock)
                 sock.close()
@@ -94,7 +98,9 @@ async def _accept_loop(
     sock: socket.socket,
     handlers: trio.Nursery,
     serve_one: Callable[[socket.socket, tuple[str, int]], Awaitable[None]],
+    gate: Gatekeeper | None,
 ) -> None:
+    spare = _Spare()
     while True:
         await trio.lowlevel.wait_readable(sock)
         while True:
@@ -104,12 +110,23 @@ async def _accept_loop(
                 break
             except OSError as exc:
                 if exc.errno in _ACCEPT_SHORTAGE:
+                    # Out of descriptors: the client would wait in the backlog, and every
+                    # one behind it. Use the spare descriptor to take it and turn it away.
+                    if exc.errno in (errno.EMFILE, errno.ENFILE) and spare.refuse_one(sock):
+                        log.warning("accept failed (%s): refused a connection", exc.strerror)
+                        continue
                     log.warning("accept failed (%s); retrying shortly", exc.strerror)
-                    await trio.sleep(0.1)  # e.g. EMFILE: give closes a moment
+                    await trio.sleep(0.1)  # e.g. ENOBUFS: give closes a moment
                     break
                 if exc.errno in _ACCEPT_PEER_GONE:
                     continue
                 raise
+            ip = str(address[0])
+            if gate is not None:
+                refusal = gate.admit(ip)
+                if refusal is not None:
+                    gate.refuse(client, ip, refusal)
+                    continue
             client.setblocking(False)
             try:
                 if client.family in (socket.AF_INET, socket.AF_INET6):
@@ -117,8 +134,40 @@ async def _accept_loop(
             except OSError:  # the peer is already gone
                 client.close()
                 continue
-            key = (str(address[0]), int(address[1]))
-            handlers.start_soon(serve_one, client, key)  # returns conn.run(...): one frame less
+            if gate is not None:
+                gate.opened(ip)
+            handlers.start_soon(serve_one, client, (ip, int(address[1])))  # conn.run(...)
+
+
+class _Spare:
+    """One descriptor held in reserve, so that at the file limit a queued connection can
+    still be accepted -- and closed at once -- instead of blocking the backlog."""
+
+    def __init__(self) -> None:
+        self.fd = self._open()
+
+    @staticmethod
+    def _open() -> int:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+
+    def refuse_one(self, sock: socket.socket) -> bool:
+        if self.fd < 0:
+            self.fd = self._open()
+            return False
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            client, _ = sock.accept()
+        except OSError:
+            return False
+        else:
+            client.close()
+            return True
+        finally:
+            self.fd = self._open()
 
 
 # accept() errors that concern one connection, and those of a momentary resource shortage

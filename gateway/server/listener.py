@@ -26,6 +26,7 @@ from hypercorn.trio.worker_context import WorkerContext
 
 from ..protocol.upgrade import Upgrade
 from .front import MAX_HEAD_BYTES, Head, Path, classify, parse_head
+from .gatekeeper import Gatekeeper
 from .hyper import HypercornBridge
 from .sockio import PeerKey, SocketIO
 
@@ -48,6 +49,8 @@ class Connection(SocketIO):
     """One accepted connection: the front door for WebSockets and probes, hypercorn's
     protocol for everything else (HTTP/1.1)."""
 
+    __slots__ = ("authenticated", "config", "front", "gate", "http")
+
     def __init__(
         self,
         sock: socket.socket,
@@ -55,60 +58,71 @@ class Connection(SocketIO):
         config: HypercornConfig,
         context: WorkerContext,
         front: Front | None = None,
+        gate: Gatekeeper | None = None,
     ) -> None:
         super().__init__(sock, key, config.keep_alive_timeout, context)
         self.config = config
         self.front = front
+        self.gate = gate
+        self.authenticated = False  # completed a WebSocket connect (gatekeeper.py)
         self.http: HypercornBridge | None = None  # made only if hypercorn takes over
 
     async def run(self, app: Any, streams: Streams | None = None) -> None:
         """Serve the connection until either side ends it; the socket is closed after, and
-        the connection leaves ``streams`` (which the accept loop added it to)."""
+        the connection leaves ``streams`` (which the accept loop added it to).
+
+        The front door: each request head decides (``front.classify``). A WebSocket is
+        served on the lean path until the connection ends; a probe is answered here and the
+        next request comes through the same door; anything else goes to hypercorn with the
+        bytes already read. (One method, not two: one coroutine frame less for every open
+        WebSocket -- BENCHMARKS.md, memory per idle connection.)"""
+        front = self.front
+        buffer = bytearray()
         try:
-            handed = b""
-            if self.front is not None:
-                found = await self._front_door(self.front)
-                if found is None:
+            while front is not None:
+                if buffer.find(b"\r\n\r\n") < 0:
+                    if len(buffer) > MAX_HEAD_BYTES:
+                        break  # hypercorn refuses it properly
+                    data = await self.recv_idle()
+                    if not data:
+                        return  # EOF, the keep-alive time ran out, or the gateway stops
+                    buffer += data
+                    continue
+                head = parse_head(buffer)
+                if head is None:
+                    break  # malformed: hypercorn answers it
+                path = classify(head)
+                if path is Path.HYPERCORN:
+                    break
+                if path is Path.WEBSOCKET:
+                    self.busy()
+                    upgrade = head.upgrade(self.key, self.server_address())
+                    del buffer[: head.length], head  # nothing of the request outlives this
+                    await front.websocket(self, upgrade, _emptied(buffer))
                     return
-                handed = found
+                await self.write(front.probe(head, self))
+                if not head.keep_alive or self.context.terminated.is_set():
+                    return
+                del buffer[: head.length]
+                self.idle()
             self.http = HypercornBridge(self, self.config)
-            await self.http.serve(app, handed)
+            await self.http.serve(app, _emptied(buffer))
         except OSError:
             pass
         finally:
             self.close_socket(eof=True)
             if streams is not None:
                 streams.discard(self)
+            if self.gate is not None:
+                self.gate.closed(self.key[0], self.authenticated)
 
-    async def _front_door(self, front: Front) -> bytes | None:
-        """Serve what hypercorn is not needed for: WebSockets and probes. Returns the bytes
-        read so far when hypercorn should take over, ``None`` when the connection is done."""
-        buffer = bytearray()
-        while True:
-            while buffer.find(b"\r\n\r\n") < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    return bytes(buffer)  # hypercorn refuses it properly
-                data = await self.recv_idle()
-                if not data:
-                    return None  # EOF, the keep-alive time ran out, or the gateway stops
-                buffer += data
-            head = parse_head(buffer)
-            if head is None:
-                return bytes(buffer)
-            path = classify(head)
-            if path is Path.WEBSOCKET:
-                self.busy()
-                upgrade = head.upgrade(self.key, self.server_address())
-                del buffer[: head.length], head  # nothing of the request outlives this
-                await front.websocket(self, upgrade, _emptied(buffer))
-                return None
-            if path is Path.HYPERCORN:
-                return bytes(buffer)
-            await self.write(front.probe(head, self))
-            if not head.keep_alive or self.context.terminated.is_set():
-                return None
-            del buffer[: head.length]
-            self.idle()
+    def authenticate(self) -> None:
+        """The WebSocket on this connection completed ``connect``: it no longer counts
+        against its address's unauthenticated connections."""
+        if not self.authenticated:
+            self.authenticated = True
+            if self.gate is not None:
+                self.gate.authenticated(self.key[0])
 
 
 def _emptied(buffer: bytearray) -> bytes:

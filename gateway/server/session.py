@@ -83,6 +83,9 @@ class WebSocket(Protocol):
     def abort(self) -> None:
         """Reset the TCP connection now (frees a writer stuck on a peer that stopped reading)."""
 
+    def authenticated(self, max_payload: int) -> None:
+        """hello-ok is queued: lift the pre-auth frame cap to ``max_payload``."""
+
 
 async def run_session(rt: Runtime, ws: WebSocket) -> None:
     """Drive one WebSocket from the upgrade to the close.
@@ -112,6 +115,18 @@ async def run_session(rt: Runtime, ws: WebSocket) -> None:
 
 
 class _Session:
+    __slots__ = (
+        "authenticated",
+        "inflight",
+        "machine",
+        "node",
+        "nursery",
+        "peer",
+        "rt",
+        "rules",
+        "ws",
+    )
+
     def __init__(self, rt: Runtime, ws: WebSocket, peer: Peer, nursery: trio.Nursery) -> None:
         self.rt = rt
         self.ws = ws
@@ -244,6 +259,7 @@ class _Session:
         actions = self.machine.accept(ask.request_id, hello, attempt.role, attempt.scopes)
         if not actions:
             return []  # closed while the decision was made
+        self.ws.authenticated(self.machine.limits.max_payload)  # before hello-ok is flushed
         self.apply(actions)  # hello-ok is queued before any event
         rt.hub.add(peer)
         self.authenticated = True

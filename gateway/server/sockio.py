@@ -40,6 +40,21 @@ PeerKey = tuple[str, int]
 class SocketIO:
     """Reads, whole-frame writes, the keep-alive idle wait and the close of one socket."""
 
+    # slots: one of these per connection (BENCHMARKS.md, memory per idle connection)
+    __slots__ = (
+        "_send_lock",
+        "closed",
+        "context",
+        "idle_since",
+        "keep_alive_timeout",
+        "key",
+        "on_broken",
+        "received",
+        "sock",
+        "streams",
+        "websocket",
+    )
+
     def __init__(
         self, sock: socket.socket, key: PeerKey, keep_alive_timeout: float, context: WorkerContext
     ) -> None:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 import trio
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ..outbox import Text
+from ..protocol.frames import MAX_PREAUTH_PAYLOAD_BYTES
 from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .admission import upgrade_refusal
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 _DATA = (Opcode.TEXT, Opcode.BINARY)
 NO_STATUS = 1005  # RFC 6455: a close frame without a code
+PREAUTH_TOO_LARGE = "preauth payload too large"  # PROTOCOL.md 2.4
+MAX_PAYLOAD_EXCEEDED = "Max payload size exceeded"  # the reference's words after hello-ok
 
 
 def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None:
@@ -46,6 +50,21 @@ def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None
 
 class LeanWebSocket:
     """One upgraded connection: ``websockets``' protocol over our socket driver."""
+
+    __slots__ = (
+        "_abort",
+        "_authenticated",
+        "_fragments",
+        "_gone",
+        "_gone_code",
+        "_messages",
+        "_next",
+        "_opcode",
+        "_replacement",
+        "_upgrade",
+        "conn",
+        "protocol",
+    )
 
     def __init__(
         self,
@@ -64,6 +83,8 @@ class LeanWebSocket:
         self._opcode = Opcode.TEXT  # of the message being assembled from fragments
         self._gone = False  # the client closed, TCP ended, or the library failed the connection
         self._gone_code: int | None = None
+        self._authenticated = False  # the pre-auth frame cap applies until hello-ok
+        self._replacement = b""  # a close frame of ours to send in place of the library's
 
     @property
     def upgrade(self) -> Upgrade:
@@ -113,11 +134,33 @@ class LeanWebSocket:
                 received = self.protocol.close_rcvd
                 self._gone = True
                 self._gone_code = received.code if received is not None else None
-        if self.protocol.parser_exc is not None:  # too big, a protocol error: it sent the close
+        failure = self.protocol.parser_exc
+        if failure is not None:  # too big, a protocol error: it sent the close
             self._gone = True
+            if isinstance(failure, PayloadTooBig):
+                self._too_big()
+
+    def _too_big(self) -> None:
+        """The library refused a frame on its header (before reading its body) and queued
+        a close 1009 with its own words; say it in the protocol's (PROTOCOL.md 2.4)."""
+        self.protocol.data_to_send()  # drop the library's close frame: ours replaces it
+        reason = PREAUTH_TOO_LARGE if not self._authenticated else MAX_PAYLOAD_EXCEEDED
+        close = Frame(Opcode.CLOSE, Close(CloseCode.MESSAGE_TOO_BIG, reason).serialize())
+        self._replacement = close.serialize(mask=False)
+
+    def authenticated(self, max_payload: int) -> None:
+        """hello-ok is about to go out: from the next frame on, ``max_payload`` applies
+        instead of the pre-auth cap (the library reads the limit when a frame starts, and
+        no frame the client sent after seeing hello-ok can have started yet)."""
+        self._authenticated = True
+        self.protocol.max_message_size = max_payload
+        self.conn.authenticate()  # no longer counted as unauthenticated (gatekeeper.py)
 
     async def _flush(self) -> None:
         out = self.protocol.data_to_send()
+        if self._replacement:
+            out = [*out, self._replacement]
+            self._replacement = b""
         if out:
             data = b"".join(out)
             if data:
@@ -184,7 +227,10 @@ async def serve_websocket(
     if handshake.state is not State.OPEN:
         return  # refused, or not a valid WebSocket handshake (400/426 sent)
     del handshake, request, response
-    protocol = ServerProtocol(state=State.OPEN, max_size=rt.settings.config.gateway.ws.max_payload)
+    # Until hello-ok, a frame over the pre-auth cap is refused on its header: the library
+    # closes 1009 before reading (or buffering) a byte of its body (issue 16: 40 senders of
+    # 24 MiB each no longer cost a gigabyte). LeanWebSocket.authenticated() lifts it.
+    protocol = ServerProtocol(state=State.OPEN, max_size=MAX_PREAUTH_PAYLOAD_BYTES)
     conn.websocket = True
     ws = LeanWebSocket(conn, protocol, upgrade, abort)
     if after:

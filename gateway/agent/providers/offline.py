@@ -23,9 +23,14 @@ HOW_TO = (
 )
 
 
+ECHO_CHARS = 64 * 1024  # a megabyte-sized message is not echoed whole (issue 16: memory)
+
+
 def reply_text(request: ModelRequest) -> str:
     last = next((m for m in reversed(request.messages) if m.role == "user"), None)
     said = last.text if last is not None else ""
+    if len(said) > ECHO_CHARS:
+        said = said[:ECHO_CHARS] + f"… ({len(said) - ECHO_CHARS:,} more characters)"
     images = len(last.images) if last is not None else 0
     seen = f" (with {images} image{'s' if images != 1 else ''} attached)" if images else ""
     return f"{HOW_TO}You said: {said}{seen}"
