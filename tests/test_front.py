@@ -37,6 +37,25 @@ def head_of(text: str) -> bytes:
 # -- pure ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+def test_text_frames_are_what_the_library_would_send(size: int) -> None:
+    """``websocket.text_frame`` frames data itself (no payload copies); the bytes are the
+    library's own framing of the same message, in one piece or in a broadcast's three."""
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    from gateway.server.websocket import text_frame
+
+    payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
+    library = ServerProtocol(state=State.OPEN)
+    library.send_text(payload)
+    expected = b"".join(library.data_to_send())
+    assert b"".join(text_frame(payload.decode())) == expected
+    third = len(payload) // 3
+    pieces = (payload[:third], payload[third : 2 * third], payload[2 * third :])
+    assert b"".join(text_frame(pieces)) == expected
+
+
 @pytest.mark.parametrize(
     ("request_text", "path"),
     [

@@ -170,19 +170,20 @@ class SocketIO:
         """A write is waiting for buffer space (or taking its turn behind one)."""
         return self._send_lock.locked()
 
-    def try_write(self, data: bytes) -> int | None:
-        """Write what the kernel takes of ``data`` now, without yielding: the number of
-        bytes written (the rest is the caller's to write in order, before anything else),
-        or ``None`` -- nothing written -- while another write is in progress or after the
-        close. A broken socket counts as written: the reader sees the end."""
+    def try_write(self, pieces: list[bytes]) -> int | None:
+        """Write what the kernel takes of ``pieces`` (in order, one ``sendmsg``) now,
+        without yielding: the number of bytes written (the rest is the caller's to write in
+        order, before anything else), or ``None`` -- nothing written -- while another write
+        is in progress or after the close. A broken socket counts as written: the reader
+        sees the end."""
         if self.closed or self._send_lock.locked():
             return None
         try:
-            return self.sock.send(data)
+            return self.sock.sendmsg(pieces)
         except BlockingIOError:
             return 0
         except OSError:
-            return len(data)
+            return sum(map(len, pieces))
 
     async def send_ping(self) -> None:
         """A WebSocket ping (empty payload). Only between frames of an open WebSocket: not

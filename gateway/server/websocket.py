@@ -48,6 +48,24 @@ def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None
         return None if opcode is Opcode.TEXT else ""
 
 
+def text_frame(text: Text) -> list[bytes]:
+    """One unfragmented server text frame (RFC 6455 5.2: FIN, opcode 1, no mask) as pieces
+    to write in order: the header, then the payload as it came -- a broadcast's shared
+    pieces are written with ``sendmsg``, never copied into a frame per peer. Data frames are
+    framed here rather than by the library (whose ``send_text`` copies the payload twice);
+    it keeps everything else: parsing, pings, the close handshake and its state."""
+    pieces = [text.encode()] if isinstance(text, str) else list(text)
+    n = sum(map(len, pieces))
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = b"\x81\x7e" + n.to_bytes(2, "big")
+    else:
+        header = b"\x81\x7f" + n.to_bytes(8, "big")
+    pieces.insert(0, header)
+    return pieces
+
+
 class LeanWebSocket:
     """One upgraded connection: ``websockets``' protocol over our socket driver."""
 
@@ -167,24 +185,23 @@ class LeanWebSocket:
                 await self.conn.write(data)
 
     async def send_text(self, text: Text) -> None:
-        protocol = self.protocol
-        if protocol.state is not State.OPEN:
+        if self.protocol.state is not State.OPEN:
             return  # closing: a frame after the close would be a protocol error
-        protocol.send_text(text.encode() if isinstance(text, str) else b"".join(text))
-        await self.conn.write(b"".join(protocol.data_to_send()))
+        await self.conn.write(b"".join(text_frame(text)))
 
     def send_now(self, text: Text) -> bytes | None:
         """Frame and write ``text`` without yielding, if nothing else is being written:
         returns what the kernel did not take (``b""``: all of it; the caller queues the
         rest as already framed bytes, ahead of anything else), or ``None`` when it could
         not start (another write in progress, closing) and nothing was framed."""
-        protocol, conn = self.protocol, self.conn
-        if protocol.state is not State.OPEN or conn.closed or conn.writing:
+        conn = self.conn
+        if self.protocol.state is not State.OPEN or conn.closed or conn.writing:
             return None
-        protocol.send_text(text.encode() if isinstance(text, str) else b"".join(text))
-        data = b"".join(protocol.data_to_send())
-        sent = conn.try_write(data)
-        return data[sent or 0 :]
+        pieces = text_frame(text)
+        sent = conn.try_write(pieces) or 0
+        if sent == sum(map(len, pieces)):
+            return b""
+        return b"".join(pieces)[sent:]
 
     async def write_framed(self, data: bytes) -> None:
         await self.conn.write(data)
