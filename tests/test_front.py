@@ -37,6 +37,65 @@ def head_of(text: str) -> bytes:
 # -- pure ------------------------------------------------------------------------------------
 
 
+def client_frames(*messages: str | bytes, ping: bool = False) -> bytes:
+    """What a real client (the library's ClientProtocol: random masks) sends."""
+    from websockets.client import ClientProtocol as Client
+    from websockets.protocol import State
+
+    client = Client(parse_uri("ws://x/"), state=State.OPEN)
+    for message in messages:
+        if isinstance(message, str):
+            client.send_text(message.encode())
+        else:
+            client.send_binary(message)
+        if ping:
+            client.send_ping(b"p")
+    return b"".join(client.data_to_send())
+
+
+def lean() -> Any:
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    from gateway.server.websocket import LeanWebSocket
+
+    return LeanWebSocket(None, ServerProtocol(state=State.OPEN), None, lambda: None)  # type: ignore[arg-type]
+
+
+def test_the_fast_path_takes_whole_data_frames_at_any_split() -> None:
+    """Frames of 0, 1, 400 (16-bit length) bytes and a binary one, split at every byte."""
+    texts = ["", "a", "é" * 200, "y" * 1000]
+    wire = client_frames(*texts, b"\xff\x00")
+    for cut in range(len(wire) + 1):
+        ws = lean()
+        assert ws._parse(wire[:cut]) == b""
+        assert ws._parse(wire[cut:]) == b""
+        assert ws._messages == [*texts, ""]  # binary, not UTF-8: not JSON, ignored later
+        assert ws._pending == b""
+
+
+def test_the_fast_path_hands_the_rest_to_the_library_at_a_frame_boundary() -> None:
+    wire = client_frames("one", ping=True) + client_frames("two")
+    ws = lean()
+    rest = ws._parse(wire)
+    assert ws._messages == ["one"]
+    ws.protocol.receive_data(rest)  # the library starts at the ping: a valid stream
+    frames = [f for f in ws.protocol.events_received() if isinstance(f, Frame)]
+    assert [f.opcode for f in frames] == [Opcode.PING, Opcode.TEXT]
+    assert frames[1].data == b"two"
+
+
+def test_the_fast_path_leaves_frames_over_its_cap_and_invalid_text_to_the_rules() -> None:
+    big = client_frames("z" * 70_000)  # over the pre-auth cap: the library refuses it
+    ws = lean()
+    assert ws._parse(big) == big
+    binary = client_frames(b"\xc3\x28")  # not UTF-8; sent as a text frame instead:
+    text = bytes([0x81]) + binary[1:]
+    ws = lean()
+    assert ws._parse(text) == b""
+    assert ws._messages == [None]  # not UTF-8: the machine closes 1007
+
+
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
 def test_text_frames_are_what_the_library_would_send(size: int) -> None:
     """``websocket.text_frame`` frames data itself (no payload copies); the bytes are the
