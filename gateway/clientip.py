@@ -68,6 +68,7 @@ def parse_network(entry: str) -> Network:
     return ipaddress.ip_network(entry.strip(), strict=False)
 
 
+@functools.lru_cache(maxsize=1024)  # every connection asks; parsing an address is slow
 def parse_ip(value: str | None) -> Address | None:
     """An address from a socket or a header hop (``[v6]``, ``v4:port``, IPv4-mapped v6
     and zone ids allowed); ``None`` when it is not one."""

@@ -28,6 +28,7 @@ server layer hands them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -248,6 +249,7 @@ def _host_of(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every handshake; parsing an address is slow
 def _is_loopback(ip: str | None) -> bool:
     if not ip:
         return False

@@ -92,6 +92,7 @@ class LeanWebSocket:
         "_next",
         "_opcode",
         "_pending",
+        "_prefix",
         "_replacement",
         "_upgrade",
         "conn",
@@ -117,6 +118,7 @@ class LeanWebSocket:
         self._gone_code: int | None = None
         self._authenticated = False  # the pre-auth frame cap applies until hello-ok
         self._replacement = b""  # a close frame of ours to send in place of the library's
+        self._prefix = b""  # bytes to write before the next frame: the 101 response
         # the fast path's unparsed rest (b"": none); None once the library parses everything
         self._pending: bytes | None = b""
         self._limit = min(FAST_MAX, MAX_PREAUTH_PAYLOAD_BYTES)  # the fast path's size cap
@@ -244,6 +246,9 @@ class LeanWebSocket:
         if self._replacement:
             out = [*out, self._replacement]
             self._replacement = b""
+        if self._prefix:
+            out = [self._prefix, *out]
+            self._prefix = b""
         if out:
             data = b"".join(out)
             if data:
@@ -252,7 +257,11 @@ class LeanWebSocket:
     async def send_text(self, text: Text) -> None:
         if self.protocol.state is not State.OPEN:
             return  # closing: a frame after the close would be a protocol error
-        await self.conn.write(b"".join(text_frame(text)))
+        pieces = text_frame(text)
+        if self._prefix:
+            pieces.insert(0, self._prefix)
+            self._prefix = b""
+        await self.conn.write(b"".join(pieces))
 
     def send_now(self, text: Text) -> bytes | None:
         """Frame and write ``text`` without yielding, if nothing else is being written:
@@ -263,6 +272,9 @@ class LeanWebSocket:
         if self.protocol.state is not State.OPEN or conn.closed or conn.writing:
             return None
         pieces = text_frame(text)
+        if self._prefix:  # the 101 response goes out with the first frame (connect.challenge)
+            pieces.insert(0, self._prefix)
+            self._prefix = b""
         sent = conn.try_write(pieces) or 0
         if sent == sum(map(len, pieces)):
             return b""
@@ -305,8 +317,9 @@ async def serve_websocket(
     else:
         response = handshake.accept(request)
     handshake.send_response(response)
-    await conn.write(b"".join(handshake.data_to_send()))
+    answer = b"".join(handshake.data_to_send())
     if handshake.state is not State.OPEN:
+        await conn.write(answer)
         return  # refused, or not a valid WebSocket handshake (400/426 sent)
     del handshake, request, response
     # Until hello-ok, a frame over the pre-auth cap is refused on its header: the library
@@ -315,6 +328,9 @@ async def serve_websocket(
     protocol = ServerProtocol(state=State.OPEN, max_size=MAX_PREAUTH_PAYLOAD_BYTES)
     conn.websocket = True
     ws = LeanWebSocket(conn, protocol, upgrade, abort)
+    # The 101 goes out with the session's first frame, connect.challenge, which it sends
+    # at once: one write and one wake-up of the client instead of two.
+    ws._prefix = answer
     if after:
         protocol.receive_data(after)
         ws._take(protocol.events_received())
