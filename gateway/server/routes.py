@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import observe
+from ..channels.whatsapp import webhook
 from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
 from . import origin_gate
@@ -30,22 +31,31 @@ EXACT: dict[str, Handler] = {
 PREFIXES: tuple[tuple[str, Handler], ...] = ((MODELS_PREFIX, model_detail),)
 
 
-def route_of(path: str) -> str:
+def route_of(path: str, rt: Runtime | None = None) -> str:
     """The route a path matched, as a metrics label (never the raw path: it is unbounded)."""
     if path in EXACT:
         return path
+    if rt is not None and webhook.find_account(rt, path) is not None:
+        return "whatsapp-webhook"
     return next((prefix for prefix, _ in PREFIXES if path.startswith(prefix)), "unmatched")
 
 
 async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     path: str = scope["path"]
     client = client_of(rt, scope)  # who it is (behind trusted proxies): checks, log lines
-    send = observe.watch_http(rt, scope, send, route_of(path))
+    send = observe.watch_http(rt, scope, send, route_of(path, rt))
     refusal = origin_gate.http_check(rt, scope, client)
     if refusal is not None:  # a rebound Host, or a browser page from another site
         await send_error(send, refusal)
         return
     handler = EXACT.get(path)
+    account = webhook.find_account(rt, path) if handler is None else None
+    if account is not None:  # Meta's webhook for a WhatsApp account (HMAC, not the token)
+        try:
+            await webhook.handle(rt, account, scope, receive, send)
+        finally:
+            release(rt.bodies, scope)
+        return
     if handler is None:
         handler = next((h for prefix, h in PREFIXES if path.startswith(prefix)), None)
     if handler is None:
