@@ -19,6 +19,7 @@
     └── GatewayFault                  we (or a dependency) failed: UNAVAILABLE, HTTP 500,
         │                             close 1011
         ├── Unavailable               starting, draining, busy: HTTP 503, close 1013, retryable
+        │   └── NotLinked             the messaging account cannot send: NOT_LINKED
         ├── AgentTimeout              AGENT_TIMEOUT, HTTP 504
         ├── ConfigError               invalid configuration (exit 78, EX_CONFIG)
         ├── ModelConfigError          the agents/models config cannot serve a run
@@ -203,6 +204,14 @@ class Unavailable(GatewayFault):
     retryable: bool | None = True
 
 
+class NotLinked(Unavailable):
+    """A channel account that is not linked (no credentials, token rejected): nothing is
+    queued for it (CHANNELS.md 4.4)."""
+
+    code = ErrorCode.NOT_LINKED
+    retryable: bool | None = False
+
+
 class AgentTimeout(GatewayFault):
     code = ErrorCode.AGENT_TIMEOUT
     http_status = 504
@@ -246,7 +255,7 @@ _BY_CODE: dict[str, type[GatewayError]] = {
     ErrorCode.NOT_PAIRED: NotPaired,
     ErrorCode.AGENT_RESULT_NOT_FOUND: AgentResultNotFound,
     ErrorCode.APPROVAL_NOT_FOUND: NotFound,
-    ErrorCode.NOT_LINKED: Unavailable,
+    ErrorCode.NOT_LINKED: NotLinked,
     ErrorCode.AGENT_TIMEOUT: AgentTimeout,
     ErrorCode.UNAVAILABLE: GatewayFault,
 }

@@ -21,6 +21,7 @@ then carries the old hub's event counts over, so counters never go backwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +42,10 @@ from . import logs as logs_pipeline
 
 if TYPE_CHECKING:
     from .events import Hub
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Observed(Protocol):
@@ -164,6 +169,19 @@ class Metrics:
             ["channel", "result"],
             registry=r,
         )
+        # the durable outbox (CHANNELS.md 7.3); pending counts are read at scrape time
+        self.outbox_sends = Counter(
+            PREFIX + "outbox_sends",
+            "Outbox part attempts by result (sent, retry, failed, ambiguous_resent)",
+            ["result"],
+            registry=r,
+        )
+        self.whatsapp_webhook_requests = Counter(
+            PREFIX + "whatsapp_webhook_requests",
+            "WhatsApp webhook requests by result (ok, bad_signature, verify_ok, verify_fail)",
+            ["result"],
+            registry=r,
+        )
         self.loop_lag = Histogram(
             PREFIX + "event_loop_lag_seconds",
             "How late the event loop woke a task that asked to be woken (watchdog.py)",
@@ -271,6 +289,21 @@ class _StateCollector(Collector):
             for slot in channels.slots.values():
                 states.add_metric([slot.channel, slot.account_id, slot.state], 1)
             yield states
+            outbox = getattr(channels, "outbox", None)
+            if outbox is not None:
+                stats = outbox.stats.values()
+                yield self._gauge(
+                    "outbox_pending",
+                    "Outbox records not yet delivered (all accounts)",
+                    sum(s.pending for s in stats),
+                )
+                oldest = [s.oldest_pending_at for s in stats if s.oldest_pending_at is not None]
+                age = max(0.0, (wall_ms() - min(oldest)) / 1000) if oldest else 0.0
+                yield self._gauge(
+                    "outbox_oldest_pending_age_seconds",
+                    "Age of the oldest undelivered outbox record",
+                    age,
+                )
         pipeline = logs_pipeline.installed()
         if pipeline is not None:
             yield self._counter(

@@ -20,10 +20,12 @@ clock time and its parameters.
 
 from __future__ import annotations
 
+import email.policy
 import html
 import json
 import re
 from collections.abc import Callable
+from email.parser import BytesParser
 from functools import partial
 from html.parser import HTMLParser
 from typing import Any
@@ -114,6 +116,7 @@ class Failure:
     description: str
     parameters: dict[str, Any] | None
     times: int
+    after: int = 0  # successful calls to let through first
 
 
 @attrs.define
@@ -212,10 +215,20 @@ class FakeTelegram:
         parameters: dict[str, Any] | None = None,
         *,
         times: int = 1,
+        after: int = 0,
     ) -> None:
+        """The next ``times`` calls of ``method`` (after ``after`` that succeed) get this
+        error envelope."""
         self._failures.setdefault(method.lower(), []).append(
-            Failure(error_code, description, parameters, times)
+            Failure(error_code, description, parameters, times, after)
         )
+
+    def heal(self, method: str | None = None) -> None:
+        """Forget the injected failures (of ``method``, or all)."""
+        if method is None:
+            self._failures.clear()
+        else:
+            self._failures.pop(method.lower(), None)
 
     def drop_after_commit(self, method: str, *, times: int = 1) -> None:
         self._drops[method.lower()] = self._drops.get(method.lower(), 0) + times
@@ -322,7 +335,9 @@ class FakeTelegram:
             else:
                 self._holds[method] = (after - 1, arrived, release)
         failures = self._failures.get(method)
-        if failures:
+        if failures and failures[0].after > 0:
+            failures[0].after -= 1
+        elif failures:
             failure = failures[0]
             failure.times -= 1
             if failure.times <= 0:
@@ -462,10 +477,34 @@ class FakeTelegram:
         return 200, _ok(self._record(bot, params, {"text": text}))
 
     async def _m_sendphoto(self, bot: Bot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        bad = _caption_problem(params)
+        if bad:
+            return 400, _bad(bad)
         return 200, _ok(self._record(bot, params, {"photo": [{"file_id": "p"}]}))
 
     async def _m_senddocument(self, bot: Bot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        bad = _caption_problem(params)
+        if bad:
+            return 400, _bad(bad)
         return 200, _ok(self._record(bot, params, {"document": {"file_id": "d"}}))
+
+    async def _m_sendvideo(self, bot: Bot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        bad = _caption_problem(params)
+        if bad:
+            return 400, _bad(bad)
+        return 200, _ok(self._record(bot, params, {"video": {"file_id": "v"}}))
+
+    async def _m_sendaudio(self, bot: Bot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        bad = _caption_problem(params)
+        if bad:
+            return 400, _bad(bad)
+        return 200, _ok(self._record(bot, params, {"audio": {"file_id": "a"}}))
+
+    async def _m_sendvoice(self, bot: Bot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        bad = _caption_problem(params)
+        if bad:
+            return 400, _bad(bad)
+        return 200, _ok(self._record(bot, params, {"voice": {"file_id": "o"}}))
 
     def _record(self, bot: Bot, params: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
         chat = str(params.get("chat_id"))
@@ -486,12 +525,58 @@ class _Drop(Exception):
     pass
 
 
+def _caption_problem(params: dict[str, Any]) -> str | None:
+    """Media methods: the file is required, a caption is 0-1024 characters after parsing."""
+    if not any(params.get(k) for k in ("photo", "document", "video", "audio", "voice")):
+        return "there is no media in the request"
+    caption = params.get("caption")
+    if not isinstance(caption, str):
+        return None
+    plain = caption
+    if str(params.get("parse_mode", "")).upper() == "HTML":
+        plain, error = parse_html(caption)
+        if error:
+            return f"can't parse entities: {error}"
+    if utf16_len(plain) > 1024:
+        return "message caption is too long"
+    return None
+
+
 def _ok(result: Any) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
 def _bad(description: str) -> dict[str, Any]:
     return {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """multipart/form-data as the Bot API reads it: fields (JSON-decoded when they are
+    JSON objects), files as ``{"filename", "content_type", "size", "data"}``."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    out: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        raw = part.get_payload(decode=True)
+        data = raw if isinstance(raw, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            out[str(name)] = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "size": len(data),
+                "data": data,
+            }
+            continue
+        text = data.decode()
+        try:
+            value = json.loads(text)
+            out[str(name)] = value if isinstance(value, dict | list) else text
+        except ValueError:
+            out[str(name)] = text
+    return out
 
 
 def _params(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -504,6 +589,8 @@ def _params(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
             loaded = json.loads(body)
             if isinstance(loaded, dict):
                 params.update(loaded)
+        elif headers.get("content-type", "").startswith("multipart/form-data"):
+            params.update(_multipart(headers["content-type"], body))
         else:
             params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
     return params

@@ -5,9 +5,10 @@ The gateway runs as a subprocess (``python -m gateway``) against FakeTelegram, w
 in the test process on loopback. The kill point is chosen at random (the seed is in the
 test id) and made exact by parking the k-th ``sendMessage`` *before* the fake records it:
 at that moment the burst is committed to the ledger, some messages are answered, one reply
-is in flight and the rest wait in their lanes. Lanes run one at a time here
-(``maxConcurrent: 1``) so that no other reply is between "recorded by Telegram" and
-"marked done by us" -- that window is the outbox's ambiguity case (issue 13), not loss.
+is in flight and the rest wait in their lanes or in the outbox. The parked reply is the
+outbox's ambiguous case: its part is committed ``sending`` and Telegram never recorded it,
+so the next run resends it (``outbox.ambiguous: resend``) and it arrives exactly once; a
+reply Telegram *had* recorded could arrive twice, which the bench counts (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ async def test_a_burst_survives_a_kill_with_no_loss_and_no_duplicate(
             code, _ = await proc.stop(sig, deadline=20)
             assert code == 0
     before = answered(fake)
-    assert len(before) == kill_at  # the parked reply never reached Telegram
+    assert len(before) >= kill_at  # (other chats' replies may have gone out meanwhile)
+    assert set(before.values()) == {1}
     async with gateway_process(tmp_path, "gateway", "--port", "0") as proc:
         with trio.fail_after(120):
             await fake.wait_for(lambda: sum(answered(fake).values()) >= BURST)

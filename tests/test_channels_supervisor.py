@@ -55,7 +55,11 @@ async def _final(running: Running, key: str) -> Any:
     service = running.runtime.channels.service
     assert service is not None
     with trio.fail_after(30):
-        return await service.wait_final(key)
+        row = await service.wait_final(key)
+        # and whatever the message sent back left the outbox (delivered or given up)
+        await running.runtime.channels.outbox.settled(prefix=f"reply:{key}:")
+        await running.runtime.channels.outbox.settled(prefix=f"pairing:{key}")
+        return row
 
 
 def _apply(running: Running, tmp_path: Path, document: dict[str, Any]) -> None:

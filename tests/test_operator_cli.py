@@ -86,9 +86,11 @@ def test_host_flag_without_auth_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_prefix_of_a_flag_is_not_that_flag(tmp_path: Path) -> None:
-    """`agent --to 123` used to be read as `--token 123`; every parser refuses prefixes."""
+    """`agent --to 123` used to be read as `--token 123` (now `--to` is its own flag); every
+    parser refuses prefixes."""
     cases = [
-        ["agent", "--message", "hi", "--to", "123"],
+        ["agent", "--message", "hi", "--tok", "123"],
+        ["agent", "--message", "hi", "--deliv"],
         ["gateway", "--tok", "x", "--allow-unconfigured"],
         ["logs", "--foll"],
         ["gateway", "status", "--no-pro"],
@@ -100,7 +102,7 @@ def test_a_prefix_of_a_flag_is_not_that_flag(tmp_path: Path) -> None:
         assert result.stderr.startswith("usage: "), args
         assert "token mismatch" not in result.stderr
     agent = run_cli(tmp_path, *cases[0])
-    assert "unrecognized arguments: --to 123" in agent.stderr
+    assert "unrecognized arguments: --tok 123" in agent.stderr
 
 
 # -- 3. a reader that goes away -------------------------------------------------------------------

@@ -54,6 +54,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "sessions.list": {},
     "chat.history": {"sessionKey": "main"},
     "chat.send": {"sessionKey": "main", "message": "hi", "idempotencyKey": "all-methods-chat"},
+    "send": {"to": "42", "message": "hi", "idempotencyKey": "all-methods-send"},
     "chat.abort": {"sessionKey": "main"},
     "chat.inject": {"sessionKey": "main", "message": "a note"},
     # scheduled far out so the connection under test outlives the call
@@ -95,6 +96,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
 EXPECTED_INVALID = {
     "channels.logout": "channel telegram does not support logout",
     "pairing.approve": "no pending pairing request with code ABCD2345",
+    "send": "no messaging channel is configured",
 }
 # Two-stage methods (section 4.2): an "accepted" res, then the final res with the same id.
 TWO_STAGE = {"agent"}

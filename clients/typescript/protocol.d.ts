@@ -64,6 +64,16 @@ export interface AgentParams {
   timeoutMs?: number | null;
   extraSystemPrompt?: string | null;
   label?: string | null;
+  to?: string | null;
+  channel?: string | null;
+  accountId?: string | null;
+  threadId?: string | null;
+  replyTo?: string | null;
+  replyChannel?: string | null;
+  replyAccountId?: string | null;
+  deliver?: boolean | null;
+  bestEffortDeliver?: boolean | null;
+  thinking?: string | null;
   [extra: string]: unknown;
 }
 
@@ -79,6 +89,7 @@ export interface AgentResponse {
 export interface AgentResult {
   payloads: Array<ReplyPayload>;
   meta: RunMeta;
+  deliveryStatus?: "sent" | "partial_failed" | "failed" | "suppressed" | "queued" | null;
 }
 
 export interface AgentWaitParams {
@@ -966,6 +977,43 @@ export interface RunMeta {
   aborted?: boolean | null;
 }
 
+/** Open: the reference's clients send more optional fields (``gifPlayback``, ...). */
+export interface SendParams {
+  to: string;
+  idempotencyKey: string;
+  message?: string | null;
+  mediaUrl?: string | null;
+  mediaUrls?: Array<string> | null;
+  gifPlayback?: boolean | null;
+  channel?: string | null;
+  accountId?: string | null;
+  threadId?: string | null;
+  replyToId?: string | null;
+  sessionKey?: string | null;
+  agentId?: string | null;
+  silent?: boolean | null;
+  asVoice?: boolean | null;
+  buffer?: string | null;
+  filename?: string | null;
+  contentType?: string | null;
+  forceDocument?: boolean | null;
+  parseMode?: "HTML" | null;
+  [extra: string]: unknown;
+}
+
+/** ``messageId`` is the platform's id of the last part ('' while queued). */
+export interface SendResult {
+  runId: string;
+  messageId: string;
+  channel: string;
+  deliveryState: "sent" | "queued";
+  chatId?: string | null;
+  channelId?: string | null;
+  toJid?: string | null;
+  conversationId?: string | null;
+  [extra: string]: unknown;
+}
+
 export interface ServerInfo {
   version: string;
   connId: string;
@@ -1146,6 +1194,7 @@ export interface GatewayMethods {
   "pairing.approve": { params: PairingApproveParams; result: PairingApproveResult };
   "pairing.list": { params: PairingListParams; result: PairingListResult };
   "restart": { params: RestartParams; result: RestartResult };
+  "send": { params: SendParams; result: SendResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
   "status": { params: StatusParams; result: StatusSummary };

@@ -20,6 +20,7 @@ from .chatstream import ChatStream
 from .providers.base import TokenUsage
 
 EndStatus = Literal["ok", "error", "timeout", "aborted", "interrupted"]
+DeliveryStatusName = Literal["sent", "partial_failed", "failed", "suppressed", "queued"]
 StopOrigin = Literal["rpc", "stop-command"]
 
 
@@ -51,6 +52,10 @@ class Run:
     stop_origin: StopOrigin = "rpc"
     # the `chat` events of this run (set by AgentService.start)
     chat: ChatStream | None = None
+    # `deliver`: the reply's way out through a channel (channels/agent_delivery.py)
+    delivery_started: bool = False
+    delivered: trio.Event = attrs.field(factory=trio.Event)
+    delivery_status: DeliveryStatusName | None = None
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -96,7 +101,11 @@ class Run:
         duration = max(0, (self.ended_at or self.accepted_at) - self.accepted_at)
         usage = Usage(self.usage.input, self.usage.output, self.usage.input + self.usage.output)
         meta = AgentMeta(self.session_key, self.provider, self.model, usage)
-        return AgentResult([ReplyPayload(p) for p in self.payloads], RunMeta(duration, meta))
+        return AgentResult(
+            [ReplyPayload(p) for p in self.payloads],
+            RunMeta(duration, meta),
+            delivery_status=self.delivery_status,
+        )
 
     @property
     def reply_text(self) -> str:

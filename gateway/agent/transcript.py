@@ -8,6 +8,8 @@ Record kinds, all with ``ts`` (wall ms):
     {"type":"message", "role":"assistant", "runId", "text", "toolCalls":[{id,name,arguments}],
      "provider", "model", "stopReason", "abort":{aborted,origin,runId}?, "id"?, "label"?}
     {"type":"message", "role":"toolResult", "runId", "toolCallId", "toolName", "text", "isError"}
+    {"type":"message", "role":"assistant", "mirror":true, "channel", "accountId", "messageId",
+     "idempotencyKey", "part", "text"}                          delivered by `send` (outbox)
     {"type":"run", "runId", "status":"ok|error|timeout|aborted|interrupted", "summary", "durationMs"}
 
 From them come the bounded history a model sees (:func:`model_history`) and the messages
@@ -94,6 +96,35 @@ def injected_note(message_id: str, text: str, label: str | None, now_ms: int) ->
     if label:
         record["label"] = label
     return record
+
+
+def mirror_message(
+    text: str,
+    now_ms: int,
+    *,
+    channel: str,
+    account_id: str,
+    message_id: str,
+    idempotency_key: str,
+    part: int,
+) -> Record:
+    """A message the gateway delivered to a chat on the session's behalf (``send``), so
+    the agent sees what was said there (CHANNELS.md 5.5)."""
+    return {
+        "type": "message",
+        "role": "assistant",
+        "text": text,
+        "ts": now_ms,
+        "provider": "gateway",
+        "model": "delivery-mirror",
+        "stopReason": "stop",
+        "mirror": True,
+        "channel": channel,
+        "accountId": account_id,
+        "messageId": message_id,
+        "idempotencyKey": idempotency_key,
+        "part": part,
+    }
 
 
 def tool_result(run_id: str, call: ToolCall, text: str, is_error: bool, now_ms: int) -> Record:

@@ -75,6 +75,51 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        # the durable outbox (CHANNELS.md 6.2; channels/outbox/store.py)
+        """
+        CREATE TABLE outbox (
+            seq              INTEGER PRIMARY KEY,   -- FIFO order within a chat
+            id               TEXT NOT NULL UNIQUE,
+            idem_key         TEXT NOT NULL UNIQUE,  -- the dedupe barrier (7 days)
+            source           TEXT NOT NULL,         -- send | agent | reply | pairing | ...
+            channel          TEXT NOT NULL,
+            account_id       TEXT NOT NULL,
+            chat_key         TEXT NOT NULL,         -- the FIFO lane: one part in flight
+            target           TEXT NOT NULL,         -- JSON {to, threadId, replyToId}
+            payload          TEXT NOT NULL,         -- JSON {text, media, ...}
+            mirror           TEXT,                  -- JSON {sessionKey, agentId}
+            state            TEXT NOT NULL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  INTEGER NOT NULL,
+            last_error       TEXT,
+            last_error_class TEXT,
+            error_code       TEXT,                  -- the wire code a `send` retry answers
+            created_at       INTEGER NOT NULL,
+            updated_at       INTEGER NOT NULL,
+            sent_at          INTEGER
+        );
+        CREATE INDEX outbox_open ON outbox (channel, account_id, state, chat_key, seq);
+        CREATE INDEX outbox_age ON outbox (state, updated_at);
+        CREATE TABLE outbox_parts (
+            record_id           TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+            idx                 INTEGER NOT NULL,
+            kind                TEXT NOT NULL,      -- text | media
+            body                TEXT NOT NULL,      -- the chunk, or JSON of the media item
+            state               TEXT NOT NULL,      -- pending | sending | sent | failed | cancelled
+            attempts            INTEGER NOT NULL DEFAULT 0,
+            ambiguous           INTEGER NOT NULL DEFAULT 0,
+            platform_message_id TEXT,
+            delivery_state      TEXT,               -- sent | delivered | read | failed
+            sending_since       INTEGER,
+            last_error          TEXT,
+            mirrored            INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (record_id, idx)
+        );
+        CREATE INDEX outbox_parts_platform ON outbox_parts (platform_message_id);
+        """,
+    ),
 ]
 
 

@@ -118,6 +118,20 @@ def _row(r: sqlite3.Row) -> Inbound:
     )
 
 
+def mark_rows(
+    conn: sqlite3.Connection, keys: Sequence[str], state: State, reason: str | None = None
+) -> None:
+    """Rows to ``state`` inside the caller's transaction (``raw`` goes once final)."""
+    for key in keys:
+        if state in ("done", "dropped"):
+            conn.execute(
+                "UPDATE inbound SET state = ?, reason = ?, raw = NULL WHERE key = ?",
+                (state, reason, key),
+            )
+        else:
+            conn.execute("UPDATE inbound SET state = ? WHERE key = ?", (state, key))
+
+
 class Ledger:
     """The ledger of one channel database; methods are awaited from trio."""
 

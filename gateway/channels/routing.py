@@ -27,8 +27,8 @@ class Route:
     channel: str
     account_id: str
     to: str
-    thread_id: int | None = None
-    reply_to_id: int | None = None
+    thread_id: str | None = None  # a Telegram topic
+    reply_to_id: str | None = None  # the message the turn answered
 
 
 def _canonical_peer(config: Config, channel: str, peer_id: str) -> str:

@@ -10,9 +10,12 @@ is still going (or finds its outcome in the agent's idempotency cache or its tra
 instead of running the turn twice. A run interrupted by a stop leaves its row
 ``dispatched``: the next boot processes it again.
 
-Replies leave through the transport's :class:`ReplyChannel` (``send_text``). The durable
-outbox (issue 13) slots in there: it will enqueue under ``reply:<ledgerKey>:<n>`` instead
-of sending directly.
+Replies go to the durable outbox (``channels/outbox/``) under ``reply:<ledgerKey>:<n>``, in
+the same transaction that marks the message's ledger rows ``done``: once a turn has
+answered, its reply is either still to be enqueued (the row is not ``done``: the next run
+finds the answer in the transcript and enqueues it) or in the outbox -- never lost, never
+sent twice by this path. The account's worker sends it, retries it, and settles a send a
+crash cut off (``outbox.ambiguous``). Only the typing indicator is sent directly.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from ..agent.keys import session_key as make_session_key
 from ..agent.service import RunRequest
 from ..errors import GatewayError
 from .db import Database
-from .ledger import Inbound, Ledger
+from .delivery import Destination, new_record
+from .ledger import Inbound, Ledger, mark_rows
+from .outbox.model import Payload, Source, Target
 from .pairing import PairingStore, reply_text
 from .policy import Decision, dm_decision, group_decision
+from .replies import suppressed
 from .routing import PeerKind, Route, select_agent, session_rest
 from .telegram.inbound import Message
 
@@ -42,23 +48,14 @@ if TYPE_CHECKING:
     from .supervisor import ChannelManager
 
 log = logging.getLogger("gateway.channels")
-SUPPRESSED = frozenset({"NO_REPLY", "HEARTBEAT_OK"})
 TYPING_EVERY_S = 4.0
 TYPING_MAX_S = 600.0
 
 
 class ReplyChannel(Protocol):
-    """The narrow outbound surface of a running account (what the outbox will call)."""
-
-    async def send_text(
-        self, chat_id: str, text: str, *, thread_id: int | None, reply_to: int | None
-    ) -> list[int]: ...
+    """What a turn sends directly: the typing indicator (replies go to the outbox)."""
 
     async def typing(self, chat_id: str, thread_id: int | None) -> None: ...
-
-
-def suppressed(text: str) -> bool:
-    return text.strip() in SUPPRESSED
 
 
 def prior_reply(records: Sequence[transcript.Record], run_id: str) -> list[str] | None:
@@ -206,8 +203,8 @@ class ChannelService:
                 row["channel"],
                 row["account_id"],
                 row["to_id"],
-                int(row["thread_id"]) if row["thread_id"] else None,
-                int(row["reply_to_id"]) if row["reply_to_id"] else None,
+                row["thread_id"] or None,
+                row["reply_to_id"] or None,
             )
 
         return await self.db.run(read)
@@ -276,8 +273,8 @@ class ChannelService:
                 await self.finish(keys, "dropped", decision.reason)
                 return
             if decision.action == "pair":
-                await self._pair(slot, io, msg)
-                await self.finish(keys, "done", "pairing")
+                if not await self._pair(slot, msg, keys):
+                    await self.finish(keys, "done", "pairing")
                 return
             lane = (account_id, msg.lane)
             if decision.action == "history":
@@ -288,11 +285,7 @@ class ChannelService:
                 await self.finish(keys, "done", "history (mention required)")
                 return
             history = list(self.history.pop(lane, ()))
-            done = await self._run_turn(
-                slot, io, msg, keys, decision, history, media_notes, fresh=fresh
-            )
-            if done:
-                await self.finish(keys, "done", None)
+            await self._run_turn(slot, io, msg, keys, decision, history, media_notes, fresh=fresh)
         finally:
             self.inflight -= 1
             if not self.inflight:
@@ -305,7 +298,37 @@ class ChannelService:
                 await self.ledger.mark(key, state, reason)  # type: ignore[arg-type]
         self.marked()
 
-    async def _pair(self, slot: AccountSlot, io: ReplyChannel, msg: Message) -> None:
+    async def reply(
+        self,
+        slot: AccountSlot,
+        keys: Sequence[str],
+        messages: Sequence[tuple[str, str, Target]],
+        *,
+        source: Source = "reply",
+        reason: str | None = None,
+    ) -> None:
+        """Enqueue ``(idempotencyKey, text, target)`` messages and mark the ledger rows
+        ``done`` -- one transaction."""
+        records = [
+            new_record(
+                self.manager,
+                Destination(slot.channel, slot.account_id, target),
+                key,
+                source,
+                Payload(text),
+            )
+            for key, text, target in messages
+        ]
+
+        def done(conn: sqlite3.Connection) -> None:
+            mark_rows(conn, keys, "done", reason)
+
+        with trio.CancelScope(shield=True):
+            await self.manager.outbox.enqueue(records, also=done)
+        self.marked()
+
+    async def _pair(self, slot: AccountSlot, msg: Message, keys: Sequence[str]) -> bool:
+        """The pairing flow; ``True`` when a reply was enqueued (rows done with it)."""
         req, created = await trio.to_thread.run_sync(
             lambda: self.pairing.request(
                 msg.sender_id,
@@ -317,16 +340,21 @@ class ChannelService:
         )
         if req is None:
             log.debug("%s pairing request from %s ignored (3 pending)", slot.prefix, msg.sender_id)
-            return
+            return False
         if not created:
-            return
-        log.info("%s pairing request created for telegram sender %s", slot.prefix, msg.sender_id)
-        await io.send_text(
-            msg.chat_id,
-            reply_text("telegram", msg.sender_id, req.code),
-            thread_id=None,
-            reply_to=None,
+            return False
+        log.info(
+            "%s pairing request created for %s sender %s", slot.prefix, slot.channel, msg.sender_id
         )
+        text = reply_text(slot.channel, msg.sender_id, req.code)
+        await self.reply(
+            slot,
+            keys,
+            [(f"pairing:{keys[0]}", text, Target(msg.chat_id))],
+            source="pairing",
+            reason="pairing",
+        )
+        return True
 
     async def _run_turn(
         self,
@@ -339,8 +367,9 @@ class ChannelService:
         media_notes: Sequence[str],
         *,
         fresh: bool,
-    ) -> bool:
-        """Run the agent and send its reply; ``False`` if the turn did not end (stop)."""
+    ) -> None:
+        """Run the agent and enqueue its reply (the rows become ``done`` with it); a turn
+        cut off by a stop leaves them ``dispatched``."""
         run_id = keys[0]
         config = self.rt.settings.config
         peer_kind: PeerKind = "group" if msg.is_group else "direct"
@@ -363,9 +392,12 @@ class ChannelService:
         )
         key = make_session_key(agent_id, rest)
         thread = msg.thread_id if msg.is_topic else None
-        reply_to = msg.message_id if slot.config.reply_to_mode != "off" else None
+        reply_to = str(msg.message_id) if slot.config.reply_to_mode != "off" else None
+        thread_text = None if thread is None else str(thread)
         await self.dispatched(
-            keys, key, Route(slot.channel, slot.account_id, msg.chat_id, thread, msg.message_id)
+            keys,
+            key,
+            Route(slot.channel, slot.account_id, msg.chat_id, thread_text, str(msg.message_id)),
         )
         payloads = None if fresh else await self._prior(agent_id, rest, run_id)
         if payloads is None:
@@ -376,33 +408,31 @@ class ChannelService:
                 )
             except GatewayError as exc:
                 if self.rt.draining:
-                    return False
+                    return
                 log.warning("%s cannot start agent run: %s", slot.prefix, exc)
-                await io.send_text(
-                    msg.chat_id,
-                    f"Sorry, I cannot answer right now: {exc}",
-                    thread_id=thread,
-                    reply_to=None,
+                sorry = f"Sorry, I cannot answer right now: {exc}"
+                await self.reply(
+                    slot, keys, [(f"reply:{run_id}:0", sorry, Target(msg.chat_id, thread_text))]
                 )
-                return True
+                return
             async with trio.open_nursery() as nursery:
                 # the typing loop ends by itself once the run is done: cancelling it in the
                 # middle of a request would waste the connection it was using
                 nursery.start_soon(self._typing, io, msg.chat_id, msg.thread_id, run.done)
                 await run.done.wait()
             if run.status == "interrupted":
-                return False
+                return
             if run.status != "ok":
                 payloads = [f"Sorry, something went wrong: {run.summary}"]
             else:
                 payloads = list(run.payloads)
         replies = [p for p in payloads if p.strip() and not suppressed(p)]
+        texts = []
         for i, text in enumerate(replies):
             first = i == 0
             target = reply_to if (slot.config.reply_to_mode == "all" or first) else None
-            await io.send_text(msg.chat_id, text, thread_id=thread, reply_to=target)
-            slot.last_outbound_at = self.rt.now_ms()
-        return True
+            texts.append((f"reply:{run_id}:{i}", text, Target(msg.chat_id, thread_text, target)))
+        await self.reply(slot, keys, texts)
 
     async def _prior(self, agent_id: str, rest: str, run_id: str) -> list[str] | None:
         """A finished outcome for ``run_id``: the agent's idempotency cache, else the

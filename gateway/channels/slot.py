@@ -372,6 +372,7 @@ class AccountSlot:
             "nextRetryAt": self.next_retry_at,
             "conflict": self.conflict,
             "lastPollAt": self.last_poll_at,
+            "outbox": self.manager.outbox.account_stats(self.channel, self.account_id),
         }
         snap["authAgeMs"] = (
             max(0, wall_ms() - self.linked_at)

@@ -25,6 +25,7 @@ import trio
 from . import backoff
 from .accounts import TelegramAccountConfig, plan_accounts, resolve_telegram
 from .breaker import BootHistory
+from .outbox import Outbox
 from .pairing import PairingStore
 from .slot import ENV_SKIP_CHANNELS, AccountSlot, Transport, TransportFactory, wall_ms
 
@@ -60,6 +61,7 @@ class ChannelManager:
         self.lane_limiter = trio.CapacityLimiter(rt.settings.config.agents.defaults.max_concurrent)
         self.nursery: trio.Nursery | None = None
         self.service: ChannelService | None = None
+        self.outbox = Outbox(self)
         self._factory = factory
         self.accounts: dict[str, TelegramAccountConfig] = {}
         self.started = False
@@ -127,6 +129,7 @@ class ChannelManager:
                             channel,
                         )
                     nursery.start_soon(self._lift_breaker, history)
+                nursery.start_soon(self.outbox.prune_loop)
                 self.started = True
                 task_status.started()
                 await trio.sleep_forever()
@@ -203,9 +206,11 @@ class ChannelManager:
         self.changed()
 
     async def drain(self) -> None:
-        """Drain hook: stop taking new messages; let in-flight turns finish and reply."""
+        """Drain hook: stop taking new messages; let in-flight turns finish and their
+        replies go out (what is not out when the budget ends stays in the outbox)."""
         if self.service is not None:
             await self.service.drain()
+            await self.outbox.wait_idle()
 
     async def stop_all(self, reason: str = "shutdown") -> None:
         async with trio.open_nursery() as nursery:
@@ -284,18 +289,25 @@ class ChannelManager:
             return self.service.pairing
         return PairingStore(self.rt.settings.paths.state_dir, channel)
 
-    async def notify(self, channel: str, account_id: str, chat_id: str, text: str) -> bool:
-        """Tell a sender something through the account's running transport (best effort)."""
+    async def notify(
+        self, channel: str, account_id: str, chat_id: str, text: str, key: str
+    ) -> bool:
+        """Tell someone something through the outbox (``key`` dedupes it); ``True`` once it
+        is sent or queued for an account that can send, ``False`` if it cannot go out."""
+        from .delivery import Destination, new_record
+        from .outbox.model import Payload, Target
+
         slot = self.slots.get((channel, account_id))
-        transport = slot.transport if slot is not None else None
-        sender = getattr(transport, "sender", None)
-        send = getattr(sender, "send_text", None)
-        if slot is None or slot.state != "running" or send is None:
+        if slot is None or not slot.config.configured or self.service is None:
             return False
-        try:
-            await send(chat_id, text, thread_id=None, reply_to=None)
-        except Exception as exc:
-            log.warning("%s notify %s failed: %s", slot.prefix, chat_id, self.describe(exc))
+        record = new_record(
+            self, Destination(channel, account_id, Target(chat_id)), key, "notify", Payload(text)
+        )
+        [(written, _)] = await self.outbox.enqueue([record])
+        wait_s = self.rt.settings.config.send.ack_wait_ms / 1000
+        written = await self.outbox.wait_attempted(written, wait_s)
+        if written.state in ("failed", "partial_failed", "expired", "cancelled"):
+            log.warning("%s notify %s failed: %s", slot.prefix, chat_id, written.last_error)
             return False
         return True
 

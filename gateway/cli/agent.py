@@ -52,6 +52,8 @@ class AgentRunReport:
         ]
         if usage:
             parts.append(f"{usage.get('input', 0)} in / {usage.get('output', 0)} out tokens")
+        if result.get("deliveryStatus"):
+            parts.append(f"delivery: {result['deliveryStatus']}")
         return Text(" · ".join(parts), style="dim")
 
 
@@ -63,6 +65,24 @@ def build_params(args: argparse.Namespace, key: str) -> dict[str, Any]:
         params["sessionKey"] = args.session
     if args.agent:
         params["agentId"] = args.agent
+    for flag, key in (
+        ("to", "to"),
+        ("channel", "channel"),
+        ("account", "accountId"),
+        ("thread_id", "threadId"),
+        ("reply_to", "replyTo"),
+        ("reply_channel", "replyChannel"),
+        ("reply_account", "replyAccountId"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            params[key] = value
+    if getattr(args, "deliver", False):
+        params["deliver"] = True
+    if getattr(args, "best_effort_deliver", False):
+        if not params.get("deliver"):
+            raise GatewayError("--best-effort-deliver needs --deliver")
+        params["bestEffortDeliver"] = True
     if args.timeout is not None:
         if args.timeout <= 0:
             raise GatewayError(

@@ -151,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_agent = commands.add_parser("agent", help="send a message to an agent, stream the reply")
     run_agent.add_argument("--message", "-m", required=True, help="what to ask")
-    run_agent.add_argument("--session", help="session key (default: the agent's main session)")
+    run_agent.add_argument(
+        "--session",
+        "--session-id",
+        dest="session",
+        help="session key (default: the agent's main session, or the --to peer's session)",
+    )
     run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
     run_agent.add_argument(
         "--timeout",
@@ -165,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_agent.add_argument("--token")
     run_agent.add_argument("--password")
     run_agent.add_argument("--json", action="store_true", help="print only the final JSON")
+    _add_agent_delivery_options(run_agent)
     run_agent.set_defaults(handler="agent:agent_command")
 
     status = commands.add_parser("status", help="overall summary (works with the gateway down)")
@@ -179,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.set_defaults(handler="dashboard:command")
     _add_channel_commands(commands)
+    _add_message_commands(commands)
     add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
@@ -225,6 +232,53 @@ def _add_channel_commands(commands: argparse._SubParsersAction[Any]) -> None:
     approve.add_argument("--notify", action="store_true", help="tell the sender they are in")
     _add_target_options(approve)
     approve.set_defaults(handler="channels:pairing_approve_command")
+
+
+def _add_agent_delivery_options(parser: argparse.ArgumentParser) -> None:
+    """agent --to/--channel/--deliver (CHANNELS.md 5.3): where the reply goes."""
+    parser.add_argument("--to", help="a chat id / +E.164 number: picks the peer's session")
+    parser.add_argument("--channel", help="telegram | whatsapp | last (default: the only one)")
+    parser.add_argument("--account", help="the channel account (default: its defaultAccount)")
+    parser.add_argument("--thread-id", help="a Telegram forum topic")
+    parser.add_argument("--reply-to", help="deliver to this target (used when there is no --to)")
+    parser.add_argument("--reply-channel", help="the channel of --reply-to")
+    parser.add_argument("--reply-account", help="the account of --reply-to")
+    parser.add_argument(
+        "--deliver", action="store_true", help="send the reply out through the channel"
+    )
+    parser.add_argument(
+        "--best-effort-deliver",
+        action="store_true",
+        help="with --deliver: no route is not an error (the reply just stays here)",
+    )
+
+
+def _add_message_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """message send (cli/message.py)."""
+    message = commands.add_parser("message", help="send messages through the gateway's channels")
+    message_commands = message.add_subparsers(
+        dest="message_command", metavar="SUBCOMMAND", required=True
+    )
+    send = message_commands.add_parser(
+        "send", help="send a message (durable and idempotent: retried with the same key)"
+    )
+    send.add_argument("--target", required=True, help="chat id, @channel, +E.164 number")
+    send.add_argument("--message", "-m", help="the text")
+    send.add_argument(
+        "--media", action="append", metavar="PATH|URL", help="a file or URL (repeatable)"
+    )
+    send.add_argument("--channel", help="telegram | whatsapp (required if both are set up)")
+    send.add_argument("--account", help="the channel account (default: its defaultAccount)")
+    send.add_argument("--reply-to", help="the message id to reply to")
+    send.add_argument("--thread-id", help="a Telegram forum topic")
+    send.add_argument("--silent", action="store_true", help="no notification sound")
+    send.add_argument(
+        "--idempotency-key", help="send at most once per key (default: a new key per run)"
+    )
+    send.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
+    send.add_argument("--verbose", action="store_true", help="say where and with which key")
+    _add_target_options(send, timeout_ms=30_000)
+    send.set_defaults(handler="message:send_command")
 
 
 def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> None:

@@ -121,6 +121,30 @@ class Readiness:
 
 
 @attrs.frozen
+class OutboxConfig:
+    """``outbox``: the durable outbox's policies (CHANNELS.md 6.3, 6.4)."""
+
+    # a send whose fate is unknown (the request went out, no answer): send it once more
+    # (at-least-once, a rare duplicate counted) or give up on it (at-most-once)
+    ambiguous: Literal["resend", "drop"] = "resend"
+    max_age_ms: int = attrs.field(
+        default=86_400_000, metadata=schema(minimum=60_000, maximum=30 * 86_400_000)
+    )
+    # WhatsApp: how long an ambiguous part waits for a status webhook before the policy
+    ambiguous_grace_ms: int = attrs.field(
+        default=60_000, metadata=schema(minimum=0, maximum=3_600_000)
+    )
+
+
+@attrs.frozen
+class SendConfig:
+    """``send``: how long ``send`` waits for the first delivery attempt before answering
+    ``queued`` (CHANNELS.md 5.4)."""
+
+    ack_wait_ms: int = attrs.field(default=10_000, metadata=schema(minimum=0, maximum=120_000))
+
+
+@attrs.frozen
 class Channels:
     telegram: TelegramConfig | None = None
     primary: Literal["telegram"] | None = None

@@ -19,7 +19,16 @@ from ..protocol.frames import (
     TICK_INTERVAL_MS,
 )
 from ..protocol.model import schema
-from .channels import Binding, Channels, GroupChat, Messages, Readiness, SessionConfig
+from .channels import (
+    Binding,
+    Channels,
+    GroupChat,
+    Messages,
+    OutboxConfig,
+    Readiness,
+    SendConfig,
+    SessionConfig,
+)
 
 BindMode = Literal["loopback", "lan", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
@@ -367,3 +376,6 @@ class Config:
     bindings: list[Binding] = attrs.field(factory=list)
     messages: Messages = attrs.field(factory=Messages)
     readiness: Readiness = attrs.field(factory=Readiness)
+    # outbound delivery: the durable outbox and `send` (channels/outbox/)
+    outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
+    send: SendConfig = attrs.field(factory=SendConfig)

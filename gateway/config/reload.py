@@ -60,6 +60,8 @@ RULES: tuple[tuple[str, Action], ...] = (
     # message, token/endpoint changes restart that one account (channels/accounts.py)
     ("channels", "hot"),
     ("readiness", "hot"),
+    ("outbox", "hot"),  # read by the outbox on every attempt
+    ("send", "hot"),
     ("session", "none"),  # read per message
     ("bindings", "none"),
     ("messages", "none"),

@@ -30,6 +30,17 @@ class AgentParams:
     timeout_ms: int | None = attrs.field(default=None, metadata=schema(minimum=1))
     extra_system_prompt: str | None = None
     label: str | None = None
+    # delivery (CHANNELS.md 5.3): where the reply goes, and whether it goes out at all
+    to: str | None = None
+    channel: str | None = None
+    account_id: str | None = None
+    thread_id: str | None = None
+    reply_to: str | None = None
+    reply_channel: str | None = None
+    reply_account_id: str | None = None
+    deliver: bool | None = None
+    best_effort_deliver: bool | None = None
+    thinking: str | None = None
 
 
 @closed
@@ -68,6 +79,10 @@ class RunMeta:
 class AgentResult:
     payloads: list[ReplyPayload]
     meta: RunMeta
+    # `deliver`: how the reply went out through its channel (CHANNELS.md 5.3)
+    delivery_status: Literal["sent", "partial_failed", "failed", "suppressed", "queued"] | None = (
+        None
+    )
 
 
 @closed

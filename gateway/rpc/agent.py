@@ -11,6 +11,8 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import READ, WRITE
+from ..channels import agent_delivery
+from ..channels.agent_delivery import DeliveryRequest
 from ..errors import AgentResultNotFound, PeerError, RpcError
 from ..protocol.agent import (
     AgentAbortParams,
@@ -50,14 +52,18 @@ def final(run: Run, *, replayed: bool = False) -> AgentResponse:
     )
 
 
+def _prefixed(exc: PeerError) -> PeerError:
+    if exc.code == ErrorCode.INVALID_REQUEST and not exc.message.startswith("invalid agent"):
+        exc.message = f"invalid agent params: {exc.message}"
+        exc.args = (exc.message,)
+    return exc
+
+
 def _start(svc: AgentService, request: RunRequest) -> Run:
     try:
         return svc.start(request)
     except PeerError as exc:
-        if exc.code == ErrorCode.INVALID_REQUEST:
-            exc.message = f"invalid agent params: {exc.message}"
-            exc.args = (exc.message,)
-        raise
+        raise _prefixed(exc) from None
 
 
 @method("agent", params=AgentParams, result=AgentResponse, scope=WRITE)
@@ -65,12 +71,32 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
     """Two-stage: ``accepted`` at once, the outcome when the run ends.
 
     A repeated ``idempotencyKey`` joins the same run (ack, then its outcome) or, if it
-    ended within 5 minutes, gets that outcome in one ``res``.
+    ended within 5 minutes, gets that outcome in one ``res``. With ``deliver`` the reply
+    also goes out through a channel (``to`` / ``replyTo`` / the session's ``lastRoute``)
+    and the final payload says how (``result.deliveryStatus``).
     """
-    svc = ctx.runtime.agents
+    rt = ctx.runtime
+    svc = rt.agents
     existing = svc.find(params.idempotency_key)
     if existing is not None and existing.done.is_set():
+        if existing.delivery_started:
+            await existing.delivered.wait()
         return final(existing, replayed=True)
+    request = DeliveryRequest(
+        to=params.to,
+        channel=params.channel,
+        account_id=params.account_id,
+        thread_id=params.thread_id,
+        reply_to=params.reply_to,
+        reply_channel=params.reply_channel,
+        reply_account_id=params.reply_account_id,
+        deliver=bool(params.deliver),
+        best_effort=bool(params.best_effort_deliver),
+    )
+    try:
+        route = await agent_delivery.plan(rt, request, params.session_key, params.agent_id)
+    except PeerError as exc:
+        raise _prefixed(exc) from None
     # timeoutMs wins over timeout (seconds, the reference's name); neither: the agent's default
     timeout_s = params.timeout_ms / 1000 if params.timeout_ms else params.timeout
     run = _start(
@@ -79,13 +105,18 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
             run_id=params.idempotency_key,
             message=params.message,
             agent_id=params.agent_id,
-            session_key=params.session_key,
+            session_key=route.session_key,
             timeout_s=timeout_s,
             extra_system_prompt=params.extra_system_prompt,
+            deliver=route.destination is not None,
         ),
     )
+    if route.destination is not None:
+        agent_delivery.start_delivery(rt, run, route.destination, remember_route=route.explicit)
     send_interim(ctx, run.ack())
     await run.done.wait()
+    if run.delivery_started:
+        await run.delivered.wait()
     return final(run)
 
 

@@ -167,5 +167,6 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> Pai
     log.info("[%s:%s] pairing approved for sender %s", channel, req.account_id, req.id)
     notified = False
     if params.notify:
-        notified = await mgr.notify(channel, req.account_id, req.id, APPROVED_TEXT)
+        key = f"notify:pairing:{channel}:{req.account_id}:{req.id}:{params.code.strip().upper()}"
+        notified = await mgr.notify(channel, req.account_id, req.id, APPROVED_TEXT, key)
     return PairingApproveResult(channel, True, req.id, req.account_id, notified)

@@ -17,7 +17,9 @@ from ..agent.keys import session_key
 from ..agent.run import Run
 from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import ADMIN, WRITE
-from ..channels.service import suppressed
+from ..channels.delivery import Destination
+from ..channels.outbox import Target
+from ..channels.replies import deliver_payloads
 from ..errors import PeerError, RpcError
 from ..protocol.chat import (
     ChatAbortParams,
@@ -40,11 +42,12 @@ log = logging.getLogger("gateway.chat")
 
 
 async def deliver_reply(rt: Runtime, run: Run) -> None:
-    """``deliver:true``: once the run has answered, send the reply to the chat the session
-    last talked to through a channel (its ``lastRoute``). A session no channel has talked to
-    has nowhere to go, so its reply stays in the gateway, as without ``deliver``.
+    """``deliver:true``: once the run has answered, the reply goes through the outbox to
+    the chat the session last talked to through a channel (its ``lastRoute``), under
+    ``chat:<runId>:<n>``. A session no channel has talked to has nowhere to go, so its
+    reply stays in the gateway, as without ``deliver``.
 
-    Cancellation: with the gateway; a reply not yet sent then is not sent."""
+    Cancellation: with the gateway; a reply not yet enqueued then is not sent."""
     await run.done.wait()
     service = rt.channels.service
     if run.status != "ok" or service is None:
@@ -57,17 +60,16 @@ async def deliver_reply(rt: Runtime, run: Run) -> None:
             run.session_key,
         )
         return
-    for text in run.payloads:
-        if text.strip() and not suppressed(text):
-            sent = await rt.channels.notify(route.channel, route.account_id, route.to, text)
-            if not sent:
-                log.warning(
-                    "run %s: could not deliver the reply to %s/%s",
-                    run.run_id,
-                    route.channel,
-                    route.account_id,
-                )
-                return
+    if (route.channel, route.account_id) not in rt.channels.slots:
+        log.warning(
+            "run %s: the session's channel %s/%s is not configured any more; not delivered",
+            run.run_id,
+            route.channel,
+            route.account_id,
+        )
+        return
+    destination = Destination(route.channel, route.account_id, Target(route.to, route.thread_id))
+    await deliver_payloads(rt, destination, f"chat:{run.run_id}", run.payloads, "chat", wait=False)
 
 
 def _key(svc: AgentService, agent_id: str | None, raw_key: str, method_name: str) -> str:

@@ -87,6 +87,7 @@ def methods() -> dict[str, Method]:
             node_pairing,
             nodes,
             restart,
+            send,
             system,
         )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -170,15 +171,24 @@ class BotApi:
         return f"{self.base_url}/file/bot{self._token}/{file_path}"
 
     async def call(
-        self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
     ) -> Any:
         """``result`` of a successful call; raises BotApiError / BotNetworkError."""
         timeout = httpx.Timeout(timeout_s or self.timeout_s, connect=CONNECT_TIMEOUT_S)
-        data = json.dumps(params or {}, ensure_ascii=False, separators=(",", ":")).encode()
+        if body is None:
+            data = json.dumps(params or {}, ensure_ascii=False, separators=(",", ":")).encode()
+        else:
+            data = body
         request = self._client.build_request(
             "POST",
             self.method_url(method),
-            headers={"content-type": "application/json"},
+            headers={"content-type": content_type},
             timeout=timeout,
         )
         # our own body stream: httpx's is an async generator, which a call cancelled halfway
@@ -201,6 +211,37 @@ class BotApi:
         except httpx.HTTPError as exc:
             raise BotNetworkError(method, self._exc_text(exc), sent=True) from None
         return self._result(method, response.status_code, body)
+
+    async def call_upload(
+        self,
+        method: str,
+        params: dict[str, Any],
+        field: str,
+        filename: str,
+        data: bytes,
+        mime: str,
+    ) -> Any:
+        """``method`` with a file uploaded as multipart/form-data (``field``); the other
+        parameters go as form fields (objects JSON-encoded, as the Bot API expects)."""
+        boundary = uuid.uuid4().hex
+        chunks: list[bytes] = []
+        for key, value in params.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            chunks.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
+                f"{text}\r\n".encode()
+            )
+        safe = filename.replace('"', "").replace("\r", "").replace("\n", "") or "file"
+        chunks.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{safe}"\r\nContent-Type: {mime}\r\n\r\n'.encode()
+        )
+        chunks += [data, f"\r\n--{boundary}--\r\n".encode()]
+        return await self.call(
+            method,
+            body=b"".join(chunks),
+            content_type=f"multipart/form-data; boundary={boundary}",
+        )
 
     def _exc_text(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__

@@ -1,67 +1,91 @@
-"""Sending to Telegram: the narrow outbound surface of one running account (CHANNELS.md 3.4).
+"""Sending to Telegram: what the outbox worker calls for a running account (CHANNELS.md 3.4).
 
-:class:`TelegramSender` is what replies (and, later, the durable outbox) call:
+:class:`TelegramSender` is the account's :class:`~gateway.channels.sending.Sender`:
 
-* :meth:`~TelegramSender.parts` -- the text as ordered chunks (``format.split_text``);
-* :meth:`~TelegramSender.send_part` -- one chunk, HTML with a plain-text fallback on a
-  parse error, ``migrate_to_chat_id`` followed; returns the message id or raises
-  :class:`SendError` whose ``kind`` is the outbox's error class (network | rate_limit |
-  ambiguous | permanent | auth);
-* :meth:`~TelegramSender.send_text` -- all chunks in order, one reply per chat at a time,
-  429 and certainly-not-sent network errors retried (what direct replies use today);
-* :meth:`~TelegramSender.typing` -- the chat action.
+* :meth:`~TelegramSender.send_part` -- one outbox part: a text chunk as HTML with a
+  plain-text fallback on a parse error, or one media item (by URL, or uploaded from the
+  state dir) with its caption; ``migrate_to_chat_id`` followed. Returns the message id
+  or raises :class:`SendError` whose ``kind`` is the outbox's error class (network |
+  rate_limit | ambiguous | permanent | auth);
+* :meth:`~TelegramSender.typing` -- the chat action (best effort, not through the outbox).
 
-A 429 pauses this account's send lane for ``retry_after`` (+ up to 1 s of jitter).
+A 429 pauses this account's send lane for ``retry_after`` (+ up to 1 s of jitter): every
+later call of the lane waits for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import mimetypes
 import random
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..slot import AccountSlot, wall_ms
+from ..outbox.model import Part, Record
+from ..outbox.pacing import TELEGRAM
+from ..sending import SendError
+from ..slot import AccountSlot
 from .api import BotApi, BotApiError, BotNetworkError
 from .format import render_or_plain, split_text, strip_tags, utf16_len
 
 log = logging.getLogger("gateway.channels.telegram")
 
-MAX_SEND_ATTEMPTS = 5
-
-
-class SendError(Exception):
-    """A reply part that could not be sent; ``kind`` is the outbox's error class."""
-
-    def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
-        self.kind = kind  # network | rate_limit | ambiguous | permanent | auth
-        self.retry_after_s = retry_after_s
-        super().__init__(message)
+__all__ = ["RateGate", "SendError", "TelegramSender", "classify_send_error", "probe_account"]
 
 
 def classify_send_error(exc: BotApiError | BotNetworkError) -> SendError:
     if isinstance(exc, BotNetworkError):
         return SendError("ambiguous" if exc.sent else "network", str(exc))
     if exc.error_code == 429:
-        return SendError("rate_limit", str(exc), exc.retry_after)
+        return SendError("rate_limit", str(exc), exc.retry_after, 429)
     if exc.error_code == 401:
-        return SendError("auth", str(exc))
+        return SendError("auth", str(exc), status=401)
     if exc.error_code >= 500:
-        return SendError("network", str(exc))
-    return SendError("permanent", str(exc))
+        return SendError("network", str(exc), status=exc.error_code)
+    return SendError("permanent", str(exc), status=exc.error_code)
+
+
+MEDIA_METHODS = {
+    "photo": "sendPhoto",
+    "video": "sendVideo",
+    "voice": "sendVoice",
+    "audio": "sendAudio",
+    "document": "sendDocument",
+}
+
+
+def media_kind(mime: str | None, name: str, *, as_voice: bool, force_document: bool) -> str:
+    """Which Bot API method a media item goes out with."""
+    if force_document:
+        return "document"
+    mime = mime or mimetypes.guess_type(name)[0] or ""
+    if mime.startswith("image/") and mime != "image/gif":
+        return "photo"
+    if mime.startswith("video/"):
+        return "video"
+    if mime.startswith("audio/"):
+        return "voice" if as_voice else "audio"
+    return "document"
 
 
 class TelegramSender:
+    limits = TELEGRAM
+    ambiguous_grace_ms = 0  # Telegram never tells us later whether a message arrived
+
     def __init__(self, api: BotApi, slot: AccountSlot) -> None:
         self.api = api
         self.slot = slot
-        self._send_lock: dict[str, trio.Lock] = {}
         self.gate = RateGate(slot.prefix)  # the account's send lane
 
     @property
     def prefix(self) -> str:
         return self.slot.prefix
+
+    def is_group(self, to: str) -> bool:
+        return to.startswith("-")
 
     async def typing(self, chat_id: str, thread_id: int | None) -> None:
         params: dict[str, Any] = {"chat_id": chat_id, "action": "typing"}
@@ -72,70 +96,64 @@ class TelegramSender:
     def parts(self, text: str) -> list[str]:
         return split_text(text, self.slot.config.text_chunk_limit, self.slot.config.chunk_mode)
 
-    async def send_text(
-        self, chat_id: str, text: str, *, thread_id: int | None, reply_to: int | None
-    ) -> list[int]:
-        """Send ``text`` as ordered chunks; returns the message ids. Chunks of one reply
-        keep their order (one at a time per chat); 429 and not-sent network errors are
-        retried here, anything else raises :class:`SendError`."""
-        lock = self._send_lock.setdefault(chat_id, trio.Lock())
-        ids: list[int] = []
-        async with lock:
-            for i, part in enumerate(self.parts(text)):
-                attempt = 0
-                while True:
-                    attempt += 1
-                    try:
-                        ids.append(
-                            await self.send_part(
-                                chat_id,
-                                part,
-                                thread_id=thread_id,
-                                reply_to=reply_to if i == 0 else None,
-                            )
-                        )
-                        break
-                    except SendError as exc:
-                        if exc.kind == "rate_limit" and attempt < MAX_SEND_ATTEMPTS:
-                            continue  # send_part already waited retry_after
-                        if exc.kind == "network" and attempt < MAX_SEND_ATTEMPTS:
-                            await trio.sleep(random.uniform(1, 2) * attempt)
-                            continue
-                        raise
-        self.slot.last_outbound_at = wall_ms()
-        return ids
-
-    async def send_part(
-        self, chat_id: str, text: str, *, thread_id: int | None, reply_to: int | None
-    ) -> int:
-        """One chunk, HTML with a plain-text fallback; returns its message id."""
-        body, is_html = render_or_plain(text)
-        params: dict[str, Any] = {"chat_id": chat_id, "text": body}
-        if is_html:
-            params["parse_mode"] = "HTML"
-        if thread_id is not None and thread_id != 1:
-            params["message_thread_id"] = thread_id
-        if reply_to is not None:
+    def _common(self, record: Record, part: Part) -> dict[str, Any]:
+        target = record.target
+        params: dict[str, Any] = {"chat_id": target.to}
+        thread = int(target.thread_id) if target.thread_id and target.thread_id.isdigit() else None
+        if thread is not None and thread != 1:  # the General topic rejects the id
+            params["message_thread_id"] = thread
+        if part.idx == 0 and target.reply_to_id and target.reply_to_id.isdigit():
             params["reply_parameters"] = {
-                "message_id": reply_to,
+                "message_id": int(target.reply_to_id),
                 "allow_sending_without_reply": True,
             }
+        if record.payload.silent:
+            params["disable_notification"] = True
+        return params
+
+    async def send_part(self, record: Record, part: Part) -> str:
+        params = self._common(record, part)
+        if part.kind == "media":
+            return str(await self._send_media(record, json.loads(part.body), params))
+        return str(await self._send_chunk(part.body, params, record.payload.parse_mode))
+
+    async def _send_chunk(self, text: str, params: dict[str, Any], parse_mode: str | None) -> int:
+        """One chunk, HTML with a plain-text fallback; returns its message id."""
+        if parse_mode == "HTML":  # the caller wrote the HTML itself
+            body, is_html = text, True
+        else:
+            body, is_html = render_or_plain(text)
+        params = dict(params, text=body)
+        if is_html:
+            params["parse_mode"] = "HTML"
         if not self.slot.config.link_preview:
             params["link_preview_options"] = {"is_disabled": True}
+        return await self._call("sendMessage", params, text, is_html)
+
+    async def _call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        plain_text: str,
+        is_html: bool,
+        upload: tuple[str, str, bytes, str] | None = None,
+    ) -> int:
         await self.gate.wait()
         try:
-            return await self._send_message(params)
+            return await self._send(method, params, upload)
         except BotApiError as exc:
+            text_key = "text" if method == "sendMessage" else "caption"
             if exc.parse_error and is_html:
                 log.info(
                     "%s HTML rejected (%s); sending as plain text", self.prefix, exc.description
                 )
-                plain = dict(params, text=strip_tags(body))
+                plain = dict(params)
+                plain[text_key] = strip_tags(str(params.get(text_key, "")))
                 plain.pop("parse_mode", None)
-                if utf16_len(plain["text"]) == 0:
-                    plain["text"] = text
+                if utf16_len(plain[text_key]) == 0:
+                    plain[text_key] = plain_text
                 try:
-                    return await self._send_message(plain)
+                    return await self._send(method, plain, upload)
                 except BotApiError as again:
                     exc = again
                 except BotNetworkError as again:
@@ -144,25 +162,76 @@ class TelegramSender:
                 log.info(
                     "%s chat %s became supergroup %s; resending there",
                     self.prefix,
-                    chat_id,
+                    params.get("chat_id"),
                     exc.migrate_to_chat_id,
                 )
-                params["chat_id"] = str(exc.migrate_to_chat_id)
+                params = dict(params, chat_id=str(exc.migrate_to_chat_id))
                 try:
-                    return await self._send_message(params)
+                    return await self._send(method, params, upload)
                 except (BotApiError, BotNetworkError) as again:
                     raise classify_send_error(again) from None
             if exc.error_code == 429:
-                await self.gate.pause(exc, "sendMessage")
+                self.gate.pause(exc, method)
             raise classify_send_error(exc) from None
         except BotNetworkError as exc:
             raise classify_send_error(exc) from None
 
-    async def _send_message(self, params: dict[str, Any]) -> int:
-        result = await self.api.call("sendMessage", params)
+    async def _send(
+        self, method: str, params: dict[str, Any], upload: tuple[str, str, bytes, str] | None
+    ) -> int:
+        if upload is None:
+            result = await self.api.call(method, params)
+        else:
+            result = await self.api.call_upload(method, params, *upload)
         if not isinstance(result, dict) or not isinstance(result.get("message_id"), int):
-            raise BotNetworkError("sendMessage", "unexpected answer (no message_id)", sent=True)
+            raise BotNetworkError(method, "unexpected answer (no message_id)", sent=True)
         return int(result["message_id"])
+
+    async def _send_media(
+        self, record: Record, item: dict[str, Any], params: dict[str, Any]
+    ) -> int:
+        payload = record.payload
+        name = str(item.get("filename") or item.get("url") or item.get("path") or "file")
+        kind = media_kind(
+            item.get("mime"), name, as_voice=payload.as_voice, force_document=payload.force_document
+        )
+        method = MEDIA_METHODS[kind]
+        caption = str(item.get("caption") or "")
+        is_html = False
+        if caption:
+            body, is_html = render_or_plain(caption)
+            params = dict(params, caption=body)
+            if is_html:
+                params["parse_mode"] = "HTML"
+        upload: tuple[str, str, bytes, str] | None = None
+        if item.get("url"):
+            params[kind] = item["url"]
+        else:
+            path = Path(str(item.get("path")))
+            limit = self.slot.config.media_max_mb * 1024 * 1024
+            try:
+                data = await trio.to_thread.run_sync(_read_limited, path, limit)
+            except OSError as exc:
+                raise SendError("permanent", f"media file {path.name}: {exc.strerror}") from None
+            if data is None:
+                note = (
+                    f"(file {item.get('filename') or path.name} not sent: it is over "
+                    f"{self.slot.config.media_max_mb} MB)"
+                )
+                text_params = {
+                    k: v for k, v in params.items() if k not in ("caption", "parse_mode")
+                }
+                return await self._send_chunk((caption + "\n\n" + note).strip(), text_params, None)
+            mime = item.get("mime") or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            upload = (kind, str(item.get("filename") or path.name), data, str(mime))
+        return await self._call(method, params, caption, is_html, upload)
+
+
+def _read_limited(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or ``None`` when it is larger than ``limit``."""
+    if path.stat().st_size > limit:
+        return None
+    return path.read_bytes()
 
 
 class RateGate:
@@ -177,10 +246,13 @@ class RateGate:
         if delay > 0:
             await trio.sleep(delay)
 
-    async def pause(self, exc: BotApiError, method: str) -> None:
+    def pause(self, exc: BotApiError, method: str) -> None:
         retry = exc.retry_after if exc.retry_after is not None else 1.0
         log.info("%s rate limited: retry after %ss (%s)", self.prefix, f"{retry:g}", method)
         self.until = max(self.until, trio.current_time() + retry + random.uniform(0, 1))
+
+    async def pause_and_wait(self, exc: BotApiError, method: str) -> None:
+        self.pause(exc, method)
         await self.wait()
 
 
@@ -204,6 +276,7 @@ async def probe_account(api: BotApi, timeout_s: float) -> dict[str, Any]:
             result["status"] = exc.error_code
             result["error"] = exc.description
         except BotNetworkError as exc:
+            result["status"] = None
             result["error"] = str(exc)
     if scope.cancelled_caught:
         result["error"] = f"timed out after {int(timeout_s * 1000)}ms"

@@ -35,10 +35,11 @@ from ...fsutil import write_atomic
 from ..accounts import TelegramAccountConfig
 from ..backoff import LoopBackoff
 from ..ledger import Inbound, Offset
+from ..outbox.worker import AccountWorker
 from ..slot import AccountSlot, ChannelFatal
 from .api import GET_UPDATES_TIMEOUT_S, READ_MARGIN_S, BotApi, BotApiError, BotNetworkError
 from .inbound import Drop, Message, chat_of, merge_album, parse_update, placeholder
-from .outbound import RateGate, SendError, TelegramSender, probe_account
+from .outbound import RateGate, TelegramSender, probe_account
 
 if TYPE_CHECKING:
     from ..service import ChannelService
@@ -105,6 +106,9 @@ class TelegramTransport:
                 self._work = work
                 await self._redispatch()
                 self.slot.mark_running()
+                work.start_soon(
+                    AccountWorker(self.service.manager.outbox, self.slot, self.sender).run
+                )
                 log.info("%s running (bot @%s)", self.prefix, self.bot.get("username"))
                 await self._poll()
                 # draining: no more polling; the lanes finish what they hold
@@ -254,7 +258,7 @@ class TelegramTransport:
                 return
             if exc.error_code == 429:
                 self.rt.metrics.telegram_getupdates.labels(result="rate_limited").inc()
-                await self.gate.pause(exc, "getUpdates")
+                await self.gate.pause_and_wait(exc, "getUpdates")
                 return
             if exc.error_code in (401, 404):
                 self.rt.metrics.telegram_getupdates.labels(result="error").inc()
@@ -374,9 +378,6 @@ class TelegramTransport:
                         await self.service.process(
                             self.slot, self.sender, msg, keys, notes, fresh=fresh
                         )
-                    except (SendError, BotApiError, BotNetworkError) as exc:
-                        log.warning("%s reply to %s failed: %s", self.prefix, msg.chat_id, exc)
-                        await self.service.finish(keys, "done", f"reply failed: {exc}")
                     except Exception as exc:
                         # a message that breaks the code must not break the channel: without
                         # this, the account would restart, meet the same row, and loop
