@@ -40,6 +40,8 @@
         │   ├── DatabaseError         (channels/db.py) the channel database cannot be used
         │   ├── BotApiError           (channels/telegram/api.py) Telegram answered ok:false
         │   ├── BotNetworkError       (channels/telegram/api.py) no usable answer, retryable
+        │   ├── GraphError            (channels/whatsapp/api.py) the Graph API answered an error
+        │   ├── GraphNetworkError     (channels/whatsapp/api.py) no usable answer, retryable
         │   ├── SendError             (channels/sending.py) a reply part not sent
         │   └── OutboxFull            (channels/outbox/store.py) too many unsent: HTTP 503
         └── ServiceError              (service/errors.py) systemd/launchd said no

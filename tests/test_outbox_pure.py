@@ -277,7 +277,8 @@ def test_parts_complete_a_record_and_a_failure_cancels_the_rest(db: Database) ->
     rec, _ = db.transaction_sync(lambda c: store.insert(c, new("a", parts=3), NOW))
     db.transaction_sync(lambda c: store.part_sending(c, rec.id, 0, NOW))
     assert not db.transaction_sync(lambda c: store.part_sent(c, rec.id, 0, "11", NOW))
-    db.transaction_sync(
+    db.transaction_sync(lambda c: store.part_sending(c, rec.id, 1, NOW))
+    applied = db.transaction_sync(
         lambda c: store.part_failed(
             c,
             rec.id,
@@ -293,6 +294,7 @@ def test_parts_complete_a_record_and_a_failure_cancels_the_rest(db: Database) ->
             now_ms=NOW,
         )
     )
+    assert applied
     done = db.run_sync(lambda c: store.get(c, rec.id))
     assert done is not None
     assert (done.state, done.message_id) == ("partial_failed", "11")

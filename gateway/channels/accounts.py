@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import attrs
 
@@ -92,9 +92,18 @@ class TelegramAccountConfig:
     history_limit: int
     config_path: str  # "channels.telegram" or "channels.telegram.accounts.<id>"
 
+    mode: str = "polling"
+
     @property
     def configured(self) -> bool:
         return self.token is not None
+
+    def missing_text(self) -> str:
+        return (
+            f'Telegram bot token missing for account "{self.account_id}" (set '
+            f"channels.telegram.accounts.{self.account_id}.botToken/tokenFile or "
+            "TELEGRAM_BOT_TOKEN for default)."
+        )
 
     @property
     def connection(self) -> tuple[object, ...]:
@@ -235,9 +244,15 @@ def _flag_duplicate_tokens(accounts: dict[str, TelegramAccountConfig]) -> None:
 AccountAction = Literal["start", "stop", "restart", "hot"]
 
 
-def plan_accounts(
-    old: Mapping[str, TelegramAccountConfig], new: Mapping[str, TelegramAccountConfig]
-) -> dict[str, AccountAction]:
+class _Planned(Protocol):
+    @property
+    def connection(self) -> tuple[object, ...]: ...
+
+
+P = TypeVar("P", bound=_Planned)
+
+
+def plan_accounts(old: Mapping[str, P], new: Mapping[str, P]) -> dict[str, AccountAction]:
     """Per-account reload actions; accounts whose config did not change are left out."""
     actions: dict[str, AccountAction] = {}
     for account_id in sorted(set(old) | set(new)):

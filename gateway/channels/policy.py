@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 
@@ -34,7 +34,14 @@ def _allowed(sender: str, entries: Collection[str]) -> bool:
     return "*" in entries or sender in entries
 
 
-def dm_decision(cfg: TelegramAccountConfig, sender_id: str, approved: Collection[str]) -> Decision:
+class DmPolicyConfig(Protocol):
+    @property
+    def dm_policy(self) -> str: ...
+    @property
+    def allow_from(self) -> tuple[str, ...]: ...
+
+
+def dm_decision(cfg: DmPolicyConfig, sender_id: str, approved: Collection[str]) -> Decision:
     policy = cfg.dm_policy
     if policy == "disabled":
         return Decision("drop", "dm disabled (dmPolicy disabled)")

@@ -39,10 +39,14 @@ class SendError(ChannelError):
 class Sender(Protocol):
     """What a running account offers its outbox worker."""
 
-    limits: Limits
-    # how long a part found `sending` after a crash waits for the platform to settle it
-    # (a WhatsApp status webhook); 0 where the platform never will
-    ambiguous_grace_ms: int
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def ambiguous_grace_ms(self) -> int:
+        """How long a part found ``sending`` after a crash waits for the platform to settle
+        it (a WhatsApp status webhook); 0 where the platform never will."""
+        ...
 
     def is_group(self, to: str) -> bool: ...
 

@@ -33,6 +33,7 @@ from ..agent import transcript
 from ..agent.keys import session_key as make_session_key
 from ..agent.service import RunRequest
 from ..errors import GatewayError
+from .accounts import TelegramAccountConfig
 from .db import Database
 from .delivery import Destination, new_record
 from .ledger import Inbound, Ledger, mark_rows
@@ -78,7 +79,8 @@ def prior_reply(records: Sequence[transcript.Record], run_id: str) -> list[str] 
 
 def envelope(msg: Message, history: Sequence[str], media_notes: Sequence[str]) -> str:
     who = msg.sender_name + (f" (@{msg.sender_username})" if msg.sender_username else "")
-    where = "Telegram" if not msg.is_group else f"Telegram group {msg.chat_id}"
+    label = {"telegram": "Telegram", "whatsapp": "WhatsApp"}.get(msg.channel, msg.channel)
+    where = label if not msg.is_group else f"{label} group {msg.chat_id}"
     if msg.is_topic and msg.thread_id is not None:
         where += f" topic {msg.thread_id}"
     lines: list[str] = []
@@ -104,13 +106,24 @@ class ChannelService:
         self.db: Database | None = None
         self.ledger: Ledger | None = None
         self._db_lock = trio.Lock()
-        self.pairing = PairingStore(self.rt.settings.paths.state_dir, "telegram")
+        self._pairing: dict[str, PairingStore] = {}
         self.history: dict[tuple[str, str], deque[str]] = {}
         self.draining = False
         self.inflight = 0
         self._idle = trio.Event()
         self._idle.set()
         self._marked = trio.Event()
+
+    def pairing_store(self, channel: str) -> PairingStore:
+        """One store per channel (its files and lock under credentials/)."""
+        store = self._pairing.get(channel)
+        if store is None:
+            store = self._pairing[channel] = PairingStore(self.rt.settings.paths.state_dir, channel)
+        return store
+
+    @property
+    def pairing(self) -> PairingStore:
+        return self.pairing_store("telegram")
 
     def marked(self) -> None:
         """Ledger rows changed state (wakes :meth:`wait_final`)."""
@@ -221,6 +234,7 @@ class ChannelService:
             if agent.group_chat is not None:
                 patterns += agent.group_chat.mention_patterns
         bot = slot.extra.get("bot") or {}
+        assert isinstance(cfg, TelegramAccountConfig)  # groups: Telegram only (WhatsApp v1: DMs)
         return group_decision(
             cfg,
             msg,
@@ -259,8 +273,9 @@ class ChannelService:
                 and msg.sender_id not in slot.config.allow_from
                 and "*" not in slot.config.allow_from
             ):
-                default = self.manager.default_account("telegram") == account_id
-                approved = await trio.to_thread.run_sync(self.pairing.approved, account_id, default)
+                default = self.manager.default_account(slot.channel) == account_id
+                store = self.pairing_store(slot.channel)
+                approved = await trio.to_thread.run_sync(store.approved, account_id, default)
             decision = self._decide(slot, msg, approved)
             if decision.action == "drop":
                 log.debug(
@@ -329,8 +344,9 @@ class ChannelService:
 
     async def _pair(self, slot: AccountSlot, msg: Message, keys: Sequence[str]) -> bool:
         """The pairing flow; ``True`` when a reply was enqueued (rows done with it)."""
+        store = self.pairing_store(slot.channel)
         req, created = await trio.to_thread.run_sync(
-            lambda: self.pairing.request(
+            lambda: store.request(
                 msg.sender_id,
                 slot.account_id,
                 self.rt.now_ms(),

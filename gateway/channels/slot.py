@@ -35,6 +35,12 @@ from . import backoff
 from .accounts import TelegramAccountConfig
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .whatsapp.config import WhatsAppAccountConfig
+
+    AccountConfig: TypeAlias = TelegramAccountConfig | WhatsAppAccountConfig
+
     from .supervisor import ChannelManager
 
 log = logging.getLogger("gateway.channels")
@@ -73,7 +79,7 @@ def wall_ms() -> int:
 class AccountSlot:
     channel: str
     account_id: str
-    config: TelegramAccountConfig
+    config: AccountConfig
     manager: ChannelManager
     state: State = "stopped"
     stop_reason: str | None = None
@@ -191,11 +197,7 @@ class AccountSlot:
             self.last_error = cfg.token_error
         elif not cfg.configured:
             self._set_state("disabled")
-            self.last_error = (
-                f'Telegram bot token missing for account "{self.account_id}" (set '
-                f"channels.telegram.accounts.{self.account_id}.botToken/tokenFile or "
-                "TELEGRAM_BOT_TOKEN for default)."
-            )
+            self.last_error = cfg.missing_text()
         else:
             self._set_state("stopped")
             if self.breaker:
@@ -234,7 +236,7 @@ class AccountSlot:
                 token = object()
                 await mgr.start_limiter.acquire_on_behalf_of(token)
                 self._start_token = token
-                log.info("%s starting (mode:%s)", self.prefix, "polling")
+                log.info("%s starting (mode:%s)", self.prefix, self.config.mode)
                 self.transport = mgr.factory(self)
                 await self.transport.run()
                 if mgr.service is not None and mgr.service.draining:
@@ -361,7 +363,7 @@ class AccountSlot:
             "lastInboundAt": self.last_inbound_at,
             "lastOutboundAt": self.last_outbound_at,
             "lastProbeAt": self.last_probe_at,
-            "mode": "polling",
+            "mode": cfg.mode,
             "dmPolicy": cfg.dm_policy,
             "allowFrom": list(cfg.allow_from),
             "tokenSource": cfg.token_source,

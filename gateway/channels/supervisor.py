@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
     from .outbox import Outbox
     from .service import ChannelService
+    from .slot import AccountConfig
 
 log = logging.getLogger("gateway.channels")
 
@@ -63,7 +64,7 @@ class ChannelManager:
         self._service: ChannelService | None = None
         self._outbox: Outbox | None = None
         self._factory = factory
-        self.accounts: dict[str, TelegramAccountConfig] = {}
+        self.accounts: dict[str, dict[str, AccountConfig]] = {}  # channel -> account -> config
         self.started = False
         self._changed = trio.Event()
 
@@ -103,10 +104,24 @@ class ChannelManager:
     def factory(self, slot: AccountSlot) -> Transport:
         if self._factory is not None:
             return self._factory(slot)
+        assert self.service is not None
+        if slot.channel == "whatsapp":
+            from .whatsapp.transport import WhatsAppTransport
+
+            return WhatsAppTransport(self.service, slot)
         from .telegram.transport import TelegramTransport
 
-        assert self.service is not None
         return TelegramTransport(self.service, slot)
+
+    def resolve(self) -> dict[str, dict[str, AccountConfig]]:
+        """Every configured account of every channel, resolved from the config now."""
+        from .whatsapp.config import resolve_whatsapp
+
+        config = self.rt.settings.config
+        return {
+            "telegram": dict(resolve_telegram(config, self.env)),
+            "whatsapp": dict(resolve_whatsapp(config, self.env)),
+        }
 
     def describe(self, exc: BaseException) -> str:
         from .telegram.api import describe_error
@@ -146,9 +161,10 @@ class ChannelManager:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                self.accounts = resolve_telegram(rt.settings.config, self.env)
-                for acct in self.accounts.values():
-                    self._add(acct, breaker=tripped, skipped=skip)
+                self.accounts = self.resolve()
+                for channel, accounts in self.accounts.items():
+                    for acct in accounts.values():
+                        self._add(channel, acct, breaker=tripped, skipped=skip)
                 if tripped and self.slots:
                     for channel in sorted({c for c, _ in self.slots}):
                         log.warning(
@@ -181,13 +197,15 @@ class ChannelManager:
                 slot.stop_reason = None
                 slot.wake()
 
-    def _add(self, acct: TelegramAccountConfig, *, breaker: bool, skipped: bool) -> AccountSlot:
+    def _add(
+        self, channel: str, acct: AccountConfig, *, breaker: bool, skipped: bool
+    ) -> AccountSlot:
         assert self.nursery is not None
-        slot = AccountSlot("telegram", acct.account_id, acct, self)
+        slot = AccountSlot(channel, acct.account_id, acct, self)
         slot.breaker = breaker
         slot.skipped = skipped
         self.slots[slot.key] = slot
-        self.nursery.start_soon(slot.loop, name=f"channel telegram:{acct.account_id}")
+        self.nursery.start_soon(slot.loop, name=f"channel {channel}:{acct.account_id}")
         return slot
 
     def apply_config(self) -> None:
@@ -195,38 +213,44 @@ class ChannelManager:
         if self.nursery is None:
             return
         self.lane_limiter.total_tokens = self.rt.settings.config.agents.defaults.max_concurrent
-        new = resolve_telegram(self.rt.settings.config, self.env)
-        actions = plan_accounts(self.accounts, new)
-        self.accounts = new
-        for account_id, action in actions.items():
-            key = ("telegram", account_id)
-            slot = self.slots.get(key)
-            if action == "start" or slot is None:
-                if account_id in new:
-                    log.info("[telegram:%s] account added", account_id)
-                    self._add(new[account_id], breaker=False, skipped=False)
-                continue
-            if action == "stop":
-                log.info("[telegram:%s] account removed; stopping", account_id)
-                self.nursery.start_soon(self._remove, slot)
-                continue
-            slot.config = new[account_id]
-            if action == "restart":
-                log.info("[telegram:%s] connection settings changed; restarting", account_id)
-                slot.manual_stop = False
-                slot.restart_run()
-            # "hot": the next message reads slot.config
-        if actions:
+        fresh = self.resolve()
+        changed = False
+        for channel, new in fresh.items():
+            old = self.accounts.get(channel, {})
+            actions = plan_accounts(old, new)
+            changed = changed or bool(actions)
+            for account_id, action in actions.items():
+                key = (channel, account_id)
+                slot = self.slots.get(key)
+                if action == "start" or slot is None:
+                    if account_id in new:
+                        log.info("[%s:%s] account added", channel, account_id)
+                        self._add(channel, new[account_id], breaker=False, skipped=False)
+                    continue
+                if action == "stop":
+                    log.info("[%s:%s] account removed; stopping", channel, account_id)
+                    self.nursery.start_soon(self._remove, slot)
+                    continue
+                slot.config = new[account_id]
+                if action == "restart":
+                    log.info("[%s:%s] connection settings changed; restarting", channel, account_id)
+                    slot.manual_stop = False
+                    slot.restart_run()
+                # "hot": the next message reads slot.config
+        self.accounts = fresh
+        if changed:
             self.changed()
 
     def reread_tokens(self, slots: list[AccountSlot]) -> None:
-        """Resolve ``slots``' accounts again (a rotated ``tokenFile``, a new
-        ``TELEGRAM_BOT_TOKEN``) before a manual start or restart, which then uses what is
-        on disk now. Other accounts keep theirs until they restart."""
-        fresh = resolve_telegram(self.rt.settings.config, self.env)
+        """Resolve ``slots``' accounts again (a rotated ``tokenFile``, a new token in the
+        environment) before a manual start or restart, which then uses what is on disk
+        now. Other accounts keep theirs until they restart."""
+        fresh = self.resolve()
         for slot in slots:
-            if slot.channel == "telegram" and slot.account_id in fresh:
-                slot.config = self.accounts[slot.account_id] = fresh[slot.account_id]
+            config = fresh.get(slot.channel, {}).get(slot.account_id)
+            if config is not None:
+                slot.config = config
+                self.accounts.setdefault(slot.channel, {})[slot.account_id] = config
 
     async def _remove(self, slot: AccountSlot) -> None:
         slot.removed = True
@@ -261,10 +285,13 @@ class ChannelManager:
 
     def default_account(self, channel: str) -> str | None:
         from .accounts import default_account_id
+        from .whatsapp import config as wa_config
 
-        tg = self.rt.settings.config.channels.telegram
-        if channel == "telegram" and tg is not None:
-            return default_account_id(tg)
+        channels = self.rt.settings.config.channels
+        if channel == "telegram" and channels.telegram is not None:
+            return default_account_id(channels.telegram)
+        if channel == "whatsapp" and channels.whatsapp is not None:
+            return wa_config.default_account_id(channels.whatsapp)
         return None
 
     def configured_channels(self) -> list[str]:
@@ -288,22 +315,25 @@ class ChannelManager:
 
     async def probe_all(self, timeout_s: float) -> None:
         """Live probes of every configured account, concurrently, within ``timeout_s``."""
-        from .telegram.api import BotApi
-        from .telegram.outbound import probe_account
 
         async def one(slot: AccountSlot) -> None:
             cfg = slot.config
             if not cfg.configured or cfg.token is None:
                 return
-            api = BotApi(cfg.api_base_url, cfg.token, proxy=cfg.proxy, timeout_s=timeout_s)
-            try:
-                result = await probe_account(api, timeout_s)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await api.aclose()
+            if isinstance(cfg, TelegramAccountConfig):
+                result = await _probe_telegram(cfg, timeout_s)
+            else:
+                from .whatsapp.api import GraphApi, probe_number
+
+                api = GraphApi(cfg, timeout_s=timeout_s)
+                try:
+                    result = await probe_number(api, timeout_s)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await api.aclose()
             slot.probe_result = result
             slot.last_probe_at = wall_ms()
-            if result.get("status") == 401:
+            if result.get("status") == 401 or result.get("code") == 190:
                 slot.linked = False
             elif result.get("ok"):
                 slot.linked = True
@@ -312,14 +342,16 @@ class ChannelManager:
                         "id": result["bot"].get("id"),
                         "username": result["bot"].get("username"),
                     }
+                if result.get("phone"):
+                    slot.extra["phoneNumber"] = result["phone"].get("displayPhoneNumber")
 
         async with trio.open_nursery() as nursery:
             for slot in list(self.slots.values()):
                 nursery.start_soon(one, slot)
 
     def pairing_store(self, channel: str) -> PairingStore:
-        if self._service is not None and channel == "telegram":
-            return self._service.pairing
+        if self._service is not None:
+            return self._service.pairing_store(channel)
         return PairingStore(self.rt.settings.paths.state_dir, channel)
 
     async def notify(
@@ -376,3 +408,16 @@ class ChannelManager:
             config.readiness.channel_grace_ms,
             since,
         )
+
+
+async def _probe_telegram(cfg: TelegramAccountConfig, timeout_s: float) -> dict[str, Any]:
+    from .telegram.api import BotApi
+    from .telegram.outbound import probe_account
+
+    assert cfg.token is not None
+    api = BotApi(cfg.api_base_url, cfg.token, proxy=cfg.proxy, timeout_s=timeout_s)
+    try:
+        return await probe_account(api, timeout_s)
+    finally:
+        with trio.CancelScope(shield=True):
+            await api.aclose()

@@ -11,6 +11,7 @@ from typing import Any
 from .supervisor import CHANNEL_LABELS, CHANNEL_ORDER
 
 Snapshot = Mapping[str, Any]
+DETAIL_LABELS = {"telegram": "Telegram Bot API", "whatsapp": "WhatsApp Cloud API"}
 
 
 def order(channels: Sequence[str]) -> list[str]:
@@ -37,13 +38,9 @@ def status_payload(
         "ts": now_ms,
         "channelOrder": ids,
         "channelLabels": {c: CHANNEL_LABELS.get(c, c) for c in ids},
-        "channelDetailLabels": {c: f"{CHANNEL_LABELS.get(c, c)} Bot API" for c in ids},
+        "channelDetailLabels": {c: DETAIL_LABELS.get(c, c) for c in ids},
         "channelMeta": [
-            {
-                "id": c,
-                "label": CHANNEL_LABELS.get(c, c),
-                "detailLabel": f"{CHANNEL_LABELS.get(c, c)} Bot API",
-            }
+            {"id": c, "label": CHANNEL_LABELS.get(c, c), "detailLabel": DETAIL_LABELS.get(c, c)}
             for c in ids
         ],
         "channels": {c: channel_summary(accounts[c], defaults.get(c)) for c in ids},
@@ -89,6 +86,9 @@ HEALTH_KEYS = (
     "probe",
     "lastProbeAt",
     "authAgeMs",
+    "phoneNumber",
+    "lastWebhookAt",
+    "outbox",
 )
 
 
@@ -163,6 +163,8 @@ def account_line(label: str, snap: Snapshot, now_ms: int) -> str:
     bot = snap.get("bot") or {}
     if bot.get("username"):
         bits.append(f"bot:@{bot['username']}")
+    if snap.get("phoneNumber"):
+        bits.append(f"phone:{snap['phoneNumber']}")
     if snap.get("dmPolicy"):
         bits.append(f"dm:{snap['dmPolicy']}")
     allow = snap.get("allowFrom") or []
@@ -219,7 +221,8 @@ def warnings(channel: str, snap: Snapshot, require_mention_off: bool) -> list[st
             f"(fix the cause; smart-agent-neo channels start --channel {channel})"
         )
     if snap.get("configured") and snap.get("linked") is False:
-        out.append(f"- {channel} {acct}: not linked (check the token; channels status --probe)")
+        key = "accessToken" if channel == "whatsapp" else "the token"
+        out.append(f"- {channel} {acct}: not linked (check {key}; channels status --probe)")
     if require_mention_off:
         out.append(
             f"- {channel} {acct}: requireMention:false, but with BotFather privacy mode on the "

@@ -29,7 +29,7 @@ from ..config.paths import Paths
 from ..errors import ConfigError, GatewayError
 from .rpc import _target, _with_client
 
-SUPPORTED = ("telegram",)
+SUPPORTED = ("telegram", "whatsapp")
 
 
 def _call(
@@ -128,6 +128,7 @@ _VERBS = {
     "start": ("channels.start", "Started", "started"),
     "stop": ("channels.stop", "Stopped", "stopped"),
     "restart": ("channels.restart", "Restarted", "started"),
+    "logout": ("channels.logout", "Logged out", "loggedOut"),
 }
 
 
@@ -153,6 +154,8 @@ def control_command(args: argparse.Namespace, paths: Paths, out: Console, err: C
         return 0
     if args.channels_command == "stop":
         out.print(f"Stop requested for {name}, but it has not exited yet.", markup=False)
+    elif args.channels_command == "logout":
+        out.print(f"Nothing to log out for {name}.", markup=False)
     else:
         out.print(
             f"Start requested for {name}, but the runtime still reports stopped.", markup=False

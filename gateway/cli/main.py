@@ -209,9 +209,10 @@ def _add_channel_commands(commands: argparse._SubParsersAction[Any]) -> None:
         ("start", "start a channel's accounts (clears a manual stop, backoff and the breaker)"),
         ("stop", "stop a channel's accounts (no auto-restart until started again)"),
         ("restart", "stop, wait for the exit, start"),
+        ("logout", "WhatsApp: stop and mark not linked (credentials stay in the config)"),
     ):
         control = channel_commands.add_parser(verb, help=text)
-        control.add_argument("--channel", required=True, help="channel id, e.g. telegram")
+        control.add_argument("--channel", required=True, help="channel id: telegram | whatsapp")
         control.add_argument("--account", help="one account (default: all of the channel)")
         _add_target_options(control)
         control.set_defaults(handler="channels:control_command")

@@ -41,10 +41,12 @@ def channel_state(info: dict[str, Any]) -> str:
         elapsed = f" ({probe.get('elapsedMs', 0)}ms)"
         if probe.get("ok"):
             bot = (probe.get("bot") or {}).get("username")
+            phone = (probe.get("phone") or {}).get("displayPhoneNumber")
             webhook = (probe.get("webhook") or {}).get("url")
             return (
                 "ok"
                 + (f" (@{bot})" if bot else "")
+                + (f" ({phone})" if phone else "")
                 + elapsed
                 + (f" - webhook {webhook}" if webhook else "")
             )

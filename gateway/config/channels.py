@@ -115,6 +115,69 @@ class TelegramConfig:
     accounts: dict[str, TelegramAccount] = attrs.field(factory=dict)
 
 
+GRAPH_VERSION_PATTERN = r"v[0-9]{1,3}\.[0-9]{1,3}"
+WEBHOOK_PATH_PATTERN = r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*"
+
+
+@attrs.frozen
+class WhatsAppAccount:
+    """``channels.whatsapp.accounts.<id>``: unset keys inherit from ``channels.whatsapp``."""
+
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    enabled: bool | None = None
+    phone_number_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    access_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    access_token_file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    app_secret: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    verify_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_base_url: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    graph_api_version: str | None = attrs.field(
+        default=None, metadata=schema(pattern=GRAPH_VERSION_PATTERN, description='like "v24.0"')
+    )
+    dm_policy: DmPolicy | None = None
+    allow_from: list[AllowEntry] | None = None
+    text_chunk_limit: int | None = attrs.field(
+        default=None, metadata=schema(minimum=1, maximum=4096)
+    )
+    chunk_mode: ChunkMode | None = None
+    send_read_receipts: bool | None = None
+    timeout_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=600))
+
+
+@attrs.frozen
+class WhatsAppConfig:
+    """``channels.whatsapp`` (Cloud API): the default account's keys, defaults for named
+    accounts (CHANNELS.md 1.2)."""
+
+    enabled: bool = True
+    name: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    phone_number_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    access_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    access_token_file: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    app_secret: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    verify_token: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    api_base_url: str = attrs.field(
+        default="https://graph.facebook.com", metadata=schema(min_length=1)
+    )
+    graph_api_version: str = attrs.field(
+        default="v24.0", metadata=schema(pattern=GRAPH_VERSION_PATTERN, description='like "v24.0"')
+    )
+    webhook_path: str = attrs.field(
+        default="/webhooks/whatsapp",
+        metadata=schema(
+            pattern=WEBHOOK_PATH_PATTERN, description='a URL path like "/webhooks/whatsapp"'
+        ),
+    )
+    dm_policy: DmPolicy = "pairing"
+    allow_from: list[AllowEntry] = attrs.field(factory=list)
+    text_chunk_limit: int = attrs.field(default=4000, metadata=schema(minimum=1, maximum=4096))
+    chunk_mode: ChunkMode = "length"
+    send_read_receipts: bool = True
+    timeout_seconds: int | None = attrs.field(default=None, metadata=schema(minimum=1, maximum=600))
+    default_account: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    accounts: dict[str, WhatsAppAccount] = attrs.field(factory=dict)
+
+
 @attrs.frozen
 class Readiness:
     channel_grace_ms: int = attrs.field(default=120_000, metadata=schema(minimum=0))
@@ -147,7 +210,8 @@ class SendConfig:
 @attrs.frozen
 class Channels:
     telegram: TelegramConfig | None = None
-    primary: Literal["telegram"] | None = None
+    whatsapp: WhatsAppConfig | None = None
+    primary: Literal["telegram", "whatsapp"] | None = None
 
 
 @attrs.frozen
@@ -281,11 +345,88 @@ def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> li
     return found
 
 
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def normalize_phone(entry: AllowEntry) -> str:
+    """``"whatsapp:+1 555-123 4567"`` / ``15551234567`` -> ``"+15551234567"``; ``"*"`` stays."""
+    text = str(entry).strip()
+    if text.lower().startswith("whatsapp:"):
+        text = text[len("whatsapp:") :].strip()
+    if text == "*":
+        return text
+    compact = re.sub(r"[\s().-]", "", text)
+    return compact if compact.startswith("+") else "+" + compact
+
+
+def _phone_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
+    out = []
+    for i, entry in enumerate(entries or []):
+        value = normalize_phone(entry)
+        if value != "*" and not _E164.fullmatch(value):
+            out.append(
+                f'{path}[{i}]: expected a phone number in E.164 form (+15551234567) or "*", '
+                f'got "{entry}"'
+            )
+    return out
+
+
+def _wa_policy_problems(path: str, dm_policy: DmPolicy, allow_from: list[AllowEntry]) -> list[str]:
+    entries = [normalize_phone(e) for e in allow_from]
+    if dm_policy == "allowlist" and not [e for e in entries if e]:
+        return [f'{path}.allowFrom: dmPolicy "allowlist" needs at least one entry']
+    if dm_policy == "open" and "*" not in entries:
+        return [f'{path}.allowFrom: dmPolicy "open" needs "*" in allowFrom (anyone may write)']
+    return []
+
+
+def whatsapp_problems(wa: WhatsAppConfig, base: str = "channels.whatsapp") -> list[str]:
+    found: list[str] = []
+    found += _phone_problems(f"{base}.allowFrom", wa.allow_from)
+    found += _url_problems(f"{base}.apiBaseUrl", wa.api_base_url)
+    if wa.webhook_path.rstrip("/") == "":
+        found.append(f'{base}.webhookPath: may not be "/" (e.g. "/webhooks/whatsapp")')
+    if wa.access_token is not None and wa.access_token_file is not None:
+        found.append(f"{base}.accessTokenFile: set accessToken or accessTokenFile, not both")
+    if not wa.accounts or "default" in wa.accounts:
+        found += _wa_policy_problems(base, wa.dm_policy, wa.allow_from)
+    numbers: dict[str, list[str]] = {}
+    if not wa.accounts and wa.phone_number_id:
+        numbers.setdefault(wa.phone_number_id, []).append("default")
+    for account_id, acct in sorted(wa.accounts.items()):
+        path = f"{base}.accounts.{account_id}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", account_id):
+            found.append(
+                f'{path}: account ids use letters, digits, "_" and "-" (got "{account_id}")'
+            )
+        found += _phone_problems(f"{path}.allowFrom", acct.allow_from)
+        found += _url_problems(f"{path}.apiBaseUrl", acct.api_base_url)
+        if acct.access_token is not None and acct.access_token_file is not None:
+            found.append(f"{path}.accessTokenFile: set accessToken or accessTokenFile, not both")
+        policy = acct.dm_policy or wa.dm_policy
+        allow = acct.allow_from if acct.allow_from is not None else wa.allow_from
+        found += _wa_policy_problems(path, policy, allow)
+        number = acct.phone_number_id or (wa.phone_number_id if account_id == "default" else None)
+        if number:
+            numbers.setdefault(number, []).append(account_id)
+    for ids in numbers.values():
+        if len(ids) > 1:
+            found.append(f"{base}.accounts: duplicate phoneNumberId in accounts {', '.join(ids)}")
+    if wa.default_account is not None and wa.accounts and wa.default_account not in wa.accounts:
+        known = ", ".join(sorted(wa.accounts))
+        found.append(
+            f'{base}.defaultAccount: no account "{wa.default_account}" (configured: {known})'
+        )
+    return found
+
+
 def problems(channels: Channels, messages: Messages) -> list[str]:
     """Cross-key problems of a structurally valid config, one line per key path."""
     found: list[str] = []
     if channels.telegram is not None:
         found += telegram_problems(channels.telegram)
+    if channels.whatsapp is not None:
+        found += whatsapp_problems(channels.whatsapp)
     for i, pattern in enumerate(messages.group_chat.mention_patterns):
         try:
             re.compile(pattern)

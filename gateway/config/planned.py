@@ -11,7 +11,6 @@ from __future__ import annotations
 
 NOT_YET: dict[str, str] = {
     # top level
-    "channels.whatsapp": "the WhatsApp channel",
     "hooks": "webhooks (/hooks/*)",
     "env": "environment variables from the config",
     "discovery": "gateway discovery",

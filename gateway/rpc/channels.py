@@ -32,7 +32,7 @@ from .registry import CallContext, method
 
 log = logging.getLogger("gateway.channels")
 
-SUPPORTED = ("telegram",)
+SUPPORTED = ("telegram", "whatsapp")
 DEFAULT_STATUS_TIMEOUT_MS = 10_000
 MIN_STATUS_TIMEOUT_MS = 1_000
 APPROVED_TEXT = "You have been approved. You can now talk to this assistant."
@@ -124,8 +124,26 @@ async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRe
 
 @method("channels.logout", params=ChannelParams, result=ChannelLogoutResult, scope=ADMIN)
 async def channels_logout(ctx: CallContext, params: ChannelParams) -> ChannelLogoutResult:
-    channel = _channel(params.channel)
-    raise _invalid(f"channel {channel} does not support logout")
+    """WhatsApp Cloud: stop the account(s) and mark them not linked; the credentials stay
+    in the config (``cleared: false``) and ``channels.start`` links again after a probe.
+    Telegram has no session to log out of."""
+    channel, slots = _slots(ctx.runtime.channels, params)
+    if channel != "whatsapp":
+        raise _invalid(f"channel {channel} does not support logout")
+
+    async def logout(slot: AccountSlot) -> None:
+        log.info("%s logout requested over RPC", slot.prefix)
+        await slot.stop("manual")
+        slot.linked = False
+        slot.last_error = "logged out (channels.logout)"
+
+    async with trio.open_nursery() as nursery:
+        for slot in slots:
+            nursery.start_soon(logout, slot)
+    ctx.runtime.channels.changed()
+    return ChannelLogoutResult(
+        channel, _account(params, slots), cleared=False, logged_out=bool(slots)
+    )
 
 
 @method("pairing.list", params=PairingListParams, result=PairingListResult, scope=PAIRING)

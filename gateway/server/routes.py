@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import observe
 from ..controlui.handler import handle_control_ui
@@ -16,6 +16,9 @@ from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
 from .scrape import metrics_endpoint
 from .tools_http import tools_invoke
+
+if TYPE_CHECKING:
+    from ..channels.slot import AccountSlot
 
 Handler = Callable[[Runtime, dict[str, Any], Receive, SendFn], Awaitable[None]]
 
@@ -30,22 +33,43 @@ EXACT: dict[str, Handler] = {
 PREFIXES: tuple[tuple[str, Handler], ...] = ((MODELS_PREFIX, model_detail),)
 
 
-def route_of(path: str) -> str:
+def _whatsapp_account(rt: Runtime, path: str) -> AccountSlot | None:
+    """The WhatsApp account whose webhook ``path`` is; the webhook module (and the ledger
+    with it) loads only in a gateway that has a WhatsApp account (idle RSS)."""
+    if not any(channel == "whatsapp" for channel, _ in rt.channels.slots):
+        return None
+    from ..channels.whatsapp import webhook
+
+    return webhook.find_account(rt, path)
+
+
+def route_of(path: str, rt: Runtime | None = None) -> str:
     """The route a path matched, as a metrics label (never the raw path: it is unbounded)."""
     if path in EXACT:
         return path
+    if rt is not None and _whatsapp_account(rt, path) is not None:
+        return "whatsapp-webhook"
     return next((prefix for prefix, _ in PREFIXES if path.startswith(prefix)), "unmatched")
 
 
 async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     path: str = scope["path"]
     client = client_of(rt, scope)  # who it is (behind trusted proxies): checks, log lines
-    send = observe.watch_http(rt, scope, send, route_of(path))
+    send = observe.watch_http(rt, scope, send, route_of(path, rt))
     refusal = origin_gate.http_check(rt, scope, client)
     if refusal is not None:  # a rebound Host, or a browser page from another site
         await send_error(send, refusal)
         return
     handler = EXACT.get(path)
+    account = _whatsapp_account(rt, path) if handler is None else None
+    if account is not None:  # Meta's webhook for a WhatsApp account (HMAC, not the token)
+        from ..channels.whatsapp import webhook
+
+        try:
+            await webhook.handle(rt, account, scope, receive, send)
+        finally:
+            release(rt.bodies, scope)
+        return
     if handler is None:
         handler = next((h for prefix, h in PREFIXES if path.startswith(prefix)), None)
     if handler is None:

@@ -1,18 +1,47 @@
-"""Doctor's look at the messaging channels' config (CHANNELS.md 1.1, 3.5). Read-only: the
+"""Doctor's look at the messaging channels' config (CHANNELS.md 1.1, 1.2, 3.5). Read-only: the
 fixes live in the config file, which doctor never rewrites."""
 
 from __future__ import annotations
 
 from ..channels.accounts import resolve_telegram, telegram_account_ids
+from ..channels.whatsapp.config import resolve_whatsapp
 from .checks import Check, Context
 
 
 def check_channels(ctx: Context) -> Check:
     loaded = ctx.loaded
-    if loaded is None or loaded.config.channels.telegram is None:
+    channels = loaded.config.channels if loaded is not None else None
+    if (
+        loaded is None
+        or channels is None
+        or (channels.telegram is None and channels.whatsapp is None)
+    ):
         return Check("channels.config", "ok", "no messaging channels configured")
-    tg = loaded.config.channels.telegram
     warnings: list[str] = []
+    summary: list[str] = []
+    if channels.whatsapp is not None:
+        found = resolve_whatsapp(loaded.config, ctx.host.env)
+        summary.append(f"whatsapp: {len(found)} account(s) configured")
+        for account_id, wa in found.items():
+            if wa.token_error is not None:
+                warnings.append(wa.token_error)
+            elif wa.enabled and not wa.configured:
+                warnings.append(wa.missing_text())
+            if wa.enabled and not wa.app_secret:
+                warnings.append(
+                    f'{wa.config_path}: no appSecret for account "{account_id}": every webhook '
+                    "POST is refused (401) until it is set"
+                )
+            if wa.enabled and not wa.verify_token:
+                warnings.append(
+                    f'{wa.config_path}: no verifyToken for account "{account_id}": Meta cannot '
+                    "verify the callback URL"
+                )
+    if channels.telegram is None:
+        if warnings:
+            return Check("channels.config", "warn", "; ".join(warnings))
+        return Check("channels.config", "ok", "; ".join(summary))
+    tg = channels.telegram
     ids = telegram_account_ids(tg)
     if len(ids) >= 2 and tg.default_account is None and "default" not in ids:
         warnings.append(
@@ -35,4 +64,8 @@ def check_channels(ctx: Context) -> Check:
             )
     if warnings:
         return Check("channels.config", "warn", "; ".join(warnings))
-    return Check("channels.config", "ok", f"telegram: {len(ids)} account(s) configured")
+    return Check(
+        "channels.config",
+        "ok",
+        "; ".join([f"telegram: {len(ids)} account(s) configured", *summary]),
+    )

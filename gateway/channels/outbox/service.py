@@ -230,10 +230,11 @@ class Outbox:
         outcome: Outcome,
         *,
         count_attempt: bool = True,
-    ) -> None:
+    ) -> bool:
+        """Commit a failed attempt; ``False`` if a status webhook settled the part first."""
         db = await self.database()
         now = self.now_ms()
-        await db.transaction(
+        applied = await db.transaction(
             lambda c: store.part_failed(
                 c,
                 record.id,
@@ -249,6 +250,9 @@ class Outbox:
                 now_ms=now,
             )
         )
+        if not applied:
+            self._fire(record.id)
+            return False
         key = record.idempotency_key
         metrics = self.rt.metrics.outbox_sends
         if outcome.record_state == "expired":
@@ -279,6 +283,7 @@ class Outbox:
             )
         self._fire(record.id)
         await self.refresh_stats()
+        return True
 
     async def expire(self, record: Record) -> None:
         db = await self.database()

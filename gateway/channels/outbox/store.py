@@ -240,13 +240,17 @@ def part_failed(
     ambiguous: bool,
     count_attempt: bool,
     now_ms: int,
-) -> None:
-    """Record a failed attempt: retry later (part back to pending) or give up."""
-    conn.execute(
+) -> bool:
+    """Record a failed attempt: retry later (part back to pending) or give up. ``False``
+    (nothing written) when the part is no longer ``sending``: a status webhook proved it
+    arrived in the meantime."""
+    cursor = conn.execute(
         "UPDATE outbox_parts SET state = ?, last_error = ?, sending_since = NULL,"
-        " ambiguous = ambiguous + ? WHERE record_id = ? AND idx = ?",
+        " ambiguous = ambiguous + ? WHERE record_id = ? AND idx = ? AND state = 'sending'",
         (part_state, error, 1 if ambiguous and part_state == "pending" else 0, record_id, idx),
     )
+    if cursor.rowcount == 0:
+        return False
     if record_state in TERMINAL_STATES:
         conn.execute(
             "UPDATE outbox_parts SET state = 'cancelled' WHERE record_id = ?"
@@ -267,6 +271,7 @@ def part_failed(
             record_id,
         ),
     )
+    return True
 
 
 def finish(

@@ -74,6 +74,7 @@ class AccountWorker:
         self.pacer = Pacer(sender.limits)
         self.parallel = trio.CapacityLimiter(PARALLEL_CHATS)
         self.busy: set[str] = set()
+        self._ambiguous: dict[tuple[str, int], str] = {}  # why a part is in doubt
         self._wake = trio.Event()
         self.idle = trio.Event()
 
@@ -139,16 +140,21 @@ class AccountWorker:
         if expired(record, self.outbox.now_ms(), settings.max_age_ms):
             await outbox.expire(record)
             return True
-        for part in record.parts:
+        i = 0
+        while i < len(record.parts):
+            part = record.parts[i]
             if part.state == "sent":
+                i += 1
                 continue
             if part.state == "sending":
-                part = await self._found_sending(record, part)  # type: ignore[assignment]
-                if part is None:
-                    return True  # dropped (record final)
-                if part.state == "sent":
-                    continue  # the platform settled it meanwhile
+                settled = await self._found_sending(record, part)
+                if settled is None:
+                    return True  # given up (record final)
                 record = await outbox.reload(record)
+                if settled.state == "sent":
+                    i += 1
+                    continue  # the platform settled it: never resent
+                part = settled
             await self._pace(record)
             async with self.parallel:
                 result = await finish_in_flight(
@@ -157,7 +163,16 @@ class AccountWorker:
             if result is None:
                 return False  # a stop cut the call off: the part stays `sending`
             (failure,) = result
-            if failure is not None:
+            if failure is None:
+                i += 1
+                continue
+            if failure.kind == "ambiguous" and self.sender.ambiguous_grace_ms > 0:
+                # still `sending` in the database: a status webhook may yet settle it
+                self._ambiguous[(record.id, part.idx)] = failure.message
+                record = await outbox.reload(record)
+                continue
+            # committed even when a stop is under way: a failure we saw is not ambiguous
+            with trio.CancelScope(shield=True):
                 return await self._failed(record, part, failure)
         return True
 
@@ -198,6 +213,8 @@ class AccountWorker:
         settings = outbox.settings()
         record = await outbox.reload(record)
         part = next(p for p in record.parts if p.idx == part.idx)
+        if part.state != "sending":
+            return False  # a status webhook settled it meanwhile: look at the record again
         now = self.outbox.now_ms()
         outcome = after_failure(
             record,
@@ -208,10 +225,14 @@ class AccountWorker:
             max_age_ms=settings.max_age_ms,
             uniform=outbox.uniform,
         )
-        await outbox.record_failure(record, part, failure, outcome)
+        if not await outbox.record_failure(record, part, failure, outcome):
+            return False
         if failure.kind == "auth":
             self.slot.linked = False
             self.slot.manager.changed()
+            on_auth = getattr(self.sender, "auth_failed", None)
+            if on_auth is not None:
+                on_auth(failure.message)  # the account's run ends as `failed`
         return outcome.terminal
 
     async def _found_sending(self, record: Record, part: Part) -> Part | None:
@@ -231,7 +252,8 @@ class AccountWorker:
             part = next(p for p in fresh.parts if p.idx == part.idx)
             if part.state != "sending":
                 return part if part.state == "sent" else None
-        failure = SendFailure("ambiguous", "the gateway stopped during the send")
+        why = self._ambiguous.pop((record.id, part.idx), "the gateway stopped during the send")
+        failure = SendFailure("ambiguous", why)
         outcome = after_failure(
             record,
             part,
@@ -244,7 +266,9 @@ class AccountWorker:
         if decision == "resend":
             # resend at once: the retry schedule is for failures we saw, not for a crash
             outcome = attrs.evolve(outcome, next_attempt_at=self.outbox.now_ms())
-        await outbox.record_failure(record, part, failure, outcome, count_attempt=False)
+        if not await outbox.record_failure(record, part, failure, outcome, count_attempt=False):
+            fresh = await outbox.reload(record)
+            return next(p for p in fresh.parts if p.idx == part.idx)  # settled meanwhile
         if outcome.terminal:
             return None
         return attrs.evolve(part, state="pending", ambiguous=part.ambiguous + 1)

@@ -27,7 +27,7 @@ class Media:
 
 @attrs.frozen
 class ReplyContext:
-    message_id: int
+    message_id: int | str  # a WhatsApp wamid is a string
     sender_id: str | None
     sender_name: str | None
     text: str
@@ -45,7 +45,7 @@ class Entity:
 @attrs.frozen
 class Message:
     update_id: int
-    message_id: int
+    message_id: int | str  # Telegram: an int; WhatsApp: the wamid
     chat_id: str
     chat_type: str  # private | group | supergroup | channel
     thread_id: int | None
@@ -59,6 +59,7 @@ class Message:
     reply: ReplyContext | None = None
     media_group_id: str | None = None
     date: int | None = None
+    channel: str = "telegram"  # the same shape carries WhatsApp messages (whatsapp/inbound.py)
 
     @property
     def is_group(self) -> bool:

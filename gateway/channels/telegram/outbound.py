@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from ..accounts import TelegramAccountConfig
 from ..outbox.model import Part, Record
 from ..outbox.pacing import TELEGRAM
 from ..sending import SendError
@@ -84,6 +85,12 @@ class TelegramSender:
     def prefix(self) -> str:
         return self.slot.prefix
 
+    @property
+    def cfg(self) -> TelegramAccountConfig:
+        cfg = self.slot.config
+        assert isinstance(cfg, TelegramAccountConfig)
+        return cfg
+
     def is_group(self, to: str) -> bool:
         return to.startswith("-")
 
@@ -94,7 +101,7 @@ class TelegramSender:
         await self.api.call("sendChatAction", params)
 
     def parts(self, text: str) -> list[str]:
-        return split_text(text, self.slot.config.text_chunk_limit, self.slot.config.chunk_mode)
+        return split_text(text, self.cfg.text_chunk_limit, self.cfg.chunk_mode)
 
     def _common(self, record: Record, part: Part) -> dict[str, Any]:
         target = record.target
@@ -126,7 +133,7 @@ class TelegramSender:
         params = dict(params, text=body)
         if is_html:
             params["parse_mode"] = "HTML"
-        if not self.slot.config.link_preview:
+        if not self.cfg.link_preview:
             params["link_preview_options"] = {"is_disabled": True}
         return await self._call("sendMessage", params, text, is_html)
 
@@ -208,7 +215,7 @@ class TelegramSender:
             params[kind] = item["url"]
         else:
             path = Path(str(item.get("path")))
-            limit = self.slot.config.media_max_mb * 1024 * 1024
+            limit = self.cfg.media_max_mb * 1024 * 1024
             try:
                 data = await trio.to_thread.run_sync(_read_limited, path, limit)
             except OSError as exc:
@@ -216,7 +223,7 @@ class TelegramSender:
             if data is None:
                 note = (
                     f"(file {item.get('filename') or path.name} not sent: it is over "
-                    f"{self.slot.config.media_max_mb} MB)"
+                    f"{self.cfg.media_max_mb} MB)"
                 )
                 text_params = {
                     k: v for k, v in params.items() if k not in ("caption", "parse_mode")

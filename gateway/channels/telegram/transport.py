@@ -73,6 +73,7 @@ class TelegramTransport:
         self.slot = slot
         self.rt = service.rt
         cfg = slot.config
+        assert isinstance(cfg, TelegramAccountConfig)
         assert cfg.token is not None
         # built once per run: a change to these keys restarts the account (accounts.py)
         self.api = BotApi(
@@ -95,7 +96,9 @@ class TelegramTransport:
     @property
     def cfg(self) -> TelegramAccountConfig:
         """The account's config as of now: policy and formatting keys apply hot."""
-        return self.slot.config
+        cfg = self.slot.config
+        assert isinstance(cfg, TelegramAccountConfig)
+        return cfg
 
     # -- the run --------------------------------------------------------------------------------
 
