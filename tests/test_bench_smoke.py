@@ -110,7 +110,7 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     cases = {r["case"] for r in rows}
     assert {"cold start: spawn -> first hello-ok", "RSS idle", "health @ 2 conns"} <= cases
     assert "handshake, 2 workers" in cases
-    assert all(r["value"] > 0 for r in rows)
+    assert all(r["value"] > 0 for r in rows), [(r["case"], r["value"], r["note"]) for r in rows]
     (verdict,) = [t for t in report["targets"] if t["target"].startswith("handshakes >= ref")]
     assert "measured here" in verdict["target"]
 

@@ -86,7 +86,8 @@ def argv_for(template: str, port: int, token: str) -> list[str]:
 async def reference(template: str, workdir: Path) -> AsyncIterator[Reference]:
     home = workdir / f"reference-{secrets.token_hex(4)}"
     home.mkdir(parents=True)
-    port, token = procs.free_port(), secrets.token_urlsafe(24)
+    # hex: a token that starts with "-" would read as an option in "--token {token}"
+    port, token = procs.free_port(), secrets.token_hex(24)
     env = procs.child_env(
         home,
         NODE_USE_ENV_PROXY="1",
@@ -159,7 +160,9 @@ async def _first_hello(ref: Reference) -> float:
     with trio.move_on_after(START_TIMEOUT):
         while True:
             if ref.process.poll() is not None:
-                raise procs.ChildFailed(f"reference exited ({last}):\n{ref.log_tail()}")
+                tail = ref.log_tail(3).replace("\n", " | ")  # one line: rows keep the first
+                code = ref.process.returncode
+                raise procs.ChildFailed(f"reference exited with {code} ({last}); log: {tail}")
             try:
                 conn = await open_session(procs.HOST, ref.port, ref.token, "cli")
             except Exception as exc:
