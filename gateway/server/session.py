@@ -112,6 +112,11 @@ async def run_session(rt: Runtime, ws: WebSocket) -> None:
             nursery.cancel_scope.cancel()
         finally:
             session.forget()
+            # The outbox's callbacks are the session's bound methods, and the session holds
+            # the peer: a cycle that would keep the connection's whole object graph (socket,
+            # task, nursery, protocol) for the cyclic collector -- ~70 µs of collection per
+            # handshake (BENCHMARKS.md). Broken here, everything goes by reference counting.
+            peer.outbox.on_wake = peer.outbox.on_close_requested = None
 
 
 class _Session:
