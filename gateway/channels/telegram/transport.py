@@ -195,9 +195,13 @@ class TelegramTransport:
     async def _poll(self) -> None:
         offset = await self._load_offset()
         stall_s = self.cfg.polling_stall_threshold_ms / 1000
+        # the last time Telegram answered getUpdates at all (ok, 409, 429, 5xx): a stall is
+        # a call that gets no answer, not one that gets an error
         last_ok = trio.current_time()
         while not self.service.draining:
-            await self.gate.wait()
+            if self.gate.until > trio.current_time():
+                await self.gate.wait()  # a 429's retry_after is no stall either
+                last_ok = trio.current_time()
             params: dict[str, Any] = {
                 "timeout": GET_UPDATES_TIMEOUT_S,
                 "allowed_updates": ALLOWED_UPDATES,
@@ -212,7 +216,10 @@ class TelegramTransport:
                     updates = await self.api.call(
                         "getUpdates", params, timeout_s=GET_UPDATES_TIMEOUT_S + READ_MARGIN_S
                     )
-                except (BotApiError, BotNetworkError) as exc:
+                except BotApiError as exc:
+                    failure = exc
+                    last_ok = trio.current_time()
+                except BotNetworkError as exc:
                     failure = exc
                 else:
                     last_ok = trio.current_time()
