@@ -227,6 +227,32 @@ async def test_rate_limit_retry_after_is_honoured(
     assert running.runtime.channels.slots[("telegram", "default")].restarts == 0
 
 
+async def test_a_webhook_conflict_that_persists_is_backed_off_not_looped(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
+) -> None:
+    """CHANNELS 3.3: a 409 naming a webhook means deleteWebhook and one immediate retry;
+    when the retry meets the same 409 ("terminated by other long poll or webhook": another
+    poller), it is a conflict with its 2 s -> 30 s backoff, not a tight delete/poll loop."""
+    fake, running = await _gateway(nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)])
+    slot = running.runtime.channels.slots[("telegram", "default")]
+    fake.fail("getUpdates", 409, "Conflict: terminated by other long poll or webhook", times=8)
+    with trio.fail_after(600):
+        await fake.wait_for(
+            lambda: (
+                len([c for c in fake.calls_of("getUpdates") if c.status == 409]) == 8
+                and fake.calls_of("getUpdates")[-1].status != 409
+            )
+        )
+    conflicts = [c for c in fake.calls_of("getUpdates") if c.status == 409]
+    quick = [b.at - a.at < 1.0 for a, b in itertools.pairwise(conflicts)]
+    assert quick.count(True) <= 1  # the one retry right after deleteWebhook
+    assert len(fake.calls_of("deleteWebhook")) <= 2
+    assert conflicts[-1].at - conflicts[0].at >= 10  # backed off between the others
+    with trio.fail_after(60):
+        await running.runtime.channels.wait_for(lambda: slot.connected and not slot.conflict)
+    assert slot.restarts == 0
+
+
 async def test_answered_errors_are_no_polling_stall(
     nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
 ) -> None:

@@ -86,6 +86,8 @@ class TelegramTransport:
         self._albums: dict[tuple[str, str], list[tuple[Message, str, bool]]] = {}
         self._work: trio.Nursery | None = None
         self._last_conflict_warn: float | None = None
+        # when a 409 naming a webhook last made us delete it (None after a good poll)
+        self._webhook_deleted_at: float | None = None
         self.gate = RateGate(slot.prefix)  # the poll lane (sends have their own)
         self.sender = TelegramSender(self.api, slot)
 
@@ -234,6 +236,7 @@ class TelegramTransport:
                 continue
             self.rt.metrics.telegram_getupdates.labels(result="ok").inc()
             self.backoff.reset()
+            self._webhook_deleted_at = None
             self.slot.last_poll_at = self.rt.now_ms()
             if not self.slot.connected or self.slot.conflict:
                 self.slot.conflict = False
@@ -243,12 +246,19 @@ class TelegramTransport:
 
     async def _poll_failed(self, exc: BaseException) -> None:
         slot = self.slot
+        deleted = self._webhook_deleted_at
+        retried = deleted is not None and trio.current_time() - deleted < CONFLICT_WARN_EVERY_S
         if isinstance(exc, BotApiError):
-            if exc.webhook_active:
+            if exc.webhook_active and not retried:
+                # delete it and retry at once -- once: while that retry and the next polls
+                # meet the same 409 (say "terminated by other long poll or webhook" from
+                # another poller), it is a conflict, backed off below, not a tight
+                # delete/poll loop; the webhook is deleted again after 10 minutes of it
                 self.rt.metrics.telegram_getupdates.labels(result="conflict").inc()
                 log.warning("%s a webhook is active; deleting it to use long polling", self.prefix)
                 try:
                     await self.api.call("deleteWebhook", {"drop_pending_updates": False})
+                    self._webhook_deleted_at = trio.current_time()
                     return
                 except (BotApiError, BotNetworkError) as again:
                     exc = again if isinstance(again, BotApiError) else exc
