@@ -3,7 +3,7 @@ fixes live in the config file, which doctor never rewrites."""
 
 from __future__ import annotations
 
-from ..channels.accounts import resolve_telegram, telegram_account_ids
+from ..channels.accounts import account_ids, resolve_telegram
 from ..channels.whatsapp.config import resolve_whatsapp
 from .checks import Check, Context
 
@@ -42,7 +42,7 @@ def check_channels(ctx: Context) -> Check:
             return Check("channels.config", "warn", "; ".join(warnings))
         return Check("channels.config", "ok", "; ".join(summary))
     tg = channels.telegram
-    ids = telegram_account_ids(tg)
+    ids = account_ids(tg)
     if len(ids) >= 2 and tg.default_account is None and "default" not in ids:
         warnings.append(
             f"channels.telegram: {len(ids)} accounts and no defaultAccount; "
