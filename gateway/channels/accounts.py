@@ -136,15 +136,48 @@ def _allow(entries: list[str | int] | None) -> tuple[str, ...] | None:
     return tuple(e for e in (normalize_allow_entry(x) for x in entries) if e)
 
 
-def telegram_account_ids(tg: TelegramConfig) -> list[str]:
-    return sorted(tg.accounts) if tg.accounts else [DEFAULT_ACCOUNT]
+class ChannelSection(Protocol):
+    """A channel's config section with named accounts (``channels.telegram``, ...)."""
+
+    @property
+    def accounts(self) -> Mapping[str, object]: ...
+    @property
+    def default_account(self) -> str | None: ...
 
 
-def default_account_id(tg: TelegramConfig) -> str:
-    ids = telegram_account_ids(tg)
-    if tg.default_account and tg.default_account in ids:
-        return tg.default_account
+def account_ids(section: ChannelSection) -> list[str]:
+    """The named accounts, sorted; ``["default"]`` when there are none."""
+    return sorted(section.accounts) if section.accounts else [DEFAULT_ACCOUNT]
+
+
+def default_account_id(section: ChannelSection) -> str:
+    ids = account_ids(section)
+    if section.default_account and section.default_account in ids:
+        return section.default_account
     return DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in ids else ids[0]
+
+
+TokenCandidate = tuple[str | None, str | None, str]  # (token, token file, its key path)
+
+
+def pick_token(
+    candidates: list[TokenCandidate], file_key: str, reader: TokenReader, env_token: str | None
+) -> tuple[str | None, TokenSource, str | None]:
+    """``(token, source, error)`` from the first candidate that sets one (most specific
+    first): its inline token, else its file -- a file that cannot be used is the error,
+    named ``<key path>.<file_key>`` -- and then ``env_token`` (the environment variable, for
+    the account that may use it)."""
+    for token, token_file, path in candidates:
+        if token:
+            return token.strip(), "config", None
+        if token_file:
+            try:
+                return reader(token_file), "file", None
+            except TokenFileError as exc:
+                return None, "none", f"{path}.{file_key}: {exc}"
+    if env_token and env_token.strip():
+        return env_token.strip(), "env", None
+    return None, "none", None
 
 
 def _token(
@@ -155,22 +188,13 @@ def _token(
 ) -> tuple[str | None, TokenSource, str | None]:
     acct = tg.accounts.get(account_id)
     base = "channels.telegram"
-    candidates: list[tuple[str | None, str | None, str]] = []
+    candidates: list[TokenCandidate] = []
     if acct is not None:
         candidates.append((acct.bot_token, acct.token_file, f"{base}.accounts.{account_id}"))
     if account_id == DEFAULT_ACCOUNT:
         candidates.append((tg.bot_token, tg.token_file, base))
-    for token, token_file, path in candidates:
-        if token:
-            return token.strip(), "config", None
-        if token_file:
-            try:
-                return reader(token_file), "file", None
-            except TokenFileError as exc:
-                return None, "none", f"{path}.tokenFile: {exc}"
-    if account_id == DEFAULT_ACCOUNT and env.get(ENV_TELEGRAM_TOKEN, "").strip():
-        return env[ENV_TELEGRAM_TOKEN].strip(), "env", None
-    return None, "none", None
+    env_token = env.get(ENV_TELEGRAM_TOKEN) if account_id == DEFAULT_ACCOUNT else None
+    return pick_token(candidates, "tokenFile", reader, env_token)
 
 
 def _api_root(tg: TelegramConfig, account_id: str) -> tuple[str, str]:
@@ -200,7 +224,7 @@ def resolve_telegram(
     if tg is None:
         return {}
     out: dict[str, TelegramAccountConfig] = {}
-    for account_id in telegram_account_ids(tg):
+    for account_id in account_ids(tg):
         acct = tg.accounts.get(account_id)
 
         def pick(name: str, acct: object = acct) -> object:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import json5
 
-from ..channels.accounts import resolve_telegram, telegram_account_ids
+from ..channels.accounts import account_ids, resolve_telegram
 from ..channels.whatsapp.config import resolve_whatsapp
 from ..config.channels import bot_endpoint_suffix, strip_bot_endpoint
 from ..config.edit import read_document, with_value
@@ -135,7 +135,7 @@ def _check_channels(ctx: Context, root_problems: list[str]) -> Check:
             return Check("channels.config", "warn", "; ".join(warnings))
         return Check("channels.config", "ok", "; ".join(summary))
     tg = channels.telegram
-    ids = telegram_account_ids(tg)
+    ids = account_ids(tg)
     if len(ids) >= 2 and tg.default_account is None and "default" not in ids:
         warnings.append(
             f"channels.telegram: {len(ids)} accounts and no defaultAccount; "
