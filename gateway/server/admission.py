@@ -32,11 +32,18 @@ import attrs
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.keys import MAIN_KEY
-from ..auth import AuthFailure, check_secret, granted_scopes, rate_limited_error
+from ..auth import (
+    AuthFailure,
+    check_secret,
+    granted_scopes,
+    is_loopback_ip,
+    rate_limited_error,
+)
 from ..devices import connect as device_connect
 from ..devices.identity import DeviceProof
 from ..errors import GatewayError
 from ..events import Peer
+from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
 from ..protocol.codec import dumps, to_wire
 from ..protocol.devices import DeviceTokenRecord
@@ -51,6 +58,7 @@ from ..protocol.handshake import (
     SessionDefaultsInfo,
     Snapshot,
 )
+from ..protocol.system import PresenceEntry
 from ..protocol.upgrade import Upgrade
 from ..rpc.registry import methods
 from ..runtime import Runtime
@@ -195,6 +203,49 @@ async def decide(rt: Runtime, attempt: ConnectAttempt) -> None:
     """Run ``rt.connect_checks`` in order; the first refusal raises."""
     for check in rt.connect_checks:
         await check(rt, attempt)
+
+
+NO_CAPS: frozenset[str] = frozenset()  # shared: most clients advertise none
+
+
+def admitted(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> bool:
+    """The checks said yes: the peer takes the identity the connect gave it, and a client
+    presence tracks gets its entry. Returns whether presence tracks it."""
+    params = attempt.params
+    peer.client_id = params.client.id
+    peer.client_mode = params.client.mode
+    peer.caps = frozenset(params.caps) if params.caps else NO_CAPS
+    peer.device_id = attempt.device.device_id if attempt.device else None
+    peer.auth_method = attempt.auth_method
+    if params.client.mode in UNTRACKED_MODES:
+        return False
+    device = params.device.id if params.device else None
+    peer.presence_key = device or params.client.instance_id or peer.conn_id
+    rt.presence.upsert(peer.presence_key, _presence_entry(rt, peer, params, attempt.scopes))
+    return True
+
+
+def _presence_entry(
+    rt: Runtime, peer: Peer, params: ConnectParams, scopes: list[str]
+) -> PresenceEntry:
+    c = params.client
+    ip = peer.remote_ip
+    device = params.device.id if params.device else None
+    return PresenceEntry(
+        ts=rt.now_ms(),
+        host=c.display_name or c.id,
+        ip=None if is_loopback_ip(ip) else ip,
+        version=c.version,
+        platform=c.platform,
+        device_family=c.device_family,
+        model_identifier=c.model_identifier,
+        mode=c.mode,
+        reason="connect",
+        device_id=device,
+        roles=[params.role],
+        scopes=scopes,
+        instance_id=device or c.instance_id,
+    )
 
 
 def attempt_for(rt: Runtime, peer: Peer, params: ConnectParams, nonce: str) -> ConnectAttempt:
