@@ -26,6 +26,8 @@ from ..config.channels import (
     ReplyToMode,
     TelegramConfig,
     TelegramGroup,
+    bot_endpoint_problem,
+    bot_endpoint_suffix,
     normalize_allow_entry,
 )
 from ..config.model import Config
@@ -73,7 +75,9 @@ class TelegramAccountConfig:
     enabled: bool
     token: str | None = attrs.field(repr=False)
     token_source: TokenSource
-    token_error: str | None  # "<key path>: <why>" when a tokenFile could not be used
+    # "<key path>: <why>": a tokenFile that cannot be used, a token two accounts share, an
+    # API root that ends in /bot<TOKEN> -- the account is `failed` with it until fixed
+    token_error: str | None
     api_base_url: str
     proxy: str | None
     timeout_seconds: int | None
@@ -193,6 +197,24 @@ def _token(
     return pick_token(candidates, "tokenFile", reader, env_token)
 
 
+def _api_root(tg: TelegramConfig, account_id: str) -> tuple[str, str]:
+    """``(root, key path)``: the account's ``apiBaseUrl`` > its ``apiRoot`` (the reference's
+    name) > the top-level ``apiBaseUrl`` > ``apiRoot`` > the public Bot API."""
+    acct = tg.accounts.get(account_id)
+    base = "channels.telegram"
+    if acct is not None:
+        path = f"{base}.accounts.{account_id}"
+        if acct.api_base_url:
+            return acct.api_base_url, f"{path}.apiBaseUrl"
+        if acct.api_root:
+            return acct.api_root, f"{path}.apiRoot"
+    if tg.api_base_url:
+        return tg.api_base_url, f"{base}.apiBaseUrl"
+    if tg.api_root:
+        return tg.api_root, f"{base}.apiRoot"
+    return DEFAULT_API_BASE, f"{base}.apiBaseUrl"
+
+
 def resolve_telegram(
     config: Config,
     env: Mapping[str, str],
@@ -210,7 +232,11 @@ def resolve_telegram(
             return getattr(tg, name) if value is None else value
 
         token, source, error = _token(tg, account_id, env, reader)
-        api = pick("api_base_url") or pick("api_root") or DEFAULT_API_BASE
+        api, api_path = _api_root(tg, account_id)
+        if error is None and bot_endpoint_suffix(api):
+            # a full bot endpoint as the root: this account fails, naming the key (doctor
+            # --fix strips it); the other accounts and the gateway are not affected
+            error = bot_endpoint_problem(api_path)
         enabled = tg.enabled and (acct.enabled if acct and acct.enabled is not None else True)
         allow = _allow(acct.allow_from if acct and acct.allow_from is not None else tg.allow_from)
         group_allow = _allow(
@@ -225,7 +251,7 @@ def resolve_telegram(
             token=token,
             token_source=source,
             token_error=error,
-            api_base_url=str(api).rstrip("/"),
+            api_base_url=api.rstrip("/"),
             proxy=pick("proxy"),  # type: ignore[arg-type]
             timeout_seconds=pick("timeout_seconds"),  # type: ignore[arg-type]
             dm_policy=pick("dm_policy"),  # type: ignore[arg-type]
