@@ -32,17 +32,12 @@ import attrs
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.keys import MAIN_KEY
-from ..auth import (
-    AuthFailure,
-    check_secret,
-    granted_scopes,
-    is_loopback_ip,
-    rate_limited_error,
-)
+from ..auth import AuthFailure, check_secret, granted_scopes, rate_limited_error
 from ..devices import connect as device_connect
 from ..devices.identity import DeviceProof
 from ..errors import GatewayError
 from ..events import Peer
+from ..origins import is_loopback_ip
 from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
 from ..protocol.codec import dumps, to_wire

@@ -32,7 +32,6 @@ import trio
 from .. import observe
 from ..errors import GatewayError
 from ..events import Peer
-from ..origins import is_loopback_ip
 from ..outbox import Outbox, Text
 from ..protocol.connection import (
     Action,
