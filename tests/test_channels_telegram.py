@@ -477,6 +477,15 @@ async def test_no_reply_is_not_sent_and_the_route_is_recorded(
     route = await service.last_route(f"agent:main:direct:{OWNER}")
     assert route is not None
     assert (route.channel, route.account_id, route.to) == ("telegram", "default", str(OWNER))
+    async with open_client(running.url, token=TOKEN) as client:  # and the session shows it
+        listed = await client.call("sessions.list")
+    [row] = [r for r in listed["sessions"] if r["key"] == f"agent:main:direct:{OWNER}"]
+    assert row["lastRoute"] == {
+        "channel": "telegram",
+        "accountId": "default",
+        "to": str(OWNER),
+        "replyToId": route.reply_to_id,
+    }
 
 
 async def test_a_polling_stall_rebuilds_the_client_in_the_same_run(
