@@ -1090,6 +1090,11 @@ export interface ShutdownPayload {
   restartExpectedMs?: number | null;
 }
 
+/** ``skills.bins`` (node role): the binaries the gateway's skills need, for the node to look for on its PATH. This gateway has no skills: always empty. */
+export interface SkillsBinsResult {
+  bins: Array<string>;
+}
+
 export interface Snapshot {
   presence: Array<PresenceEntry>;
   health: HealthSummary | Record<string, unknown>;
@@ -1123,7 +1128,7 @@ export interface StatusSummary {
 }
 
 export interface SystemEventParams {
-  text: string;
+  text?: string | null;
   deviceId?: string | null;
   instanceId?: string | null;
   host?: string | null;
@@ -1155,6 +1160,22 @@ export interface Usage {
   input: number;
   output: number;
   total: number;
+}
+
+export interface VoiceWakeSetParams {
+  triggers: Array<string>;
+}
+
+/** ``voicewake.get`` / ``voicewake.set`` result and the ``voicewake.changed`` payload. */
+export interface VoiceWakeTriggers {
+  triggers: Array<string>;
+}
+
+export interface WakeParams {
+  mode: "now" | "next-heartbeat";
+  text: string;
+  sessionKey?: string | null;
+  agentId?: string | null;
 }
 
 export interface GatewayMethods {
@@ -1197,9 +1218,13 @@ export interface GatewayMethods {
   "send": { params: SendParams; result: SendResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
+  "skills.bins": { params: EmptyParams; result: SkillsBinsResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
+  "voicewake.get": { params: EmptyParams; result: VoiceWakeTriggers };
+  "voicewake.set": { params: VoiceWakeSetParams; result: VoiceWakeTriggers };
+  "wake": { params: WakeParams; result: OkResult };
 }
 
 export interface GatewayEvents {
@@ -1216,6 +1241,7 @@ export interface GatewayEvents {
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;
+  "voicewake.changed": VoiceWakeTriggers;
 }
 
 export type GatewayFrame = RequestFrame | ResponseFrame | EventFrame;

@@ -111,6 +111,7 @@ def methods() -> dict[str, Method]:
             restart,
             send,
             system,
+            voicewake,
         )
 
         _loaded = True
