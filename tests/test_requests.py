@@ -91,6 +91,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "device.pair.remove": {"deviceId": "seed-paired-device"},
     "device.token.revoke": {"deviceId": "seed-approved-device", "role": "operator"},
     "device.token.rotate": {"deviceId": "seed-approved-device", "role": "operator"},
+    "config.get": {},
     "skills.bins": {},
     "voicewake.get": {},
     "voicewake.set": {"triggers": ["neo"]},

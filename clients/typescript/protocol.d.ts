@@ -309,6 +309,24 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
+export interface ConfigGetResult {
+  path: string;
+  exists: boolean;
+  raw: string | null;
+  parsed: unknown;
+  valid: boolean;
+  config: unknown;
+  hash: string;
+  issues: Array<ConfigIssue>;
+  warnings: Array<ConfigIssue>;
+  legacyIssues: Array<ConfigIssue>;
+}
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
 /** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
 export interface ConfigStatus {
   path: string;
@@ -1191,6 +1209,7 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "config.get": { params: EmptyParams; result: ConfigGetResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
