@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app import Running
 from gateway.config.load import parse
-from gateway.config.snapshot import REDACTED, is_secret_key, redact
+from gateway.config.snapshot import REDACTED, is_secret_key, redact, snapshot
 
 from .conftest import StartGateway, handshake, in_thread, make_settings, open_raw, request
 
@@ -64,6 +64,17 @@ def test_redact_keeps_env_references_and_reports_what_it_hid() -> None:
         "a": {"token": REDACTED, "apiKey": "${KEY}", "list": [{"password": REDACTED}], "n": 1}
     }
     assert found == {"t0p", "pw"}
+
+
+def test_raw_is_withheld_when_a_secret_cannot_be_found_in_the_text() -> None:
+    running = parse("{}", {})[0]
+    escaped = snapshot("f", '{gateway: {auth: {token: "s\\u0065cret-value"}}}', {}, running)
+    assert escaped.raw is None  # "secret-value" spelled with an escape: not replaceable
+    assert escaped.parsed == {"gateway": {"auth": {"token": REDACTED}}}
+    broken = snapshot("f", '{gateway: {auth: {token: "abc"', {}, running)
+    assert broken.raw is None  # does not parse: nothing is known to be safe
+    plain = snapshot("f", '{gateway: {auth: {token: "abc"}}} // abc', {}, running)
+    assert plain.raw == f'{{gateway: {{auth: {{token: "{REDACTED}"}}}}}} // {REDACTED}'
 
 
 def get_config(running: Running, **connect: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ bytes (of the empty string when there is no file), a revision an editor can send
 ``baseHash``. Secrets are the values of keys named like ``token``, ``botToken``,
 ``password``, ``apiKey``, ``secret``, ``appSecret`` (any key ending in token, password,
 secret or apikey); a ``${VAR}`` reference is not a secret and stays. In ``raw`` each secret
-value found in the parsed file is replaced where it occurs in the text.
+value found in the parsed file is replaced where it occurs in the text; ``raw`` is ``None``
+when that cannot be done safely (a file that does not parse, a secret spelled with escapes).
 """
 
 from __future__ import annotations
@@ -51,6 +52,23 @@ def redact(value: object, found: set[str] | None = None) -> object:
     return value
 
 
+def redacted_text(text: str, secrets: set[str]) -> str | None:
+    """``text`` with each secret value replaced (quoted, then anywhere else it occurs, a
+    comment say); ``None`` unless the result parses and holds no secret any more (an escape
+    sequence can spell a secret differently in the text than in its value)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        for quote in ('"', "'"):
+            text = text.replace(f"{quote}{secret}{quote}", f"{quote}{REDACTED}{quote}")
+        text = text.replace(secret, REDACTED)
+    left: set[str] = set()
+    try:
+        redact(json5.loads(text), left)
+    except ValueError:
+        return None
+    left.discard(REDACTED)
+    return None if left else text
+
+
 def _issue(problem: str) -> ConfigIssue:
     """``"gateway.port: expected ..."`` -> ``{path: "gateway.port", message: "expected ..."}``."""
     path, sep, message = problem.partition(": ")
@@ -73,11 +91,9 @@ def snapshot(
         secrets: set[str] = set()
         try:
             parsed = redact(json5.loads(text), secrets)
+            raw = redacted_text(text, secrets)
         except ValueError:
-            parsed = None
-        raw = text
-        for secret in sorted(secrets, key=len, reverse=True):
-            raw = raw.replace(secret, REDACTED)
+            parsed = None  # and raw stays None: which parts are secrets cannot be known
         try:
             _, notes = parse(text, env, source=path)
             warnings = [_issue(note) for note in notes]
