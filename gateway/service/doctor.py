@@ -2,7 +2,9 @@
 
 Each check returns a :class:`Check` (``ok``/``warn``/``fail``) and, when the problem has a
 safe repair, a ``fix`` that performs it and says what it changed. Doctor never rewrites the
-user's config file, never kills a process and never touches a lock a live gateway holds.
+user's config file (one exception: it strips a ``/bot<TOKEN>`` pasted at the end of a
+Telegram API root, changing only that value -- CHANNELS.md 1.1), never kills a process and
+never touches a lock a live gateway holds.
 After fixing, every check runs again, so the report shows the state reached, not the hope.
 """
 
@@ -65,13 +67,18 @@ def run_checks(host: Host, paths: Paths) -> list[Check]:
     return [check(ctx) for check in CHECKS]
 
 
-def doctor(host: Host, paths: Paths, *, fix: bool = False) -> DoctorResult:
+def doctor(
+    host: Host, paths: Paths, *, fix: bool = False, only: frozenset[str] | None = None
+) -> DoctorResult:
+    """``only``: fix just these checks (``--generate-gateway-token`` = ``{"auth.token"}``)."""
     checks = run_checks(host, paths)
     if not fix:
         return DoctorResult(checks, [])
     changes = []
     for check in checks:
         if not check.fixable or check.fix is None:
+            continue
+        if only is not None and check.id not in only:
             continue
         try:
             changes.append(check.fix())
