@@ -309,6 +309,24 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
+export interface ConfigGetResult {
+  path: string;
+  exists: boolean;
+  raw: string | null;
+  parsed: unknown;
+  valid: boolean;
+  config: unknown;
+  hash: string;
+  issues: Array<ConfigIssue>;
+  warnings: Array<ConfigIssue>;
+  legacyIssues: Array<ConfigIssue>;
+}
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
 /** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
 export interface ConfigStatus {
   path: string;
@@ -492,6 +510,7 @@ export interface HealthSummary {
   agents: Array<AgentHealth>;
   sessions: SessionStore;
   linkChannel?: LinkChannel | null;
+  deliveryQueues?: Record<string, unknown> | null;
   [extra: string]: unknown;
 }
 
@@ -546,6 +565,15 @@ export interface HelloOk {
 export interface InFlightRun {
   runId: string;
   text: string;
+}
+
+/** Where a session last talked through a channel (CHANNELS.md 5.2): replies and ``deliver`` without a target go there. */
+export interface LastRoute {
+  channel: string;
+  accountId: string;
+  to: string;
+  threadId?: string | null;
+  replyToId?: string | null;
 }
 
 export interface LinkChannel {
@@ -1050,6 +1078,7 @@ export interface SessionRow {
   age: number;
   sizeBytes: number;
   activeRunIds?: Array<string> | null;
+  lastRoute?: LastRoute | null;
 }
 
 export interface SessionStore {
@@ -1091,6 +1120,11 @@ export interface ShutdownPayload {
   restartExpectedMs?: number | null;
 }
 
+/** ``skills.bins`` (node role): the binaries the gateway's skills need, for the node to look for on its PATH. This gateway has no skills: always empty. */
+export interface SkillsBinsResult {
+  bins: Array<string>;
+}
+
 export interface Snapshot {
   presence: Array<PresenceEntry>;
   health: HealthSummary | Record<string, unknown>;
@@ -1124,7 +1158,7 @@ export interface StatusSummary {
 }
 
 export interface SystemEventParams {
-  text: string;
+  text?: string | null;
   deviceId?: string | null;
   instanceId?: string | null;
   host?: string | null;
@@ -1158,6 +1192,22 @@ export interface Usage {
   total: number;
 }
 
+export interface VoiceWakeSetParams {
+  triggers: Array<string>;
+}
+
+/** ``voicewake.get`` / ``voicewake.set`` result and the ``voicewake.changed`` payload. */
+export interface VoiceWakeTriggers {
+  triggers: Array<string>;
+}
+
+export interface WakeParams {
+  mode: "now" | "next-heartbeat";
+  text: string;
+  sessionKey?: string | null;
+  agentId?: string | null;
+}
+
 export interface GatewayMethods {
   "agent": { params: AgentParams; result: AgentResponse };
   "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
@@ -1171,6 +1221,7 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "config.get": { params: EmptyParams; result: ConfigGetResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
@@ -1198,9 +1249,13 @@ export interface GatewayMethods {
   "send": { params: SendParams; result: SendResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
+  "skills.bins": { params: EmptyParams; result: SkillsBinsResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
+  "voicewake.get": { params: EmptyParams; result: VoiceWakeTriggers };
+  "voicewake.set": { params: VoiceWakeSetParams; result: VoiceWakeTriggers };
+  "wake": { params: WakeParams; result: OkResult };
 }
 
 export interface GatewayEvents {
@@ -1217,6 +1272,7 @@ export interface GatewayEvents {
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;
+  "voicewake.changed": VoiceWakeTriggers;
 }
 
 export type GatewayFrame = RequestFrame | ResponseFrame | EventFrame;

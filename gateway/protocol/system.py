@@ -152,6 +152,9 @@ class HealthSummary:
     agents: list[AgentHealth]
     sessions: SessionStore
     link_channel: LinkChannel | None = None
+    # the channel metrics of CHANNELS.md 7.3 by their Prometheus names (when a channel is
+    # configured): state per account, counters by label, the outbox's depth and age
+    delivery_queues: JsonObject | None = None
 
 
 # -- status -------------------------------------------------------------------------------
@@ -259,7 +262,11 @@ class EmptyParams:
 @closed
 @attrs.frozen
 class SystemEventParams:
-    text: str = attrs.field(metadata=schema(min_length=1))
+    # required, but checked by the handler: a missing, empty or blank text is refused with
+    # the reference's own words, "text required" (PROTOCOL.md 7.4)
+    text: str | None = attrs.field(
+        default=None, metadata=schema(description="required: the event text, not blank")
+    )
     device_id: str | None = None
     instance_id: str | None = None
     host: str | None = None
