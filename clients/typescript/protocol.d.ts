@@ -309,6 +309,31 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
+/** Open: newer clients may send more (nothing is read yet). */
+export interface ConfigGetParams {
+  [extra: string]: unknown;
+}
+
+/** The config file and the config in force, every secret replaced by ``__SMART_AGENT_NEO_REDACTED__``. ``raw`` is the file's text (``null``: no file); ``parsed`` the file as a document (``null``: a syntax error); ``config`` what the gateway runs with now, defaults filled in (after an invalid edit: the last good config); ``hash`` the SHA-256 of the file on disk, a revision to guard a later write. */
+export interface ConfigGetResult {
+  path: string;
+  exists: boolean;
+  raw: string | null;
+  parsed: Record<string, unknown> | null;
+  valid: boolean;
+  config: Record<string, unknown>;
+  hash: string;
+  issues: Array<ConfigIssue>;
+  warnings: Array<ConfigIssue>;
+  legacyIssues: Array<ConfigIssue>;
+}
+
+/** One problem with the file: ``path`` is the key path (``""`` for the whole file). */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
 /** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
 export interface ConfigStatus {
   path: string;
@@ -1170,6 +1195,7 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "config.get": { params: ConfigGetParams; result: ConfigGetResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };

@@ -104,6 +104,7 @@ def methods() -> dict[str, Method]:
             agent,
             channels,
             chat,
+            config,
             devices,
             logs,
             node_pairing,
