@@ -129,3 +129,70 @@ def test_validate(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "validate"]) == 78
     err = capsys.readouterr().err
     assert "- gateway.port: expected an integer 1-65535, got 0" in err
+
+
+def test_concurrent_writers_lose_no_update(home: Path) -> None:
+    """FAILURE-MODES 10: several ``config set`` at once (CLI, scripts) -- every change lands,
+    and the file is one valid document, never two concatenated."""
+    import threading
+
+    from gateway.config.edit import set_values
+
+    path = config_path(home)
+    assert main(["setup"]) == 0
+    keys = [f"channels.telegram.accounts.a{i}.botToken" for i in range(8)]
+    errors: list[BaseException] = []
+
+    def writer(key: str) -> None:
+        try:
+            for n in range(5):
+                set_values(path, {key: f"{n}:token-{key[-14:]}"}, {})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    accounts = json.loads(path.read_text())["channels"]["telegram"]["accounts"]
+    assert {f"a{i}" for i in range(8)} <= set(accounts)
+    assert all(a["botToken"].startswith("4:") for a in accounts.values())
+
+
+def test_a_file_saved_meanwhile_is_not_overwritten(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAILURE-MODES 10: an editor that saves while ``config set`` validates wins; the CLI
+    writes nothing and says to run it again."""
+    from gateway.config import edit
+    from gateway.errors import GatewayError
+
+    path = config_path(home)
+    assert main(["setup"]) == 0
+    real_parse = edit.parse  # type: ignore[attr-defined]
+
+    def parse_while_someone_saves(*args: object, **kwargs: object) -> object:
+        path.write_text('{ gateway: { mode: "local", port: 19777 } }')
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edit, "parse", parse_while_someone_saves)
+    with pytest.raises(GatewayError, match="changed while this command was updating it"):
+        edit.set_values(path, {"gateway.port": 19001}, {})
+    assert "19777" in path.read_text()
+
+
+def test_get_prints_maps_of_objects(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``config get models.providers`` printed a traceback (a map of config objects was
+    not turned into a document); now it is JSON with the defaults filled in."""
+    config_path(home).parent.mkdir(parents=True)
+    config_path(home).write_text(
+        '{ gateway: { mode: "local" }, models: { providers: { m: { baseUrl: '
+        '"http://127.0.0.1:9/v1", api: "openai-completions", models: [{ id: "x" }] } } } }'
+    )
+    capsys.readouterr()
+    assert main(["config", "get", "models.providers"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["m"]["baseUrl"] == "http://127.0.0.1:9/v1"
+    assert shown["m"]["models"][0]["id"] == "x"

@@ -151,6 +151,8 @@ def test_lock_removal_refuses_when_a_gateway_takes_it_meanwhile(tmp_path: Path) 
 
 
 def test_unit_drift_is_found_and_fixed(tmp_path: Path) -> None:
+    """FAILURE-MODES 32: after an upgrade the installed unit (version, entrypoint) differs
+    from the current template; doctor says so and --fix rewrites it, keeping the options."""
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)

@@ -17,7 +17,14 @@ from ..auth import PendingToken
 from ..canvas.files import PREFIX as CANVAS_PREFIX
 from ..config.load import load_file
 from ..config.paths import Paths
-from ..config.settings import Overrides, Settings, check_mode, format_host, resolve
+from ..config.settings import (
+    Overrides,
+    Settings,
+    check_mode,
+    format_host,
+    is_loopback_host,
+    resolve,
+)
 from ..controlui.link import dashboard_url
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
 from ..force import NotOursError, stop_gateways
@@ -115,6 +122,15 @@ def banner(
             )
     else:
         out.print(f"Auth: {auth.mode} (from {auth.source})")
+    if not is_loopback_host(running.host):
+        # FAILURE-MODES 20: the secret and every frame cross the network in the clear
+        out.print(
+            f"Warning: listening on {format_host(running.host)} with plain ws:// and http://: "
+            "the token and all traffic cross the network unencrypted. Put a TLS proxy in "
+            "front (wss://, and list it in gateway.trustedProxies) or keep the gateway on "
+            "loopback and reach it over SSH or a VPN.",
+            markup=False,
+        )
     out.print("Press Ctrl-C to stop.")
     out.file.flush()  # supervisors and tests read the banner through a pipe
 

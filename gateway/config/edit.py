@@ -4,10 +4,13 @@ atomically, never leaving the user's file broken. Pure except :func:`set_value`'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -92,17 +95,48 @@ def set_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> li
 def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str]) -> list[str]:
     """Set several keys in one validated, atomic write. A new file is private (0600, as
     ``doctor`` wants it); an existing one keeps its mode unless it now holds a secret."""
-    document, original = read_document(path)
-    updated = document
-    for key, value in values.items():
-        updated = with_value(updated, key, value)
-    parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
-    notes = []
-    if original is not None and _COMMENT.search(original):
-        notes.append("note: comments in the file are not preserved by `config set`")
-    private = original is None or holds_secret(updated)
-    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=private)
+    with write_lock(path):
+        document, original = read_document(path)
+        updated = document
+        for key, value in values.items():
+            updated = with_value(updated, key, value)
+        parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
+        notes = []
+        if original is not None and _COMMENT.search(original):
+            notes.append("note: comments in the file are not preserved by `config set`")
+        private = original is None or holds_secret(updated)
+        if _text_now(path) != original:  # an editor (which takes no lock) saved meanwhile
+            raise GatewayError(
+                f"{path} changed while this command was updating it; nothing was written "
+                "(run the command again to apply it to the new file)"
+            )
+        write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=private)
     return notes
+
+
+def _text_now(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """One writer of the config file at a time (FAILURE-MODES 10): two ``config set`` runs
+    at once would each read the old file and the second write would drop the first one's
+    change. An exclusive ``flock`` on ``.<name>.lock`` beside the file (the real file, when
+    the config is a symlink) serialises read-validate-write; the kernel drops it if the
+    process dies. The lock file stays: removing it would let a waiter lock a file no one
+    else sees."""
+    real = path.resolve() if path.is_symlink() else path
+    real.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(real.parent / f".{real.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def effective(path: Path, env: Mapping[str, str]) -> Config:
@@ -116,6 +150,10 @@ def as_document(value: object) -> object:
             camel(f.name): as_document(getattr(value, f.name))
             for f in attrs.fields(typing.cast(typing.Any, type(value)))
         }
+    if isinstance(value, dict):  # e.g. models.providers, channels.*.accounts
+        return {k: as_document(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_document(v) for v in value]
     return value
 
 
