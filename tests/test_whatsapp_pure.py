@@ -49,6 +49,18 @@ def test_config_errors_name_the_key() -> None:
     ]
 
 
+@pytest.mark.parametrize("channel", ["telegram", "whatsapp"])
+def test_account_ids_and_the_default_account_are_checked_alike(channel: str) -> None:
+    base = f"channels.{channel}"
+    document = {"channels": {channel: {"defaultAccount": "x", "accounts": {"a b": {}, "c": {}}}}}
+    with pytest.raises(ConfigError) as caught:
+        parse(json.dumps(document), {})
+    assert caught.value.problems == [
+        f'{base}.accounts.a b: account ids use letters, digits, "_" and "-" (got "a b")',
+        f'{base}.defaultAccount: no account "x" (configured: a b, c)',
+    ]
+
+
 def test_accounts_inherit_the_app_and_token_and_get_their_own_webhook_path() -> None:
     cfg = config(
         accessToken="T",

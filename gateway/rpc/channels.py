@@ -75,51 +75,51 @@ async def channels_status(ctx: CallContext, params: ChannelsStatusParams) -> dic
     return status_payload(mgr.snapshots(), mgr.defaults(), ctx.runtime.now_ms())
 
 
-@method("channels.start", params=ChannelParams, result=ChannelStartResult, scope=ADMIN)
-async def channels_start(ctx: CallContext, params: ChannelParams) -> ChannelStartResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
-    ctx.runtime.channels.reread_tokens(slots)
+def _start(mgr: ChannelManager, slots: list[AccountSlot]) -> bool:
+    """Start every slot with freshly read token files; ``True`` if there were slots and
+    each one started."""
+    mgr.reread_tokens(slots)
     started = [slot.start() for slot in slots]
-    for slot in slots:
-        log.info("%s start requested over RPC", slot.prefix)
-    return ChannelStartResult(channel, _account(params, slots), bool(started) and all(started))
+    return bool(started) and all(started)
 
 
-@method("channels.stop", params=ChannelParams, result=ChannelStopResult, scope=ADMIN)
-async def channels_stop(ctx: CallContext, params: ChannelParams) -> ChannelStopResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
-    results: list[bool] = []
-
-    async def stop(slot: AccountSlot) -> None:
-        log.info("%s stop requested over RPC", slot.prefix)
-        results.append(await slot.stop("manual"))
-
-    async with trio.open_nursery() as nursery:
-        for slot in slots:
-            nursery.start_soon(stop, slot)
-    return ChannelStopResult(channel, _account(params, slots), bool(results) and all(results))
-
-
-@method("channels.restart", params=ChannelParams, result=ChannelRestartResult, scope=ADMIN)
-async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRestartResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
+async def _stop(slots: list[AccountSlot], what: str) -> bool:
+    """Stop every slot at once (one slow account does not hold up the others); ``True`` if
+    there were slots and each one stopped."""
     stopped: list[bool] = []
 
     async def stop(slot: AccountSlot) -> None:
-        log.info("%s restart requested over RPC", slot.prefix)
+        log.info("%s %s requested over RPC", slot.prefix, what)
         stopped.append(await slot.stop("manual"))
 
     async with trio.open_nursery() as nursery:
         for slot in slots:
             nursery.start_soon(stop, slot)
-    ctx.runtime.channels.reread_tokens(slots)
-    started = [slot.start() for slot in slots]
-    return ChannelRestartResult(
-        channel,
-        _account(params, slots),
-        bool(stopped) and all(stopped),
-        bool(started) and all(started),
-    )
+    return bool(stopped) and all(stopped)
+
+
+@method("channels.start", params=ChannelParams, result=ChannelStartResult, scope=ADMIN)
+async def channels_start(ctx: CallContext, params: ChannelParams) -> ChannelStartResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    started = _start(ctx.runtime.channels, slots)
+    for slot in slots:
+        log.info("%s start requested over RPC", slot.prefix)
+    return ChannelStartResult(channel, _account(params, slots), started)
+
+
+@method("channels.stop", params=ChannelParams, result=ChannelStopResult, scope=ADMIN)
+async def channels_stop(ctx: CallContext, params: ChannelParams) -> ChannelStopResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    stopped = await _stop(slots, "stop")
+    return ChannelStopResult(channel, _account(params, slots), stopped)
+
+
+@method("channels.restart", params=ChannelParams, result=ChannelRestartResult, scope=ADMIN)
+async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRestartResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    stopped = await _stop(slots, "restart")
+    started = _start(ctx.runtime.channels, slots)
+    return ChannelRestartResult(channel, _account(params, slots), stopped, started)
 
 
 @method("channels.logout", params=ChannelParams, result=ChannelLogoutResult, scope=ADMIN)
