@@ -60,6 +60,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     # scheduled far out so the connection under test outlives the call
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},
+    "config.get": {},
     "set-heartbeats": {"enabled": True},
     "channels.status": {},
     "channels.start": {"channel": "telegram"},

@@ -518,7 +518,7 @@ def test_every_panel_renders_cleanly_at_desktop_and_phone_width(
         "channels": "channels-empty",
         "nodes": "pending-empty",
         "logs": "log-line",
-        "config": "config-raw-text",
+        "config": "config-valid",
         "debug": "debug-events",
     }
     for width, height, suffix in ((1280, 860, ""), (390, 844, "-phone")):
