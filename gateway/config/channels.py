@@ -257,7 +257,8 @@ class Messages:
 
 # -- rules that span keys ------------------------------------------------------------------
 
-_TOKEN_SUFFIX = re.compile(r"/bot[^/]*/?$")
+# a last path segment like the reference's: "bot<digits>:<secret>" (a bot endpoint)
+_TOKEN_SUFFIX = re.compile(r"/bot[0-9]+(?::|%3[aA])[^/]*/*$")
 
 
 def normalize_allow_entry(entry: AllowEntry) -> str:
@@ -296,16 +297,33 @@ def _entry_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
     return out
 
 
+def bot_endpoint_suffix(url: str) -> bool:
+    """Does ``url`` end in ``/bot<TOKEN>`` (a full bot endpoint, not the API root)?"""
+    return _TOKEN_SUFFIX.search(url) is not None
+
+
+def strip_bot_endpoint(url: str) -> str:
+    """``https://api.telegram.org/bot123:abc`` -> ``https://api.telegram.org``."""
+    return _TOKEN_SUFFIX.sub("", url).rstrip("/")
+
+
+def bot_endpoint_problem(path: str) -> str:
+    """The text for an API root that ends in ``/bot<TOKEN>`` (never the token itself): the
+    account fails with it and ``doctor --fix`` strips the suffix (CHANNELS.md 1.1)."""
+    return (
+        f"{path}: must be the API root without /bot<TOKEN> (e.g. https://api.telegram.org; "
+        "the token belongs in botToken or tokenFile; `smart-agent-neo doctor --fix` strips it)"
+    )
+
+
 def _url_problems(path: str, url: str | None) -> list[str]:
+    """A URL that is not http(s) is refused. A Telegram root that ends in ``/bot<TOKEN>``
+    is not refused here: only that account fails (``accounts.py``), and doctor fixes it."""
     if url is None:
         return []
     if not re.match(r"https?://[^/\s]+", url):
-        return [f"{path}: expected an http(s) URL, got {url!r}"[:200]]
-    if _TOKEN_SUFFIX.search(url):
-        return [
-            f"{path}: must be the API root without /bot<TOKEN> "
-            "(e.g. https://api.telegram.org; the token belongs in botToken or tokenFile)"
-        ]
+        shown = url if not bot_endpoint_suffix(url) else strip_bot_endpoint(url) + "/bot***"
+        return [f"{path}: expected an http(s) URL, got {shown!r}"[:200]]
     return []
 
 

@@ -96,22 +96,32 @@ def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str])
     """Set several keys in one validated, atomic write. A new file is private (0600, as
     ``doctor`` wants it); an existing one keeps its mode unless it now holds a secret."""
     with write_lock(path):
-        document, original = read_document(path)
-        updated = document
-        for key, value in values.items():
-            updated = with_value(updated, key, value)
-        parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
-        notes = []
-        if original is not None and _COMMENT.search(original):
-            notes.append("note: comments in the file are not preserved by `config set`")
-        private = original is None or holds_secret(updated)
-        if _text_now(path) != original:  # an editor (which takes no lock) saved meanwhile
-            raise GatewayError(
-                f"{path} changed while this command was updating it; nothing was written "
-                "(run the command again to apply it to the new file)"
-            )
-        write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=private)
+        return _set_values_locked(path, values, env)
+
+
+def _set_values_locked(
+    path: Path, values: Mapping[str, object], env: Mapping[str, str]
+) -> list[str]:
+    document, original = read_document(path)
+    updated = document
+    for key, value in values.items():
+        updated = with_value(updated, key, value)
+    parse(json.dumps(updated), env, source=str(path))  # same validation as start-up
+    notes = []
+    if original is not None and _COMMENT.search(original):
+        notes.append("note: comments in the file are not preserved by `config set`")
+    private = original is None or holds_secret(updated)
+    _write_unless_changed(path, original, json.dumps(updated, indent=2) + "\n", private)
     return notes
+
+
+def _write_unless_changed(path: Path, original: str | None, text: str, secret: bool) -> None:
+    if _text_now(path) != original:  # an editor (which takes no lock) saved meanwhile
+        raise GatewayError(
+            f"{path} changed while this command was updating it; nothing was written "
+            "(run the command again to apply it to the new file)"
+        )
+    write_atomic(path, text, secret=secret)
 
 
 def _text_now(path: Path) -> str | None:
@@ -137,6 +147,50 @@ def write_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _insert_text(text: str, parts: list[str], document: dict[str, object], value: object) -> str:
+    """``text`` with ``parts`` (a key path absent from ``document``) inserted as JSON5,
+    right after the ``{`` of its deepest existing parent; the caller verifies the result."""
+    depth = 0
+    node: object = document
+    while depth < len(parts) - 1 and isinstance(node, dict) and parts[depth] in node:
+        node = node[parts[depth]]
+        depth += 1
+    body: str = json.dumps(value)
+    for part in reversed(parts[depth + 1 :]):
+        body = f"{{ {json.dumps(part)}: {body} }}"
+    entry = f"{json.dumps(parts[depth])}: {body}, "
+    if depth == 0:
+        start = text.index("{")
+    else:  # the parent's key (bare or quoted) followed by its object
+        key = re.escape(parts[depth - 1])
+        found = list(re.finditer(rf"(?:\b{key}\b|\"{key}\"|'{key}')\s*:\s*\{{", text))
+        if len(found) != 1:
+            raise ValueError("parent not found once")
+        start = found[0].end() - 1
+    return text[: start + 1] + " " + entry + text[start + 1 :]
+
+
+def add_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> list[str]:
+    """Set ``key`` (absent so far) keeping the rest of the file as the user wrote it --
+    comments, layout, order -- when the text allows a checked insertion; otherwise as
+    :func:`set_values` does. Validated like start-up; raises ConfigError (file untouched)."""
+    with write_lock(path):
+        document, original = read_document(path)
+        expected = with_value(document, key, value)
+        if original is None:
+            return _set_values_locked(path, {key: value}, env)
+        try:
+            text = _insert_text(original, key.split("."), document, value)
+            ok = json5.loads(text) == expected
+        except ValueError:
+            ok = False
+        if not ok:
+            return _set_values_locked(path, {key: value}, env)
+        parse(text, env, source=str(path))  # same validation as start-up
+        _write_unless_changed(path, original, text, holds_secret(expected))
+    return []
 
 
 def effective(path: Path, env: Mapping[str, str]) -> Config:

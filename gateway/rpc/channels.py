@@ -9,11 +9,11 @@ from typing import Any
 import trio
 
 from ..auth import ADMIN, PAIRING, READ
-from ..channels.pairing import TTL_MS
+from ..channels.pairing import TTL_MS, bootstrap_owner
 from ..channels.slot import AccountSlot
 from ..channels.supervisor import ChannelManager
 from ..channels.views import status_payload
-from ..errors import InvalidRequest
+from ..errors import GatewayError, InvalidRequest
 from ..protocol.channels import (
     ChannelLogoutResult,
     ChannelParams,
@@ -183,8 +183,25 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> Pai
             " (codes expire after 1 hour; see `smart-agent-neo pairing list " + channel + "`)"
         )
     log.info("[%s:%s] pairing approved for sender %s", channel, req.account_id, req.id)
+    owner = await _bootstrap_owner(ctx, channel, req.id)
     notified = False
     if params.notify:
         key = f"notify:pairing:{channel}:{req.account_id}:{req.id}:{params.code.strip().upper()}"
         notified = await mgr.notify(channel, req.account_id, req.id, APPROVED_TEXT, key)
-    return PairingApproveResult(channel, True, req.id, req.account_id, notified)
+    return PairingApproveResult(channel, True, req.id, req.account_id, notified, owner)
+
+
+async def _bootstrap_owner(ctx: CallContext, channel: str, sender_id: str) -> str | None:
+    """The first approval sets an unset ``commands.ownerAllowFrom`` (the config watcher
+    then applies it like any edit); a file that cannot be written is logged, not fatal."""
+    rt = ctx.runtime
+    path = rt.settings.paths.config_path
+    env = rt.channels.env
+    try:
+        owner = await trio.to_thread.run_sync(bootstrap_owner, path, channel, sender_id, env)
+    except (GatewayError, OSError) as exc:
+        log.warning("commands.ownerAllowFrom not set after the first approval: %s", exc)
+        return None
+    if owner is not None:
+        log.info("command owner configured: %s (commands.ownerAllowFrom was empty)", owner)
+    return owner
