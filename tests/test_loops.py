@@ -140,7 +140,12 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     process = attrs.make_class("Process", {"heartbeats_enabled": attrs.field(default=True)})()
     settings = attrs.make_class("Settings", {"config": attrs.field(default=config)})()
     rt: Any = attrs.make_class(
-        "Rt", {"settings": attrs.field(default=settings), "process": attrs.field(default=process)}
+        "Rt",
+        {
+            "settings": attrs.field(default=settings),
+            "process": attrs.field(default=process),
+            "heartbeat_wanted": attrs.field(factory=trio.Event),
+        },
     )()
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -155,3 +160,39 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     assert offsets[:3] == [1800, 3600, 5400]
     assert len(offsets) == 4  # none while off; one more half an hour after switching back on
     assert offsets[3] >= 5400 + 2 * 1800 + 1800
+
+
+async def test_a_wake_runs_the_heartbeat_at_once_but_not_while_off(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wake {mode:"now"}`` (Runtime.wake_heartbeat): a beat now, and the next one a whole
+    interval later; while heartbeats are off a wake runs nothing."""
+    config, _ = parse('{agents: {defaults: {heartbeat: {every: "30m"}}}}', {})
+    beats: list[float] = []
+
+    async def fake_beat(rt: object) -> None:
+        beats.append(trio.current_time())
+
+    monkeypatch.setattr(heartbeat, "beat", fake_beat)
+    process = attrs.make_class("Process", {"heartbeats_enabled": attrs.field(default=True)})()
+    settings = attrs.make_class("Settings", {"config": attrs.field(default=config)})()
+    rt: Any = attrs.make_class(
+        "Rt",
+        {
+            "settings": attrs.field(default=settings),
+            "process": attrs.field(default=process),
+            "heartbeat_wanted": attrs.field(factory=trio.Event),
+        },
+    )()
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heartbeat.heartbeat_loop, rt)
+        await trio.sleep(600)
+        rt.heartbeat_wanted.set()  # what Runtime.wake_heartbeat does
+        await trio.sleep(1800 + 60)  # the wake's beat, then one interval after it
+        process.heartbeats_enabled = False
+        await trio.testing.wait_all_tasks_blocked()
+        rt.heartbeat_wanted.set()
+        await trio.sleep(heartbeat.RECHECK_S * 2)
+        nursery.cancel_scope.cancel()
+    assert [round(t - start) for t in beats] == [600, 2400]

@@ -309,26 +309,19 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
-/** Open: newer clients may send more (nothing is read yet). */
-export interface ConfigGetParams {
-  [extra: string]: unknown;
-}
-
-/** The config file and the config in force, every secret replaced by ``__SMART_AGENT_NEO_REDACTED__``. ``raw`` is the file's text (``null``: no file); ``parsed`` the file as a document (``null``: a syntax error); ``config`` what the gateway runs with now, defaults filled in (after an invalid edit: the last good config); ``hash`` the SHA-256 of the file on disk, a revision to guard a later write. */
 export interface ConfigGetResult {
   path: string;
   exists: boolean;
   raw: string | null;
-  parsed: Record<string, unknown> | null;
+  parsed: unknown;
   valid: boolean;
-  config: Record<string, unknown>;
+  config: unknown;
   hash: string;
   issues: Array<ConfigIssue>;
   warnings: Array<ConfigIssue>;
   legacyIssues: Array<ConfigIssue>;
 }
 
-/** One problem with the file: ``path`` is the key path (``""`` for the whole file). */
 export interface ConfigIssue {
   path: string;
   message: string;
@@ -1116,6 +1109,11 @@ export interface ShutdownPayload {
   restartExpectedMs?: number | null;
 }
 
+/** ``skills.bins`` (node role): the binaries the gateway's skills need, for the node to look for on its PATH. This gateway has no skills: always empty. */
+export interface SkillsBinsResult {
+  bins: Array<string>;
+}
+
 export interface Snapshot {
   presence: Array<PresenceEntry>;
   health: HealthSummary | Record<string, unknown>;
@@ -1149,7 +1147,7 @@ export interface StatusSummary {
 }
 
 export interface SystemEventParams {
-  text: string;
+  text?: string | null;
   deviceId?: string | null;
   instanceId?: string | null;
   host?: string | null;
@@ -1183,6 +1181,22 @@ export interface Usage {
   total: number;
 }
 
+export interface VoiceWakeSetParams {
+  triggers: Array<string>;
+}
+
+/** ``voicewake.get`` / ``voicewake.set`` result and the ``voicewake.changed`` payload. */
+export interface VoiceWakeTriggers {
+  triggers: Array<string>;
+}
+
+export interface WakeParams {
+  mode: "now" | "next-heartbeat";
+  text: string;
+  sessionKey?: string | null;
+  agentId?: string | null;
+}
+
 export interface GatewayMethods {
   "agent": { params: AgentParams; result: AgentResponse };
   "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
@@ -1196,7 +1210,7 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
-  "config.get": { params: ConfigGetParams; result: ConfigGetResult };
+  "config.get": { params: EmptyParams; result: ConfigGetResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
@@ -1224,9 +1238,13 @@ export interface GatewayMethods {
   "send": { params: SendParams; result: SendResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
+  "skills.bins": { params: EmptyParams; result: SkillsBinsResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
+  "voicewake.get": { params: EmptyParams; result: VoiceWakeTriggers };
+  "voicewake.set": { params: VoiceWakeSetParams; result: VoiceWakeTriggers };
+  "wake": { params: WakeParams; result: OkResult };
 }
 
 export interface GatewayEvents {
@@ -1243,6 +1261,7 @@ export interface GatewayEvents {
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;
+  "voicewake.changed": VoiceWakeTriggers;
 }
 
 export type GatewayFrame = RequestFrame | ResponseFrame | EventFrame;

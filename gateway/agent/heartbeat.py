@@ -128,9 +128,12 @@ async def heartbeat_loop(rt: Runtime) -> None:
     """
     while True:
         every = interval_s(rt)
-        if every is None:
-            await trio.sleep(RECHECK_S)
-            continue
-        await trio.sleep(every)
-        if interval_s(rt) is not None:
+        wanted = rt.heartbeat_wanted  # `wake {mode:"now"}`: beat before the interval ends
+        with trio.move_on_after(RECHECK_S if every is None else every) as waited:
+            await wanted.wait()
+        if wanted.is_set():
+            rt.heartbeat_wanted = trio.Event()
+        elif every is None:
+            continue  # off: check again later
+        if interval_s(rt) is not None and (wanted.is_set() or waited.cancelled_caught):
             await beat(rt)

@@ -1,155 +1,113 @@
-"""What ``config.get`` shows: the config file and the config in force, secrets hidden. Pure.
+"""What ``config.get`` shows (PROTOCOL.md 7.13, CONTROL-UI.md 5): the file as it is on disk,
+whether it validates, the configuration the gateway runs -- with every secret redacted.
 
-PROTOCOL.md 7.13 / CONTROL-UI.md 4 (the Config panel's read-only view). A secret is any
-value under a key whose name ends in ``token`` or contains ``password``, ``secret`` or
-``api key`` (``apiKey``, ``api_key``): the same rule as the reference's. Its value becomes
-:data:`REDACTED` everywhere the answer shows it -- the parsed document, the effective config
-and the raw file text -- unless it is a bare ``${VAR}`` reference, which names a secret but
-is not one. ``hash`` is computed over the file as it is on disk (so a later write can be
-guarded by it), never over the redacted copy.
+Pure: the caller reads the file and passes its text. ``hash`` is the SHA-256 of the file's
+bytes (of the empty string when there is no file), a revision an editor can send back as
+``baseHash``. Secrets are the values of keys named like ``token``, ``botToken``,
+``password``, ``apiKey``, ``secret``, ``appSecret`` (any key ending in token, password,
+secret or apikey); a ``${VAR}`` reference is not a secret and stays. In ``raw`` each secret
+value found in the parsed file is replaced where it occurs in the text; ``raw`` is ``None``
+when that cannot be done safely (a file that does not parse, a secret spelled with escapes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Mapping
 
-import attrs
 import json5
 
 from ..errors import ConfigError
+from ..protocol.config import ConfigGetResult, ConfigIssue
 from .edit import as_document
 from .load import parse
 from .model import Config
 
-REDACTED = "__SMART_AGENT_NEO_REDACTED__"
-_SENSITIVE = (
-    re.compile(r"token$", re.I),
-    re.compile(r"password", re.I),
-    re.compile(r"secret", re.I),
-    re.compile(r"api.?key", re.I),
-)
-_ENV_REF = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*\}$")
-# `key: "value"` in JSON5 text (quoted or bare key, either quote): the fallback for a file
-# that does not parse, whose secrets cannot be found by walking a document
-_KEY_VALUE = re.compile(
-    r"""(?P<q>["']?)(?P<key>[A-Za-z_$][\w$]*)(?P=q)(?P<sep>\s*:\s*)"""
-    r"""(?P<value>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)"""  # unclosed: half-saved
-)
-
-_STRING = re.compile(r"""^(["'])((?:(?!\1)[^\\\n]|\\.)*)(\1?)$""")
+REDACTED = "__REDACTED__"
+_SECRET_SUFFIXES = ("token", "password", "secret", "apikey")
 
 
-def is_sensitive_key(name: str) -> bool:
-    return any(p.search(name) for p in _SENSITIVE)
+def is_secret_key(key: str) -> bool:
+    return key.lower().endswith(_SECRET_SUFFIXES)
 
 
-@attrs.frozen
-class Issue:
-    path: str
-    message: str
-
-
-@attrs.frozen
-class Snapshot:
-    path: str
-    exists: bool
-    raw: str | None
-    parsed: object
-    valid: bool
-    config: dict[str, object]
-    hash: str
-    issues: list[Issue]
-    warnings: list[Issue]
-
-
-def redact(value: object, secrets: set[str] | None = None, *, under_secret: bool = False) -> object:
-    """A copy with every secret replaced by :data:`REDACTED`; the replaced strings are added
-    to ``secrets`` (for the raw text)."""
+def redact(value: object, found: set[str] | None = None) -> object:
+    """A copy of ``value`` with secret values replaced by :data:`REDACTED`; the replaced
+    strings are added to ``found``."""
     if isinstance(value, dict):
-        return {
-            k: redact(v, secrets, under_secret=under_secret or is_sensitive_key(str(k)))
-            for k, v in value.items()
-        }
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if is_secret_key(str(key)) and isinstance(item, str) and item:
+                if item.startswith("${") and item.endswith("}"):
+                    out[key] = item  # a reference to the environment, not the secret
+                    continue
+                if found is not None:
+                    found.add(item)
+                out[key] = REDACTED
+            else:
+                out[key] = redact(item, found)
+        return out
     if isinstance(value, list):
-        return [redact(v, secrets, under_secret=under_secret) for v in value]
-    if not under_secret or value is None or value == "" or isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _ENV_REF.match(value):
-        return value
-    if secrets is not None:
-        secrets.add(value if isinstance(value, str) else json.dumps(value))
-    return REDACTED
+        return [redact(item, found) for item in value]
+    return value
 
 
-def redact_text(raw: str, secrets: set[str]) -> str:
-    """The file text with each secret's literal occurrences replaced (longest first, so a
-    secret that contains another is replaced whole), and any quoted value of a secret key
-    too (a half-saved file has no document to take the secrets from)."""
-
-    def scrub(match: re.Match[str]) -> str:
-        parts = _STRING.match(match.group("value"))
-        assert parts is not None  # the same grammar as _KEY_VALUE's value
-        quote, inner, close = parts.groups()
-        if not is_sensitive_key(match.group("key")) or _ENV_REF.match(inner):
-            return match.group(0)
-        key = f"{match.group('q')}{match.group('key')}{match.group('q')}{match.group('sep')}"
-        return f"{key}{quote}{REDACTED}{close}"
-
+def redacted_text(text: str, secrets: set[str]) -> str | None:
+    """``text`` with each secret value replaced (quoted, then anywhere else it occurs, a
+    comment say); ``None`` unless the result parses and holds no secret any more (an escape
+    sequence can spell a secret differently in the text than in its value)."""
     for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            raw = raw.replace(secret, REDACTED)
-            # a JSON string spells some characters escaped ("a\"b"): hide that form too
-            escaped = json.dumps(secret)[1:-1]
-            if escaped != secret:
-                raw = raw.replace(escaped, REDACTED)
-    return _KEY_VALUE.sub(scrub, raw)
+        for quote in ('"', "'"):
+            text = text.replace(f"{quote}{secret}{quote}", f"{quote}{REDACTED}{quote}")
+        text = text.replace(secret, REDACTED)
+    left: set[str] = set()
+    try:
+        redact(json5.loads(text), left)
+    except ValueError:
+        return None
+    left.discard(REDACTED)
+    return None if left else text
 
 
-def _issue(line: str) -> Issue:
-    path, sep, message = line.partition(": ")
+def _issue(problem: str) -> ConfigIssue:
+    """``"gateway.port: expected ..."`` -> ``{path: "gateway.port", message: "expected ..."}``."""
+    path, sep, message = problem.partition(": ")
     if not sep or " " in path:
-        return Issue("", line)
-    return Issue(path, message)
+        return ConfigIssue(path="", message=problem)
+    return ConfigIssue(path=path, message=message)
 
 
-def file_hash(raw: str | None) -> str:
-    return hashlib.sha256((raw or "").encode("utf-8")).hexdigest()
-
-
-def build(path: str, raw: str | None, running: Config, env: Mapping[str, str]) -> Snapshot:
-    """``raw`` is the file's text (``None``: no file). ``config`` is the config the gateway
-    runs with now (defaults filled in): after an invalid edit that is the last good one."""
-    secrets: set[str] = set()
-    parsed: object = {}
-    issues: list[Issue] = []
-    warnings: list[Issue] = []
-    if raw is not None:
+def snapshot(
+    path: str, text: str | None, env: Mapping[str, str], running: Config
+) -> ConfigGetResult:
+    """The ``config.get`` answer for the file at ``path`` whose text is ``text`` (``None``:
+    absent); ``running`` is the configuration the gateway runs now."""
+    digest = hashlib.sha256((text or "").encode()).hexdigest()
+    issues: list[ConfigIssue] = []
+    warnings: list[ConfigIssue] = []
+    parsed: object = None
+    raw: str | None = None
+    if text is not None:
+        secrets: set[str] = set()
         try:
-            parsed = json5.loads(raw)
+            parsed = redact(json5.loads(text), secrets)
+            raw = redacted_text(text, secrets)
         except ValueError:
-            parsed = None
+            parsed = None  # and raw stays None: which parts are secrets cannot be known
         try:
-            _, found = parse(raw, env, source=path)
-            warnings = [_issue(w) for w in found]
+            _, notes = parse(text, env, source=path)
+            warnings = [_issue(note) for note in notes]
         except ConfigError as exc:
-            issues = [_issue(p) for p in exc.problems]
-        # secrets from the file as written, substituted or not
-        redacted_parsed = redact(parsed, secrets)
-    else:
-        redacted_parsed = {}
-    effective = redact(as_document(running), secrets)
-    assert isinstance(effective, dict)
-    return Snapshot(
+            issues = [_issue(problem) for problem in exc.problems]
+    return ConfigGetResult(
         path=path,
-        exists=raw is not None,
-        raw=redact_text(raw, secrets) if raw is not None else None,
-        parsed=redacted_parsed,
+        exists=text is not None,
+        raw=raw,
+        parsed=parsed,
         valid=not issues,
-        config=effective,
-        hash=file_hash(raw),
+        config=redact(as_document(running)),
+        hash=digest,
         issues=issues,
         warnings=warnings,
+        legacy_issues=[],
     )

@@ -259,7 +259,11 @@ class EmptyParams:
 @closed
 @attrs.frozen
 class SystemEventParams:
-    text: str = attrs.field(metadata=schema(min_length=1))
+    # required, but checked by the handler: a missing, empty or blank text is refused with
+    # the reference's own words, "text required" (PROTOCOL.md 7.4)
+    text: str | None = attrs.field(
+        default=None, metadata=schema(description="required: the event text, not blank")
+    )
     device_id: str | None = None
     instance_id: str | None = None
     host: str | None = None

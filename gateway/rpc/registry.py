@@ -112,6 +112,7 @@ def methods() -> dict[str, Method]:
             restart,
             send,
             system,
+            voicewake,
         )
 
         _loaded = True

@@ -122,9 +122,9 @@ def presence_now(ctx: CallContext, params: EmptyParams) -> Encoded:
 @method("system-event", params=SystemEventParams, result=OkResult, scope=ADMIN)
 async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     rt = ctx.runtime
-    text = params.text.strip()
-    if not text:
-        raise InvalidRequest("text required")
+    text = (params.text or "").strip()
+    if not text:  # missing, empty or blank: the reference's words, with our prefix
+        raise InvalidRequest("invalid system-event params: text required")
     beacon = parse_beacon(text)
     if beacon and params.wake:
         raise InvalidRequest(
@@ -156,6 +156,8 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
     if not beacon:
         rt.system_events.append(text)
+        if params.wake:
+            rt.wake_heartbeat()  # PROTOCOL.md 7.4: an immediate agent heartbeat
     observe.system_event(rt, text)
     rt.presence_changed()
     return OkResult(ok=True)

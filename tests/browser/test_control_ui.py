@@ -661,7 +661,7 @@ def test_the_config_panel_shows_the_file_with_secrets_hidden(
         assert "config.get" in wait_sent(watched, since, "config.get")
         raw = page.get_by_test_id("config-raw-text")
         expect(raw).to_contain_text("botToken")
-        expect(raw).to_contain_text("__SMART_AGENT_NEO_REDACTED__")
+        expect(raw).to_contain_text("__REDACTED__")
         expect(raw).to_contain_text('mode: "local"')
         effective = page.get_by_test_id("config-effective")
         effective.locator("summary").click()

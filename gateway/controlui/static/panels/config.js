@@ -67,9 +67,11 @@ export function createConfigPanel(app) {
             issues.map((i) => h("li", { dir: "auto", text: i.path ? `${i.path}: ${i.message}` : i.message })),
           )
         : null,
-      snapshot.exists
-        ? viewer("File as written", "config-raw", snapshot.raw || "", true)
-        : h("p", { class: "muted", testid: "config-raw-missing", text: `No file at ${snapshot.path}: the gateway runs on its embedded defaults.` }),
+      !snapshot.exists
+        ? h("p", { class: "muted", testid: "config-raw-missing", text: `No file at ${snapshot.path}: the gateway runs on its embedded defaults.` })
+        : typeof snapshot.raw === "string"
+          ? viewer("File as written", "config-raw", snapshot.raw, true)
+          : h("p", { class: "muted", testid: "config-raw-hidden", text: "The file's text is not shown: the gateway could not prove every secret in it hidden (it does not parse, or spells a secret with escapes)." }),
       viewer("Config in force (defaults included)", "config-effective", pretty(snapshot.config), !snapshot.exists),
     );
   }
