@@ -211,3 +211,27 @@ def test_get_prints_maps_of_objects(home: Path, capsys: pytest.CaptureFixture[st
     shown = json.loads(capsys.readouterr().out)
     assert shown["m"]["baseUrl"] == "http://127.0.0.1:9/v1"
     assert shown["m"]["models"][0]["id"] == "x"
+
+
+def test_read_only_commands_never_write(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """FAILURE-MODES 11: commands that only read -- config get/validate, status, doctor
+    without --fix -- leave a valid and an invalid file byte for byte (and mtime) alone."""
+    path = config_path(home)
+    path.parent.mkdir(parents=True)
+    for text in (
+        '// mine\n{ gateway: { mode: "local", port: 19555 } }',
+        "{ gateway: { prot: 1 } }",
+    ):
+        path.write_text(text)
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+        for argv in (
+            ["config", "get", "gateway.port"],
+            ["config", "validate"],
+            ["config", "validate", "--json"],
+            ["status"],
+            ["doctor"],
+        ):
+            main(argv)
+            assert path.read_text() == text, argv
+            assert path.stat().st_mtime == 1_000_000_000, argv
+        capsys.readouterr()

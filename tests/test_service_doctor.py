@@ -66,6 +66,7 @@ def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
 
 
 def test_invalid_config_fails_and_is_never_rewritten(tmp_path: Path) -> None:
+    """FAILURE-MODES 8, 11: doctor --fix reports an invalid file and never rewrites it."""
     paths = local_profile(tmp_path, config="{ gateway: { prot: 1 } }")
     before = paths.config_path.read_bytes()
     result = doctor(make_host(tmp_path, fake_systemd(tmp_path)), paths, fix=True)
