@@ -198,21 +198,6 @@ def test_a_file_saved_meanwhile_is_not_overwritten(
     assert "19777" in path.read_text()
 
 
-def test_get_prints_maps_of_objects(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``config get models.providers`` printed a traceback (a map of config objects was
-    not turned into a document); now it is JSON with the defaults filled in."""
-    config_path(home).parent.mkdir(parents=True)
-    config_path(home).write_text(
-        '{ gateway: { mode: "local" }, models: { providers: { m: { baseUrl: '
-        '"http://127.0.0.1:9/v1", api: "openai-completions", models: [{ id: "x" }] } } } }'
-    )
-    capsys.readouterr()
-    assert main(["config", "get", "models.providers"]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    assert shown["m"]["baseUrl"] == "http://127.0.0.1:9/v1"
-    assert shown["m"]["models"][0]["id"] == "x"
-
-
 def test_read_only_commands_never_write(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """FAILURE-MODES 11: commands that only read -- config get/validate, status, doctor
     without --fix -- leave a valid and an invalid file byte for byte (and mtime) alone."""
