@@ -26,6 +26,7 @@ from ..config.settings import (
     Settings,
     check_mode,
     format_host,
+    is_loopback_host,
     port_flag,
     resolve,
 )
@@ -33,7 +34,7 @@ from ..controlui.link import dashboard_url
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError, StartupError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
-from ..lock import GatewayLock, LockHeldError, lock_path
+from ..lock import LockHeldError, acquire_for_run, lock_path
 from ..logs.entry import LEVELS
 from ..netifs import tailnet_address
 from ..ports import describe, looks_like_gateway, port_listeners
@@ -158,6 +159,15 @@ def banner(
             )
     else:
         out.print(f"Auth: {auth.mode} (from {auth.source})")
+    if not is_loopback_host(running.host):
+        # FAILURE-MODES 20: the secret and every frame cross the network in the clear
+        out.print(
+            f"Warning: listening on {format_host(running.host)} with plain ws:// and http://: "
+            "the token and all traffic cross the network unencrypted. Put a TLS proxy in "
+            "front (wss://, and list it in gateway.trustedProxies) or keep the gateway on "
+            "loopback and reach it over SSH or a VPN.",
+            markup=False,
+        )
     out.print("Press Ctrl-C to stop.")
     out.file.flush()  # supervisors and tests read the banner through a pipe
 
@@ -207,7 +217,7 @@ async def run_gateway(
     if args.force:
         for line in await stop_gateways(settings.port, lock_path(paths)):
             out.print(line, markup=False)
-    lock = GatewayLock.acquire(paths)
+    lock = acquire_for_run(paths, os.environ)
 
     def on_serving(running: Running, generation: int) -> None:
         lock.serving(running.port, client_url(running.host, running.port))
