@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,11 +18,13 @@ import trio
 
 from . import __version__
 from .agent.agents import agent_specs
-from .agent.heartbeat import heartbeat_view
+from .agent.heartbeat import Wakes, heartbeat_view
 from .agent.service import AgentService
+from .agent.sysevents import SystemEvents
 from .auth import RateLimiter
 from .channels.breaker import BootHistory
 from .channels.supervisor import ChannelManager
+from .config.model import RateLimit
 from .config.settings import Settings
 from .devices.service import DeviceService
 from .events import Hub
@@ -42,8 +43,11 @@ if TYPE_CHECKING:
     from .protocol.upgrade import Upgrade
     from .server.admission import ConnectAttempt
 
-MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
+# /hooks/*: 20 bad tokens a minute from one client lock it out for a minute, loopback too
+HOOK_AUTH_LIMIT = RateLimit(
+    max_attempts=20, window_ms=60_000, lockout_ms=60_000, exempt_loopback=False
+)
 PROBE_TIMEOUT_S = 10.0  # health {probe:true}: live channel probes
 
 
@@ -72,7 +76,11 @@ class Runtime:
     presence: Presence = attrs.field(factory=lambda: Presence.seeded(__version__, wall_ms()))
     health: HealthCache = attrs.field(factory=HealthCache)
     limiter: RateLimiter = attrs.field(init=False)
-    system_events: deque[str] = attrs.field(factory=lambda: deque(maxlen=MAX_QUEUED_SYSTEM_EVENTS))
+    hook_limiter: RateLimiter = attrs.field(factory=lambda: RateLimiter(HOOK_AUTH_LIMIT))
+    # per session, read by its next agent turn (agent/sysevents.py)
+    system_events: SystemEvents = attrs.field(factory=SystemEvents)
+    # heartbeats asked for now (system-event wake, /hooks/wake); heartbeat_loop runs them
+    heartbeat_wakes: Wakes = attrs.field(factory=Wakes)
     bodies: ByteBudget = attrs.field(factory=ByteBudget)  # HTTP request bodies held at once
     last_heartbeat: HeartbeatPayload | None = None
     started_at: float = attrs.field(factory=trio.current_time)

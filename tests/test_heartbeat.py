@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 from gateway_client import GatewayRpcError, open_client
@@ -124,3 +125,124 @@ async def test_a_failing_provider_is_a_failed_heartbeat(
     assert payload.status == "failed"
     assert payload.indicator_type == "error"
     assert payload.reason
+
+
+async def test_system_events_wait_for_the_sessions_next_turn(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """PROTOCOL 7.4: a queued system event is read by the next agent turn of its session
+    (then it is gone from the queue); ``sessionKey`` picks another session; ``wake:true``
+    runs a heartbeat at once, which reads it."""
+    config, _ = parse('{agents: {defaults: {heartbeat: {every: "0m"}}}}', {})
+    running = await start_gateway(make_settings(tmp_path, config=config))
+    async with open_client(running.url, token=GW_TOKEN) as client:
+        await client.call("system-event", {"text": "Calendar: standup moved to 10:30"})
+        await client.call("system-event", {"text": "only for ops", "sessionKey": "agent:main:ops"})
+        status = await client.call("status")
+        assert status["queuedSystemEvents"] == ["Calendar: standup moved to 10:30"]
+        final = await client.call(
+            "agent", {"message": "what's new?", "idempotencyKey": "se-1"}, expect_final=True
+        )
+        text = final["result"]["payloads"][0]["text"]
+        assert "System: [" in text
+        assert "standup moved to 10:30" in text
+        assert "only for ops" not in text
+        assert (await client.call("status"))["queuedSystemEvents"] == []
+        async with client.subscribe({"heartbeat"}) as events:
+            await client.call("system-event", {"text": "Door bell", "wake": True})
+            with trio.fail_after(20):
+                event = await events.receive()
+        assert event["payload"]["status"] == "sent"
+        history = await client.call("chat.history", {"sessionKey": "main"})
+        assert "Door bell" in str(history)
+        ops = await client.call(
+            "agent",
+            {"message": "and here?", "idempotencyKey": "se-2", "sessionKey": "agent:main:ops"},
+            expect_final=True,
+        )
+        assert "only for ops" in ops["result"]["payloads"][0]["text"]
+        with pytest.raises(GatewayRpcError, match=r"wake is not allowed"):
+            await client.call("system-event", {"text": "Node: host (1.2.3.4)", "wake": True})
+
+
+async def test_an_alert_goes_to_the_main_sessions_last_route(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """``target: last`` (the default): the owner wrote to the bot, so the main session's
+    last route is that chat; an alert heartbeat is delivered there through the outbox and
+    the event says where. ``target: none`` keeps alerts in the gateway."""
+    from .channelkit import BOT_TOKEN, OWNER, telegram_gateway
+
+    fake, running = await telegram_gateway(
+        nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)], dmPolicy="allowlist"
+    )
+    fake.message(BOT_TOKEN, "hello", user_id=OWNER)
+    with trio.fail_after(20):
+        await fake.wait_for(lambda: len(fake.sent_to(BOT_TOKEN, OWNER)) == 1)
+    running.runtime.system_events.enqueue("agent:main:main", "Disk 95% full", 0)
+    with trio.fail_after(20):
+        payload = await beat(running.runtime)
+    assert payload.status == "sent"
+    assert (payload.channel, payload.account_id, payload.to) == ("telegram", "default", str(OWNER))
+    with trio.fail_after(20):
+        await fake.wait_for(lambda: len(fake.sent_to(BOT_TOKEN, OWNER)) == 2)
+    assert "Disk 95% full" in fake.sent_to(BOT_TOKEN, OWNER)[1]["text"]
+    health = await running.runtime.current_health(probe=False)
+    assert health.agents[0].heartbeat.target == "last"
+
+    config = running.runtime.settings.config
+    defaults = config.agents.defaults
+    none = attrs.evolve(
+        config,
+        agents=attrs.evolve(
+            config.agents,
+            defaults=attrs.evolve(
+                defaults, heartbeat=attrs.evolve(defaults.heartbeat, target="none")
+            ),
+        ),
+    )
+    running.runtime.apply_settings(attrs.evolve(running.runtime.settings, config=none))
+    with trio.fail_after(20):
+        quiet = await beat(running.runtime)
+    assert quiet.status == "sent"
+    assert quiet.channel is None
+    assert quiet.reason is None
+    assert len(fake.sent_to(BOT_TOKEN, OWNER)) == 2
+
+
+async def test_a_configured_channel_and_recipient_get_the_alert(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    from .channelkit import BOT_TOKEN, start_with_telegram, wait_state
+    from .faketelegram import start_fake_telegram
+
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        extra={
+            "agents": {
+                "defaults": {"heartbeat": {"every": "0m", "target": "telegram", "to": "777"}}
+            }
+        },
+    )
+    await wait_state(running, "running")
+    with trio.fail_after(20):
+        payload = await beat(running.runtime)
+    assert (payload.status, payload.channel, payload.to) == ("sent", "telegram", "777")
+    with trio.fail_after(20):
+        await fake.wait_for(lambda: bool(fake.sent_to(BOT_TOKEN, 777)))
+
+
+async def test_without_a_route_an_alert_says_so(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    from .channelkit import BOT_TOKEN, telegram_gateway
+
+    fake, running = await telegram_gateway(nursery, start_gateway, tmp_path)
+    with trio.fail_after(20):
+        payload = await beat(running.runtime)
+    assert (payload.status, payload.reason, payload.channel) == ("sent", "no-target", None)
+    assert fake.all_sent(BOT_TOKEN) == []

@@ -140,7 +140,12 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     process = attrs.make_class("Process", {"heartbeats_enabled": attrs.field(default=True)})()
     settings = attrs.make_class("Settings", {"config": attrs.field(default=config)})()
     rt: Any = attrs.make_class(
-        "Rt", {"settings": attrs.field(default=settings), "process": attrs.field(default=process)}
+        "Rt",
+        {
+            "settings": attrs.field(default=settings),
+            "process": attrs.field(default=process),
+            "heartbeat_wakes": attrs.field(factory=heartbeat.Wakes),
+        },
     )()
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -155,3 +160,47 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     assert offsets[:3] == [1800, 3600, 5400]
     assert len(offsets) == 4  # none while off; one more half an hour after switching back on
     assert offsets[3] >= 5400 + 2 * 1800 + 1800
+
+
+async def test_a_wake_runs_a_heartbeat_at_once_and_keeps_the_schedule(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``system-event {wake:true}`` / ``/hooks/wake`` (Wakes.request): a beat right away,
+    one per session asked for, and the half-hourly beats stay where they were; paused by
+    ``set-heartbeats``, a wake runs nothing."""
+    config, _ = parse('{agents: {defaults: {heartbeat: {every: "30m"}}}}', {})
+    beats: list[tuple[float, str | None, str | None]] = []
+
+    async def fake_beat(rt: object, reason: str | None = None, session: str | None = None) -> None:
+        beats.append((trio.current_time(), reason, session))
+
+    monkeypatch.setattr(heartbeat, "beat", fake_beat)
+    process = attrs.make_class("Process", {"heartbeats_enabled": attrs.field(default=True)})()
+    settings = attrs.make_class("Settings", {"config": attrs.field(default=config)})()
+    wakes = heartbeat.Wakes()
+    rt: Any = attrs.make_class(
+        "Rt",
+        {
+            "settings": attrs.field(default=settings),
+            "process": attrs.field(default=process),
+            "heartbeat_wakes": attrs.field(default=wakes),
+        },
+    )()
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heartbeat.heartbeat_loop, rt)
+        await trio.sleep(100)
+        wakes.request("wake")
+        wakes.request("hook:wake")  # the same session: one beat
+        wakes.request("wake", "agent:main:hook:x")
+        await trio.sleep(1800)
+        process.heartbeats_enabled = False
+        wakes.request("wake")
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    seen = [(round(t - start), reason, session) for t, reason, session in beats]
+    assert seen == [
+        (100, "wake", None),
+        (100, "wake", "agent:main:hook:x"),
+        (1800, None, None),
+    ]

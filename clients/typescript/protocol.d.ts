@@ -492,6 +492,7 @@ export interface HealthSummary {
   agents: Array<AgentHealth>;
   sessions: SessionStore;
   linkChannel?: LinkChannel | null;
+  deliveryQueues?: Record<string, unknown> | null;
   [extra: string]: unknown;
 }
 

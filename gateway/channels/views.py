@@ -299,3 +299,60 @@ def readiness_failures(
                 }
             )
     return failing
+
+
+def _counts(counter: Any, *labels: str) -> dict[str, Any]:
+    """A prometheus counter's totals by label value(s): ``{"sent": 3}`` or nested for two
+    labels (``{"telegram": {"accepted": 2}}``)."""
+    out: dict[str, Any] = {}
+    for family in counter.collect():
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            values = [sample.labels[label] for label in labels]
+            node = out
+            for value in values[:-1]:
+                node = node.setdefault(value, {})
+            node[values[-1]] = int(sample.value)
+    return out
+
+
+def delivery_queues(
+    states: Mapping[tuple[str, str], str],
+    stats: Mapping[tuple[str, str], Any],
+    metrics: Any,
+    now_ms: int,
+) -> dict[str, Any]:
+    """``health.deliveryQueues``: the outbox (pending, failed, oldest pending age) overall and
+    per account, and the channel counters of CHANNELS.md 7.3 -- the numbers /metrics has."""
+
+    def age_s(oldest: int | None) -> float | None:
+        return None if oldest is None else round(max(0, now_ms - oldest) / 1000, 3)
+
+    accounts = []
+    for channel, account in sorted(set(states) | set(stats)):
+        found = stats.get((channel, account))
+        accounts.append(
+            {
+                "channel": channel,
+                "accountId": account,
+                "state": states.get((channel, account)),
+                "pending": found.pending if found else 0,
+                "failed": found.failed if found else 0,
+                "oldestPendingAgeSeconds": age_s(found.oldest_pending_at if found else None),
+            }
+        )
+    oldest = [s.oldest_pending_at for s in stats.values() if s.oldest_pending_at is not None]
+    return {
+        "outbox": {
+            "pending": sum(s.pending for s in stats.values()),
+            "failed": sum(s.failed for s in stats.values()),
+            "oldestPendingAgeSeconds": age_s(min(oldest)) if oldest else None,
+            "accounts": accounts,
+        },
+        "outboxSendsTotal": _counts(metrics.outbox_sends, "result"),
+        "inboundMessagesTotal": _counts(metrics.inbound_messages, "channel", "result"),
+        "channelRestartsTotal": _counts(metrics.channel_restarts, "channel", "account"),
+        "telegramGetupdatesTotal": _counts(metrics.telegram_getupdates, "result"),
+        "whatsappWebhookRequestsTotal": _counts(metrics.whatsapp_webhook_requests, "result"),
+    }

@@ -152,6 +152,8 @@ class HealthSummary:
     agents: list[AgentHealth]
     sessions: SessionStore
     link_channel: LinkChannel | None = None
+    # the outbox and channel counters (CHANNELS.md 7.3); only with channels configured
+    delivery_queues: JsonObject | None = None
 
 
 # -- status -------------------------------------------------------------------------------

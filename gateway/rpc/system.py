@@ -7,6 +7,7 @@ import os
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.heartbeat import heartbeat_view
+from ..agent.keys import session_key
 from ..auth import ADMIN, READ
 from ..channels.views import summary_lines
 from ..errors import InvalidRequest
@@ -71,7 +72,7 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
             else []
         ),
         link_channel=snapshot.link_channel,
-        queued_system_events=list(rt.system_events),
+        queued_system_events=rt.system_events.peek(rt.agents.main_session()),
         sessions=SessionsStatus(
             paths=[a.sessions.path for a in snapshot.agents],
             count=sum(a.sessions.count for a in snapshot.agents),
@@ -152,12 +153,18 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
         scopes=params.scopes,
         instance_id=params.instance_id,
     )
+    session = None
+    if params.session_key is not None:
+        spec, rest = rt.agents.resolve(None, params.session_key)  # INVALID_REQUEST if bad
+        session = session_key(spec.id, rest)
     key = event_key(params.device_id, params.instance_id, update.host, update.ip, text)
     rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
     if not beacon:
-        rt.system_events.append(text)
+        rt.system_events.enqueue(session or rt.agents.main_session(), text, rt.now_ms())
     observe.system_event(rt, text)
     rt.presence_changed()
+    if params.wake:  # PROTOCOL 7.4: an immediate heartbeat, which reads the queued event
+        rt.heartbeat_wakes.request("wake", session)
     return OkResult(ok=True)
 
 
