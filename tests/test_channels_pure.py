@@ -124,12 +124,8 @@ def test_bad_values_name_their_key_and_hide_tokens() -> None:
     assert found[0].startswith(
         'channels.telegram.allowFrom[0]: expected a numeric Telegram user id or "*"'
     )
-    found = problems(
-        {"channels": {"telegram": {"apiBaseUrl": f"https://api.telegram.org/bot{TOKEN}"}}}
-    )
-    assert found[0].startswith(
-        "channels.telegram.apiBaseUrl: must be the API root without /bot<TOKEN>"
-    )
+    found = problems({"channels": {"telegram": {"apiBaseUrl": f"ftp://x/bot{TOKEN}"}}})
+    assert found[0].startswith("channels.telegram.apiBaseUrl: expected an http(s) URL")
     assert TOKEN not in " ".join(found)
     found = problems({"channels": {"telegram": {"pollingStallThresholdMs": 1000}}})
     assert found == [
@@ -138,6 +134,39 @@ def test_bad_values_name_their_key_and_hide_tokens() -> None:
     assert problems({"channels": {"telegarm": {}}}) == [
         'channels.telegarm: unknown key (did you mean "telegram"?)'
     ]
+
+
+def test_an_api_root_ending_in_a_bot_endpoint_fails_only_that_account() -> None:
+    """CHANNELS 1.1: an apiBaseUrl/apiRoot ending in /bot<TOKEN> is wrong, but it is one
+    account's config error (``failed``, naming the key), not a gateway that will not start;
+    ``doctor --fix`` strips it (test_service_doctor)."""
+    config = load(
+        {
+            "channels": {
+                "telegram": {
+                    "accounts": {
+                        "a": {
+                            "botToken": "1:a",
+                            "apiRoot": f"https://api.telegram.org/bot{TOKEN}/",
+                        },
+                        "b": {"botToken": "2:b", "apiBaseUrl": "https://tg.example/botapi"},
+                    },
+                    "apiBaseUrl": "https://top.example/bot1:x",
+                }
+            }
+        }
+    )
+    accounts = resolve_telegram(config, {})
+    error = accounts["a"].token_error
+    assert error is not None
+    assert error.startswith(
+        "channels.telegram.accounts.a.apiRoot: must be the API root without /bot<TOKEN>"
+    )
+    assert TOKEN not in error
+    # a path that merely starts with "bot" is a root like any other; the account's own key
+    # wins over the top-level one
+    assert accounts["b"].token_error is None
+    assert accounts["b"].api_base_url == "https://tg.example/botapi"
 
 
 def test_reload_classes_of_the_new_keys() -> None:

@@ -27,7 +27,7 @@ from gateway.channels.supervisor import ChannelManager
 from gateway.channels.telegram.api import BotNetworkError
 from gateway.cli.main import main
 from gateway.cli.status_view import channel_lines
-from gateway.config.load import parse
+from gateway.config.load import load_file, parse
 from gateway.config.target import Target
 from gateway.runtime import Runtime
 from gateway.service.status import probe_rpc
@@ -540,6 +540,43 @@ def test_pairing_cli_works_with_the_gateway_down(
     assert store.approved("default", True) == {"31337"}
     assert main(["pairing", "list", "irc"]) == 1
     assert "unsupported channel: irc" in capsys.readouterr().err
+
+
+def test_the_first_approval_makes_the_sender_the_command_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CHANNELS 3.5: the first approval sets an unset commands.ownerAllowFrom to
+    telegram:<id>; later approvals leave it alone; the user's comments survive."""
+    state = tmp_path / "state"
+    state.mkdir()
+    config_path = state / "smart-agent-neo.json"
+    config_path.write_text(
+        "// my gateway\n{\n  gateway: { mode: 'local' }, // local only\n"
+        "  commands: { restart: true },\n}\n"
+    )
+    monkeypatch.setenv("SMART_AGENT_NEO_STATE_DIR", str(state))
+    monkeypatch.setenv("SMART_AGENT_NEO_GATEWAY_PORT", str(_closed_port()))
+    monkeypatch.setenv("SMART_AGENT_NEO_GATEWAY_TOKEN", "x" * 24)
+    store = PairingStore(state, "telegram")
+    now = int(time.time() * 1000)
+    first, _ = store.request("31337", "default", now)
+    second, _ = store.request("4242", "default", now)
+    assert first is not None
+    assert second is not None
+    assert main(["pairing", "approve", "telegram", first.code]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Approved telegram sender 31337 (account default).",
+        "Command owner configured telegram:31337 (commands.ownerAllowFrom was empty).",
+    ]
+    text = config_path.read_text()
+    assert "// my gateway" in text
+    assert "// local only" in text
+    loaded = load_file(config_path, {}).config
+    assert loaded.commands.owner_allow_from == ["telegram:31337"]
+    assert loaded.commands.restart is True
+    assert main(["pairing", "approve", "telegram", second.code, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["owner"] is None
+    assert load_file(config_path, {}).config.commands.owner_allow_from == ["telegram:31337"]
 
 
 def _closed_port() -> int:

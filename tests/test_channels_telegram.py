@@ -17,7 +17,14 @@ from trio.testing import MockClock
 from gateway.app import Running, serve
 from gateway.config.load import parse
 
-from .channelkit import BOT_TOKEN, OWNER, start_with_telegram, telegram_config, wait_state
+from .channelkit import (
+    BOT_TOKEN,
+    OTHER_TOKEN,
+    OWNER,
+    start_with_telegram,
+    telegram_config,
+    wait_state,
+)
 from .conftest import TOKEN, StartGateway, make_settings
 from .fakeprovider import chat_sse, start_fake_provider
 from .faketelegram import FakeTelegram, start_fake_telegram
@@ -93,6 +100,9 @@ async def test_stranger_gets_one_pairing_code_then_approval_lets_them_in(
     assert len(fake.sent_to(BOT_TOKEN, 555)) == 1  # no second code
     assert (await _ledger(running, f"tg:default:{first}")).reason == "pairing"
     assert running.runtime.agents.find(f"tg:default:{first}") is None  # never processed
+    # the gateway's config file: the first approval makes the sender the owner
+    config_file = running.runtime.settings.paths.config_path
+    config_file.write_text(json.dumps({"gateway": {"mode": "local"}, **telegram_config(fake)}))
     async with open_client(running.url, token=TOKEN) as client:
         listing = await client.call("pairing.list", {"channel": "telegram"})
         assert [r["code"] for r in listing["requests"]] == [code.group(1)]
@@ -106,7 +116,9 @@ async def test_stranger_gets_one_pairing_code_then_approval_lets_them_in(
         "id": "555",
         "accountId": "default",
         "notified": True,
+        "owner": "telegram:555",
     }
+    assert json.loads(config_file.read_text())["commands"] == {"ownerAllowFrom": ["telegram:555"]}
     fake.message(BOT_TOKEN, "now?", user_id=555)
     with trio.fail_after(20):
         await fake.wait_for(lambda: len(fake.sent_to(BOT_TOKEN, 555)) == 3)
@@ -213,6 +225,60 @@ async def test_rate_limit_retry_after_is_honoured(
     assert sends[0].status == 429
     assert sends[1].at - sends[0].at >= 5.0
     assert running.runtime.channels.slots[("telegram", "default")].restarts == 0
+
+
+async def test_a_webhook_conflict_that_persists_is_backed_off_not_looped(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
+) -> None:
+    """CHANNELS 3.3: a 409 naming a webhook means deleteWebhook and one immediate retry;
+    when the retry meets the same 409 ("terminated by other long poll or webhook": another
+    poller), it is a conflict with its 2 s -> 30 s backoff, not a tight delete/poll loop."""
+    fake, running = await _gateway(nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)])
+    slot = running.runtime.channels.slots[("telegram", "default")]
+    fake.fail("getUpdates", 409, "Conflict: terminated by other long poll or webhook", times=8)
+    with trio.fail_after(600):
+        await fake.wait_for(
+            lambda: (
+                len([c for c in fake.calls_of("getUpdates") if c.status == 409]) == 8
+                and fake.calls_of("getUpdates")[-1].status != 409
+            )
+        )
+    conflicts = [c for c in fake.calls_of("getUpdates") if c.status == 409]
+    quick = [b.at - a.at < 1.0 for a, b in itertools.pairwise(conflicts)]
+    assert quick.count(True) <= 1  # the one retry right after deleteWebhook
+    assert len(fake.calls_of("deleteWebhook")) <= 2
+    assert conflicts[-1].at - conflicts[0].at >= 10  # backed off between the others
+    with trio.fail_after(60):
+        await running.runtime.channels.wait_for(lambda: slot.connected and not slot.conflict)
+    assert slot.restarts == 0
+
+
+async def test_answered_errors_are_no_polling_stall(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
+) -> None:
+    """CHANNELS 3.3: a stall is no *completed* getUpdates. A 409 storm or a 429 whose
+    retry_after is longer than pollingStallThresholdMs is Telegram answering: handled as
+    itself, never as "Polling stall detected" with a rebuilt client."""
+    fake, running = await _gateway(
+        nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)], pollingStallThresholdMs=30_000
+    )
+    metrics = running.runtime.metrics.telegram_getupdates
+    slot = running.runtime.channels.slots[("telegram", "default")]
+    fake.conflict_from_other_poller(True)
+    await trio.sleep(100)  # more than three thresholds of nothing but 409s
+    fake.conflict_from_other_poller(False)
+    fake.fail("getUpdates", 429, "Too Many Requests: retry after 70", {"retry_after": 70})
+    with trio.fail_after(300):
+        await fake.wait_for(
+            lambda: (
+                any(c.status == 429 for c in fake.calls_of("getUpdates"))
+                and fake.calls_of("getUpdates")[-1].status == 200
+            )
+        )
+    assert metrics.labels(result="conflict")._value.get() >= 3
+    assert metrics.labels(result="rate_limited")._value.get() == 1
+    assert metrics.labels(result="error")._value.get() == 0  # no stall was detected
+    assert slot.restarts == 0
 
 
 async def test_back_to_back_restarts_never_poll_twice_at_once(
@@ -451,6 +517,51 @@ async def test_one_accounts_bad_token_file_leaves_the_others_running(
     await wait_state(running, "running", "default")
     ops = await wait_state(running, "failed", "ops")
     assert ops.last_error == f"channels.telegram.accounts.ops.tokenFile: {missing} does not exist"
+    update = fake.message(BOT_TOKEN, "hi", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+
+
+async def test_a_bot_endpoint_as_api_root_or_a_shared_token_fails_only_that_account(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 1.1: an apiBaseUrl ending in /bot<TOKEN> is that account's config error
+    (``failed``, naming the key, no token shown; ``doctor --fix`` strips it), and a token two
+    accounts share through their token files fails both instead of polling into 409s --
+    the gateway and the other accounts run on."""
+    fake = await start_fake_telegram(nursery)
+    fake.add_bot(BOT_TOKEN)
+    fake.add_bot(OTHER_TOKEN)
+    pasted_token = "555000111:CCH5rPzN0fakeTokenForTests_abcdefgh"
+    shared = tmp_path / "shared.token"
+    shared.write_text(OTHER_TOKEN)
+    running = await start_with_telegram(
+        start_gateway,
+        tmp_path,
+        fake,
+        allowFrom=[str(OWNER)],
+        accounts={
+            "default": {"botToken": BOT_TOKEN},
+            "pasted": {
+                "botToken": pasted_token,
+                "apiBaseUrl": f"{fake.base_url}/bot{pasted_token}",
+            },
+            "twin1": {"tokenFile": str(shared)},
+            "twin2": {"tokenFile": str(shared)},
+        },
+    )
+    await wait_state(running, "running", "default")
+    pasted = await wait_state(running, "failed", "pasted")
+    assert pasted.last_error is not None
+    assert pasted.last_error.startswith(
+        "channels.telegram.accounts.pasted.apiBaseUrl: must be the API root without /bot<TOKEN>"
+    )
+    assert pasted_token not in pasted.last_error
+    for twin in ("twin1", "twin2"):
+        slot = await wait_state(running, "failed", twin)
+        assert slot.last_error == (
+            f"channels.telegram.accounts.{twin}: duplicate botToken in accounts twin1, twin2"
+        )
+    assert not [c for c in fake.calls if c.token in (OTHER_TOKEN, pasted_token)]  # never called
     update = fake.message(BOT_TOKEN, "hi", user_id=OWNER)
     assert (await _ledger(running, f"tg:default:{update}")).state == "done"
 

@@ -291,3 +291,36 @@ def test_channel_config_warnings(tmp_path: Path) -> None:
     )
     assert "channels.telegram.accounts.alpha.groups: requireMention is false" in message
     assert "1:a" not in message
+
+
+def test_fix_strips_a_bot_endpoint_from_the_telegram_api_root(tmp_path: Path) -> None:
+    """CHANNELS 1.1 [ref]: an apiBaseUrl/apiRoot that ends in /bot<TOKEN> is wrong; doctor
+    warns (without the token) and --fix strips the suffix, leaving the rest of the file --
+    comments included -- as it was."""
+    token = "123456:AAsecretTOKENvalue"
+    config = (
+        "{\n  // my gateway\n  gateway: { mode: 'local' },\n  channels: { telegram: {\n"
+        f'    botToken: "{token}",\n'
+        f'    apiBaseUrl: "https://api.telegram.org/bot{token}",  // pasted from a tutorial\n'
+        f'    accounts: {{ default: {{}}, ops: {{ botToken: "9:x", apiRoot: "http://127.0.0.1:9/bot9:x/" }} }},\n'
+        "  } },\n}\n"
+    )
+    paths = local_profile(tmp_path, config=config)
+    host = make_host(tmp_path, fake_systemd(tmp_path))
+    checks = run_checks(host, paths)
+    status, message = by_id(checks)["channels.config"]
+    assert status == "warn"
+    assert "channels.telegram.apiBaseUrl points at a full bot endpoint" in message
+    assert "channels.telegram.accounts.ops.apiRoot points at a full bot endpoint" in message
+    assert token not in message
+    assert by_id(checks)["config.valid"][0] == "ok"  # the gateway starts; that account fails
+    result = doctor(host, paths, fix=True)
+    assert any("removed the trailing /bot<TOKEN>" in c for c in result.changes), result.changes
+    assert all(token not in c for c in result.changes)
+    text = paths.config_path.read_text()
+    assert '"https://api.telegram.org",  // pasted from a tutorial' in text
+    assert 'apiRoot: "http://127.0.0.1:9"' in text
+    assert "// my gateway" in text
+    assert f'botToken: "{token}"' in text
+    status, _ = by_id(result.checks)["channels.config"]
+    assert status == "ok"

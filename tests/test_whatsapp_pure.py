@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +50,18 @@ def test_config_errors_name_the_key() -> None:
     ]
 
 
+@pytest.mark.parametrize("channel", ["telegram", "whatsapp"])
+def test_account_ids_and_the_default_account_are_checked_alike(channel: str) -> None:
+    base = f"channels.{channel}"
+    document = {"channels": {channel: {"defaultAccount": "x", "accounts": {"a b": {}, "c": {}}}}}
+    with pytest.raises(ConfigError) as caught:
+        parse(json.dumps(document), {})
+    assert caught.value.problems == [
+        f'{base}.accounts.a b: account ids use letters, digits, "_" and "-" (got "a b")',
+        f'{base}.defaultAccount: no account "x" (configured: a b, c)',
+    ]
+
+
 def test_accounts_inherit_the_app_and_token_and_get_their_own_webhook_path() -> None:
     cfg = config(
         accessToken="T",
@@ -75,6 +88,24 @@ def test_accounts_inherit_the_app_and_token_and_get_their_own_webhook_path() -> 
     missing = resolve_whatsapp(config(), {})["default"]
     assert not missing.configured
     assert "phoneNumberId and accessToken missing" in missing.missing_text()
+
+
+def test_a_token_file_error_names_its_key_and_only_the_default_account_reads_the_env(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing.token"
+    cfg = config(
+        defaultAccount="b",
+        accounts={"a": {"accessTokenFile": str(missing)}, "b": {}, "c": {}},
+    )
+    accounts = resolve_whatsapp(cfg, {"WHATSAPP_ACCESS_TOKEN": " E "})
+    a, b, c = accounts["a"], accounts["b"], accounts["c"]
+    assert (a.token, a.token_source) == (None, "none")
+    assert (
+        a.token_error == f"channels.whatsapp.accounts.a.accessTokenFile: {missing} does not exist"
+    )
+    assert (b.token, b.token_source, b.token_error) == ("E", "env", None)
+    assert (c.token, c.token_source, c.token_error) == (None, "none", None)
 
 
 def test_a_token_change_restarts_the_account_a_policy_change_does_not() -> None:

@@ -839,6 +839,7 @@ export interface PairingApproveResult {
   id: string;
   accountId: string;
   notified: boolean;
+  owner?: string | null;
   [extra: string]: unknown;
 }
 

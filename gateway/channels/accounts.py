@@ -26,6 +26,8 @@ from ..config.channels import (
     ReplyToMode,
     TelegramConfig,
     TelegramGroup,
+    bot_endpoint_problem,
+    bot_endpoint_suffix,
     normalize_allow_entry,
 )
 from ..config.model import Config
@@ -73,7 +75,9 @@ class TelegramAccountConfig:
     enabled: bool
     token: str | None = attrs.field(repr=False)
     token_source: TokenSource
-    token_error: str | None  # "<key path>: <why>" when a tokenFile could not be used
+    # "<key path>: <why>": a tokenFile that cannot be used, a token two accounts share, an
+    # API root that ends in /bot<TOKEN> -- the account is `failed` with it until fixed
+    token_error: str | None
     api_base_url: str
     proxy: str | None
     timeout_seconds: int | None
@@ -132,15 +136,48 @@ def _allow(entries: list[str | int] | None) -> tuple[str, ...] | None:
     return tuple(e for e in (normalize_allow_entry(x) for x in entries) if e)
 
 
-def telegram_account_ids(tg: TelegramConfig) -> list[str]:
-    return sorted(tg.accounts) if tg.accounts else [DEFAULT_ACCOUNT]
+class ChannelSection(Protocol):
+    """A channel's config section with named accounts (``channels.telegram``, ...)."""
+
+    @property
+    def accounts(self) -> Mapping[str, object]: ...
+    @property
+    def default_account(self) -> str | None: ...
 
 
-def default_account_id(tg: TelegramConfig) -> str:
-    ids = telegram_account_ids(tg)
-    if tg.default_account and tg.default_account in ids:
-        return tg.default_account
+def account_ids(section: ChannelSection) -> list[str]:
+    """The named accounts, sorted; ``["default"]`` when there are none."""
+    return sorted(section.accounts) if section.accounts else [DEFAULT_ACCOUNT]
+
+
+def default_account_id(section: ChannelSection) -> str:
+    ids = account_ids(section)
+    if section.default_account and section.default_account in ids:
+        return section.default_account
     return DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in ids else ids[0]
+
+
+TokenCandidate = tuple[str | None, str | None, str]  # (token, token file, its key path)
+
+
+def pick_token(
+    candidates: list[TokenCandidate], file_key: str, reader: TokenReader, env_token: str | None
+) -> tuple[str | None, TokenSource, str | None]:
+    """``(token, source, error)`` from the first candidate that sets one (most specific
+    first): its inline token, else its file -- a file that cannot be used is the error,
+    named ``<key path>.<file_key>`` -- and then ``env_token`` (the environment variable, for
+    the account that may use it)."""
+    for token, token_file, path in candidates:
+        if token:
+            return token.strip(), "config", None
+        if token_file:
+            try:
+                return reader(token_file), "file", None
+            except TokenFileError as exc:
+                return None, "none", f"{path}.{file_key}: {exc}"
+    if env_token and env_token.strip():
+        return env_token.strip(), "env", None
+    return None, "none", None
 
 
 def _token(
@@ -151,22 +188,31 @@ def _token(
 ) -> tuple[str | None, TokenSource, str | None]:
     acct = tg.accounts.get(account_id)
     base = "channels.telegram"
-    candidates: list[tuple[str | None, str | None, str]] = []
+    candidates: list[TokenCandidate] = []
     if acct is not None:
         candidates.append((acct.bot_token, acct.token_file, f"{base}.accounts.{account_id}"))
     if account_id == DEFAULT_ACCOUNT:
         candidates.append((tg.bot_token, tg.token_file, base))
-    for token, token_file, path in candidates:
-        if token:
-            return token.strip(), "config", None
-        if token_file:
-            try:
-                return reader(token_file), "file", None
-            except TokenFileError as exc:
-                return None, "none", f"{path}.tokenFile: {exc}"
-    if account_id == DEFAULT_ACCOUNT and env.get(ENV_TELEGRAM_TOKEN, "").strip():
-        return env[ENV_TELEGRAM_TOKEN].strip(), "env", None
-    return None, "none", None
+    env_token = env.get(ENV_TELEGRAM_TOKEN) if account_id == DEFAULT_ACCOUNT else None
+    return pick_token(candidates, "tokenFile", reader, env_token)
+
+
+def _api_root(tg: TelegramConfig, account_id: str) -> tuple[str, str]:
+    """``(root, key path)``: the account's ``apiBaseUrl`` > its ``apiRoot`` (the reference's
+    name) > the top-level ``apiBaseUrl`` > ``apiRoot`` > the public Bot API."""
+    acct = tg.accounts.get(account_id)
+    base = "channels.telegram"
+    if acct is not None:
+        path = f"{base}.accounts.{account_id}"
+        if acct.api_base_url:
+            return acct.api_base_url, f"{path}.apiBaseUrl"
+        if acct.api_root:
+            return acct.api_root, f"{path}.apiRoot"
+    if tg.api_base_url:
+        return tg.api_base_url, f"{base}.apiBaseUrl"
+    if tg.api_root:
+        return tg.api_root, f"{base}.apiRoot"
+    return DEFAULT_API_BASE, f"{base}.apiBaseUrl"
 
 
 def resolve_telegram(
@@ -178,7 +224,7 @@ def resolve_telegram(
     if tg is None:
         return {}
     out: dict[str, TelegramAccountConfig] = {}
-    for account_id in telegram_account_ids(tg):
+    for account_id in account_ids(tg):
         acct = tg.accounts.get(account_id)
 
         def pick(name: str, acct: object = acct) -> object:
@@ -186,7 +232,11 @@ def resolve_telegram(
             return getattr(tg, name) if value is None else value
 
         token, source, error = _token(tg, account_id, env, reader)
-        api = pick("api_base_url") or pick("api_root") or DEFAULT_API_BASE
+        api, api_path = _api_root(tg, account_id)
+        if error is None and bot_endpoint_suffix(api):
+            # a full bot endpoint as the root: this account fails, naming the key (doctor
+            # --fix strips it); the other accounts and the gateway are not affected
+            error = bot_endpoint_problem(api_path)
         enabled = tg.enabled and (acct.enabled if acct and acct.enabled is not None else True)
         allow = _allow(acct.allow_from if acct and acct.allow_from is not None else tg.allow_from)
         group_allow = _allow(
@@ -201,7 +251,7 @@ def resolve_telegram(
             token=token,
             token_source=source,
             token_error=error,
-            api_base_url=str(api).rstrip("/"),
+            api_base_url=api.rstrip("/"),
             proxy=pick("proxy"),  # type: ignore[arg-type]
             timeout_seconds=pick("timeout_seconds"),  # type: ignore[arg-type]
             dm_policy=pick("dm_policy"),  # type: ignore[arg-type]

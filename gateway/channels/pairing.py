@@ -23,12 +23,13 @@ import contextlib
 import fcntl
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..config.edit import add_value, read_document, set_values
 from ..fsutil import write_atomic
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -234,3 +235,28 @@ class PairingStore:
             )
             self._write_requests(requests)
         return req
+
+
+def bootstrap_owner(
+    config_path: Path, channel: str, sender_id: str, env: Mapping[str, str]
+) -> str | None:
+    """The first approval makes its sender the owner: an unset (or empty)
+    ``commands.ownerAllowFrom`` becomes ``["<channel>:<id>"]`` (CHANNELS.md 3.5 [ref]).
+
+    Returns the entry written; ``None`` when an owner is already configured or there is no
+    config file (a gateway on embedded defaults gets no file written behind its back).
+    Blocking; raises ConfigError/OSError when the file cannot be updated (left untouched).
+    """
+    document, text = read_document(config_path)
+    if text is None:
+        return None
+    commands = document.get("commands")
+    owners = commands.get("ownerAllowFrom") if isinstance(commands, dict) else None
+    if isinstance(owners, list) and any(str(o).strip() for o in owners):
+        return None
+    entry = f"{channel}:{sender_id}"
+    if isinstance(commands, dict) and "ownerAllowFrom" in commands:
+        set_values(config_path, {"commands.ownerAllowFrom": [entry]}, env)
+    else:
+        add_value(config_path, "commands.ownerAllowFrom", [entry], env)
+    return entry

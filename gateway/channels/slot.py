@@ -169,6 +169,7 @@ class AccountSlot:
             not self.removed
             and self.config.enabled
             and self.config.configured
+            and self.config.token_error is None  # a config error: `failed` until fixed
             and not self.manual_stop
             and not self.breaker
             and not self.skipped
@@ -193,8 +194,10 @@ class AccountSlot:
             self._set_state("disabled")
             self.last_error = "disabled"
         elif cfg.token_error is not None:
-            self._set_state("failed")
+            if self.state != "failed" or self.last_error != cfg.token_error:
+                log.warning("%s not starting: %s", self.prefix, cfg.token_error)
             self.last_error = cfg.token_error
+            self._set_state("failed")
         elif not cfg.configured:
             self._set_state("disabled")
             self.last_error = cfg.missing_text()

@@ -285,13 +285,12 @@ class ChannelManager:
 
     def default_account(self, channel: str) -> str | None:
         from .accounts import default_account_id
-        from .whatsapp import config as wa_config
 
         channels = self.rt.settings.config.channels
         if channel == "telegram" and channels.telegram is not None:
             return default_account_id(channels.telegram)
         if channel == "whatsapp" and channels.whatsapp is not None:
-            return wa_config.default_account_id(channels.whatsapp)
+            return default_account_id(channels.whatsapp)
         return None
 
     def configured_channels(self) -> list[str]:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..channels.accounts import resolve_telegram
-from ..channels.pairing import TTL_MS, PairingStore
+from ..channels.pairing import TTL_MS, PairingStore, bootstrap_owner
 from ..channels.supervisor import CHANNEL_LABELS
 from ..channels.views import account_line, ago, warnings
 from ..config.load import load_file
@@ -248,6 +248,11 @@ def pairing_approve_command(
             return 1
         payload = {"channel": channel, "approved": True, "id": req.id, "accountId": req.account_id}
         payload["notified"] = False
+        try:
+            payload["owner"] = bootstrap_owner(paths.config_path, channel, req.id, os.environ)
+        except (GatewayError, OSError) as exc:
+            payload["owner"] = None
+            err.print(f"commands.ownerAllowFrom not set: {exc}", markup=False)
         if args.notify:
             note = " (gateway not reachable: the sender was not notified)"
     if args.json:
@@ -258,4 +263,9 @@ def pairing_approve_command(
         f"Approved {channel} sender {payload['id']} (account {payload['accountId']}){told}.",
         markup=False,
     )
+    if payload.get("owner"):
+        out.print(
+            f"Command owner configured {payload['owner']} (commands.ownerAllowFrom was empty).",
+            markup=False,
+        )
     return 0

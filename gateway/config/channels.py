@@ -13,6 +13,7 @@ per-account key is optional here so that "unset" can be told from "set to the de
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import attrs
@@ -256,7 +257,8 @@ class Messages:
 
 # -- rules that span keys ------------------------------------------------------------------
 
-_TOKEN_SUFFIX = re.compile(r"/bot[^/]*/?$")
+# a last path segment like the reference's: "bot<digits>:<secret>" (a bot endpoint)
+_TOKEN_SUFFIX = re.compile(r"/bot[0-9]+(?::|%3[aA])[^/]*/*$")
 
 
 def normalize_allow_entry(entry: AllowEntry) -> str:
@@ -270,9 +272,12 @@ def normalize_allow_entry(entry: AllowEntry) -> str:
 
 
 def _policy_problems(
-    path: str, dm_policy: DmPolicy, allow_from: list[AllowEntry] | None
+    path: str,
+    dm_policy: DmPolicy,
+    allow_from: list[AllowEntry] | None,
+    normalize: Callable[[AllowEntry], str] = normalize_allow_entry,
 ) -> list[str]:
-    entries = [normalize_allow_entry(e) for e in allow_from or []]
+    entries = [normalize(e) for e in allow_from or []]
     if dm_policy == "allowlist" and not [e for e in entries if e]:
         return [f'{path}.allowFrom: dmPolicy "allowlist" needs at least one entry']
     if dm_policy == "open" and "*" not in entries:
@@ -292,17 +297,59 @@ def _entry_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
     return out
 
 
+def bot_endpoint_suffix(url: str) -> bool:
+    """Does ``url`` end in ``/bot<TOKEN>`` (a full bot endpoint, not the API root)?"""
+    return _TOKEN_SUFFIX.search(url) is not None
+
+
+def strip_bot_endpoint(url: str) -> str:
+    """``https://api.telegram.org/bot123:abc`` -> ``https://api.telegram.org``."""
+    return _TOKEN_SUFFIX.sub("", url).rstrip("/")
+
+
+def bot_endpoint_problem(path: str) -> str:
+    """The text for an API root that ends in ``/bot<TOKEN>`` (never the token itself): the
+    account fails with it and ``doctor --fix`` strips the suffix (CHANNELS.md 1.1)."""
+    return (
+        f"{path}: must be the API root without /bot<TOKEN> (e.g. https://api.telegram.org; "
+        "the token belongs in botToken or tokenFile; `smart-agent-neo doctor --fix` strips it)"
+    )
+
+
 def _url_problems(path: str, url: str | None) -> list[str]:
+    """A URL that is not http(s) is refused. A Telegram root that ends in ``/bot<TOKEN>``
+    is not refused here: only that account fails (``accounts.py``), and doctor fixes it."""
     if url is None:
         return []
     if not re.match(r"https?://[^/\s]+", url):
-        return [f"{path}: expected an http(s) URL, got {url!r}"[:200]]
-    if _TOKEN_SUFFIX.search(url):
-        return [
-            f"{path}: must be the API root without /bot<TOKEN> "
-            "(e.g. https://api.telegram.org; the token belongs in botToken or tokenFile)"
-        ]
+        shown = url if not bot_endpoint_suffix(url) else strip_bot_endpoint(url) + "/bot***"
+        return [f"{path}: expected an http(s) URL, got {shown!r}"[:200]]
     return []
+
+
+def _account_id_problems(path: str, account_id: str) -> list[str]:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", account_id):
+        return []
+    return [f'{path}: account ids use letters, digits, "_" and "-" (got "{account_id}")']
+
+
+def _shared_problems(base: str, key: str, owners: Mapping[str, list[str]]) -> list[str]:
+    """One line per ``key`` value (a bot token, a phone number id) that several accounts
+    use: ``owners`` maps each value to the accounts that have it."""
+    return [
+        f"{base}.accounts: duplicate {key} in accounts {', '.join(ids)}"
+        for ids in owners.values()
+        if len(ids) > 1
+    ]
+
+
+def _default_account_problems(
+    base: str, default_account: str | None, accounts: Mapping[str, object]
+) -> list[str]:
+    if default_account is None or not accounts or default_account in accounts:
+        return []
+    known = ", ".join(sorted(accounts))
+    return [f'{base}.defaultAccount: no account "{default_account}" (configured: {known})']
 
 
 def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> list[str]:
@@ -318,10 +365,7 @@ def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> li
     tokens: dict[str, list[str]] = {}
     for account_id, acct in sorted(tg.accounts.items()):
         path = f"{base}.accounts.{account_id}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", account_id):
-            found.append(
-                f'{path}: account ids use letters, digits, "_" and "-" (got "{account_id}")'
-            )
+        found += _account_id_problems(path, account_id)
         found += _entry_problems(f"{path}.allowFrom", acct.allow_from)
         found += _entry_problems(f"{path}.groupAllowFrom", acct.group_allow_from)
         found += _url_problems(f"{path}.apiBaseUrl", acct.api_base_url)
@@ -334,14 +378,8 @@ def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> li
         token = acct.bot_token or (tg.bot_token if account_id == "default" else None)
         if token:
             tokens.setdefault(token, []).append(account_id)
-    for ids in tokens.values():
-        if len(ids) > 1:
-            found.append(f"{base}.accounts: duplicate botToken in accounts {', '.join(ids)}")
-    if tg.default_account is not None and tg.accounts and tg.default_account not in tg.accounts:
-        known = ", ".join(sorted(tg.accounts))
-        found.append(
-            f'{base}.defaultAccount: no account "{tg.default_account}" (configured: {known})'
-        )
+    found += _shared_problems(base, "botToken", tokens)
+    found += _default_account_problems(base, tg.default_account, tg.accounts)
     return found
 
 
@@ -371,15 +409,6 @@ def _phone_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
     return out
 
 
-def _wa_policy_problems(path: str, dm_policy: DmPolicy, allow_from: list[AllowEntry]) -> list[str]:
-    entries = [normalize_phone(e) for e in allow_from]
-    if dm_policy == "allowlist" and not [e for e in entries if e]:
-        return [f'{path}.allowFrom: dmPolicy "allowlist" needs at least one entry']
-    if dm_policy == "open" and "*" not in entries:
-        return [f'{path}.allowFrom: dmPolicy "open" needs "*" in allowFrom (anyone may write)']
-    return []
-
-
 def whatsapp_problems(wa: WhatsAppConfig, base: str = "channels.whatsapp") -> list[str]:
     found: list[str] = []
     found += _phone_problems(f"{base}.allowFrom", wa.allow_from)
@@ -389,34 +418,25 @@ def whatsapp_problems(wa: WhatsAppConfig, base: str = "channels.whatsapp") -> li
     if wa.access_token is not None and wa.access_token_file is not None:
         found.append(f"{base}.accessTokenFile: set accessToken or accessTokenFile, not both")
     if not wa.accounts or "default" in wa.accounts:
-        found += _wa_policy_problems(base, wa.dm_policy, wa.allow_from)
+        found += _policy_problems(base, wa.dm_policy, wa.allow_from, normalize_phone)
     numbers: dict[str, list[str]] = {}
     if not wa.accounts and wa.phone_number_id:
         numbers.setdefault(wa.phone_number_id, []).append("default")
     for account_id, acct in sorted(wa.accounts.items()):
         path = f"{base}.accounts.{account_id}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", account_id):
-            found.append(
-                f'{path}: account ids use letters, digits, "_" and "-" (got "{account_id}")'
-            )
+        found += _account_id_problems(path, account_id)
         found += _phone_problems(f"{path}.allowFrom", acct.allow_from)
         found += _url_problems(f"{path}.apiBaseUrl", acct.api_base_url)
         if acct.access_token is not None and acct.access_token_file is not None:
             found.append(f"{path}.accessTokenFile: set accessToken or accessTokenFile, not both")
         policy = acct.dm_policy or wa.dm_policy
         allow = acct.allow_from if acct.allow_from is not None else wa.allow_from
-        found += _wa_policy_problems(path, policy, allow)
+        found += _policy_problems(path, policy, allow, normalize_phone)
         number = acct.phone_number_id or (wa.phone_number_id if account_id == "default" else None)
         if number:
             numbers.setdefault(number, []).append(account_id)
-    for ids in numbers.values():
-        if len(ids) > 1:
-            found.append(f"{base}.accounts: duplicate phoneNumberId in accounts {', '.join(ids)}")
-    if wa.default_account is not None and wa.accounts and wa.default_account not in wa.accounts:
-        known = ", ".join(sorted(wa.accounts))
-        found.append(
-            f'{base}.defaultAccount: no account "{wa.default_account}" (configured: {known})'
-        )
+    found += _shared_problems(base, "phoneNumberId", numbers)
+    found += _default_account_problems(base, wa.default_account, wa.accounts)
     return found
 
 

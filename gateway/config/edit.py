@@ -105,6 +105,49 @@ def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str])
     return notes
 
 
+def _insert_text(text: str, parts: list[str], document: dict[str, object], value: object) -> str:
+    """``text`` with ``parts`` (a key path absent from ``document``) inserted as JSON5,
+    right after the ``{`` of its deepest existing parent; the caller verifies the result."""
+    depth = 0
+    node: object = document
+    while depth < len(parts) - 1 and isinstance(node, dict) and parts[depth] in node:
+        node = node[parts[depth]]
+        depth += 1
+    body: str = json.dumps(value)
+    for part in reversed(parts[depth + 1 :]):
+        body = f"{{ {json.dumps(part)}: {body} }}"
+    entry = f"{json.dumps(parts[depth])}: {body}, "
+    if depth == 0:
+        start = text.index("{")
+    else:  # the parent's key (bare or quoted) followed by its object
+        key = re.escape(parts[depth - 1])
+        found = list(re.finditer(rf"(?:\b{key}\b|\"{key}\"|'{key}')\s*:\s*\{{", text))
+        if len(found) != 1:
+            raise ValueError("parent not found once")
+        start = found[0].end() - 1
+    return text[: start + 1] + " " + entry + text[start + 1 :]
+
+
+def add_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> list[str]:
+    """Set ``key`` (absent so far) keeping the rest of the file as the user wrote it --
+    comments, layout, order -- when the text allows a checked insertion; otherwise as
+    :func:`set_values` does. Validated like start-up; raises ConfigError (file untouched)."""
+    document, original = read_document(path)
+    expected = with_value(document, key, value)
+    if original is None:
+        return set_values(path, {key: value}, env)
+    try:
+        text = _insert_text(original, key.split("."), document, value)
+        ok = json5.loads(text) == expected
+    except ValueError:
+        ok = False
+    if not ok:
+        return set_values(path, {key: value}, env)
+    parse(text, env, source=str(path))  # same validation as start-up
+    write_atomic(path, text, secret=holds_secret(expected))
+    return []
+
+
 def effective(path: Path, env: Mapping[str, str]) -> Config:
     return load_file(path, env).config
 

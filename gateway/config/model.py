@@ -20,6 +20,7 @@ from ..protocol.frames import (
 )
 from ..protocol.model import schema
 from .channels import (
+    AllowEntry,
     Binding,
     Channels,
     GroupChat,
@@ -240,6 +241,9 @@ class Gateway:
 @attrs.frozen
 class Commands:
     restart: bool = True
+    # who owns the assistant, as "<channel>:<sender id>" (e.g. "telegram:123456789"); the
+    # first DM pairing approval fills it when unset (CHANNELS.md 3.5)
+    owner_allow_from: list[AllowEntry] | None = None
 
 
 LogLevel = Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"]

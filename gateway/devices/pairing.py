@@ -11,7 +11,8 @@ A paired device holds the roles and scopes approved so far; a connect asking for
 a new request (``role-upgrade``/``scope-upgrade``). Each approved role has one token
 (32 hex); approval and rotation mint a new one, revocation marks it. Tokens are compared in
 constant time and never leave this module except through ``hello-ok`` and a device's own
-``device.token.rotate``. :class:`~gateway.devices.store.DeviceStore` persists the state.
+``device.token.rotate``. :class:`~gateway.devices.service.DeviceService` persists the state;
+expiry, listing and removal are :class:`~gateway.pairing_store.PairingStore`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Literal
 import attrs
 
 from ..auth import scope_allows
+from ..pairing_store import PairingStore
 from ..protocol.devices import (
     DeviceTokenRecord,
     DeviceTokenSummary,
@@ -34,7 +36,6 @@ from ..protocol.devices import (
 )
 from .identity import normalize_metadata
 
-PENDING_TTL_MS = 300_000
 OPERATOR_PREFIX = "operator."
 
 TokenCheck = Literal["ok", "mismatch", "scope-mismatch"]
@@ -125,22 +126,13 @@ def pairing_needed(paired: PairedDevice | None, claim: DeviceClaim) -> PairingRe
 
 
 @attrs.define
-class DevicePairing:
-    pending: dict[str, PendingDeviceRequest] = attrs.field(factory=dict)  # by requestId
-    paired: dict[str, PairedDevice] = attrs.field(factory=dict)  # by deviceId
-    ttl_ms: int = PENDING_TTL_MS
+class DevicePairing(PairingStore[PendingDeviceRequest, PairedDevice]):
+    """Paired devices are keyed by deviceId."""
+
+    def subject_of(self, item: PendingDeviceRequest | PairedDevice) -> str:
+        return item.device_id
 
     # -- pending -----------------------------------------------------------------------------
-
-    def prune(self, now_ms: int) -> list[PendingDeviceRequest]:
-        """Drop requests older than the TTL; returns them (for ``expired`` events)."""
-        expired = [r for r in self.pending.values() if now_ms - r.ts > self.ttl_ms]
-        for request in expired:
-            del self.pending[request.request_id]
-        return expired
-
-    def pending_for(self, device_id: str) -> PendingDeviceRequest | None:
-        return next((r for r in self.pending.values() if r.device_id == device_id), None)
 
     def request(
         self, claim: DeviceClaim, reason: PairingReason, now_ms: int, *, silent: bool
@@ -191,9 +183,6 @@ class DevicePairing:
         self.pending[request.request_id] = request
         return request, True
 
-    def reject(self, request_id: str) -> PendingDeviceRequest | None:
-        return self.pending.pop(request_id, None)
-
     def approve(self, request_id: str, now_ms: int) -> PairedDevice | None:
         """Pair (or widen) the device and mint a fresh token for the requested role."""
         self.prune(now_ms)
@@ -237,11 +226,6 @@ class DevicePairing:
 
     # -- paired ------------------------------------------------------------------------------
 
-    def remove(self, device_id: str) -> PairedDevice | None:
-        for request in [r for r in self.pending.values() if r.device_id == device_id]:
-            del self.pending[request.request_id]
-        return self.paired.pop(device_id, None)
-
     def drop_role(self, device_id: str, role: str) -> bool:
         """Withdraw one role (and its token); a device left with no role is removed."""
         device = self.paired.get(device_id)
@@ -266,13 +250,6 @@ class DevicePairing:
             self.paired[device_id] = attrs.evolve(
                 device, last_seen_at_ms=now_ms, last_seen_reason=reason, remote_ip=remote_ip
             )
-
-    def listing(self, now_ms: int) -> tuple[list[PendingDeviceRequest], list[PairedDevice]]:
-        """Pending newest first, paired newest approval first."""
-        self.prune(now_ms)
-        pending = sorted(self.pending.values(), key=lambda r: r.ts, reverse=True)
-        paired = sorted(self.paired.values(), key=lambda d: d.approved_at_ms, reverse=True)
-        return pending, paired
 
     # -- tokens ------------------------------------------------------------------------------
 

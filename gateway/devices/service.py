@@ -23,8 +23,8 @@ import attrs
 
 from ..auth import PAIRING
 from ..events import Hub, Peer
+from ..pairing_store import PairingFiles, PairingService
 from ..protocol import events as ev
-from ..protocol.codec import to_wire
 from ..protocol.devices import (
     DevicePairResolvedPayload,
     DeviceTokenRecord,
@@ -32,7 +32,6 @@ from ..protocol.devices import (
     PendingDeviceRequest,
 )
 from ..protocol.frames import CloseCode
-from ..statefile import StateFile
 from .pairing import DevicePairing
 
 log = logging.getLogger("gateway.devices")
@@ -41,29 +40,17 @@ Clock = Callable[[], int]
 
 
 @attrs.define(eq=False)
-class DeviceService:
+class DeviceService(PairingService[PendingDeviceRequest, PairedDevice]):
     state_dir: Path
     hub: Hub
     now_ms: Clock
     pairing: DevicePairing = attrs.field(init=False)
-    _pending_file: StateFile = attrs.field(init=False)
-    _paired_file: StateFile = attrs.field(init=False)
+    _files: PairingFiles = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        folder = self.state_dir / "devices"
-        self._pending_file = StateFile(folder / "pending.json")
-        self._paired_file = StateFile(folder / "paired.json")
-        self.pairing = DevicePairing(
-            pending=self._pending_file.load_records(PendingDeviceRequest, lambda r: r.request_id),
-            paired=self._paired_file.load_records(PairedDevice, lambda r: r.device_id),
-        )
-
-    async def save(self) -> None:
-        # paired first: a crash between the two writes can leave an approved request still
-        # pending (approving it again is harmless), never a request lost and nothing paired
-        p = self.pairing
-        await self._paired_file.save({k: to_wire(v) for k, v in p.paired.items()})
-        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
+        self._files = PairingFiles(self.state_dir / "devices")
+        self.pairing = DevicePairing()
+        self._files.load(self.pairing, PendingDeviceRequest, PairedDevice)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -83,21 +70,6 @@ class DeviceService:
         log.info("device pairing %s: device %s, request %s", decision, device_id[:12], request_id)
         payload = DevicePairResolvedPayload(request_id, device_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.DEVICE_PAIR_RESOLVED, payload, scope=PAIRING)
-
-    def prune(self) -> bool:
-        """Expire old requests (``expired`` events); ``True`` if anything changed."""
-        expired = self.pairing.prune(self.now_ms())
-        for request in expired:
-            self.resolved(request.request_id, request.device_id, "expired")
-        return bool(expired)
-
-    async def sweep(self) -> None:
-        """Expire what is due (serve()'s sweep loop): written first, then announced."""
-        expired = self.pairing.prune(self.now_ms())
-        if expired:
-            await self.save()
-        for request in expired:
-            self.resolved(request.request_id, request.device_id, "expired")
 
     # -- connections -------------------------------------------------------------------------
 

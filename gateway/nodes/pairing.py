@@ -20,9 +20,8 @@ import uuid
 
 import attrs
 
+from ..pairing_store import PairingStore
 from ..protocol.nodes import PairedNode, PairedNodeInfo, PendingNodeRequest
-
-PENDING_TTL_MS = 300_000
 
 
 @attrs.frozen
@@ -54,19 +53,11 @@ def covers(approved: list[str] | None, wanted: list[str] | None) -> bool:
 
 
 @attrs.define
-class NodePairing:
-    pending: dict[str, PendingNodeRequest] = attrs.field(factory=dict)  # by requestId
-    paired: dict[str, PairedNode] = attrs.field(factory=dict)  # by nodeId
-    ttl_ms: int = PENDING_TTL_MS
+class NodePairing(PairingStore[PendingNodeRequest, PairedNode]):
+    """Paired nodes are keyed by nodeId."""
 
-    def prune(self, now_ms: int) -> list[PendingNodeRequest]:
-        expired = [r for r in self.pending.values() if now_ms - r.ts > self.ttl_ms]
-        for request in expired:
-            del self.pending[request.request_id]
-        return expired
-
-    def pending_for(self, node_id: str) -> PendingNodeRequest | None:
-        return next((r for r in self.pending.values() if r.node_id == node_id), None)
+    def subject_of(self, item: PendingNodeRequest | PairedNode) -> str:
+        return item.node_id
 
     def surface_approved(self, surface: NodeSurface) -> bool:
         """Paired, and approved for every cap and command this surface declares."""
@@ -129,19 +120,11 @@ class NodePairing:
         self.paired[node.node_id] = node
         return node
 
-    def reject(self, request_id: str) -> PendingNodeRequest | None:
-        return self.pending.pop(request_id, None)
-
     def verify(self, node_id: str, token: str) -> PairedNode | None:
         node = self.paired.get(node_id)
         expected = node.token if node is not None else secrets.token_hex(16)
         ok = hmac.compare_digest(token.encode(), expected.encode())
         return node if node is not None and ok else None
-
-    def remove(self, node_id: str) -> PairedNode | None:
-        for request in [r for r in self.pending.values() if r.node_id == node_id]:
-            del self.pending[request.request_id]
-        return self.paired.pop(node_id, None)
 
     def rename(self, node_id: str, display_name: str) -> PairedNode | None:
         node = self.paired.get(node_id)
@@ -157,9 +140,3 @@ class NodePairing:
             self.paired[node_id] = attrs.evolve(
                 node, last_connected_at_ms=now_ms, remote_ip=remote_ip or node.remote_ip
             )
-
-    def listing(self, now_ms: int) -> tuple[list[PendingNodeRequest], list[PairedNode]]:
-        self.prune(now_ms)
-        pending = sorted(self.pending.values(), key=lambda r: r.ts, reverse=True)
-        paired = sorted(self.paired.values(), key=lambda n: n.approved_at_ms, reverse=True)
-        return pending, paired

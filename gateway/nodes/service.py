@@ -25,8 +25,8 @@ import attrs
 
 from ..auth import PAIRING
 from ..events import Hub, Peer
+from ..pairing_store import PairingFiles, PairingService
 from ..protocol import events as ev
-from ..protocol.codec import to_wire
 from ..protocol.frames import CloseCode
 from ..protocol.handshake import ConnectParams
 from ..protocol.nodes import (
@@ -35,7 +35,6 @@ from ..protocol.nodes import (
     PairedNode,
     PendingNodeRequest,
 )
-from ..statefile import StateFile
 from .pairing import NodePairing, NodeSurface
 from .policy import CommandPolicy, never_relayed
 from .relay import NodeRelay, NodeSession
@@ -46,32 +45,20 @@ Clock = Callable[[], int]
 
 
 @attrs.define(eq=False)
-class NodeService:
+class NodeService(PairingService[PendingNodeRequest, PairedNode]):
     state_dir: Path
     hub: Hub
     now_ms: Clock
     policy: Callable[[], CommandPolicy]  # the live config's allow/deny lists
     relay: NodeRelay = attrs.field(init=False)
     pairing: NodePairing = attrs.field(init=False)
-    _pending_file: StateFile = attrs.field(init=False)
-    _paired_file: StateFile = attrs.field(init=False)
+    _files: PairingFiles = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.relay = NodeRelay(self.hub)
-        folder = self.state_dir / "nodes"
-        self._pending_file = StateFile(folder / "pending.json")
-        self._paired_file = StateFile(folder / "paired.json")
-        self.pairing = NodePairing(
-            pending=self._pending_file.load_records(PendingNodeRequest, lambda r: r.request_id),
-            paired=self._paired_file.load_records(PairedNode, lambda r: r.node_id),
-        )
-
-    async def save(self) -> None:
-        # paired first: a crash between the two writes can leave an approved request still
-        # pending (approving it again is harmless), never a request lost and nothing paired
-        p = self.pairing
-        await self._paired_file.save({k: to_wire(v) for k, v in p.paired.items()})
-        await self._pending_file.save({k: to_wire(v) for k, v in p.pending.items()})
+        self._files = PairingFiles(self.state_dir / "nodes")
+        self.pairing = NodePairing()
+        self._files.load(self.pairing, PendingNodeRequest, PairedNode)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -89,21 +76,6 @@ class NodeService:
         log.info("node pairing %s: node %s, request %s", decision, node_id[:12], request_id or "-")
         payload = NodePairResolvedPayload(request_id, node_id, decision, self.now_ms())  # type: ignore[arg-type]
         self.hub.broadcast(ev.NODE_PAIR_RESOLVED, payload, scope=PAIRING)
-
-    def prune(self) -> bool:
-        """Expire old requests (``expired`` events); ``True`` if anything changed."""
-        expired = self.pairing.prune(self.now_ms())
-        for request in expired:
-            self.resolved(request.request_id, request.node_id, "expired")
-        return bool(expired)
-
-    async def sweep(self) -> None:
-        """Expire what is due (serve()'s sweep loop): written first, then announced."""
-        expired = self.pairing.prune(self.now_ms())
-        if expired:
-            await self.save()
-        for request in expired:
-            self.resolved(request.request_id, request.node_id, "expired")
 
     # -- connections -------------------------------------------------------------------------
 

@@ -117,3 +117,5 @@ class PairingApproveResult:
     id: str
     account_id: str
     notified: bool
+    # the ``commands.ownerAllowFrom`` entry this approval set (the first approval only)
+    owner: str | None = None

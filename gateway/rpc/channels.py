@@ -9,11 +9,11 @@ from typing import Any
 import trio
 
 from ..auth import ADMIN, PAIRING, READ
-from ..channels.pairing import TTL_MS
+from ..channels.pairing import TTL_MS, bootstrap_owner
 from ..channels.slot import AccountSlot
 from ..channels.supervisor import ChannelManager
 from ..channels.views import status_payload
-from ..errors import InvalidRequest
+from ..errors import GatewayError, InvalidRequest
 from ..protocol.channels import (
     ChannelLogoutResult,
     ChannelParams,
@@ -75,51 +75,51 @@ async def channels_status(ctx: CallContext, params: ChannelsStatusParams) -> dic
     return status_payload(mgr.snapshots(), mgr.defaults(), ctx.runtime.now_ms())
 
 
-@method("channels.start", params=ChannelParams, result=ChannelStartResult, scope=ADMIN)
-async def channels_start(ctx: CallContext, params: ChannelParams) -> ChannelStartResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
-    ctx.runtime.channels.reread_tokens(slots)
+def _start(mgr: ChannelManager, slots: list[AccountSlot]) -> bool:
+    """Start every slot with freshly read token files; ``True`` if there were slots and
+    each one started."""
+    mgr.reread_tokens(slots)
     started = [slot.start() for slot in slots]
-    for slot in slots:
-        log.info("%s start requested over RPC", slot.prefix)
-    return ChannelStartResult(channel, _account(params, slots), bool(started) and all(started))
+    return bool(started) and all(started)
 
 
-@method("channels.stop", params=ChannelParams, result=ChannelStopResult, scope=ADMIN)
-async def channels_stop(ctx: CallContext, params: ChannelParams) -> ChannelStopResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
-    results: list[bool] = []
-
-    async def stop(slot: AccountSlot) -> None:
-        log.info("%s stop requested over RPC", slot.prefix)
-        results.append(await slot.stop("manual"))
-
-    async with trio.open_nursery() as nursery:
-        for slot in slots:
-            nursery.start_soon(stop, slot)
-    return ChannelStopResult(channel, _account(params, slots), bool(results) and all(results))
-
-
-@method("channels.restart", params=ChannelParams, result=ChannelRestartResult, scope=ADMIN)
-async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRestartResult:
-    channel, slots = _slots(ctx.runtime.channels, params)
+async def _stop(slots: list[AccountSlot], what: str) -> bool:
+    """Stop every slot at once (one slow account does not hold up the others); ``True`` if
+    there were slots and each one stopped."""
     stopped: list[bool] = []
 
     async def stop(slot: AccountSlot) -> None:
-        log.info("%s restart requested over RPC", slot.prefix)
+        log.info("%s %s requested over RPC", slot.prefix, what)
         stopped.append(await slot.stop("manual"))
 
     async with trio.open_nursery() as nursery:
         for slot in slots:
             nursery.start_soon(stop, slot)
-    ctx.runtime.channels.reread_tokens(slots)
-    started = [slot.start() for slot in slots]
-    return ChannelRestartResult(
-        channel,
-        _account(params, slots),
-        bool(stopped) and all(stopped),
-        bool(started) and all(started),
-    )
+    return bool(stopped) and all(stopped)
+
+
+@method("channels.start", params=ChannelParams, result=ChannelStartResult, scope=ADMIN)
+async def channels_start(ctx: CallContext, params: ChannelParams) -> ChannelStartResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    started = _start(ctx.runtime.channels, slots)
+    for slot in slots:
+        log.info("%s start requested over RPC", slot.prefix)
+    return ChannelStartResult(channel, _account(params, slots), started)
+
+
+@method("channels.stop", params=ChannelParams, result=ChannelStopResult, scope=ADMIN)
+async def channels_stop(ctx: CallContext, params: ChannelParams) -> ChannelStopResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    stopped = await _stop(slots, "stop")
+    return ChannelStopResult(channel, _account(params, slots), stopped)
+
+
+@method("channels.restart", params=ChannelParams, result=ChannelRestartResult, scope=ADMIN)
+async def channels_restart(ctx: CallContext, params: ChannelParams) -> ChannelRestartResult:
+    channel, slots = _slots(ctx.runtime.channels, params)
+    stopped = await _stop(slots, "restart")
+    started = _start(ctx.runtime.channels, slots)
+    return ChannelRestartResult(channel, _account(params, slots), stopped, started)
 
 
 @method("channels.logout", params=ChannelParams, result=ChannelLogoutResult, scope=ADMIN)
@@ -183,8 +183,25 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> Pai
             " (codes expire after 1 hour; see `smart-agent-neo pairing list " + channel + "`)"
         )
     log.info("[%s:%s] pairing approved for sender %s", channel, req.account_id, req.id)
+    owner = await _bootstrap_owner(ctx, channel, req.id)
     notified = False
     if params.notify:
         key = f"notify:pairing:{channel}:{req.account_id}:{req.id}:{params.code.strip().upper()}"
         notified = await mgr.notify(channel, req.account_id, req.id, APPROVED_TEXT, key)
-    return PairingApproveResult(channel, True, req.id, req.account_id, notified)
+    return PairingApproveResult(channel, True, req.id, req.account_id, notified, owner)
+
+
+async def _bootstrap_owner(ctx: CallContext, channel: str, sender_id: str) -> str | None:
+    """The first approval sets an unset ``commands.ownerAllowFrom`` (the config watcher
+    then applies it like any edit); a file that cannot be written is logged, not fatal."""
+    rt = ctx.runtime
+    path = rt.settings.paths.config_path
+    env = rt.channels.env
+    try:
+        owner = await trio.to_thread.run_sync(bootstrap_owner, path, channel, sender_id, env)
+    except (GatewayError, OSError) as exc:
+        log.warning("commands.ownerAllowFrom not set after the first approval: %s", exc)
+        return None
+    if owner is not None:
+        log.info("command owner configured: %s (commands.ownerAllowFrom was empty)", owner)
+    return owner

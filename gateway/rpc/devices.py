@@ -36,6 +36,17 @@ def _unknown_device(device_id: str) -> RpcError:
     return RpcError(ErrorCode.INVALID_REQUEST, "unknown deviceId", details={"deviceId": device_id})
 
 
+def _refused(action: str, reason: str, device_id: str, role: str) -> RpcError:
+    """The error for a token change the store refused (``reason`` is its refusal)."""
+    if reason == "unknown deviceId":
+        return _unknown_device(device_id)
+    return RpcError(
+        ErrorCode.INVALID_REQUEST,
+        f"device token {action} denied: {reason}",
+        details={"deviceId": device_id, "role": role},
+    )
+
+
 @method("device.pair.list", params=EmptyParams, result=DevicePairListResult, scope=PAIRING)
 async def device_pair_list(ctx: CallContext, params: EmptyParams) -> DevicePairListResult:
     devices = ctx.runtime.devices
@@ -105,13 +116,7 @@ async def device_token_rotate(
     device_id, role = params.device_id.strip(), params.role.strip()
     record = await ctx.runtime.devices.rotate(device_id, role, params.scopes, caller=ctx.peer)
     if isinstance(record, str):
-        if record == "unknown deviceId":
-            raise _unknown_device(device_id)
-        raise RpcError(
-            ErrorCode.INVALID_REQUEST,
-            f"device token rotation denied: {record}",
-            details={"deviceId": device_id, "role": role},
-        )
+        raise _refused("rotation", record, device_id, role)
     own = ctx.peer.device_id == device_id
     return DeviceTokenRotateResult(
         device_id=device_id,
@@ -135,11 +140,5 @@ async def device_token_revoke(
     device_id, role = params.device_id.strip(), params.role.strip()
     record = await ctx.runtime.devices.revoke(device_id, role)
     if isinstance(record, str):
-        if record == "unknown deviceId":
-            raise _unknown_device(device_id)
-        raise RpcError(
-            ErrorCode.INVALID_REQUEST,
-            f"device token revocation denied: {record}",
-            details={"deviceId": device_id, "role": role},
-        )
+        raise _refused("revocation", record, device_id, role)
     return DeviceTokenRevokeResult(device_id, record.role, record.revoked_at_ms or 0)

@@ -2,7 +2,9 @@
 
 Each check returns a :class:`Check` (``ok``/``warn``/``fail``) and, when the problem has a
 safe repair, a ``fix`` that performs it and says what it changed. Doctor never rewrites the
-user's config file, never kills a process and never touches a lock a live gateway holds.
+user's config file (one exception: it strips a ``/bot<TOKEN>`` pasted at the end of a
+Telegram API root, changing only that value -- CHANNELS.md 1.1), never kills a process and
+never touches a lock a live gateway holds.
 After fixing, every check runs again, so the report shows the state reached, not the hope.
 """
 

@@ -86,6 +86,8 @@ class TelegramTransport:
         self._albums: dict[tuple[str, str], list[tuple[Message, str, bool]]] = {}
         self._work: trio.Nursery | None = None
         self._last_conflict_warn: float | None = None
+        # when a 409 naming a webhook last made us delete it (None after a good poll)
+        self._webhook_deleted_at: float | None = None
         self.gate = RateGate(slot.prefix)  # the poll lane (sends have their own)
         self.sender = TelegramSender(self.api, slot)
 
@@ -195,9 +197,13 @@ class TelegramTransport:
     async def _poll(self) -> None:
         offset = await self._load_offset()
         stall_s = self.cfg.polling_stall_threshold_ms / 1000
+        # the last time Telegram answered getUpdates at all (ok, 409, 429, 5xx): a stall is
+        # a call that gets no answer, not one that gets an error
         last_ok = trio.current_time()
         while not self.service.draining:
-            await self.gate.wait()
+            if self.gate.until > trio.current_time():
+                await self.gate.wait()  # a 429's retry_after is no stall either
+                last_ok = trio.current_time()
             params: dict[str, Any] = {
                 "timeout": GET_UPDATES_TIMEOUT_S,
                 "allowed_updates": ALLOWED_UPDATES,
@@ -212,7 +218,10 @@ class TelegramTransport:
                     updates = await self.api.call(
                         "getUpdates", params, timeout_s=GET_UPDATES_TIMEOUT_S + READ_MARGIN_S
                     )
-                except (BotApiError, BotNetworkError) as exc:
+                except BotApiError as exc:
+                    failure = exc
+                    last_ok = trio.current_time()
+                except BotNetworkError as exc:
                     failure = exc
                 else:
                     last_ok = trio.current_time()
@@ -227,6 +236,7 @@ class TelegramTransport:
                 continue
             self.rt.metrics.telegram_getupdates.labels(result="ok").inc()
             self.backoff.reset()
+            self._webhook_deleted_at = None
             self.slot.last_poll_at = self.rt.now_ms()
             if not self.slot.connected or self.slot.conflict:
                 self.slot.conflict = False
@@ -236,12 +246,19 @@ class TelegramTransport:
 
     async def _poll_failed(self, exc: BaseException) -> None:
         slot = self.slot
+        deleted = self._webhook_deleted_at
+        retried = deleted is not None and trio.current_time() - deleted < CONFLICT_WARN_EVERY_S
         if isinstance(exc, BotApiError):
-            if exc.webhook_active:
+            if exc.webhook_active and not retried:
+                # delete it and retry at once -- once: while that retry and the next polls
+                # meet the same 409 (say "terminated by other long poll or webhook" from
+                # another poller), it is a conflict, backed off below, not a tight
+                # delete/poll loop; the webhook is deleted again after 10 minutes of it
                 self.rt.metrics.telegram_getupdates.labels(result="conflict").inc()
                 log.warning("%s a webhook is active; deleting it to use long polling", self.prefix)
                 try:
                     await self.api.call("deleteWebhook", {"drop_pending_updates": False})
+                    self._webhook_deleted_at = trio.current_time()
                     return
                 except (BotApiError, BotNetworkError) as again:
                     exc = again if isinstance(again, BotApiError) else exc

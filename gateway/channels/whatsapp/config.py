@@ -18,9 +18,16 @@ import attrs
 
 from ...config.channels import ChunkMode, DmPolicy, GroupPolicy, WhatsAppConfig, normalize_phone
 from ...config.model import Config
-from ..accounts import TokenFileError, TokenReader, TokenSource, read_token_file
+from ..accounts import (
+    TokenCandidate,
+    TokenReader,
+    TokenSource,
+    account_ids,
+    default_account_id,
+    pick_token,
+    read_token_file,
+)
 
-DEFAULT_ACCOUNT = "default"
 ENV_ACCESS_TOKEN = "WHATSAPP_ACCESS_TOKEN"
 
 
@@ -89,39 +96,19 @@ class WhatsAppAccountConfig:
         )
 
 
-def account_ids(wa: WhatsAppConfig) -> list[str]:
-    return sorted(wa.accounts) if wa.accounts else [DEFAULT_ACCOUNT]
-
-
-def default_account_id(wa: WhatsAppConfig) -> str:
-    ids = account_ids(wa)
-    if wa.default_account and wa.default_account in ids:
-        return wa.default_account
-    return DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in ids else ids[0]
-
-
 def _token(
     wa: WhatsAppConfig, account_id: str, env: Mapping[str, str], reader: TokenReader
 ) -> tuple[str | None, TokenSource, str | None]:
     acct = wa.accounts.get(account_id)
     base = "channels.whatsapp"
-    candidates: list[tuple[str | None, str | None, str]] = []
+    candidates: list[TokenCandidate] = []
     if acct is not None:
         candidates.append(
             (acct.access_token, acct.access_token_file, f"{base}.accounts.{account_id}")
         )
     candidates.append((wa.access_token, wa.access_token_file, base))
-    for token, token_file, path in candidates:
-        if token:
-            return token.strip(), "config", None
-        if token_file:
-            try:
-                return reader(token_file), "file", None
-            except TokenFileError as exc:
-                return None, "none", f"{path}.accessTokenFile: {exc}"
-    if account_id == default_account_id(wa) and env.get(ENV_ACCESS_TOKEN, "").strip():
-        return env[ENV_ACCESS_TOKEN].strip(), "env", None
-    return None, "none", None
+    env_token = env.get(ENV_ACCESS_TOKEN) if account_id == default_account_id(wa) else None
+    return pick_token(candidates, "accessTokenFile", reader, env_token)
 
 
 def resolve_whatsapp(
