@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 
 from .config.hooks import HOOK_PREFIX, HookMapping, Hooks, key_allowed, prefixes
+from .errors import PeerError
 
 MAX_IDEMPOTENCY_KEY = 256
 CHANNELS = ("last", "telegram", "whatsapp")
@@ -28,7 +29,9 @@ UNTRUSTED_NOTE = (
 )
 
 
-class HookRefused(Exception):
+class HookRefused(PeerError):
+    """A webhook request the hooks refuse: 400 ``{"ok":false,"error":<text>}``."""
+
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error

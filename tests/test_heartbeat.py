@@ -246,3 +246,20 @@ async def test_without_a_route_an_alert_says_so(
         payload = await beat(running.runtime)
     assert (payload.status, payload.reason, payload.channel) == ("sent", "no-target", None)
     assert fake.all_sent(BOT_TOKEN) == []
+
+
+async def test_node_beacons_reach_the_agent_only_when_something_changed(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """PROTOCOL 7.4 (2): a ``Node:`` beacon is queued for the agent when the node is new,
+    or its host/ip/version/mode changed, or its reason changed to a non-periodic one."""
+    running = await start_gateway(make_settings(tmp_path))
+    first = "Node: studio (10.0.0.5) · app 1.2.3 · mode ui · reason launch"
+    same = "Node: studio (10.0.0.5) · app 1.2.3 · mode ui · reason periodic"
+    upgraded = "Node: studio (10.0.0.5) · app 1.2.4 · mode ui · reason periodic"
+    woke = "Node: studio (10.0.0.5) · app 1.2.4 · mode ui · reason screen-unlocked"
+    async with open_client(running.url, token=GW_TOKEN) as client:
+        for text in (first, same, same, upgraded, woke, woke):
+            await client.call("system-event", {"text": text})
+        status = await client.call("status")
+    assert status["queuedSystemEvents"] == [first, upgraded, woke]

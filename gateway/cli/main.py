@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
     run_agent.add_argument(
+        "--thinking",
+        choices=("off", "minimal", "low", "medium", "high", "xhigh"),
+        help="thinking level, passed to the run (OPERATIONS F.9; models without one ignore it)",
+    )
+    run_agent.add_argument(
         "--timeout",
         type=duration("s"),
         metavar="SECONDS",

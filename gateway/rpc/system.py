@@ -158,14 +158,33 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
         spec, rest = rt.agents.resolve(None, params.session_key)  # INVALID_REQUEST if bad
         session = session_key(spec.id, rest)
     key = event_key(params.device_id, params.instance_id, update.host, update.ip, text)
+    before = rt.presence.get(key)
     rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
-    if not beacon:
+    if not beacon or beacon_news(before, update):
         rt.system_events.enqueue(session or rt.agents.main_session(), text, rt.now_ms())
     observe.system_event(rt, text)
     rt.presence_changed()
     if params.wake:  # PROTOCOL 7.4: an immediate heartbeat, which reads the queued event
         rt.heartbeat_wakes.request("wake", session)
     return OkResult(ok=True)
+
+
+PERIODIC_REASONS = frozenset({"heartbeat", "connect", "launch", "instances-refresh"})
+
+
+def beacon_news(before: PresenceEntry | None, update: PresenceEntry) -> bool:
+    """PROTOCOL 7.4 (2): a ``Node:`` beacon is news for the agent only when the node's host,
+    ip, version or mode changed, or its reason changed to one that is not periodic."""
+    if before is None:
+        return True
+    if any(
+        getattr(update, f) is not None and getattr(update, f) != getattr(before, f)
+        for f in ("host", "ip", "version", "mode")
+    ):
+        return True
+    reason = update.reason
+    periodic = reason is not None and (reason in PERIODIC_REASONS or reason.startswith("periodic"))
+    return reason is not None and reason != before.reason and not periodic
 
 
 @method("last-heartbeat", params=EmptyParams, result=None, scope=READ)

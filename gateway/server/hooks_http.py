@@ -252,7 +252,7 @@ async def agent(rt: Runtime, hooks: Hooks, asked: hk.AgentHookRequest) -> dict[s
         )
     )
     if destination is not None:
-        start_delivery(rt, run, destination, key_prefix=f"hook:{run.run_id}")
+        start_delivery(rt, run, destination, source="hook", key_prefix=f"hook:{run.run_id}")
     if rt.nursery is not None:
         rt.nursery.start_soon(_summarize, rt, run, asked, agent_id, name=f"hook summary {run_id}")
     log.info("hook %s started run %s in %s", asked.name, run.run_id, session)
