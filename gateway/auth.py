@@ -10,9 +10,7 @@ keyed by client IP; ``maxAttempts`` wrong tries inside ``windowMs`` lock that IP
 
 from __future__ import annotations
 
-import functools
 import hmac
-import ipaddress
 import logging
 import secrets
 from pathlib import Path
@@ -23,6 +21,7 @@ from .config.model import RateLimit
 from .config.settings import AuthSettings
 from .errors import RateLimited, Unauthorized
 from .fsutil import write_atomic
+from .origins import is_loopback_ip
 from .protocol.handshake import ConnectAuth
 from .protocol.scopes import ADMIN as ADMIN
 from .protocol.scopes import APPROVALS as APPROVALS
@@ -95,16 +94,6 @@ class PendingToken:
 def secrets_equal(presented: str, expected: str) -> bool:
     """Constant-time comparison on UTF-8 bytes."""
     return hmac.compare_digest(presented.encode(), expected.encode())
-
-
-@functools.lru_cache(maxsize=1024)  # asked on every handshake; parsing an address is slow
-def is_loopback_ip(ip: str | None) -> bool:
-    if not ip:
-        return False
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 @attrs.frozen

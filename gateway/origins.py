@@ -107,7 +107,9 @@ class OriginRequest:
 
     @property
     def local_direct(self) -> bool:
-        return _is_loopback(self.peer_ip) and not self.peer_is_trusted_proxy and not self.forwarded
+        return (
+            is_loopback_ip(self.peer_ip) and not self.peer_is_trusted_proxy and not self.forwarded
+        )
 
 
 @attrs.frozen
@@ -219,7 +221,7 @@ def check_host(request: OriginRequest, policy: OriginPolicy) -> OriginVerdict:
     ):
         return OriginVerdict(True, "not-checked")
     host = _host_of(request.host)
-    if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+    if host == "localhost" or host.endswith(".localhost") or is_loopback_ip(host):
         return OriginVerdict(True, "loopback")
     if policy.host_header_fallback or "*" in policy.allowed_origins:
         return OriginVerdict(True, "allowlist")
@@ -250,7 +252,9 @@ def _host_of(host_header: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)  # asked on every handshake; parsing an address is slow
-def _is_loopback(ip: str | None) -> bool:
+def is_loopback_ip(ip: str | None) -> bool:
+    """Is ``ip`` a literal loopback address (``127.0.0.1``, ``::1``)? A name, an address
+    with a port or nothing is not."""
     if not ip:
         return False
     try:
@@ -260,4 +264,4 @@ def _is_loopback(ip: str | None) -> bool:
 
 
 def _is_loopback_name(host: str) -> bool:
-    return host == "localhost" or _is_loopback(host)
+    return host == "localhost" or is_loopback_ip(host)

@@ -17,7 +17,6 @@ from gateway.auth import (
     check_bearer,
     check_secret,
     granted_scopes,
-    is_loopback_ip,
     load_or_create_token,
     rate_limited_error,
     scope_allows,
@@ -25,6 +24,7 @@ from gateway.auth import (
 )
 from gateway.config.model import RateLimit
 from gateway.config.settings import AuthSettings
+from gateway.origins import is_loopback_ip
 from gateway.protocol.frames import ErrorCode
 from gateway.protocol.handshake import ConnectAuth
 

@@ -144,7 +144,7 @@ async def test_crash_loop_breaker_suppresses_autostart_until_started(
             "channel autostart suppressed by crash-loop breaker; refusing automatic start for "
             "telegram. Start a channel manually with: smart-agent-neo gateway call channels.start"
             ' --params \'{"channel":"telegram"}\''
-        ) in [line["msg"] for line in logs.lines()]
+        ) in [line["message"] for line in logs.lines()]
         async with httpx.AsyncClient() as http:
             ready = await http.get(running.url.replace("ws://", "http://") + "/readyz")
         assert ready.status_code == 503

@@ -136,10 +136,11 @@ def test_bad_bind_lists_the_choices() -> None:
     problem = single_problem('{gateway: {bind: "wifi"}}')
     assert problem.startswith("gateway.bind: ")
     assert '"wifi"' in problem
-    for choice in ("loopback", "lan", "auto", "custom"):
+    for choice in ("loopback", "lan", "tailnet", "auto", "custom"):
         assert f'"{choice}"' in problem
     assert (
-        problem == 'gateway.bind: expected one of "loopback", "lan", "auto", "custom", got "wifi"'
+        problem
+        == 'gateway.bind: expected one of "loopback", "lan", "tailnet", "auto", "custom", got "wifi"'
     )
 
 
@@ -201,7 +202,7 @@ def test_long_bad_values_are_shortened() -> None:
     problem = single_problem(f'{{gateway: {{bind: "{"x" * 200}"}}}}')
     assert "\n" not in problem
     assert problem.startswith(
-        'gateway.bind: expected one of "loopback", "lan", "auto", "custom", got "xxx'
+        'gateway.bind: expected one of "loopback", "lan", "tailnet", "auto", "custom", got "xxx'
     )
     assert problem.endswith("...")
     assert len(problem) < 200
@@ -309,7 +310,7 @@ def test_substitution_result_is_validated() -> None:
     with pytest.raises(ConfigError) as info:
         parse('{gateway: {bind: "${MY_BIND}"}}', {"MY_BIND": "wifi"})
     assert info.value.problems == [
-        'gateway.bind: expected one of "loopback", "lan", "auto", "custom", got "wifi"'
+        'gateway.bind: expected one of "loopback", "lan", "tailnet", "auto", "custom", got "wifi"'
     ]
 
 

@@ -124,7 +124,7 @@ def test_validate(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report["valid"] is False
     assert report["problems"] == [
         "gateway.port: expected an integer 1-65535, got 0",
-        'gateway.bind: expected one of "loopback", "lan", "auto", "custom", got "x"',
+        'gateway.bind: expected one of "loopback", "lan", "tailnet", "auto", "custom", got "x"',
     ]
     assert main(["config", "validate"]) == 78
     err = capsys.readouterr().err

@@ -129,3 +129,31 @@ async def test_not_ready_yet_reports_starting(gateway: Running, client: httpx.As
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"ok": False, "status": "starting"}
+
+
+STARTUP = ["/startup", "/startupz"]
+
+
+async def test_startup_probe_follows_start_and_drain_not_channels(
+    gateway: Running, client: httpx.AsyncClient
+) -> None:
+    """OPERATIONS.md A.1 (newer): 200 {"status":"started"} once started and not draining,
+    503 "starting" / "draining" otherwise; GET and HEAD; other methods 405."""
+    with trio.fail_after(10):
+        for path in STARTUP:
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert response.json() == {"ok": True, "status": "started"}
+            assert response.headers["content-type"] == JSON_TYPE
+            assert_baseline_headers(response)
+            head = await client.head(path)
+            assert (head.status_code, head.content) == (200, b"")
+            post = await client.post(path)
+            assert post.status_code == 405
+        gateway.runtime.ready = False
+        starting = await client.get("/startupz")
+        assert (starting.status_code, starting.json()) == (503, {"ok": False, "status": "starting"})
+        gateway.runtime.ready = True
+        gateway.runtime.draining = True
+        draining = await client.get("/startup")
+        assert (draining.status_code, draining.json()) == (503, {"ok": False, "status": "draining"})

@@ -216,8 +216,8 @@ async def test_gateway_process_logs_to_its_state_dir_without_secrets(tmp_path: P
     assert "warn [ws] auth failed" in console
     (log,) = (tmp_path / ".smart-agent-neo" / "logs").glob("smart-agent-neo-*.log")
     text = log.read_text()
-    assert '"msg":"auth failed"' in text
-    assert '"msg":"system event"' in text
+    assert '"message":"auth failed"' in text
+    assert '"message":"system event"' in text
     for where in (console, text):
         assert secret not in where
         assert "a-wrong-token-13579" not in where

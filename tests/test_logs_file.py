@@ -79,7 +79,7 @@ def test_full_disk_drops_lines_warns_once_and_recovers(tmp_path: Path) -> None:
     sink.write(_line(99), _ts(4), mono=RETRY_AFTER + 10)
     sink.close()
     rows = [json.loads(x) for x in live.read_text().splitlines()]
-    assert rows[0]["msg"] == "log file writable again; 5 line(s) were dropped"
+    assert rows[0]["message"] == "log file writable again; 5 line(s) were dropped"
     assert rows[0]["level"] == "warn"
     assert rows[1]["i"] == 99
 
@@ -93,10 +93,10 @@ def test_pipeline_writes_json_lines_under_the_state_dir_and_terse_console(tmp_pa
     assert path.parent == tmp_path / "logs"
     assert path.name == f"smart-agent-neo-{datetime.now():%Y-%m-%d}.log"
     (row,) = cap.lines()  # debug is below the default file level
-    assert {k: row[k] for k in ("level", "subsystem", "msg", "ip")} == {
+    assert {k: row[k] for k in ("level", "subsystem", "message", "ip")} == {
         "level": "info",
         "subsystem": "gateway/ws",
-        "msg": "client connected",
+        "message": "client connected",
         "ip": "127.0.0.1",
     }
     assert cap.console_text().endswith("[ws] client connected ip=127.0.0.1\n")
@@ -133,10 +133,10 @@ def test_identical_lines_are_rate_limited_with_a_summary(tmp_path: Path) -> None
         pipeline.close()
     target = tmp_path / "logs"
     rows = [json.loads(x) for p in target.iterdir() for x in p.read_text().splitlines()]
-    msgs = [r["msg"] for r in rows]
+    msgs = [r["message"] for r in rows]
     assert msgs.count("auth failed") == 4  # 3 in the first window, 1 in the next
     (summary,) = [r for r in rows if "suppressed" in r]
     assert summary["suppressed"] == 497
-    assert "497 identical line(s)" in summary["msg"]
+    assert "497 identical line(s)" in summary["message"]
     assert pipeline.limiter.suppressed_total == 497
     assert len(buffer.getvalue().splitlines()) == len(rows)

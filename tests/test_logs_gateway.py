@@ -46,7 +46,7 @@ async def test_requests_connections_and_system_events_reach_the_file(
     with trio.fail_after(5):
         await running.runtime.hub.wait_empty()  # the session has been forgotten (and logged)
     rows = captured.lines()
-    by_msg = {r["msg"]: r for r in rows}
+    by_msg = {r["message"]: r for r in rows}
     assert by_msg["system event"]["text"] == "deploy finished on host-7"
     assert by_msg["client connected"]["client"] == "test"
     assert by_msg["client disconnected"]["by"] == "client"
@@ -74,7 +74,7 @@ async def test_shutdown_closes_are_logged_with_their_code(
             running.stop("maintenance")
             with trio.fail_after(5):
                 await running.runtime.hub.wait_empty()
-    closes = [r for r in captured.lines() if r["msg"] == "client disconnected"]
+    closes = [r for r in captured.lines() if r["message"] == "client disconnected"]
     assert closes[-1]["code"] == 1012
     assert closes[-1]["by"] == "gateway"
     assert closes[-1]["reason"] == "service restart"
@@ -252,14 +252,14 @@ async def test_log_level_follows_a_reloaded_config(
     rt = running.runtime
     async with open_client(running.url, token=TOKEN) as client:
         await client.call("health")
-        assert not any(r["msg"] == "request" for r in captured.lines())
+        assert not any(r["message"] == "request" for r in captured.lines())
         debug = attrs.evolve(rt.settings.config, logging=Logging(level="debug"))
         rt.settings = attrs.evolve(rt.settings, config=debug)  # what a hot reload does
         observe.config_reloaded(rt, "hot", ["logging.level"])
         await client.call("health")
-    requests = [r for r in captured.lines() if r["msg"] == "request"]
+    requests = [r for r in captured.lines() if r["message"] == "request"]
     assert requests[-1]["method"] == "health"
-    reload = next(r for r in captured.lines() if r["msg"] == "config reload")
+    reload = next(r for r in captured.lines() if r["message"] == "config reload")
     assert reload["paths"] == ["logging.level"]
 
 
@@ -297,7 +297,7 @@ async def test_health_and_heartbeat_events_carry_liveness_and_readiness(
             "indicatorType": "ok",
         }
         assert await client.call("last-heartbeat") == event["payload"]
-    (row,) = [r for r in captured.lines() if r["msg"] == "heartbeat"]
+    (row,) = [r for r in captured.lines() if r["message"] == "heartbeat"]
     assert (row["status"], row["level"]) == ("ok-empty", "info")
 
 
@@ -313,7 +313,9 @@ async def test_one_shot_cli_connections_log_at_debug_others_at_info(
         await ui.call("health")
     with trio.fail_after(5):
         await running.runtime.hub.wait_empty()
-    rows = [r for r in captured.lines() if r["msg"] in ("client connected", "client disconnected")]
-    levels = {(r["msg"], r.get("mode") or r.get("by")): r["level"] for r in rows}
+    rows = [
+        r for r in captured.lines() if r["message"] in ("client connected", "client disconnected")
+    ]
+    levels = {(r["message"], r.get("mode") or r.get("by")): r["level"] for r in rows}
     assert levels[("client connected", "ui")] == "info"
     assert ("client connected", "cli") not in levels  # debug: not in the info-level file

@@ -34,28 +34,29 @@ def test_json_line_has_the_documented_keys_and_reference_compat_keys() -> None:
     assert line.endswith("\n")
     assert "\n" not in line[:-1]
     obj = json.loads(line)
-    assert list(obj)[:4] == ["ts", "level", "subsystem", "msg"]
+    # OPERATIONS.md H.2, the project's choice: time, level, subsystem, message
+    assert list(obj)[:4] == ["time", "level", "subsystem", "message"]
     assert obj["level"] == "warn"
     assert obj["subsystem"] == "gateway/ws"
-    assert obj["msg"] == "auth failed"
+    assert obj["message"] == "auth failed"
     assert obj["ip"] == "10.0.0.2"
     assert obj["n"] == 3
-    assert obj["ts"].startswith("20")  # ISO 8601 with offset
-    assert obj["ts"][-6] in "+-"
+    assert obj["time"].startswith("20")  # ISO 8601 with offset
+    assert obj["time"][-6] in "+-"
     # what OpenClaw's readers use: "0" for the message, _meta for time/level/subsystem
     assert obj["0"] == "auth failed"
     assert obj["_meta"]["logLevelName"] == "WARN"
-    assert obj["_meta"]["date"] == obj["ts"]
+    assert obj["_meta"]["date"] == obj["time"]
     assert json.loads(obj["_meta"]["name"]) == {"subsystem": "gateway/ws"}
 
 
 def test_record_extras_become_fields_and_reserved_names_are_renamed() -> None:
     record = logging.LogRecord("gateway.rpc", logging.DEBUG, __file__, 1, "req %s", ("x",), None)
-    record.__dict__.update({"method": "health", "ts": "clash", "durationMs": 1.5})
+    record.__dict__.update({"method": "health", "time": "clash", "durationMs": 1.5})
     entry = from_record(record)
     assert entry.msg == "req x"
     assert entry.subsystem == "gateway/rpc"
-    assert entry.fields == {"method": "health", "ts_": "clash", "durationMs": 1.5}
+    assert entry.fields == {"method": "health", "time_": "clash", "durationMs": 1.5}
 
 
 def test_exceptions_become_an_error_field() -> None:

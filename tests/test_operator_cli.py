@@ -157,15 +157,15 @@ async def test_a_closed_stdout_and_stderr_do_not_stop_the_gateway(tmp_path: Path
 # -- 9. one exit code for one situation ---------------------------------------------------------
 
 
-def test_force_against_a_foreign_listener_exits_75_like_without_force(tmp_path: Path) -> None:
+def test_force_against_a_foreign_listener_exits_1_like_without_force(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = str(holder.getsockname()[1])
         plain = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", port)
         forced = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", port, "--force")
-    assert plain.returncode == 75, plain.stderr
-    assert forced.returncode == 75, forced.stderr
+    assert plain.returncode == 1, plain.stderr
+    assert forced.returncode == 1, forced.stderr
     assert f"pid {os.getpid()}" in forced.stderr  # names the holder ...
     assert "not stopping it" in forced.stderr  # ... and leaves it alone
     assert "Traceback" not in plain.stderr + forced.stderr
@@ -418,7 +418,7 @@ async def test_a_failed_start_leaves_no_unseen_token(tmp_path: Path) -> None:
         holder.listen()
         busy = str(holder.getsockname()[1])
         failed = run_cli(tmp_path, "gateway", "--allow-unconfigured", "--port", busy)
-    assert failed.returncode == 75, failed.stderr
+    assert failed.returncode == 1, failed.stderr
     assert not token_file.exists()
     async with gateway_process(tmp_path, "gateway", "--allow-unconfigured", "--port", "0") as proc:
         token = token_file.read_text().strip()
@@ -597,14 +597,14 @@ def test_timeouts_take_a_unit_and_name_their_bare_unit(tmp_path: Path) -> None:
 
 def test_runbook_keys_not_implemented_yet_say_so(tmp_path: Path) -> None:
     """A key the runbooks use but this gateway lacks: "not supported yet", not "unknown"."""
-    config = write_config(tmp_path, {"tailscale": {"mode": "off"}, "prot": 1})
+    config = write_config(tmp_path, {"tls": {"enabled": False}, "prot": 1})
     document = json.loads(config.read_text())
     document["discovery"] = {"enabled": False}
     config.write_text(json.dumps(document))
     result = run_cli(tmp_path, "config", "validate")
     assert result.returncode == 78
     assert "discovery: not supported yet (gateway discovery); remove it for now" in result.stderr
-    assert "gateway.tailscale: not supported yet (Tailscale exposure)" in result.stderr
+    assert "gateway.tls" not in result.stderr  # C.2's default value is accepted
     assert 'gateway.prot: unknown key (did you mean "port"?)' in result.stderr  # still unknown
     started = run_cli(tmp_path, "gateway")
     assert started.returncode == 78
@@ -821,7 +821,7 @@ async def test_a_second_start_says_how_to_reach_or_stop_the_first(tmp_path: Path
         second = await trio.to_thread.run_sync(
             partial(run_cli, tmp_path, "gateway", "--allow-unconfigured", "--port", "0")
         )
-        assert second.returncode == 78
+        assert second.returncode == 1
         pid = proc.process.pid
         assert f"gateway already running (pid {pid})" in second.stderr
         assert "use it (`smart-agent-neo status`)" in second.stderr

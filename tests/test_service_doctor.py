@@ -257,7 +257,8 @@ def test_cli_doctor_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
 def test_unconfigured_service_needs_no_config(tmp_path: Path) -> None:
     paths = resolve_paths(None, {}, tmp_path)
     host = make_host(tmp_path, fake_systemd(tmp_path))
-    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    # as `gateway install` does: the exported port is pinned in the unit
+    control.install(host, paths, options=control.install_options(host, None, True))
     status, message = by_id(run_checks(host, paths))["config.valid"]
     assert status == "ok"
     assert "embedded defaults" in message

@@ -44,11 +44,36 @@ def spec(
         version="0.1.0",
         options=options or InstallOptions(),
         shutdown_timeout_ms=5_000,
+        port=(options.port if options and options.port else None) or 18789,
     )
 
 
 def test_systemd_user_unit_golden() -> None:
     assert_golden("systemd-user.service", render(spec()))
+
+
+def test_systemd_unit_reads_as_the_runbook_writes_it() -> None:
+    """OPERATIONS.md E.1/E.2: plain ``Environment=KEY=value`` lines (quoted only when a
+    value needs it), the resolved port, the markers, and the runbooks' KillMode."""
+    lines = render(spec()).splitlines()
+    for line in (
+        "Environment=HOME=/home/alice",
+        "Environment=SMART_AGENT_NEO_GATEWAY_PORT=18789",
+        "Environment=SMART_AGENT_NEO_SYSTEMD_UNIT=smart-agent-neo-gateway.service",
+        "Environment=SMART_AGENT_NEO_SERVICE_MARKER=smart-agent-neo",
+        "Environment=SMART_AGENT_NEO_SERVICE_KIND=gateway",
+        "Environment=SMART_AGENT_NEO_SERVICE_VERSION=0.1.0",
+        "Description=Smart Agent Neo Gateway (v0.1.0)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "Restart=always",
+        "RestartSec=5",
+        "KillMode=process",
+        "WorkingDirectory=/home/alice",
+        "WantedBy=default.target",
+    ):
+        assert line in lines, line
+    assert not any("TOKEN" in line for line in lines)
 
 
 def test_systemd_profile_unit_pins_port_and_flags_golden() -> None:

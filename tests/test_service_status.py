@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Running
+from gateway.cli.gateway_status import status_json
+from gateway.cli.status_view import GatewayStatusReport
 from gateway.config.paths import Paths
 from gateway.ports import (
     PortListener,
@@ -19,12 +21,12 @@ from gateway.ports import (
     port_listeners,
 )
 from gateway.service.runtime_view import ExitInfo, ServiceRuntime
-from gateway.service.spec import InstallOptions
 from gateway.service.status import gather
 from gateway.service.systemd import parse_show, runtime_from_show
 from gateway.service.verdict import Facts, Probe, classify
 
 from .conftest import TOKEN, StartGateway, make_settings
+from .goldens import render_text
 from .servicefakes import fake_systemd, make_host
 from .test_cli_process import free_port
 
@@ -202,6 +204,27 @@ async def test_status_of_a_running_gateway(tmp_path: Path, start_gateway: StartG
     assert payload["gateway"]["port"] == running.port
     assert status.config.path == str(state / "smart-agent-neo.json")
     assert status.config.valid
+    # the runbook's healthy baseline reads the same for a gateway outside the service
+    # manager (a terminal, a container): "Runtime: running" and "RPC probe: ok"
+    lines = render_text(GatewayStatusReport(status)).splitlines()
+    assert f"Runtime: running (pid {os.getpid()}, not under the service manager)" in lines
+    assert any(line.startswith("RPC probe: ok (") for line in lines)
+    # OPERATIONS.md E.5's lines, in order: Gateway, Probe target, Dashboard, Probe note
+    port = running.port
+    gateway_line = f"Gateway: bind=loopback (127.0.0.1), port={port} (env/config)"
+    dashboard = f"Dashboard: http://127.0.0.1:{port}/"
+    note = "Probe note: Loopback-only gateway; only local clients can connect."
+    probe = next(line for line in lines if line.startswith("Probe target: "))
+    order = [lines.index(gateway_line), lines.index(probe), lines.index(dashboard)]
+    assert order == sorted(order)
+    assert note in lines
+    assert any(line.startswith("File logs: ") for line in lines)
+    data = status_json(status)
+    assert data["gateway"]["probeUrl"] == f"ws://127.0.0.1:{port}"
+    assert data["gateway"]["bindMode"] == "loopback"
+    assert data["service"]["runtime"]["status"] == "running"
+    assert data["rpc"]["ok"] is True
+    assert isinstance(data["rpc"]["durationMs"], int)
 
 
 async def test_status_with_a_wrong_token_is_degraded(
@@ -230,7 +253,8 @@ async def test_status_when_the_service_runs_another_process(
     env = {"SMART_AGENT_NEO_GATEWAY_PORT": str(running.port)}
     host = make_host(tmp_path, runner, env=env)
     paths = _paths(state)
-    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    # as `gateway install` does: the exported port is pinned in the unit
+    control.install(host, paths, options=control.install_options(host, None, True))
     status, _ = await gather(host, paths, token=TOKEN, timeout_ms=5_000)
     assert status.state == "conflict"
     assert status.service.installed
@@ -271,7 +295,8 @@ async def test_status_shows_the_last_error_when_the_service_runs_but_the_port_is
     runner = fake_systemd(tmp_path, journal=["boot", line, "Run `smart-agent-neo doctor`."])
     host = make_host(tmp_path, runner, env={"SMART_AGENT_NEO_GATEWAY_PORT": str(port)})
     paths = _paths(state)
-    control.install(host, paths, options=InstallOptions(allow_unconfigured=True))
+    # as `gateway install` does: the exported port is pinned in the unit
+    control.install(host, paths, options=control.install_options(host, None, True))
     status, _ = await gather(host, paths, timeout_ms=2_000)
     assert status.state == "degraded"
     assert status.last_error == line

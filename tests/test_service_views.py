@@ -9,8 +9,7 @@ import attrs
 
 from gateway.cli.control_view import ActionReport, action_json
 from gateway.cli.doctor import DoctorReport, doctor_json
-from gateway.cli.gateway_status import overview_json
-from gateway.cli.jsonout import to_json
+from gateway.cli.gateway_status import overview_json, status_json
 from gateway.cli.status_view import GatewayStatusReport, OverviewReport
 from gateway.service.checks import Check
 from gateway.service.control import ActionResult
@@ -167,7 +166,7 @@ def test_gateway_status_not_installed_golden() -> None:
 
 
 def test_gateway_status_json_is_stable() -> None:
-    data = to_json(degraded())
+    data = status_json(degraded())
     assert set(data) == {
         "state",
         "reasons",
@@ -182,8 +181,18 @@ def test_gateway_status_json_is_stable() -> None:
         "collisions",
         "otherServices",
         "channels",  # null unless --deep reached the gateway
+        "gateway",  # bind mode/host, port and its source, probe URL/note, dashboard
+        "fileLogs",
+        "os",
     }
     assert data["service"]["installed"] is True
+    # OPERATIONS.md E.5's own names, beside ours
+    assert data["service"]["label"] == "systemd"
+    assert data["service"]["loaded"] is True
+    assert data["service"]["runtime"]["status"] == "restarting"
+    assert data["config"]["cli"] == {"path": CONFIG, "exists": True, "valid": True, "issues": []}
+    assert data["config"]["daemon"] == {"path": CONFIG}
+    assert data["port"]["hints"] == []
     assert data["service"]["runtime"]["lastExit"] == {"kind": "exited", "code": 75}
     assert data["service"]["command"]["environment"]["SMART_AGENT_NEO_CONFIG_PATH"] == CONFIG
     assert data["rpc"] == {
@@ -195,8 +204,9 @@ def test_gateway_status_json_is_stable() -> None:
         "latencyMs": None,
         "pid": None,
         "version": None,
+        "durationMs": None,
     }
-    assert data["config"] == {
+    assert {k: v for k, v in data["config"].items() if k not in ("cli", "daemon")} == {
         "path": CONFIG,
         "exists": True,
         "valid": True,

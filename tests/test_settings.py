@@ -242,7 +242,8 @@ def test_cli_bind_beats_config() -> None:
 
 def test_invalid_cli_bind() -> None:
     with pytest.raises(
-        StartupError, match=r'^Invalid --bind \(use "loopback", "lan", "auto", or "custom"\)$'
+        StartupError,
+        match=r'^Invalid --bind \(use "loopback", "lan", "tailnet", "auto", or "custom"\)$',
     ):
         run(overrides=Overrides(bind="0.0.0.0"))
 
@@ -377,15 +378,16 @@ def test_no_secret_anywhere_generates_a_token() -> None:
     assert auth.user_configured is False
 
 
-def test_token_precedence_flag_env_config() -> None:
+def test_token_precedence_flag_config_env() -> None:
+    """OPERATIONS.md B.1: token = gateway.auth.token, else the env var; --token beats both."""
     text = '{gateway: {auth: {token: "cfg"}}}'
     env = {ENV_TOKEN: "env"}
     flag = run(text, Overrides(token="flag"), env, generate=never_generate).auth
     assert (flag.token, flag.source) == ("flag", "flag")
-    from_env = run(text, Overrides(), env, generate=never_generate).auth
-    assert (from_env.token, from_env.source) == ("env", "env")
-    from_cfg = run(text, generate=never_generate).auth
+    from_cfg = run(text, Overrides(), env, generate=never_generate).auth
     assert (from_cfg.token, from_cfg.source) == ("cfg", "config")
+    from_env = run("{}", Overrides(), env, generate=never_generate).auth
+    assert (from_env.token, from_env.source) == ("env", "env")
 
 
 def test_empty_env_token_falls_through_to_config() -> None:
@@ -398,12 +400,20 @@ def test_password_only_selects_password_mode() -> None:
     assert (auth.mode, auth.password, auth.token, auth.source) == ("password", "pw", None, "config")
 
 
-def test_password_precedence_flag_env_config() -> None:
+def test_password_precedence_flag_config_env() -> None:
     text = '{gateway: {auth: {mode: "password", password: "cfg"}}}'
     auth = run(text, Overrides(password="flag"), {ENV_PASSWORD: "env"}).auth
     assert (auth.password, auth.source) == ("flag", "flag")
     auth = run(text, Overrides(), {ENV_PASSWORD: "env"}).auth
+    assert (auth.password, auth.source) == ("cfg", "config")
+    auth = run('{gateway: {auth: {mode: "password"}}}', Overrides(), {ENV_PASSWORD: "env"}).auth
     assert (auth.password, auth.source) == ("env", "env")
+
+
+def test_unset_mode_with_token_and_password_is_password() -> None:
+    """B.1, runbook era: mode unset -> password when a password is there."""
+    auth = run('{gateway: {auth: {token: "t", password: "pw"}}}', generate=never_generate).auth
+    assert (auth.mode, auth.password) == ("password", "pw")
 
 
 def test_password_mode_without_password_is_a_clear_error() -> None:

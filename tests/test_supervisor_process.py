@@ -82,8 +82,12 @@ async def test_second_instance_on_the_same_config_is_refused(tmp_path: Path) -> 
     write_config(tmp_path)
     async with gateway_process(tmp_path, "gateway", "--port", "0") as proc:
         second = await trio.to_thread.run_sync(lambda: run_cli(tmp_path, "gateway", "--port", "0"))
-        assert second.returncode == 78
+        assert second.returncode == 1  # D.1: a lock conflict is a failed start
         assert f"gateway already running (pid {proc.process.pid})" in second.stderr
+        supervised = await trio.to_thread.run_sync(
+            lambda: run_cli(tmp_path, "gateway", "--port", "0", INVOCATION_ID="0123abcd")
+        )
+        assert supervised.returncode == 78  # a systemd unit: RestartPreventExitStatus=78
         assert "Traceback" not in second.stderr
         code, _ = await proc.stop()
         assert code == 0
@@ -139,7 +143,7 @@ async def test_force_never_kills_a_foreign_listener(tmp_path: Path) -> None:
         result = await trio.to_thread.run_sync(
             lambda: run_cli(tmp_path, "gateway", "--force", "--port", str(port))
         )
-        assert result.returncode == 75  # as without --force: not ours, worth a retry later
+        assert result.returncode == 1  # as without --force (75 under a service manager)
         assert f"port {port} is held by pid {squatter.pid}" in result.stderr
         assert "not a smart-agent-neo gateway; not stopping it" in result.stderr
         assert squatter.poll() is None  # still running
@@ -148,17 +152,30 @@ async def test_force_never_kills_a_foreign_listener(tmp_path: Path) -> None:
         await squatter.wait()
 
 
-async def test_port_held_by_another_gateway_of_ours_exits_78(tmp_path: Path) -> None:
-    """FAILURE-MODES 2(a): a healthy instance of ours -> the don't-restart exit code."""
+async def test_port_held_by_another_gateway_of_ours_exits_78_when_supervised(
+    tmp_path: Path,
+) -> None:
+    """FAILURE-MODES 2(a): a healthy instance of ours -> under a service manager the
+    don't-restart exit code; from a terminal a plain failed start (1)."""
     write_config(tmp_path)
     other_home = tmp_path / "other"
     write_config(other_home)
     async with gateway_process(tmp_path, "gateway", "--port", "0") as proc:
         result = await trio.to_thread.run_sync(
-            lambda: run_cli(other_home, "gateway", "--port", str(proc.port))
+            lambda: run_cli(
+                other_home,
+                "gateway",
+                "--port",
+                str(proc.port),
+                SMART_AGENT_NEO_SERVICE_MARKER="smart-agent-neo",
+            )
         )
         assert result.returncode == 78
         assert "held by a smart-agent-neo gateway" in result.stderr
+        plain = await trio.to_thread.run_sync(
+            lambda: run_cli(other_home, "gateway", "--port", str(proc.port))
+        )
+        assert plain.returncode == 1
         code, _ = await proc.stop()
         assert code == 0
 

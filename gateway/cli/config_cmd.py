@@ -1,5 +1,6 @@
-"""``config get|set|validate`` and ``setup``: the config file through the same validation as
-start-up. Nothing here writes an invalid file; ``validate`` and ``get`` never write at all.
+"""``config get|set|unset|validate|file|schema`` and ``setup``: the config file through the
+same validation as start-up. Nothing here writes an invalid file; ``validate``, ``get``,
+``file`` and ``schema`` never write at all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..config.edit import (
     read_document,
     set_value,
     set_values,
+    unset_value,
 )
 from ..config.load import load_file
 from ..config.model import Config
@@ -49,6 +51,49 @@ def set_command(args: argparse.Namespace, paths: Paths, out: Console, err: Conso
     after = load_file(paths.config_path, os.environ).config
     out.print(what_happens_next(paths, before, after), markup=False)
     return 0
+
+
+def unset_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    before = _current(paths)
+    if not unset_value(paths.config_path, args.key, os.environ):
+        out.print(f"{args.key} is not set in {paths.config_path}; nothing to remove", markup=False)
+        return 0
+    out.print(f"Removed {args.key} from {paths.config_path}", markup=False)
+    after = load_file(paths.config_path, os.environ).config
+    out.print(what_happens_next(paths, before, after), markup=False)
+    return 0
+
+
+def file_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    print(paths.config_path)
+    return 0
+
+
+def schema_command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def config_schema() -> dict[str, object]:
+    """The config file's JSON Schema, from the same attrs model start-up validates with.
+    Every object is closed (``additionalProperties: false``): unknown keys are refused."""
+    from ..protocol.schema import add_class
+
+    defs: dict[str, dict[str, object]] = {}
+    add_class(Config, defs)
+    for body in defs.values():
+        if body.get("type") == "object" and "properties" in body:
+            body.setdefault("additionalProperties", False)
+    root = dict(defs["Config"])
+    properties = dict(root["properties"])  # type: ignore[call-overload]
+    properties["$schema"] = {"type": "string"}
+    root["properties"] = properties
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "smart-agent-neo config",
+        **root,
+        "$defs": defs,
+    }
 
 
 def _current(paths: Paths) -> Config | None:
@@ -135,7 +180,12 @@ def setup_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
     except GatewayError:
         current = None
     workspace = Path(str(current)).expanduser() if current else default_workspace(paths)
-    if not current:
+    chosen = getattr(args, "workspace", None)
+    if chosen:  # --workspace: the user's choice replaces what the file says
+        workspace = Path(chosen).expanduser().resolve()
+        if str(workspace) != current:
+            wanted["agents.defaults.workspace"] = str(workspace)
+    elif not current:
         wanted["agents.defaults.workspace"] = str(workspace)
     session = document.get("session")
     if not (isinstance(session, dict) and "dmScope" in session):

@@ -1,4 +1,10 @@
-"""``doctor [--fix] [--json]``: run the checks, render them, exit 1 if any fails."""
+"""``doctor [--fix] [--json]``: run the checks, render them, exit 1 if any fails.
+
+``--repair`` is ``--fix``; ``--yes``/``--non-interactive`` are accepted for the reference's
+scripts (doctor never asks); ``--generate-gateway-token`` fixes only a missing token;
+``--deep`` and ``--force`` change nothing and are accepted for the same scripts: the
+duplicate-service check always scans the system unit directories too, and ``--fix`` always
+rewrites a drifted unit of ours (never a unit someone else wrote)."""
 
 from __future__ import annotations
 
@@ -56,10 +62,14 @@ class DoctorReport:
 
 
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
+    only = None
+    if args.generate_gateway_token and not args.fix:
+        only = frozenset({"auth.token"})  # OPERATIONS.md B.1: create one, touch nothing else
+    fix = args.fix or args.generate_gateway_token
     with working(err, "Checking config, service and ports..."):
-        result = doctor(host_for(args), paths, fix=args.fix)
+        result = doctor(host_for(args), paths, fix=fix, only=only)
     if args.json:
         print(json.dumps(doctor_json(result), indent=2, ensure_ascii=False))
     else:
-        out.print(DoctorReport(result, args.fix, paths.profile))
+        out.print(DoctorReport(result, fix, paths.profile))
     return 0 if result.ok else 1

@@ -1,6 +1,6 @@
 """Reading file-log lines back for people: parse (ours or OpenClaw's format), render, JSON.
 
-``parse_line`` understands both our keys (``ts``, ``level``, ``subsystem``, ``msg``) and the
+``parse_line`` understands our keys (``time``, ``level``, ``subsystem``, ``message``; ``ts``/``msg`` from older files) and the
 reference's (``time``, ``_meta.logLevelName``, ``_meta.name``, ``"0"``...), so ``logs`` also
 reads a file written by an older or foreign gateway. Pure.
 """

@@ -40,12 +40,31 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, help="port (default: env, config, 18789)")
-    parser.add_argument("--bind", choices=["loopback", "lan", "auto", "custom"], help="bind mode")
+    # --port, --bind, --auth, --tailscale and --ws-log are checked by the command, not by
+    # argparse: a bad value is the runbook's one line (`Invalid --bind (use ...)`), exit 1
+    parser.add_argument("--port", help="port (default: env, config, 18789)")
+    parser.add_argument("--bind", help="loopback | lan | tailnet | auto | custom")
     parser.add_argument("--host", help="bind address for --bind custom")
     parser.add_argument("--token", help="shared token clients must present")
     parser.add_argument("--password", help="shared password clients must present")
-    parser.add_argument("--auth", dest="auth_mode", choices=["token", "password", "none"])
+    parser.add_argument("--password-file", help="read the shared password from this file")
+    parser.add_argument("--auth", dest="auth_mode", help="token | password | none")
+    parser.add_argument(
+        "--tailscale", help="off (serve and funnel are not supported by this gateway yet)"
+    )
+    parser.add_argument(
+        "--tailscale-reset-on-exit", action="store_true", help="with --tailscale serve|funnel"
+    )
+    parser.add_argument(
+        "--dev",
+        dest="gateway_dev",
+        action="store_true",
+        help="the dev profile (as `--dev gateway`)",
+    )
+    parser.add_argument(
+        "--ws-log", help="auto | compact | full (full: every WebSocket request on the console)"
+    )
+    parser.add_argument("--compact", action="store_true", help="same as --ws-log compact")
     parser.add_argument("--verbose", action="store_true", help="mirror debug logs to the console")
     parser.add_argument(
         "--force",
@@ -89,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--profile", help="named profile: state in ~/.smart-agent-neo-<name>")
     parser.add_argument("--no-color", action="store_true")
+    parser.add_argument(
+        "--log-level",
+        dest="global_log_level",
+        choices=list(LEVELS),
+        help="the gateway's file and console log level (as `gateway --log-level`)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gateway = commands.add_parser("gateway", help="run the gateway (foreground) or talk to it")
@@ -100,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("method")
     call.add_argument("--params", default="{}", help="JSON object (default {})")
     call.add_argument("--expect-final", action="store_true", help="wait past an 'accepted' ack")
+    call.add_argument(
+        "--port", dest="call_port", type=int, help="the gateway on 127.0.0.1:PORT (not with --url)"
+    )
     _add_target_options(call)
     call.set_defaults(handler="rpc:call_command")
 
@@ -107,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         health = target.add_parser(name, help="gateway health snapshot")
         _add_target_options(health)
         health.add_argument("--probe", action="store_true", help="force a live probe")
+        health.add_argument(
+            "--verbose",
+            "--debug",
+            dest="probe",
+            action="store_true",
+            help="same as --probe: live probes of every channel account",
+        )
         health.set_defaults(handler="rpc:health_command")
 
     config = commands.add_parser("config", help="read, change and check the config file")
@@ -120,10 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("key")
     set_.add_argument("value", help="JSON5 value; bare words are strings")
     set_.set_defaults(handler="config_cmd:set_command")
+    unset = config_commands.add_parser("unset", help="remove a key (validated; written atomically)")
+    unset.add_argument("key")
+    unset.set_defaults(handler="config_cmd:unset_command")
     validate = config_commands.add_parser("validate", help="check the file like start-up does")
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler="config_cmd:validate_command")
+    config_commands.add_parser("file", help="print the config file's path").set_defaults(
+        handler="config_cmd:file_command"
+    )
+    config_commands.add_parser("schema", help="print the config's JSON Schema").set_defaults(
+        handler="config_cmd:schema_command"
+    )
     setup = commands.add_parser("setup", help='create the config with gateway.mode "local"')
+    setup.add_argument("--workspace", help="the agents' workspace (default: <state dir>/workspace)")
     setup.set_defaults(handler="config_cmd:setup_command")
 
     tail = commands.add_parser("logs", help="show the gateway's file log (over RPC)")
@@ -133,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--max-bytes", type=int, default=250_000, help="at most N bytes per read")
     tail.add_argument("--interval", type=int, default=1000, help="poll interval (ms) with --follow")
     tail.add_argument("--plain", action="store_true", help="no colours or styling")
+    tail.add_argument(
+        "--no-color", dest="plain", action="store_true", help="same as --plain (or NO_COLOR=1)"
+    )
     zone = tail.add_mutually_exclusive_group()
     zone.add_argument("--utc", action="store_true", help="show times in UTC")
     zone.add_argument(
@@ -141,13 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(handler="logs:logs_command")
 
     _add_service_commands(gateway_commands)
-    gateway_status_parser = gateway_commands.add_parser(
-        "status", help="supervisor, port, config and RPC probe of this profile's gateway"
+    _add_gateway_status(gateway_commands)
+    # the reference's legacy spelling of the service commands (OPERATIONS.md E)
+    daemon = commands.add_parser(
+        "daemon", help="alias: gateway install|uninstall|start|stop|restart|status"
     )
-    _add_target_options(gateway_status_parser)
-    gateway_status_parser.add_argument("--deep", action="store_true", help="also scan system units")
-    gateway_status_parser.add_argument("--no-probe", action="store_true", help="skip the RPC probe")
-    gateway_status_parser.set_defaults(handler="gateway_status:command")
+    daemon_commands = daemon.add_subparsers(
+        dest="gateway_command", metavar="SUBCOMMAND", required=True
+    )
+    _add_service_commands(daemon_commands)
+    _add_gateway_status(daemon_commands)
 
     run_agent = commands.add_parser("agent", help="send a message to an agent, stream the reply")
     run_agent.add_argument("--message", "-m", required=True, help="what to ask")
@@ -180,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="overall summary (works with the gateway down)")
     _add_target_options(status)
+    status.add_argument(
+        "--deep", action="store_true", help="live channel probes and system-level service scans"
+    )
+    status.add_argument(
+        "--all", action="store_true", help="everything: --deep plus the port, lock and service"
+    )
+    status.add_argument("--usage", action="store_true", help="(accepted; no usage data is kept)")
+    status.add_argument(
+        "--verbose", "--debug", action="store_true", help="say how the gateway target was chosen"
+    )
     status.set_defaults(handler="gateway_status:overview_command")
 
     dashboard = commands.add_parser("dashboard", help="print (and open) the Control UI's URL")
@@ -194,7 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
-    doctor_parser.add_argument("--fix", action="store_true", help="repair what is safely fixable")
+    doctor_parser.add_argument(
+        "--fix", "--repair", action="store_true", help="repair what is safely fixable"
+    )
+    doctor_parser.add_argument(
+        "--yes", "--non-interactive", action="store_true", help="never ask (doctor never asks)"
+    )
+    doctor_parser.add_argument(
+        "--force", action="store_true", help="with --fix: also rewrite a customised service unit"
+    )
+    doctor_parser.add_argument(
+        "--deep", action="store_true", help="also scan system-level gateway-like services"
+    )
+    doctor_parser.add_argument(
+        "--generate-gateway-token",
+        action="store_true",
+        help="create the gateway token file if no token is configured",
+    )
     doctor_parser.add_argument("--json", action="store_true", help="print only JSON")
     doctor_parser.set_defaults(handler="doctor:command")
     return parser
@@ -287,6 +364,19 @@ def _add_message_commands(commands: argparse._SubParsersAction[Any]) -> None:
     send.set_defaults(handler="message:send_command")
 
 
+def _add_gateway_status(gateway_commands: argparse._SubParsersAction[Any]) -> None:
+    parser = gateway_commands.add_parser(
+        "status", help="supervisor, port, config and RPC probe of this profile's gateway"
+    )
+    _add_target_options(parser)
+    parser.add_argument("--deep", action="store_true", help="also scan system units")
+    parser.add_argument("--no-probe", action="store_true", help="skip the RPC probe")
+    parser.add_argument(
+        "--require-rpc", action="store_true", help="exit 1 unless the RPC probe answers"
+    )
+    parser.set_defaults(handler="gateway_status:command")
+
+
 def _add_service_commands(gateway_commands: argparse._SubParsersAction[Any]) -> None:
     """gateway install | uninstall | start | stop | restart (systemd / launchd)."""
     install = gateway_commands.add_parser("install", help="install and start the gateway service")
@@ -327,9 +417,10 @@ def _handler(spec: str) -> Handler:
 
 
 def _paths(args: argparse.Namespace, host: Host | None) -> Paths:
-    if args.dev and args.profile:
+    dev = args.dev or getattr(args, "gateway_dev", False)
+    if dev and args.profile:
         raise GatewayError("Cannot combine --dev with --profile")
-    profile = "dev" if args.dev else args.profile
+    profile = "dev" if dev else args.profile
     if host is not None:
         return resolve_paths(profile, host.env, host.home)
     return resolve_paths(profile, os.environ, Path.home())

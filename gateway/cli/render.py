@@ -86,7 +86,7 @@ class HealthReport:
         for agent in agents:
             beat = agent.get("heartbeat") or {}
             state = beat.get("every", "?") if beat.get("enabled") else "disabled"
-            lines.append(Text(f"Heartbeat ({agent['agentId']}): {state}"))
+            lines.append(Text(f"Heartbeat interval: {state} ({agent['agentId']})"))
         sessions = h.get("sessions") or {}
         lines.append(
             Text(
@@ -149,6 +149,15 @@ class StatusReport:
         table.add_row("Sessions", str(sessions.get("count", 0)))
         beat = s.get("heartbeat") or {}
         agents = beat.get("agents") or []
+        default = beat.get("defaultAgentId")
+        if agents:
+            table.add_row(
+                "Agents",
+                ", ".join(
+                    str(a["agentId"]) + (" (default)" if a["agentId"] == default else "")
+                    for a in agents
+                ),
+            )
         table.add_row(
             "Heartbeat",
             ", ".join(

@@ -27,6 +27,14 @@ T = TypeVar("T")
 
 
 def _target(args: argparse.Namespace, paths: Paths) -> Target:
+    port = getattr(args, "call_port", None)  # gateway call --port: the loopback shortcut
+    if port is not None:
+        if args.url:
+            raise GatewayError("--port cannot be combined with --url")
+        local = resolve_target(paths, url=None, token=args.token, password=args.password)
+        return Target(
+            f"ws://127.0.0.1:{port}", local.token, local.password, "local loopback", "--port"
+        )
     return resolve_target(paths, url=args.url, token=args.token, password=args.password)
 
 

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import trio
 from rich.console import Console
@@ -17,13 +18,24 @@ from ..auth import PendingToken
 from ..canvas.files import PREFIX as CANVAS_PREFIX
 from ..config.load import load_file
 from ..config.paths import Paths
-from ..config.settings import Overrides, Settings, check_mode, format_host, resolve
+from ..config.settings import (
+    BIND_MODES,
+    INVALID_AUTH,
+    INVALID_BIND,
+    Overrides,
+    Settings,
+    check_mode,
+    format_host,
+    port_flag,
+    resolve,
+)
 from ..controlui.link import dashboard_url
-from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError
+from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError, StartupError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
 from ..lock import GatewayLock, LockHeldError, lock_path
 from ..logs.entry import LEVELS
+from ..netifs import tailnet_address
 from ..ports import describe, looks_like_gateway, port_listeners
 from ..service.notify import notify
 from ..supervisor import supervise
@@ -48,20 +60,51 @@ def log_level(flag: str | None, env: Mapping[str, str]) -> str | None:
     return value
 
 
+WS_LOG_STYLES = ("auto", "full", "compact")
+TAILSCALE_MODES = ("off", "serve", "funnel")
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """The run flags argparse takes as plain words, checked before anything is read, with
+    the runbook's texts (OPERATIONS.md B.2)."""
+    if args.ws_log is not None and args.ws_log not in WS_LOG_STYLES:
+        raise StartupError('Invalid --ws-log (use "auto", "full", "compact")')
+    if args.bind is not None and args.bind not in BIND_MODES:
+        raise StartupError(INVALID_BIND)
+    if args.auth_mode is not None and args.auth_mode not in ("token", "password", "none"):
+        raise StartupError(INVALID_AUTH)
+    if args.tailscale is not None and args.tailscale not in TAILSCALE_MODES:
+        raise StartupError('Invalid --tailscale (use "off", "serve", or "funnel")')
+    port_flag(args.port)
+
+
+def password_from_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        value = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise StartupError(f"cannot read --password-file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise StartupError(f"--password-file {path} is empty")
+    return value
+
+
 def load_settings(args: argparse.Namespace, paths: Paths, token: PendingToken) -> Settings:
     """Settings for this run (``token`` supplies the generated token when one is needed)."""
     loaded = load_file(paths.config_path, os.environ)
     check_mode(loaded, args.allow_unconfigured, paths.profile)
     overrides = Overrides(
-        port=args.port,
+        port=port_flag(args.port),
         bind=args.bind,
         host=args.host,
         token=args.token,
-        password=args.password,
+        password=args.password or password_from_file(args.password_file),
         auth_mode=args.auth_mode,
         allow_unconfigured=args.allow_unconfigured,
+        tailscale=args.tailscale,
     )
-    return resolve(loaded, paths, overrides, os.environ, token.get)
+    return resolve(loaded, paths, overrides, os.environ, token.get, tailnet_address)
 
 
 def banner(
@@ -117,6 +160,24 @@ def banner(
         out.print(f"Auth: {auth.mode} (from {auth.source})")
     out.print("Press Ctrl-C to stop.")
     out.file.flush()  # supervisors and tests read the banner through a pipe
+
+
+SUPERVISOR_MARKERS = ("SMART_AGENT_NEO_SERVICE_MARKER", "INVOCATION_ID", "XPC_SERVICE_NAME")
+
+
+def supervised(env: Mapping[str, str]) -> bool:
+    """Started by a service manager: our unit/plist's marker, or any systemd unit
+    (``INVOCATION_ID``) or launchd job (``XPC_SERVICE_NAME``, which a terminal shows as "0")."""
+    return any(env.get(key, "0") not in ("", "0") for key in SUPERVISOR_MARKERS)
+
+
+def exit_code(error: GatewayError, env: Mapping[str, str]) -> int:
+    """OPERATIONS.md D.4/J: 78 for an invalid config, 1 for every other failed start. Under a
+    service manager a duplicate gateway is 78 too and a port someone else holds 75, so
+    ``RestartPreventExitStatus=78`` stops a restart loop that cannot succeed."""
+    if isinstance(error, ConfigError) or supervised(env):
+        return error.exit_code
+    return 1
 
 
 def _gateway_error(exc: BaseException) -> GatewayError | None:
@@ -182,9 +243,13 @@ async def run_gateway(
 def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) -> int:
     settings: Settings | None = None
     try:
+        check_flags(args)
         token = PendingToken(paths.token_file)
         settings = load_settings(args, paths, token)
-        configure_logging(settings, args.verbose, args.log_level, err)
+        # --ws-log full: every request on the console, as --verbose prints them
+        verbose = args.verbose or args.ws_log == "full"
+        level = args.log_level or getattr(args, "global_log_level", None)
+        configure_logging(settings, verbose, level, err)
         # Per-connection state is many small objects; with the default thresholds full
         # collections over 1,000 connections stalled the process for 100+ ms (fan-out p99
         # 254 ms -> 67 ms with these; RSS unchanged; see BENCHMARKS.md).
@@ -197,9 +262,19 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
         if isinstance(error, PortInUseError) and not isinstance(error, NotOursError):
             if settings is not None:
                 error = port_in_use(error, settings.port)
-        err.print(f"Gateway failed to start: {error}", markup=False)
+        if isinstance(error, ConfigError) and error.source is not None:
+            # OPERATIONS.md C.3: the file, then one "- key.path: problem" line each
+            err.print(f"Gateway failed to start: Invalid config at {error.source}:", markup=False)
+            for problem in error.problems:
+                err.print(f"- {problem}", markup=False)
+        else:
+            err.print(f"Gateway failed to start: {error}", markup=False)
         if isinstance(error, ConfigError):
-            err.print(f"Run `{paths.cli('config validate')}` to see every problem.", markup=False)
+            err.print(
+                f"Run `{paths.cli('doctor')}` or `{paths.cli('config validate')}` "
+                "to see every problem.",
+                markup=False,
+            )
         elif isinstance(error, NotOursError):
             err.print("Stop that program, or start on another port with --port.", markup=False)
         elif isinstance(error, LockHeldError) and error.info is not None:
@@ -216,7 +291,7 @@ def command(args: argparse.Namespace, paths: Paths, out: Console, err: Console) 
                 "or take over with --force",
                 markup=False,
             )
-        return error.exit_code
+        return exit_code(error, os.environ)
     finally:
         logs.uninstall()  # writes pending "suppressed" summaries, closes the file
     return 0

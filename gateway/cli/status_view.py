@@ -69,6 +69,22 @@ def channel_lines(payload: dict[str, Any]) -> list[RenderableType]:
     return out
 
 
+def unsupervised_runtime(s: GatewayStatus) -> str:
+    """The ``Runtime:`` line: the service manager's view when the service is installed;
+    otherwise whether a gateway of this profile runs outside it (a terminal, another
+    supervisor), so the runbook's healthy baseline reads the same either way."""
+    runtime = s.service.runtime
+    if s.service.installed and runtime is not None:
+        return runtime_line(runtime)
+    pid = s.lock.pid or (s.rpc.pid if s.rpc.ok else None)
+    if pid is not None or s.rpc.ok:
+        who = f"pid {pid}, " if pid is not None else ""
+        return f"running ({who}not under the service manager)"
+    if s.service.installed:
+        return "unknown (the service manager cannot be asked; no gateway of this profile runs)"
+    return "stopped (no service installed, no gateway of this profile running)"
+
+
 def _line(label: str, value: str | Text) -> Text:
     return Text.assemble((f"{label}: ", "bold"), value)
 
@@ -116,9 +132,9 @@ class GatewayStatusReport:
         out += [_line("Service issue", issue) for issue in service.issues]
         if service.reachable is False and service.error:
             out.append(_line("Service manager", service.error))
-        runtime = service.runtime
-        if service.installed and runtime is not None:
-            out.append(_line("Runtime", runtime_line(runtime)))
+        if self.status.file_logs:
+            out.append(_line("File logs", self.status.file_logs))
+        out.append(_line("Runtime", unsupervised_runtime(self.status)))
         return out
 
     def _config(self) -> list[RenderableType]:
@@ -133,9 +149,20 @@ class GatewayStatusReport:
     def _gateway(self) -> list[RenderableType]:
         s = self.status
         port, rpc, lock = s.port, s.rpc, s.lock
-        out: list[RenderableType] = [
-            _line("Probe target", f"{rpc.url} (port from {port.source}; {rpc.source})")
-        ]
+        out: list[RenderableType] = []
+        gw = s.gateway
+        if gw is not None:
+            out.append(
+                _line(
+                    "Gateway",
+                    f"bind={gw.bind_mode} ({gw.bind_host}), port={gw.port} ({gw.port_source})",
+                )
+            )
+        out.append(_line("Probe target", f"{rpc.url} (port from {port.source}; {rpc.source})"))
+        if gw is not None:
+            out.append(_line("Dashboard", gw.dashboard or "disabled"))
+            if gw.probe_note:
+                out.append(_line("Probe note", gw.probe_note))
         if port.status == "free":
             out.append(_line("Port", f"{port.port} is free (nothing listening)"))
         elif port.status == "unknown":
@@ -190,11 +217,13 @@ class OverviewReport:
                 "" if s.config.valid else " (invalid)"
             )
             table.add_row("Config", s.config.path + flags)
+        if s.gateway is not None:
+            table.add_row("Dashboard", s.gateway.dashboard or "disabled")
+        if s.os:
+            table.add_row("OS", s.os)
         table.add_row("State", Text(s.state, style=STATE_STYLE[s.state]))
         table.add_row("Service", service_line(s.service))
-        runtime = s.service.runtime
-        if s.service.installed and runtime is not None:
-            table.add_row("Runtime", runtime_line(runtime))
+        table.add_row("Runtime", unsupervised_runtime(s))
         for reason in s.reasons:
             table.add_row("", reason)
         for issue in s.config.issues[:MAX_CONFIG_ISSUES]:

@@ -55,6 +55,41 @@ def with_value(document: dict[str, object], key: str, value: object) -> dict[str
     return result
 
 
+def without_key(document: dict[str, object], key: str) -> dict[str, object] | None:
+    """A copy of ``document`` without ``key`` (dotted); ``None`` when it was not set.
+    Objects left empty by the removal go too, so ``unset`` undoes ``set``."""
+    parts = key.split(".")
+    if not all(parts):
+        raise GatewayError(f'invalid key path "{key}"')
+    result: dict[str, object] = json.loads(json.dumps(document))
+    trail: list[dict[str, object]] = [result]
+    for part in parts[:-1]:
+        child = trail[-1].get(part)
+        if not isinstance(child, dict):
+            return None
+        trail.append(child)
+    if parts[-1] not in trail[-1]:
+        return None
+    del trail[-1][parts[-1]]
+    for depth in range(len(trail) - 1, 0, -1):
+        if trail[depth]:
+            break
+        del trail[depth - 1][parts[depth - 1]]
+    return result
+
+
+def unset_value(path: Path, key: str, env: Mapping[str, str]) -> bool:
+    """Remove ``key`` with the same validation and atomic write as :func:`set_values`;
+    False (file untouched) when it was not set."""
+    document, original = read_document(path)
+    updated = without_key(document, key)
+    if updated is None or original is None:
+        return False
+    parse(json.dumps(updated), env, source=str(path))
+    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=holds_secret(updated))
+    return True
+
+
 def holds_secret(value: object) -> bool:
     if isinstance(value, dict):
         return any(k in SECRET_KEYS or holds_secret(v) for k, v in value.items())

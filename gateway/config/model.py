@@ -32,7 +32,7 @@ from .channels import (
 )
 from .hooks import Hooks
 
-BindMode = Literal["loopback", "lan", "auto", "custom"]
+BindMode = Literal["loopback", "lan", "tailnet", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
 ReloadMode = Literal["off", "hot", "restart", "hybrid"]
 HeartbeatTarget = Literal["last", "none", "telegram", "whatsapp"]
@@ -199,6 +199,27 @@ PROXY_PATTERN = r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?"
 
 
 @attrs.frozen
+class Tailscale:
+    """``gateway.tailscale`` (OPERATIONS.md B.3): only ``off`` runs; ``serve``/``funnel`` are
+    checked with the reference's preconditions and then refused as not supported yet."""
+
+    mode: Literal["off", "serve", "funnel"] = "off"
+    reset_on_exit: bool = False
+
+
+@attrs.frozen
+class Tls:
+    """``gateway.tls`` (C.2): accepted while ``enabled`` is false; TLS itself is not
+    supported yet (terminate it in a reverse proxy, ``gateway.trustedProxies``)."""
+
+    enabled: bool = False
+    auto_generate: bool = False
+    cert_path: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    key_path: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    ca_path: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+
+
+@attrs.frozen
 class Watchdog:
     """The event-loop watchdog (watchdog.py): warn when the loop is blocked this long."""
 
@@ -236,6 +257,8 @@ class Gateway:
     )
     allow_real_ip_fallback: bool = False
     watchdog: Watchdog = attrs.field(factory=Watchdog)  # 0 = off
+    tailscale: Tailscale = attrs.field(factory=Tailscale)
+    tls: Tls = attrs.field(factory=Tls)
 
 
 @attrs.frozen

@@ -27,8 +27,6 @@ NOT_YET: dict[str, str] = {
     "wizard": "onboarding state",
     "meta": "config metadata",
     # gateway.*
-    "gateway.tls": "TLS",
-    "gateway.tailscale": "Tailscale exposure",
     "gateway.auth.allowTailscale": "Tailscale identity auth",
     "gateway.auth.trustedProxy": "trusted-proxy auth",
     "gateway.http.securityHeaders": "extra HTTP security headers",

@@ -2,7 +2,7 @@
 
 Precedence (runbook): port ``--port`` > ``SMART_AGENT_NEO_GATEWAY_PORT`` > the profile's port
 (dev: 19001) > ``gateway.port`` > 18789; bind: CLI > ``gateway.bind`` > loopback; secrets:
-flag > env > config. Pure: token generation is injected, so tests need no files.
+flag > config > env (OPERATIONS.md B.1). Pure: token generation is injected, so tests need no files.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from .paths import (
 )
 
 SecretSource = Literal["flag", "env", "config", "generated", "none"]
-BIND_MODES = ("loopback", "lan", "auto", "custom")
+BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
+INVALID_BIND = 'Invalid --bind (use "loopback", "lan", "tailnet", "auto", or "custom")'
+INVALID_AUTH = 'Invalid --auth (use "token", "password", or "none")'
 
 
 @attrs.frozen
@@ -44,6 +46,7 @@ class Overrides:
     password: str | None = None
     auth_mode: str | None = None
     allow_unconfigured: bool = False
+    tailscale: str | None = None  # --tailscale off|serve|funnel
 
 
 @attrs.frozen
@@ -119,14 +122,18 @@ def resolve(
     overrides: Overrides,
     env: Mapping[str, str],
     generate_token: Callable[[], str],
+    tailnet_address: Callable[[], str | None] = lambda: None,
 ) -> Settings:
+    """``tailnet_address``: this machine's Tailscale IPv4 address, if any (``bind=tailnet``;
+    the CLI passes :func:`gateway.netifs.tailnet_address`)."""
     gw = loaded.config.gateway
     port = _resolve_port(overrides, env, paths, gw.port)
     bind = overrides.bind or ("custom" if overrides.host else gw.bind)
     if bind not in BIND_MODES:
-        raise StartupError('Invalid --bind (use "loopback", "lan", "auto", or "custom")')
-    host = _bind_host(bind, overrides.host or gw.custom_bind_host)
+        raise StartupError(INVALID_BIND)
+    host = _bind_host(bind, overrides.host or gw.custom_bind_host, tailnet_address)
     auth = _resolve_auth(loaded.config, overrides, env, generate_token)
+    check_exposure(overrides.tailscale or gw.tailscale.mode, bind, auth.mode)
     if not is_loopback_host(host) and not auth.user_configured:
         raise StartupError(
             f"refusing to bind gateway to {format_host(host)}:{port} without auth "
@@ -143,6 +150,11 @@ def resolve(
             "non-loopback Control UI requires gateway.controlUi.allowedOrigins (set explicit "
             "origins), or set gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback=true "
             "to use Host-header origin fallback mode (or set gateway.controlUi.enabled=false)"
+        )
+    if gw.tls.enabled:
+        raise StartupError(
+            "gateway.tls.enabled: not supported yet (TLS); terminate TLS in a reverse proxy "
+            "(gateway.trustedProxies) and set it to false"
         )
     for i, entry in enumerate(gw.trusted_proxies):
         try:
@@ -161,6 +173,25 @@ def resolve(
         )
     canvas = _canvas_port(loaded.config, env, port)
     return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists, canvas)
+
+
+def check_exposure(tailscale: str, bind: str, auth_mode: str) -> None:
+    """Tailscale serve/funnel (``--tailscale`` or ``gateway.tailscale.mode``): the
+    reference's preconditions with its texts (OPERATIONS.md B.2), then a plain refusal --
+    this gateway does not drive ``tailscale serve`` itself yet."""
+    if tailscale == "off":
+        return
+    if bind != "loopback":
+        raise StartupError("tailscale serve/funnel requires gateway bind=loopback (127.0.0.1)")
+    if tailscale == "funnel" and auth_mode != "password":
+        raise StartupError(
+            "tailscale funnel requires gateway auth mode=password "
+            f"(set gateway.auth.password or {ENV_PASSWORD})"
+        )
+    raise StartupError(
+        f"tailscale {tailscale}: not supported yet (Tailscale exposure); run `tailscale serve` "
+        "yourself in front of the loopback gateway, or set the mode to off"
+    )
 
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -185,6 +216,19 @@ def _canvas_port(config: Config, env: Mapping[str, str], gateway_port: int) -> i
     if config.canvas_host.port is not None:
         return config.canvas_host.port
     return derived_ports(gateway_port).canvas if gateway_port else 0
+
+
+def port_flag(raw: str | None) -> int | None:
+    """``--port`` as typed: a number (checked by :func:`check_port_flag`), else ``Invalid port``."""
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StartupError(
+            f'Invalid port: expected an integer 1-65535 (or 0: any free port), got "{raw}"'
+        ) from None
+    return check_port_flag(value)
 
 
 def check_port_flag(port: int | None) -> int | None:
@@ -222,11 +266,14 @@ def _resolve_port(
     return profile_default_port(paths.profile) or configured
 
 
-def _bind_host(bind: str, custom_host: str | None) -> str:
+def _bind_host(bind: str, custom_host: str | None, tailnet: Callable[[], str | None]) -> str:
     if bind in ("loopback", "auto"):
         return "127.0.0.1"
     if bind == "lan":
         return "0.0.0.0"
+    if bind == "tailnet":
+        # the machine's Tailscale address (100.64.0.0/10) when it has one, else loopback
+        return tailnet() or "127.0.0.1"
     if not custom_host:
         raise StartupError("--bind custom requires --host (or gateway.customBindHost)")
     try:
@@ -245,15 +292,16 @@ def _resolve_auth(
     generate_token: Callable[[], str],
 ) -> AuthSettings:
     cfg = config.gateway.auth
+    # OPERATIONS.md B.1: token = gateway.auth.token, else the env var (the flag beats both)
     token, token_source = _first(
-        (overrides.token, "flag"), (env.get(ENV_TOKEN), "env"), (cfg.token, "config")
+        (overrides.token, "flag"), (cfg.token, "config"), (env.get(ENV_TOKEN), "env")
     )
     password, password_source = _first(
-        (overrides.password, "flag"), (env.get(ENV_PASSWORD), "env"), (cfg.password, "config")
+        (overrides.password, "flag"), (cfg.password, "config"), (env.get(ENV_PASSWORD), "env")
     )
     mode = overrides.auth_mode or cfg.mode
-    if mode is None:
-        mode = "password" if password and not token else "token"
+    if mode is None:  # a password wins when both are there (the runbook-era rule)
+        mode = "password" if password else "token"
     if mode == "none":
         return AuthSettings("none", None, None, "none")
     if mode == "password":
@@ -264,7 +312,7 @@ def _resolve_auth(
             )
         return AuthSettings("password", None, password, password_source)
     if mode != "token":
-        raise StartupError('Invalid --auth (use "token", "password" or "none")')
+        raise StartupError(INVALID_AUTH)
     if not token:
         return AuthSettings("token", generate_token(), None, "generated")
     return AuthSettings("token", token, None, token_source)

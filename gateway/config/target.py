@@ -2,7 +2,7 @@
 
 Default: the active profile's running gateway (its lock records where it listens), else
 ``ws://127.0.0.1:<port>`` (port from env, profile, config) --
-credentials from env, then config, then the generated token in the state dir. A config in
+credentials from the config, then env, then the generated token in the state dir. A config in
 ``gateway.mode=remote`` targets ``gateway.remote.url`` with ``gateway.remote.token``.
 An explicit ``--url`` never borrows credentials from config or env: it needs its own.
 """
@@ -19,6 +19,7 @@ import json5
 from ..errors import ConfigError, GatewayError
 from ..instances import effective_port, running
 from ..lock import lock_path
+from ..netifs import tailnet_address
 from .load import load_file, parse
 from .model import Config
 from .paths import ENV_PASSWORD, ENV_TOKEN, ENV_URL, Paths
@@ -98,8 +99,9 @@ def resolve_target(
         return Target(
             gw.remote.url, token or gw.remote.token, password or gw.remote.password, "remote config"
         )
-    token = token or env.get(ENV_TOKEN) or gw.auth.token
-    password = password or env.get(ENV_PASSWORD) or gw.auth.password
+    # as the gateway resolves its own secret (settings.py): the config, then the env var
+    token = token or gw.auth.token or env.get(ENV_TOKEN)
+    password = password or gw.auth.password or env.get(ENV_PASSWORD)
     if not token and not password:
         try:
             token = paths.token_file.read_text().strip() or None
@@ -112,6 +114,8 @@ def resolve_target(
     host = "127.0.0.1"
     if gw.bind == "custom" and gw.custom_bind_host:
         host = format_host(gw.custom_bind_host)
+    elif gw.bind == "tailnet":  # it listens on the tailnet address when there is one
+        host = tailnet_address() or host
     return Target(f"ws://{host}:{choice.port}", token, password, "local loopback", choice.source)
 
 

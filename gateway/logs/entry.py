@@ -2,9 +2,9 @@
 
 A stdlib ``LogRecord`` becomes an :class:`Entry` (time, level, subsystem, message, fields);
 ``extra={...}`` keys of the logging call are the fields. The file line carries the keys our
-readers use (``ts``, ``level``, ``subsystem``, ``msg``, then the fields) plus the few keys
-OpenClaw's log readers look for (``"0"`` and ``_meta``; OPERATIONS.md H.2), so its Control UI
-and CLI can read our file through ``logs.tail`` too.
+readers use (``time``, ``level``, ``subsystem``, ``message``, then the fields: the layout
+OPERATIONS.md H.2 chose for this project) plus the keys OpenClaw's log readers look for
+(``"0"`` and ``_meta``), so its Control UI and CLI can read our file through ``logs.tail`` too.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ LEVELS: dict[str, int] = {
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_RESERVED = frozenset({"ts", "level", "subsystem", "msg", "0", "_meta"})
+_RESERVED = frozenset({"time", "level", "subsystem", "message", "0", "_meta"})
 
 
 def level_no(name: str) -> int:
@@ -106,10 +106,10 @@ def iso_time(ts: float) -> str:
 def to_json_line(entry: Entry) -> str:
     ts = iso_time(entry.time)
     line: dict[str, object] = {
-        "ts": ts,
+        "time": ts,
         "level": entry.level,
         "subsystem": entry.subsystem,
-        "msg": entry.msg,
+        "message": entry.msg,
     }
     line.update(entry.fields)
     line["0"] = entry.msg

@@ -4,7 +4,9 @@
 ``/ready`` and ``/readyz`` answer 200 only once start-up is done, the gateway is not
 draining for a stop or restart, and the channels pass (CHANNELS.md 7.2: the primary
 channel linked, no enabled account failed, breaker-stopped, or backing off past
-``readiness.channelGraceMs``); local callers see which account fails. Both accept GET and HEAD.
+``readiness.channelGraceMs``); local callers see which account fails. ``/startup`` and
+``/startupz`` (the reference's newer probe) answer 200 once start-up is done and the gateway
+is not draining, whatever the channels say. All accept GET and HEAD.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ TEXT = b"text/plain; charset=utf-8"
 
 LIVENESS = frozenset({"/health", "/healthz"})
 READINESS = frozenset({"/ready", "/readyz"})
+STARTUP = frozenset({"/startup", "/startupz"})  # started and not draining; channels ignored
 
 
 async def respond(
@@ -77,6 +80,12 @@ async def probe(rt: Runtime, scope: dict[str, Any], receive: Receive, send: Send
     head = method == "HEAD"
     if scope["path"] in LIVENESS:
         await respond_json(send, 200, {"ok": True, "status": "live"}, head=head)
+    elif scope["path"] in STARTUP:
+        if rt.ready and not rt.draining:
+            await respond_json(send, 200, {"ok": True, "status": "started"}, head=head)
+        else:
+            status = "draining" if rt.draining else "starting"
+            await respond_json(send, 503, {"ok": False, "status": status}, head=head)
     elif rt.ready and not rt.draining:
         failing = rt.channels.readiness()
         if not failing:

@@ -11,7 +11,7 @@ from ..runtime import Runtime
 from . import origin_gate
 from .bodies import release
 from .hooks_http import handle_hooks, owns
-from .http import LIVENESS, READINESS, Receive, SendFn, client_of, not_found, probe
+from .http import LIVENESS, READINESS, STARTUP, Receive, SendFn, client_of, not_found, probe
 from .httpapi import send_error
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
 from .openai_responses import responses
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 Handler = Callable[[Runtime, dict[str, Any], Receive, SendFn], Awaitable[None]]
 
 EXACT: dict[str, Handler] = {
-    **{path: probe for path in (*LIVENESS, *READINESS)},
+    **{path: probe for path in (*LIVENESS, *READINESS, *STARTUP)},
     "/metrics": metrics_endpoint,
     "/tools/invoke": tools_invoke,
     "/v1/responses": responses,

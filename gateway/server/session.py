@@ -30,9 +30,9 @@ from typing import Protocol
 import trio
 
 from .. import observe
-from ..auth import is_loopback_ip
 from ..errors import GatewayError
 from ..events import Peer
+from ..origins import is_loopback_ip
 from ..outbox import Outbox, Text
 from ..presence import UNTRACKED_MODES
 from ..protocol.connection import (

@@ -106,15 +106,15 @@ def check_token(ctx: Context) -> Check:
     env = ctx.host.env
     auth = ctx.loaded.config.gateway.auth if ctx.loaded else None
     mode = auth.mode if auth else None
-    token = env.get(ENV_TOKEN) or (auth.token if auth else None)
-    password = env.get(ENV_PASSWORD) or (auth.password if auth else None)
+    token = (auth.token if auth else None) or env.get(ENV_TOKEN)
+    password = (auth.password if auth else None) or env.get(ENV_PASSWORD)
     if mode == "none":
         return Check(
             "auth.token",
             "warn",
             "auth is off (gateway.auth.mode=none): any local process can control the gateway",
         )
-    if mode == "password" or (mode is None and password and not token):
+    if mode == "password" or (mode is None and password):  # as settings.py resolves it
         if password:
             return Check("auth.token", "ok", "password auth is configured")
         return Check("auth.token", "fail", "gateway.auth.mode is password but no password is set")

@@ -8,7 +8,7 @@ from ..errors import GatewayError
 from ..instances import configured_port, running
 from ..ports import port_listeners
 from .checks import Check, Context
-from .control import install, spec_for
+from .control import install, service_port, spec_for
 from .discovery import find_profiles, port_collisions, scan_services
 from .errors import ManagerUnavailableError, ServiceError
 from .render import render
@@ -35,6 +35,14 @@ def check_service(ctx: Context) -> Check:
     if installed.config_path and installed.config_path != str(ctx.paths.config_path):
         problems.append(f"it reads {installed.config_path}, this CLI reads {ctx.paths.config_path}")
     config = ctx.loaded.config if ctx.loaded else None
+    if config is not None and installed.options.port is None:
+        wanted = service_port(ctx.paths, installed.options, config)
+        pinned = installed.pinned_port
+        if pinned is not None and pinned != wanted:
+            # OPERATIONS.md E.5, gateway-port-mismatch: --fix rewrites it with the new port
+            problems.append(
+                f"Gateway service port does not match current gateway config. ({pinned} -> {wanted})"
+            )
     expected = render(spec_for(ctx.host, ctx.paths, identity, installed.options, config))
     if expected == text and not problems:
         return Check("service.drift", "ok", f"{identity.path} matches the current template")

@@ -16,7 +16,7 @@ import attrs
 from .. import __version__
 from ..config.load import Loaded, load_file
 from ..config.model import Config
-from ..config.paths import Paths
+from ..config.paths import Paths, profile_default_port
 from ..config.settings import check_mode, env_port
 from ..errors import StartupError
 from ..fsutil import write_atomic
@@ -75,7 +75,15 @@ def spec_for(
         version=__version__,
         options=options,
         shutdown_timeout_ms=config.gateway.shutdown_timeout_ms,
+        port=service_port(paths, options, config),
     )
+
+
+def service_port(paths: Paths, options: InstallOptions, config: Config) -> int:
+    """Where the service listens: a pinned ``--port``, else the profile's port (dev), else
+    ``gateway.port`` (an exported env port was already turned into a pin by
+    :func:`install_options`)."""
+    return options.port or profile_default_port(paths.profile) or config.gateway.port
 
 
 def _write(path: Path, text: str, *, secret: bool = False) -> None:

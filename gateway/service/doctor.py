@@ -67,13 +67,18 @@ def run_checks(host: Host, paths: Paths) -> list[Check]:
     return [check(ctx) for check in CHECKS]
 
 
-def doctor(host: Host, paths: Paths, *, fix: bool = False) -> DoctorResult:
+def doctor(
+    host: Host, paths: Paths, *, fix: bool = False, only: frozenset[str] | None = None
+) -> DoctorResult:
+    """``only``: fix just these checks (``--generate-gateway-token`` = ``{"auth.token"}``)."""
     checks = run_checks(host, paths)
     if not fix:
         return DoctorResult(checks, [])
     changes = []
     for check in checks:
         if not check.fixable or check.fix is None:
+            continue
+        if only is not None and check.id not in only:
             continue
         try:
             changes.append(check.fix())

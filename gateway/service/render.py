@@ -3,9 +3,10 @@ packaged template text).
 
 systemd escaping, per systemd.service(5)/systemd.unit(5): ``%`` starts a specifier
 everywhere, so it is doubled; ``$`` expands variables in ``ExecStart=`` arguments (not in
-the executable's path), so it is doubled there; an argument with whitespace, quotes, backslashes or ``;`` is double-quoted with ``\\``
-and ``"`` escaped. Every ``Environment=`` assignment is quoted. A newline cannot be expressed
-in a unit line at all, so a value containing one is refused.
+the executable's path), so it is doubled there; an argument with whitespace, quotes,
+backslashes or ``;`` is double-quoted with ``\\`` and ``"`` escaped, and so is an
+``Environment=`` assignment that needs it (a plain one is written bare, as the runbooks show
+it). A newline cannot be expressed in a unit line at all, so a value containing one is refused.
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ def exec_arg(arg: str, *, executable: bool = False) -> str:
 
 
 def environment_line(key: str, value: str) -> str:
+    """``Environment=KEY=value`` as the runbooks write it; quoted only when the value needs
+    it (whitespace, quotes, backslashes), so a plain line reads and greps as documented."""
     assignment = _specifiers(f"{key}={value}")
+    if not _NEEDS_QUOTES.search(assignment):
+        return f"Environment={assignment}"
     return 'Environment="' + assignment.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

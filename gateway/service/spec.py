@@ -15,7 +15,7 @@ import os
 
 import attrs
 
-from ..config.paths import ENV_CONFIG_PATH, ENV_PROFILE, ENV_STATE_DIR, Paths
+from ..config.paths import ENV_CONFIG_PATH, ENV_PORT, ENV_PROFILE, ENV_STATE_DIR, Paths
 from .identity import (
     ENV_LAUNCHD_LABEL,
     ENV_SERVICE_KIND,
@@ -97,7 +97,12 @@ def build_spec(
     version: str,
     options: InstallOptions,
     shutdown_timeout_ms: int,
+    port: int | None = None,
 ) -> ServiceSpec:
+    """``port``: the port the service will listen on, resolved at install time (the
+    ``--port`` pinned in ``options``, else the profile's, else the config's). It is written
+    as ``SMART_AGENT_NEO_GATEWAY_PORT`` (OPERATIONS.md E.1/E.2), so ``doctor`` sees when
+    the config has moved on (the unit then differs from what install would write)."""
     env: list[tuple[str, str]] = [
         ("HOME", home),
         ("PATH", search_path(identity, program, home)),
@@ -106,6 +111,8 @@ def build_spec(
     if paths.profile:
         env.append((ENV_PROFILE, paths.profile))
     env += [(ENV_STATE_DIR, str(paths.state_dir)), (ENV_CONFIG_PATH, str(paths.config_path))]
+    if port is not None:
+        env.append((ENV_PORT, str(port)))
     if identity.manager == "systemd":
         env.append((ENV_SYSTEMD_UNIT, identity.unit))
     else:

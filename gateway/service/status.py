@@ -8,6 +8,8 @@ latency. Nothing here writes anything.
 
 from __future__ import annotations
 
+import platform
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -22,9 +24,11 @@ from ..config.model import Config
 from ..config.paths import Paths
 from ..config.settings import format_host, is_loopback_host
 from ..config.target import Target, resolve_target
+from ..controlui.link import dashboard_url
 from ..errors import ConfigError
 from ..lock import holder_alive, lock_path, read_lock
 from ..lock import probe as probe_lock
+from ..logs.files import target_for
 from ..ports import PortListener, port_listeners
 from .control import LOG_LINES, Driver, driver_for, spec_for
 from .discovery import FoundService, find_profiles, port_collisions, scan_services
@@ -106,6 +110,21 @@ class LockView:
 
 
 @attrs.frozen
+class GatewayView:
+    """Where the gateway listens, as the config (or the service's args) says (E.5's
+    ``Gateway: bind=..., port=...``, ``Dashboard:`` and ``Probe note:`` lines)."""
+
+    bind_mode: str
+    bind_host: str
+    custom_bind_host: str | None
+    port: int | None
+    port_source: str
+    probe_url: str
+    probe_note: str
+    dashboard: str | None  # None: the Control UI is off
+
+
+@attrs.frozen
 class GatewayStatus:
     state: State
     reasons: list[str]
@@ -119,6 +138,9 @@ class GatewayStatus:
     logs: str | None
     collisions: list[str]
     other_services: list[FoundService] | None  # only with --deep
+    gateway: GatewayView | None = None
+    file_logs: str | None = None  # today's file log of this profile
+    os: str | None = None  # "Linux 6.1.0 (x86_64)": the overview's OS line
     # with --deep: the gateway's ``channels.status {probe:true}`` (None: not asked / no answer)
     channels: dict[str, Any] | None = None
 
@@ -428,4 +450,47 @@ def _assemble(
         logs=local.logs,
         collisions=local.collisions,
         other_services=local.other_services,
+        gateway=gateway_view(plan),
+        file_logs=file_log(paths, plan.config),
+        os=f"{platform.system()} {platform.release()} ({platform.machine()})",
     )
+
+
+PROBE_NOTES = {
+    "loopback": "Loopback-only gateway; only local clients can connect.",
+    "lan": "Local probe uses loopback (127.0.0.1). bind=lan listens on 0.0.0.0 (all "
+    "interfaces); use a LAN IP for remote clients.",
+    "auto": "Local probe uses loopback (127.0.0.1); bind=auto listens on 127.0.0.1 when it can.",
+    "tailnet": "bind=tailnet listens on this machine's Tailscale address (else loopback).",
+    "custom": "bind=custom listens on gateway.customBindHost only.",
+}
+
+
+def gateway_view(plan: _Plan) -> GatewayView:
+    gw = plan.config.gateway
+    url = urlsplit(plan.target.url)
+    bind_host = {"loopback": "127.0.0.1", "auto": "127.0.0.1", "lan": "0.0.0.0"}.get(
+        gw.bind, url.hostname or "127.0.0.1"
+    )
+    if gw.bind == "custom" and gw.custom_bind_host:
+        bind_host = gw.custom_bind_host
+    ui = gw.control_ui
+    dashboard = None
+    if ui.enabled and url.port is not None:
+        dashboard = dashboard_url(url.hostname or "127.0.0.1", url.port, ui.base_path)
+    return GatewayView(
+        bind_mode=gw.bind,
+        bind_host=bind_host,
+        custom_bind_host=gw.custom_bind_host,
+        port=url.port,
+        port_source=plan.port_source,
+        probe_url=plan.target.url,
+        probe_note=PROBE_NOTES.get(gw.bind, ""),
+        dashboard=dashboard,
+    )
+
+
+def file_log(paths: Paths, config: Config) -> str:
+    """Today's file log of this profile (where the gateway writes; it may not exist yet)."""
+    target = target_for(paths.state_dir, paths.profile, config.logging.file)
+    return str(target.dated(date.today()))

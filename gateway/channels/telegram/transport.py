@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ import trio
 from ...fsutil import write_atomic
 from ..accounts import TelegramAccountConfig
 from ..backoff import LoopBackoff
+from ..lanes import Lanes
 from ..ledger import Inbound, Offset
 from ..outbox.worker import AccountWorker
 from ..slot import AccountSlot, ChannelFatal
@@ -81,8 +81,7 @@ class TelegramTransport:
         )
         self.bot: dict[str, Any] = {}
         self.backoff = LoopBackoff(random.uniform)
-        # per chat/topic: (message, its ledger keys, fresh) in arrival order
-        self._lanes: dict[str, deque[tuple[Message, list[str], bool]]] = {}
+        self._lanes = Lanes(service, slot, self._handle, log)
         self._albums: dict[tuple[str, str], list[tuple[Message, str, bool]]] = {}
         self._work: trio.Nursery | None = None
         self._last_conflict_warn: float | None = None
@@ -378,34 +377,13 @@ class TelegramTransport:
             self._lane_put(merged, [k for _, k, _ in parts], all(f for _, _, f in parts))
 
     def _lane_put(self, msg: Message, keys: list[str], fresh: bool) -> None:
-        queue = self._lanes.get(msg.lane)
-        if queue is not None:
-            queue.append((msg, keys, fresh))
-            return
-        self._lanes[msg.lane] = deque([(msg, keys, fresh)])
         assert self._work is not None
-        self._work.start_soon(self._lane, msg.lane, name=f"telegram lane {msg.lane}")
+        self._lanes.put(self._work, msg, keys, fresh)
 
-    async def _lane(self, lane: str) -> None:
-        queue = self._lanes[lane]
-        limiter = self.service.manager.lane_limiter
-        try:
-            while queue:
-                msg, keys, fresh = queue[0]
-                async with limiter:
-                    try:
-                        notes = await self._media_notes(msg)
-                        await self.service.process(
-                            self.slot, self.sender, msg, keys, notes, fresh=fresh
-                        )
-                    except Exception as exc:
-                        # a message that breaks the code must not break the channel: without
-                        # this, the account would restart, meet the same row, and loop
-                        log.exception("%s message %s could not be handled", self.prefix, keys[0])
-                        await self.service.finish(keys, "dropped", f"internal error: {exc!r}")
-                queue.popleft()
-        finally:
-            self._lanes.pop(lane, None)
+    async def _handle(self, msg: Message, keys: list[str], fresh: bool) -> None:
+        """One message, in its lane (:mod:`gateway.channels.lanes`)."""
+        notes = await self._media_notes(msg)
+        await self.service.process(self.slot, self.sender, msg, keys, notes, fresh=fresh)
 
     async def _media_notes(self, msg: Message) -> list[str]:
         notes: list[str] = []

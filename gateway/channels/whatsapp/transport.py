@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ...fsutil import write_atomic
+from ..lanes import Lanes
 from ..ledger import Inbound
 from ..outbox.worker import AccountWorker
 from ..slot import AccountSlot, ChannelFatal
@@ -58,7 +58,7 @@ class WhatsAppTransport:
             lambda: self.rt.settings.config.outbox.ambiguous_grace_ms,
             self._auth_failed,
         )
-        self._lanes: dict[str, deque[tuple[Message, list[str], bool]]] = {}
+        self._lanes = Lanes(service, slot, self._handle, log)
         self._work: trio.Nursery | None = None
         self._fatal: str | None = None
         self._fatal_event = trio.Event()
@@ -161,12 +161,7 @@ class WhatsAppTransport:
                 self._work.start_soon(self.service.finish, [row.key], "dropped", parsed.reason)
                 continue
             self.slot.last_inbound_at = self.rt.now_ms()
-            queue = self._lanes.get(parsed.lane)
-            if queue is not None:
-                queue.append((parsed, [row.key], fresh))
-                continue
-            self._lanes[parsed.lane] = deque([(parsed, [row.key], fresh)])
-            self._work.start_soon(self._lane, parsed.lane, name=f"whatsapp lane {parsed.lane}")
+            self._lanes.put(self._work, parsed, [row.key], fresh)
 
     async def _status(self, row: Inbound) -> None:
         status = status_of(row)
@@ -187,26 +182,12 @@ class WhatsAppTransport:
             )
         await self.service.finish([row.key], "done", f"status {status.status}" if status else None)
 
-    async def _lane(self, lane: str) -> None:
-        queue = self._lanes[lane]
-        limiter = self.service.manager.lane_limiter
-        try:
-            while queue:
-                msg, keys, fresh = queue[0]
-                async with limiter:
-                    try:
-                        if fresh and self.cfg.send_read_receipts:
-                            self._work.start_soon(self._read, str(msg.message_id))  # type: ignore[union-attr]
-                        notes = await self._media_notes(msg)
-                        await self.service.process(
-                            self.slot, self.sender, msg, keys, notes, fresh=fresh
-                        )
-                    except Exception as exc:
-                        log.exception("%s message %s could not be handled", self.prefix, keys[0])
-                        await self.service.finish(keys, "dropped", f"internal error: {exc!r}")
-                queue.popleft()
-        finally:
-            self._lanes.pop(lane, None)
+    async def _handle(self, msg: Message, keys: list[str], fresh: bool) -> None:
+        """One message, in its lane (:mod:`gateway.channels.lanes`)."""
+        if fresh and self.cfg.send_read_receipts:
+            self._work.start_soon(self._read, str(msg.message_id))  # type: ignore[union-attr]
+        notes = await self._media_notes(msg)
+        await self.service.process(self.slot, self.sender, msg, keys, notes, fresh=fresh)
 
     async def _read(self, message_id: str) -> None:
         try:
