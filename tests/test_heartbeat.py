@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import attrs
@@ -263,3 +264,45 @@ async def test_node_beacons_reach_the_agent_only_when_something_changed(
             await client.call("system-event", {"text": text})
         status = await client.call("status")
     assert status["queuedSystemEvents"] == [first, upgraded, woke]
+
+
+async def test_wake_and_the_system_cli(start_gateway: StartGateway, tmp_path: Path) -> None:
+    """PROTOCOL 7.14 ``wake`` (write scope) and OPERATIONS G.4's ``system event --text ...
+    --mode now|next-heartbeat`` / ``system heartbeat last``, as a real CLI process."""
+    import subprocess
+    import sys
+
+    from .test_cli_process import cli_env
+
+    config, _ = parse('{agents: {defaults: {heartbeat: {every: "0m"}}}}', {})
+    running = await start_gateway(make_settings(tmp_path, config=config))
+
+    async def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        with trio.fail_after(60):
+            return await trio.run_process(
+                [sys.executable, "-m", "gateway", *args, "--url", running.url, "--token", GW_TOKEN],
+                env=cli_env(tmp_path),
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+
+    later = await cli("system", "event", "--text", "Parcel arrived", "--mode", "next-heartbeat")
+    assert later.returncode == 0, later.stderr
+    assert b"Queued for the agent (the next turn reads it)." in later.stdout
+    async with open_client(running.url, token=GW_TOKEN, scopes=["operator.write"]) as writer:
+        assert (await writer.call("status"))["queuedSystemEvents"] == ["Parcel arrived"]
+        with pytest.raises(GatewayRpcError, match="text"):
+            await writer.call("wake", {"text": ""})
+        async with writer.subscribe({"heartbeat"}) as events:
+            assert await writer.call("wake", {"text": "Door bell", "mode": "now"}) == {"ok": True}
+            with trio.fail_after(20):
+                event = await events.receive()
+    assert event["payload"]["status"] == "sent"
+    last = await cli("system", "heartbeat", "last", "--json")
+    assert last.returncode == 0, last.stderr
+    assert json.loads(last.stdout)["id"] == event["payload"]["id"]
+    paused = await cli("system", "heartbeat", "disable")
+    assert paused.returncode == 0
+    assert b"Heartbeats paused." in paused.stdout
+    assert running.runtime.process.heartbeats_enabled is False

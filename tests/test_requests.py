@@ -61,6 +61,7 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},
     "set-heartbeats": {"enabled": True},
+    "wake": {"text": "minimal wake", "mode": "next-heartbeat"},
     "channels.status": {},
     "channels.start": {"channel": "telegram"},
     "channels.stop": {"channel": "telegram"},

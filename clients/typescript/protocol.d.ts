@@ -1159,6 +1159,14 @@ export interface Usage {
   total: number;
 }
 
+/** ``wake`` (PROTOCOL.md 7.14): a system event for the agent, and a heartbeat now. */
+export interface WakeParams {
+  text: string;
+  mode?: "now" | "next-heartbeat";
+  sessionKey?: string | null;
+  agentId?: string | null;
+}
+
 export interface GatewayMethods {
   "agent": { params: AgentParams; result: AgentResponse };
   "agent.abort": { params: AgentAbortParams; result: AgentAbortResult };
@@ -1202,6 +1210,7 @@ export interface GatewayMethods {
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
+  "wake": { params: WakeParams; result: OkResult };
 }
 
 export interface GatewayEvents {

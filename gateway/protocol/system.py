@@ -303,6 +303,17 @@ class RestartResult:
 
 @closed
 @attrs.frozen
+class WakeParams:
+    """``wake`` (PROTOCOL.md 7.14): a system event for the agent, and a heartbeat now."""
+
+    text: str = attrs.field(metadata=schema(min_length=1))
+    mode: Literal["now", "next-heartbeat"] = "now"
+    session_key: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    agent_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+
+
+@closed
+@attrs.frozen
 class SetHeartbeatsParams:
     enabled: bool
 
