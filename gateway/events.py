@@ -144,8 +144,19 @@ class Hub:
         if log.isEnabledFor(logging.DEBUG):  # no record built on the hot path otherwise
             log.debug("event broadcast", extra={"event": name, "peers": len(self.peers)})
 
-    def unicast(self, peer: Peer, name: str, payload: object, *, wake: bool = True) -> None:
+    def unicast(
+        self,
+        peer: Peer,
+        name: str,
+        payload: object,
+        *,
+        wake: bool = True,
+        sequenced: bool | None = None,
+    ) -> None:
+        """One event to one peer; ``sequenced=False`` for a targeted copy of an event that
+        is otherwise broadcast (targeted events carry no ``seq``: PROTOCOL.md 4.3)."""
         entry = EVENTS[name]
-        seq = peer.next_seq() if entry.sequenced else None
+        numbered = entry.sequenced if sequenced is None else sequenced
+        seq = peer.next_seq() if numbered else None
         text = event_text(name, dumps(to_wire(payload)), seq, None)
         peer.send_text(text, droppable=entry.droppable, wake=wake)

@@ -37,6 +37,7 @@ from .protocol import events as ev
 from .protocol.frames import StateVersion
 from .protocol.system import HealthSummary, HeartbeatPayload, PresencePayload
 from .server.bodies import ByteBudget
+from .voicewake import VoiceWake
 
 if TYPE_CHECKING:
     from .errors import GatewayError
@@ -119,6 +120,7 @@ class Runtime:
     # (gateway/nodes/). Both load their stores from the state dir here.
     devices: DeviceService = attrs.field(init=False)
     nodes: NodeService = attrs.field(init=False)
+    voicewake: VoiceWake = attrs.field(init=False)  # the wake words (voicewake.*)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
@@ -130,6 +132,7 @@ class Runtime:
         state_dir = self.settings.paths.state_dir
         self.devices = DeviceService(state_dir, self.hub, self.now_ms)
         self.nodes = NodeService(state_dir, self.hub, self.now_ms, self.command_policy)
+        self.voicewake = VoiceWake(state_dir, self.hub, self.now_ms)
 
     def command_policy(self) -> CommandPolicy:
         nodes = self.settings.config.gateway.nodes
@@ -221,6 +224,11 @@ class Runtime:
         self.health.store(snapshot, trio.current_time())
         self.hub.broadcast(ev.HEALTH, snapshot, state_version=self.state_version())
         return snapshot
+
+    def wake_heartbeat(self, reason: str = "wake", session_key: str | None = None) -> None:
+        """Run the agent heartbeat now rather than at its next interval (if it is on): in
+        ``session_key``, or the default agent's main session."""
+        self.heartbeat_wakes.request(reason, session_key)
 
     def kick_health(self) -> None:
         """Ask the health task for a refresh if the cached snapshot is stale.

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from gateway_client import GatewayClient, GatewayRpcError, open_client
 
 from gateway.app import Running, serve
@@ -328,8 +329,7 @@ async def test_restart_mid_run_keeps_the_transcript(nursery: trio.Nursery, tmp_p
             again: Running = await second.start(serve, settings)
             async with client(again) as c:
                 history = await c.call("chat.history", {"sessionKey": "main"})
-                with pytest.raises(GatewayRpcError) as forgotten:
-                    await c.call("agent.wait", {"runId": "cut-short"})
+                forgotten = await c.call("agent.wait", {"runId": "cut-short", "timeoutMs": 50})
             again.stop()
     assert outcome, "the first client must hear that its run did not finish"
     messages = [(m["role"], m["content"][0]["text"]) for m in history["messages"]]
@@ -339,7 +339,7 @@ async def test_restart_mid_run_keeps_the_transcript(nursery: trio.Nursery, tmp_p
         ("system", "Run interrupted: gateway restarting"),
     ]
     # a new process keeps no run state: the transcript is the record of the old run
-    assert forgotten.value.code == "AGENT_RESULT_NOT_FOUND"
+    assert forgotten == {"runId": "cut-short", "status": "timeout"}
 
 
 # -- provider failures become clear run errors ------------------------------------------------
@@ -388,9 +388,8 @@ async def test_unreachable_provider_and_bad_model_reference(
         "provider fake: cannot connect to http://127.0.0.1:9/v1/chat/completions"
     )
     assert unknown_agent.value.code == "INVALID_REQUEST"
-    assert unknown_agent.value.message == (
-        'invalid agent params: unknown agent id "nobody" (configured: main)'
-    )
+    assert unknown_agent.value.message == 'invalid agent params: unknown agent id "nobody"'
+    assert unknown_agent.value.details == {"agentId": "nobody", "configured": ["main"]}
 
     raw = {"agents": {"defaults": {"model": {"primary": "missing/model"}}}}
     bad, _ = parse(json.dumps(raw), {})
@@ -416,14 +415,35 @@ async def test_empty_model_output_is_a_visible_error(
     assert raised.value.message == "the model (fake/fake-model) returned an empty reply"
 
 
-async def test_agent_wait_for_an_unknown_run(gateway: Running) -> None:
+async def test_agent_wait_for_an_unknown_run_times_out(gateway: Running) -> None:
+    """PROTOCOL.md 7.7 (as the reference): a run that never shows up is a ``timeout``."""
     async with client(gateway) as c:
-        with pytest.raises(GatewayRpcError) as raised:
-            await c.call("agent.wait", {"runId": "never-started"})
+        with trio.fail_after(10):
+            waited = await c.call("agent.wait", {"runId": "never-started", "timeoutMs": 20})
         with pytest.raises(GatewayRpcError) as no_target:
             await c.call("agent.abort", {})
-    assert raised.value.code == "AGENT_RESULT_NOT_FOUND"
+    assert waited == {"runId": "never-started", "status": "timeout"}
     assert no_target.value.message == "invalid agent.abort params: runId or sessionKey is required"
+
+
+async def test_agent_wait_called_before_the_run_starts_sees_it_end(gateway: Running) -> None:
+    """``agent.wait`` may race ahead of the ``agent`` request it waits for."""
+    waited: list[Any] = []
+    async with client(gateway) as c, client(gateway) as other:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as group:
+
+                async def wait() -> None:
+                    waited.append(await other.call("agent.wait", {"runId": "late"}))
+
+                group.start_soon(wait)
+                while gateway.runtime.inflight_requests == 0:  # until agent.wait is served
+                    await trio.testing.wait_all_tasks_blocked()
+                final = await run_agent(c, "late")
+    assert final["status"] == "ok"
+    assert waited[0]["runId"] == "late"
+    assert waited[0]["status"] == "ok"
+    assert isinstance(waited[0]["endedAt"], int)
 
 
 async def test_session_key_validation(gateway: Running) -> None:

@@ -62,6 +62,21 @@ def test_set_validates_and_writes(home: Path, capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out.strip() == "30000"
 
 
+def test_get_renders_maps_of_objects(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``models.providers`` is a map of objects: shown as JSON with its defaults (it was a
+    traceback: "Object of type Provider is not JSON serializable")."""
+    config_path(home).parent.mkdir(parents=True)
+    config_path(home).write_text(
+        '{gateway: {mode: "local"}, models: {providers: {fake: {baseUrl: "http://127.0.0.1:9/v1",'
+        ' api: "openai-completions", models: [{id: "m", name: "M"}]}}}}'
+    )
+    assert main(["config", "get", "models.providers"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["fake"]["baseUrl"] == "http://127.0.0.1:9/v1"
+    assert shown["fake"]["models"][0]["id"] == "m"
+    assert "maxRetries" in shown["fake"]  # a default filled in
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

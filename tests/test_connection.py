@@ -207,10 +207,15 @@ def test_probe_and_legacy_node_protocol_windows() -> None:
 
 
 @pytest.mark.parametrize(
-    ("gate", "reason", "retry_after"),
-    [(Gate(ready=False), "gateway starting", 500), (Gate(draining=True), "gateway draining", 1000)],
+    ("gate", "reason", "retry_after", "details"),
+    [
+        (Gate(ready=False), "gateway starting", 500, {"reason": "startup-sidecars"}),
+        (Gate(draining=True), "gateway draining", 1000, None),
+    ],
 )
-def test_not_ready_or_draining_refuses_with_1013(gate: Gate, reason: str, retry_after: int) -> None:
+def test_not_ready_or_draining_refuses_with_1013(
+    gate: Gate, reason: str, retry_after: int, details: object
+) -> None:
     actions, ask = back_to_back(machine(gate), ClientHandshake(client_params()))
     assert ask is None
     assert closes(actions) == [Close(1013, reason)]
@@ -218,6 +223,7 @@ def test_not_ready_or_draining_refuses_with_1013(gate: Gate, reason: str, retry_
     assert res["error"]["code"] == "UNAVAILABLE"
     assert res["error"]["retryable"] is True
     assert res["error"]["retryAfterMs"] == retry_after
+    assert res["error"].get("details") == details  # PROTOCOL.md 2.4 / 12
 
 
 @pytest.mark.parametrize(
@@ -353,6 +359,27 @@ def test_roles_keep_to_their_methods() -> None:
     operator = open_connection()
     message = refusal(operator.receive(req("r3", "node.invoke.result")))["message"]
     assert message == "unauthorized role: operator"
+
+
+def test_repeated_role_refusals_close_the_connection() -> None:
+    """PROTOCOL.md 2.4: a flood of unauthorized-role calls ends with 1008 "repeated
+    unauthorized calls" (the 11th in a row, after its res); an allowed call resets the count
+    and other refusals (scope, unknown method) do not count."""
+    node = open_connection([], role="node")
+    for i in range(10):
+        assert closes(node.receive(req(f"a{i}", "health"))) == []
+    assert node.receive(req("ok", "node.invoke.result")) == [
+        Start("ok", "node.invoke.result", None)
+    ]
+    for i in range(10):
+        assert closes(node.receive(req(f"b{i}", "status"))) == []
+    last = node.receive(req("b10", "status"))
+    assert refusal(last[:1])["message"] == "unauthorized role: node"  # still answered
+    assert closes(last) == [Close(1008, "repeated unauthorized calls")]
+    assert node.receive(req("after", "node.invoke.result")) == []  # nothing after the close
+    reader = open_connection(["operator.read"])
+    for i in range(20):
+        assert closes(reader.receive(req(f"s{i}", "system-event"))) == []
 
 
 def test_draining_refuses_new_requests_as_retryable() -> None:

@@ -162,12 +162,13 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     assert offsets[3] >= 5400 + 2 * 1800 + 1800
 
 
-async def test_a_wake_runs_a_heartbeat_at_once_and_keeps_the_schedule(
+async def test_a_wake_runs_a_heartbeat_at_once_and_restarts_the_interval(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``system-event {wake:true}`` / ``/hooks/wake`` (Wakes.request): a beat right away,
-    one per session asked for, and the half-hourly beats stay where they were; paused by
-    ``set-heartbeats``, a wake runs nothing."""
+    """``wake {mode:"now"}`` / ``system-event {wake:true}`` / ``/hooks/wake``
+    (Runtime.wake_heartbeat -> Wakes.request): a beat right away, one per session asked
+    for, and the next scheduled one a whole interval later; paused by ``set-heartbeats``,
+    a wake runs nothing."""
     config, _ = parse('{agents: {defaults: {heartbeat: {every: "30m"}}}}', {})
     beats: list[tuple[float, str | None, str | None]] = []
 
@@ -193,14 +194,15 @@ async def test_a_wake_runs_a_heartbeat_at_once_and_keeps_the_schedule(
         wakes.request("wake")
         wakes.request("hook:wake")  # the same session: one beat
         wakes.request("wake", "agent:main:hook:x")
-        await trio.sleep(1800)
+        await trio.sleep(1800 + 60)
         process.heartbeats_enabled = False
+        await trio.testing.wait_all_tasks_blocked()
         wakes.request("wake")
-        await trio.sleep(10)
+        await trio.sleep(heartbeat.RECHECK_S * 2)
         nursery.cancel_scope.cancel()
     seen = [(round(t - start), reason, session) for t, reason, session in beats]
     assert seen == [
         (100, "wake", None),
         (100, "wake", "agent:main:hook:x"),
-        (1800, None, None),
+        (1900, None, None),
     ]

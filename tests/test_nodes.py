@@ -424,6 +424,10 @@ async def test_node_only_and_operator_only_methods(gateway: Running) -> None:
             assert (
                 await node.client.call("node.event", {"event": "x.custom", "payloadJSON": "{}"})
             )["handled"] is False
+            # PROTOCOL.md 6.1: skills.bins is a node-role method (no skills here: empty)
+            assert await node.client.call("skills.bins", {}) == {"bins": []}
+            error = await rpc_error(operator, "skills.bins", {})
+            assert error.message == "unauthorized role: operator"
 
 
 async def test_node_describe(gateway: Running) -> None:

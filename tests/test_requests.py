@@ -61,7 +61,6 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "restart": {"reason": "test", "delayMs": 600_000},
     "logs.tail": {},
     "set-heartbeats": {"enabled": True},
-    "wake": {"text": "minimal wake", "mode": "next-heartbeat"},
     "channels.status": {},
     "channels.start": {"channel": "telegram"},
     "channels.stop": {"channel": "telegram"},
@@ -92,6 +91,11 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "device.pair.remove": {"deviceId": "seed-paired-device"},
     "device.token.revoke": {"deviceId": "seed-approved-device", "role": "operator"},
     "device.token.rotate": {"deviceId": "seed-approved-device", "role": "operator"},
+    "config.get": {},
+    "skills.bins": {},
+    "voicewake.get": {},
+    "voicewake.set": {"triggers": ["neo"]},
+    "wake": {"mode": "next-heartbeat", "text": "x"},
 }
 # Methods whose minimal call is refused by design: the message it must start with.
 EXPECTED_INVALID = {
@@ -238,7 +242,9 @@ async def test_unknown_method(gateway: Running) -> None:
     ("method", "params", "field"),
     [
         ("system-event", {"text": ""}, "text"),
-        ("system-event", {}, "text"),
+        ("system-event", {}, "text required"),  # PROTOCOL.md 7.4
+        ("system-event", {"text": ""}, "text required"),
+        ("system-event", {"text": " \n "}, "text required"),
         ("system-event", {"text": 5}, "text"),
         ("system-event", {"text": "x", "lastInputSeconds": -1}, "lastInputSeconds"),
         ("system-event", {"text": "x", "bogusField": 1}, "bogusField"),

@@ -309,6 +309,24 @@ export interface ClientInfo {
   [extra: string]: unknown;
 }
 
+export interface ConfigGetResult {
+  path: string;
+  exists: boolean;
+  raw: string | null;
+  parsed: unknown;
+  valid: boolean;
+  config: unknown;
+  hash: string;
+  issues: Array<ConfigIssue>;
+  warnings: Array<ConfigIssue>;
+  legacyIssues: Array<ConfigIssue>;
+}
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
 /** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
 export interface ConfigStatus {
   path: string;
@@ -1092,6 +1110,11 @@ export interface ShutdownPayload {
   restartExpectedMs?: number | null;
 }
 
+/** ``skills.bins`` (node role): the binaries the gateway's skills need, for the node to look for on its PATH. This gateway has no skills: always empty. */
+export interface SkillsBinsResult {
+  bins: Array<string>;
+}
+
 export interface Snapshot {
   presence: Array<PresenceEntry>;
   health: HealthSummary | Record<string, unknown>;
@@ -1125,7 +1148,7 @@ export interface StatusSummary {
 }
 
 export interface SystemEventParams {
-  text: string;
+  text?: string | null;
   deviceId?: string | null;
   instanceId?: string | null;
   host?: string | null;
@@ -1159,10 +1182,18 @@ export interface Usage {
   total: number;
 }
 
-/** ``wake`` (PROTOCOL.md 7.14): a system event for the agent, and a heartbeat now. */
+export interface VoiceWakeSetParams {
+  triggers: Array<string>;
+}
+
+/** ``voicewake.get`` / ``voicewake.set`` result and the ``voicewake.changed`` payload. */
+export interface VoiceWakeTriggers {
+  triggers: Array<string>;
+}
+
 export interface WakeParams {
+  mode: "now" | "next-heartbeat";
   text: string;
-  mode?: "now" | "next-heartbeat";
   sessionKey?: string | null;
   agentId?: string | null;
 }
@@ -1180,6 +1211,7 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "config.get": { params: EmptyParams; result: ConfigGetResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };
@@ -1207,9 +1239,12 @@ export interface GatewayMethods {
   "send": { params: SendParams; result: SendResult };
   "sessions.list": { params: SessionsListParams; result: SessionsListResult };
   "set-heartbeats": { params: SetHeartbeatsParams; result: SetHeartbeatsResult };
+  "skills.bins": { params: EmptyParams; result: SkillsBinsResult };
   "status": { params: StatusParams; result: StatusSummary };
   "system-event": { params: SystemEventParams; result: OkResult };
   "system-presence": { params: EmptyParams; result: unknown };
+  "voicewake.get": { params: EmptyParams; result: VoiceWakeTriggers };
+  "voicewake.set": { params: VoiceWakeSetParams; result: VoiceWakeTriggers };
   "wake": { params: WakeParams; result: OkResult };
 }
 
@@ -1227,6 +1262,7 @@ export interface GatewayEvents {
   "presence": PresencePayload;
   "shutdown": ShutdownPayload;
   "tick": TickPayload;
+  "voicewake.changed": VoiceWakeTriggers;
 }
 
 export type GatewayFrame = RequestFrame | ResponseFrame | EventFrame;

@@ -219,6 +219,7 @@ async def heartbeat_loop(rt: Runtime) -> None:
             if rt.process.heartbeats_enabled:
                 for session, why in asked.items():
                     await beat(rt, why, session)
+                due = None  # the next scheduled beat: a whole interval after this one
             continue
         if due is not None and trio.current_time() >= due:
             due = None

@@ -80,6 +80,7 @@ class AgentService:
         self.accepting = True
         self._idle = trio.Event()
         self._idle.set()
+        self._started = trio.Event()  # set (and replaced) whenever a run starts
 
     def now_ms(self) -> int:
         return self.rt.now_ms()
@@ -110,8 +111,11 @@ class AgentService:
         specs = self.agents()
         spec = next((s for s in specs if s.id == key_agent), None)
         if spec is None:
-            known = ", ".join(s.id for s in specs)
-            raise invalid(f'unknown agent id "{key_agent}" (configured: {known})')
+            # the spec's words exactly (PROTOCOL.md 7.6); which ids exist goes in details
+            raise InvalidRequest(
+                f'unknown agent id "{key_agent}"',
+                details={"agentId": key_agent, "configured": [s.id for s in specs]},
+            )
         return spec, rest
 
     def main_session(self, agent_id: str | None = None) -> str:
@@ -124,6 +128,15 @@ class AgentService:
 
     def find(self, run_id: str) -> Run | None:
         return self.active.get(run_id) or self.ended.get(run_id, self.now_ms())
+
+    async def appeared(self, run_id: str) -> Run:
+        """The run ``run_id`` once it exists: now, or when it is started (``agent.wait``
+        may be called before the ``agent`` request it waits for).
+
+        Cancellation: at any time; the caller bounds it (its timeout)."""
+        while (run := self.find(run_id)) is None:
+            await self._started.wait()
+        return run
 
     def start(self, request: RunRequest) -> Run:
         """Start (or join) the run for ``request.run_id``; raises a ``GatewayError`` when refused."""
@@ -162,6 +175,8 @@ class AgentService:
         run.chat = ChatStream(run.run_id, run.session_key, spec.id, self.emit_chat, self.now_ms)
         self.active[run.run_id] = run
         self._idle = trio.Event()
+        self._started.set()
+        self._started = trio.Event()
         self.rt.nursery.start_soon(execute, self, run, request, name=f"agent run {run.run_id}")
         # sends held chat text when the throttle allows; ends with the run's last chat event
         self.rt.nursery.start_soon(run.chat.run_flusher, name=f"chat deltas {run.run_id}")

@@ -194,6 +194,10 @@ def as_document(value: object) -> object:
             camel(f.name): as_document(getattr(value, f.name))
             for f in attrs.fields(typing.cast(typing.Any, type(value)))
         }
+    if isinstance(value, Mapping):  # e.g. models.providers: {name: Provider}
+        return {str(k): as_document(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_document(v) for v in value]
     return value
 
 

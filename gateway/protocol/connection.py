@@ -48,6 +48,10 @@ from .handshake import ConnectParams, check_role, negotiate_protocol
 from .scopes import ADMIN, scope_allows
 
 CHALLENGE_EVENT = "connect.challenge"
+# PROTOCOL.md 2.4 (as the reference): after this many role refusals in a row the next one
+# also closes the connection -- a client stuck calling what its role may not call
+UNAUTHORIZED_ROLE_CLOSE_AFTER = 10
+REPEATED_UNAUTHORIZED = "repeated unauthorized calls"
 
 
 class Phase(enum.Enum):
@@ -177,6 +181,7 @@ class ServerConnection:
         "role",
         "rules",
         "scopes",
+        "unauthorized_streak",
     )
 
     def __init__(
@@ -197,6 +202,7 @@ class ServerConnection:
         self.role = "operator"
         self.scopes: list[str] = []
         self.last_seq = 0
+        self.unauthorized_streak = 0  # role refusals in a row
         self._inflight: set[str] | None = None  # made by the first request (memory)
         self.close_code: int | None = None  # ours, once decided
         self.peer_close_code: int | None = None  # the peer's, if it closed first
@@ -294,7 +300,7 @@ class ServerConnection:
             raise Unavailable(
                 "gateway starting; retry shortly",
                 close_reason="gateway starting",
-                details={"reason": "startup"},
+                details={"reason": "startup-sidecars"},  # PROTOCOL.md 2.4, 12
                 retry_after_ms=500,
             )
         return params
@@ -347,7 +353,16 @@ class ServerConnection:
         try:
             self._authorize(name)
         except GatewayError as error:
-            return [Refuse(request_id, name, response_text(request_id, False, error=error.shape()))]
+            refusal: list[Action] = [
+                Refuse(request_id, name, response_text(request_id, False, error=error.shape()))
+            ]
+            if not error.message.startswith("unauthorized role:"):
+                return refusal
+            self.unauthorized_streak += 1
+            if self.unauthorized_streak <= UNAUTHORIZED_ROLE_CLOSE_AFTER:
+                return refusal
+            return refusal + self.close(CloseCode.POLICY, REPEATED_UNAUTHORIZED)
+        self.unauthorized_streak = 0
         if self._inflight is None:
             self._inflight = set()
         self._inflight.add(request_id)

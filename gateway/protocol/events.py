@@ -19,6 +19,7 @@ from .system import (
     ShutdownPayload,
     TickPayload,
 )
+from .voicewake import VoiceWakeTriggers
 
 CHALLENGE = "connect.challenge"
 TICK = "tick"
@@ -33,6 +34,7 @@ NODE_PAIR_REQUESTED = "node.pair.requested"
 NODE_PAIR_RESOLVED = "node.pair.resolved"
 DEVICE_PAIR_REQUESTED = "device.pair.requested"
 DEVICE_PAIR_RESOLVED = "device.pair.resolved"
+VOICEWAKE_CHANGED = "voicewake.changed"
 
 EVENTS: dict[str, EventEntry] = {
     e.name: e
@@ -50,5 +52,7 @@ EVENTS: dict[str, EventEntry] = {
         EventEntry(NODE_PAIR_RESOLVED, NodePairResolvedPayload, droppable=True),
         EventEntry(DEVICE_PAIR_REQUESTED, PendingDeviceRequest, droppable=True),
         EventEntry(DEVICE_PAIR_RESOLVED, DevicePairResolvedPayload, droppable=True),
+        # broadcast with a seq; a node also gets it targeted (no seq) when it connects
+        EventEntry(VOICEWAKE_CHANGED, VoiceWakeTriggers, droppable=True),
     )
 }

@@ -152,6 +152,15 @@ class NodeEventResult:
     handled: bool
 
 
+@closed
+@attrs.frozen
+class SkillsBinsResult:
+    """``skills.bins`` (node role): the binaries the gateway's skills need, for the node
+    to look for on its PATH. This gateway has no skills: always empty."""
+
+    bins: list[str]
+
+
 # -- node pairing ------------------------------------------------------------------------------
 
 

@@ -261,7 +261,11 @@ class EmptyParams:
 @closed
 @attrs.frozen
 class SystemEventParams:
-    text: str = attrs.field(metadata=schema(min_length=1))
+    # required, but checked by the handler: a missing, empty or blank text is refused with
+    # the reference's own words, "text required" (PROTOCOL.md 7.4)
+    text: str | None = attrs.field(
+        default=None, metadata=schema(description="required: the event text, not blank")
+    )
     device_id: str | None = None
     instance_id: str | None = None
     host: str | None = None
@@ -299,17 +303,6 @@ class RestartResult:
     ok: bool
     scheduled: bool
     restart_expected_ms: int = attrs.field(metadata=schema(minimum=0))
-
-
-@closed
-@attrs.frozen
-class WakeParams:
-    """``wake`` (PROTOCOL.md 7.14): a system event for the agent, and a heartbeat now."""
-
-    text: str = attrs.field(metadata=schema(min_length=1))
-    mode: Literal["now", "next-heartbeat"] = "now"
-    session_key: str | None = attrs.field(default=None, metadata=schema(min_length=1))
-    agent_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
 
 
 @closed

@@ -13,7 +13,7 @@ from ..agent.service import AgentService, RunRequest, invalid
 from ..auth import READ, WRITE
 from ..channels import agent_delivery
 from ..channels.agent_delivery import DeliveryRequest
-from ..errors import AgentResultNotFound, PeerError, RpcError
+from ..errors import PeerError, RpcError
 from ..protocol.agent import (
     AgentAbortParams,
     AgentAbortResult,
@@ -122,15 +122,19 @@ async def agent(ctx: CallContext, params: AgentParams) -> AgentResponse:
 
 @method("agent.wait", params=AgentWaitParams, result=AgentWaitResult, scope=WRITE)
 async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> AgentWaitResult:
-    """Wait for a run to end; ``timeout`` after ``timeoutMs`` does not cancel the run."""
-    run = ctx.runtime.agents.find(params.run_id)
-    if run is None:
-        raise AgentResultNotFound(
-            f'no agent run "{params.run_id}" (ended runs are kept for 5 minutes)',
-        )
+    """Wait for a run to end; ``timeout`` after ``timeoutMs`` does not cancel the run.
+
+    As in the reference, a run not known (yet) is waited for too: it may be started after
+    this call; one that never shows up -- or ended more than 5 minutes ago, or before a
+    restart -- is a ``timeout`` like any other (PROTOCOL.md 7.7)."""
+    svc = ctx.runtime.agents
     timeout_ms = DEFAULT_WAIT_MS if params.timeout_ms is None else params.timeout_ms
+    run = svc.find(params.run_id)
     with trio.move_on_after(timeout_ms / 1000):
+        run = await svc.appeared(params.run_id)
         await run.done.wait()
+    if run is None:
+        return AgentWaitResult(params.run_id, "timeout")
     if not run.done.is_set():
         return AgentWaitResult(run.run_id, "timeout", started_at=run.accepted_at)
     return AgentWaitResult(

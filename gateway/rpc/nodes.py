@@ -1,5 +1,5 @@
 """Node methods: node.list, node.describe, node.invoke (operators); node.invoke.result,
-node.event (nodes). PROTOCOL.md 7.11."""
+node.event, skills.bins (nodes). PROTOCOL.md 6.1, 7.11."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..protocol.nodes import (
     NodeInvokeResultAck,
     NodeInvokeResultParams,
     NodeListResult,
+    SkillsBinsResult,
 )
 from ..protocol.system import EmptyParams, PresenceEntry
 from .registry import CallContext, method
@@ -176,3 +177,9 @@ async def node_event(ctx: CallContext, params: NodeEventParams) -> NodeEventResu
         rt.presence.upsert(peer.presence_key, entry)
         rt.presence_changed()
     return NodeEventResult(True, params.event, handled)
+
+
+@method("skills.bins", params=EmptyParams, result=SkillsBinsResult, role="node")
+async def skills_bins(ctx: CallContext, params: EmptyParams) -> SkillsBinsResult:
+    """PROTOCOL.md 6.1: a node asks which skill binaries to probe for; there are none."""
+    return SkillsBinsResult(bins=[])

@@ -104,6 +104,7 @@ def methods() -> dict[str, Method]:
             agent,
             channels,
             chat,
+            config,
             devices,
             logs,
             node_pairing,
@@ -111,6 +112,7 @@ def methods() -> dict[str, Method]:
             restart,
             send,
             system,
+            voicewake,
         )
 
         _loaded = True

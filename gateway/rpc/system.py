@@ -1,5 +1,5 @@
-"""System methods: health, status, system-presence, system-event, wake, last-heartbeat,
-set-heartbeats."""
+"""System methods: health, status, system-presence, system-event, last-heartbeat,
+set-heartbeats (``wake`` is in rpc/voicewake.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.heartbeat import heartbeat_view
 from ..agent.keys import session_key
-from ..auth import ADMIN, READ, WRITE
+from ..auth import ADMIN, READ
 from ..channels.views import summary_lines
 from ..errors import InvalidRequest
 from ..presence import event_key, parse_beacon
@@ -32,7 +32,6 @@ from ..protocol.system import (
     StatusParams,
     StatusSummary,
     SystemEventParams,
-    WakeParams,
 )
 from .registry import LATER, CallContext, answers_now, method
 
@@ -125,9 +124,9 @@ def presence_now(ctx: CallContext, params: EmptyParams) -> Encoded:
 @method("system-event", params=SystemEventParams, result=OkResult, scope=ADMIN)
 async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     rt = ctx.runtime
-    text = params.text.strip()
-    if not text:
-        raise InvalidRequest("text required")
+    text = (params.text or "").strip()
+    if not text:  # missing, empty or blank: the reference's words, with our prefix
+        raise InvalidRequest("invalid system-event params: text required")
     beacon = parse_beacon(text)
     if beacon and params.wake:
         raise InvalidRequest(
@@ -167,30 +166,7 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
     observe.system_event(rt, text)
     rt.presence_changed()
     if params.wake:  # PROTOCOL 7.4: an immediate heartbeat, which reads the queued event
-        rt.heartbeat_wakes.request("wake", session)
-    return OkResult(ok=True)
-
-
-@method("wake", params=WakeParams, result=OkResult, scope=WRITE)
-async def wake(ctx: CallContext, params: WakeParams) -> OkResult:
-    """Queue ``text`` for the agent's main session (or ``sessionKey``); ``mode: now`` (the
-    default) runs a heartbeat at once, which reads it (OPERATIONS.md G.4)."""
-    rt = ctx.runtime
-    text = params.text.strip()
-    if not text:
-        raise InvalidRequest("text required")
-    if params.session_key is not None:
-        spec, rest = rt.agents.resolve(params.agent_id, params.session_key)
-        session: str | None = session_key(spec.id, rest)
-    elif params.agent_id is not None:
-        spec, rest = rt.agents.resolve(params.agent_id, None)
-        session = session_key(spec.id, rest)
-    else:
-        session = None
-    rt.system_events.enqueue(session or rt.agents.main_session(), text, rt.now_ms())
-    observe.system_event(rt, text)
-    if params.mode == "now":
-        rt.heartbeat_wakes.request("wake", session)
+        rt.wake_heartbeat("wake", session)
     return OkResult(ok=True)
 
 

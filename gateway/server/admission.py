@@ -169,7 +169,9 @@ def default_connect_checks() -> list[ConnectCheck]:
 
 
 async def node_connected(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> None:
-    """A node was let in: register it with the relay and settle its node pairing."""
+    """A node was let in: give it the wake words, register it with the relay and settle
+    its node pairing."""
+    rt.voicewake.push(peer)  # PROTOCOL.md 3.9: the current triggers, targeted
     await rt.nodes.connected(
         peer,
         attempt.params,
