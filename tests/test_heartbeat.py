@@ -293,7 +293,7 @@ async def test_wake_and_the_system_cli(start_gateway: StartGateway, tmp_path: Pa
     async with open_client(running.url, token=GW_TOKEN, scopes=["operator.write"]) as writer:
         assert (await writer.call("status"))["queuedSystemEvents"] == ["Parcel arrived"]
         with pytest.raises(GatewayRpcError, match="text"):
-            await writer.call("wake", {"text": ""})
+            await writer.call("wake", {"mode": "now", "text": " "})
         async with writer.subscribe({"heartbeat"}) as events:
             assert await writer.call("wake", {"text": "Door bell", "mode": "now"}) == {"ok": True}
             with trio.fail_after(20):
