@@ -116,9 +116,13 @@ async def handle_hooks(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
     except PayloadTooLarge:
         await send_json(send, 413, {"ok": False, "error": "payload too large"})
         return
-    except HttpError as exc:
-        status = exc.http_status if exc.http_status in (408, 503) else 400
-        await send_json(send, status, {"ok": False, "error": exc.message})
+    except HttpError as exc:  # 408 "request body timeout" (A.7), a client gone: 400
+        status = 408 if exc.http_status == 408 else 400
+        error = "request body timeout" if status == 408 else exc.message
+        await send_json(send, status, {"ok": False, "error": error})
+        return
+    except GatewayError as exc:  # too many big bodies at once: 503, retry shortly
+        await send_json(send, exc.http_status, {"ok": False, "error": exc.message})
         return
     try:
         payload = _parse(body)
