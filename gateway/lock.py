@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -116,6 +117,29 @@ def probe(path: Path) -> Literal["free", "held", "leftover"]:
     finally:
         os.close(fd)
     return "leftover"
+
+
+ENV_ALLOW_MULTI_GATEWAY = "SMART_AGENT_NEO_ALLOW_MULTI_GATEWAY"
+
+
+class NoLock:
+    """``SMART_AGENT_NEO_ALLOW_MULTI_GATEWAY=1`` (OPERATIONS.md D.1): no config lock, so
+    several gateways may share one config (each on its own port; the exclusive bind still
+    refuses a second one on the same port). Nothing is recorded, so the CLI finds such a
+    gateway by its configured port only."""
+
+    def serving(self, port: int, url: str) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+def acquire_for_run(paths: Paths, env: Mapping[str, str]) -> GatewayLock | NoLock:
+    if env.get(ENV_ALLOW_MULTI_GATEWAY, "").strip().lower() in ("1", "true", "yes", "on"):
+        log.info("%s is set: not taking the config lock", ENV_ALLOW_MULTI_GATEWAY)
+        return NoLock()
+    return GatewayLock.acquire(paths)
 
 
 class GatewayLock:

@@ -190,6 +190,7 @@ async def watch_signals(
         task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
+            log.info("signal %s received", name)  # OPERATIONS.md C.6/D.4, then what it does
             if lc.stopping:
                 log.info("received %s during shutdown; ignoring", name)
                 continue

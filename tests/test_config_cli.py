@@ -144,3 +144,27 @@ def test_validate(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "validate"]) == 78
     err = capsys.readouterr().err
     assert "- gateway.port: expected an integer 1-65535, got 0" in err
+
+
+def test_setup_generates_a_token_unless_a_secret_is_configured(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPERATIONS.md B.1: setup generates a token even for loopback -- into the 0600 token
+    file the gateway reads, never into the config and never printed."""
+    token_file = home / ".smart-agent-neo" / "gateway.token"
+    assert main(["setup"]) == 0
+    out = capsys.readouterr().out
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert f"Gateway token: generated, stored 0600 in {token_file}" in out
+    assert token not in out
+    assert "token" not in json.loads(config_path(home).read_text()).get("gateway", {})
+    assert main(["setup"]) == 0  # idempotent: the same token
+    assert token_file.read_text().strip() == token
+    assert "already generated" in capsys.readouterr().out
+    other = home / "other"
+    monkeypatch.setenv("SMART_AGENT_NEO_STATE_DIR", str(other))
+    monkeypatch.setenv("SMART_AGENT_NEO_GATEWAY_TOKEN", "from-env")
+    assert main(["setup"]) == 0
+    assert not (other / "gateway.token").exists()

@@ -444,8 +444,8 @@ async def test_pairing_approval_notifies_through_the_outbox(
 async def test_health_reports_the_delivery_queues(
     nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    """CHANNELS 7.3: ``health.deliveryQueues`` has the outbox per account (pending, failed,
-    oldest pending age) and the channel counters /metrics exports."""
+    """CHANNELS 7.3: ``health.deliveryQueues`` has the outbox's depth and its sends by
+    result, as /metrics does."""
     fake, running = await telegram_gateway(nursery, start_gateway, tmp_path)
     assert (await send(running, "dq-1"))["deliveryState"] == "sent"
     fake.fail("sendMessage", 400, "Bad Request: chat not found")
@@ -453,19 +453,7 @@ async def test_health_reports_the_delivery_queues(
         await send(running, "dq-2")
     health = await call(running, "health", {"probe": True})
     queues = health["deliveryQueues"]
-    assert queues["outbox"]["pending"] == 0
-    assert queues["outbox"]["failed"] == 1
-    assert queues["outbox"]["accounts"] == [
-        {
-            "channel": "telegram",
-            "accountId": "default",
-            "state": "running",
-            "pending": 0,
-            "failed": 1,
-            "oldestPendingAgeSeconds": None,
-        }
-    ]
-    assert queues["outboxSendsTotal"]["sent"] == 1
-    assert queues["outboxSendsTotal"]["failed"] == 1
-    assert queues["inboundMessagesTotal"] == {}  # nothing came in
-    assert set(queues) >= {"channelRestartsTotal", "telegramGetupdatesTotal"}
+    assert queues["outbox_pending"] == 0
+    sends = {s["result"]: s["value"] for s in queues["outbox_sends_total"]}
+    assert sends["sent"] == 1
+    assert sends["failed"] == 1

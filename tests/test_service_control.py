@@ -102,8 +102,11 @@ def test_no_service_manager_writes_the_unit_and_says_so(tmp_path: Path) -> None:
         control.install(host, paths)
     error = caught.value
     assert error.exit_code == 69
-    assert "it is not enabled: systemd user manager cannot be reached" in error.message
-    assert "Failed to connect to bus" in error.message
+    # OPERATIONS.md E.2's signature, then the detail and what it means
+    assert "it is not enabled: systemctl --user unavailable: Failed to connect to bus" in (
+        error.message
+    )
+    assert "(the systemd user manager cannot be reached)" in error.message
     assert error.written == [str(unit_path(tmp_path))]
     assert unit_path(tmp_path).exists()
     assert runner.commands() == []  # nothing was changed in a manager we cannot reach

@@ -56,3 +56,29 @@ def test_derived_ports_and_collisions() -> None:
     assert crowded == [
         "profiles a (20000) and b (20010) are less than 20 ports apart; derived ports may clash"
     ]
+
+
+def test_a_state_dir_from_the_env_is_that_profile_not_the_default(tmp_path: Path) -> None:
+    """The runbook's multi-gateway example: SMART_AGENT_NEO_STATE_DIR=~/.smart-agent-neo-a
+    with a config in ~/.smart-agent-neo/a.json. The CLI run that way is profile "a" for the
+    port warnings: the default profile must not be reported as sharing a's port."""
+    from gateway.config.paths import resolve_paths
+    from gateway.service.discovery import find_profiles, port_collisions
+
+    for name, port in (("a", 29101), ("b", 29141)):
+        state = tmp_path / f".smart-agent-neo-{name}"
+        state.mkdir()
+        (tmp_path / ".smart-agent-neo").mkdir(exist_ok=True)
+        (tmp_path / ".smart-agent-neo" / f"{name}.json").write_text(
+            f'{{gateway: {{mode: "local", port: {port}}}}}'
+        )
+    env = {
+        "SMART_AGENT_NEO_STATE_DIR": str(tmp_path / ".smart-agent-neo-a"),
+        "SMART_AGENT_NEO_CONFIG_PATH": str(tmp_path / ".smart-agent-neo" / "a.json"),
+        "SMART_AGENT_NEO_GATEWAY_PORT": "29101",
+    }
+    current = resolve_paths(None, env, tmp_path)
+    found = {p.profile: p.port for p in find_profiles(tmp_path, current=current, env=env)}
+    assert (found[None], found["a"]) == (18789, 29101)
+    warnings = port_collisions(find_profiles(tmp_path, current=current, env=env))
+    assert not [w for w in warnings if "29101" in w and "default" in w], warnings

@@ -124,6 +124,24 @@ async def test_force_stops_our_own_gateway(tmp_path: Path) -> None:
             assert code == 0
 
 
+async def test_allow_multi_gateway_skips_the_config_lock(tmp_path: Path) -> None:
+    """OPERATIONS.md D.1: SMART_AGENT_NEO_ALLOW_MULTI_GATEWAY=1 skips the file lock, so two
+    gateways share one config (each on its own port); both stop cleanly."""
+    write_config(tmp_path)
+    multi = {"SMART_AGENT_NEO_ALLOW_MULTI_GATEWAY": "1"}
+    async with (
+        gateway_process(tmp_path, "gateway", "--port", "0", **multi) as first,
+        gateway_process(tmp_path, "gateway", "--port", "0", **multi) as second,
+    ):
+        assert first.port != second.port
+        for proc in (second, first):
+            code, _ = await proc.stop()
+            assert code == 0
+            # OPERATIONS.md D.4's log lines for a stop
+            await proc.wait_for("signal SIGTERM received")  # until read, or its output ended
+            await proc.wait_for("received SIGTERM; shutting down")
+
+
 async def test_force_never_kills_a_foreign_listener(tmp_path: Path) -> None:
     """FAILURE-MODES 2(c): an unrelated server is named and left alone."""
     write_config(tmp_path)

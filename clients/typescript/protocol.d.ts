@@ -567,6 +567,15 @@ export interface InFlightRun {
   text: string;
 }
 
+/** Where a session last talked through a channel (CHANNELS.md 5.2): replies and ``deliver`` without a target go there. */
+export interface LastRoute {
+  channel: string;
+  accountId: string;
+  to: string;
+  threadId?: string | null;
+  replyToId?: string | null;
+}
+
 export interface LinkChannel {
   id: string;
   label: string;
@@ -1069,6 +1078,7 @@ export interface SessionRow {
   age: number;
   sizeBytes: number;
   activeRunIds?: Array<string> | null;
+  lastRoute?: LastRoute | null;
 }
 
 export interface SessionStore {

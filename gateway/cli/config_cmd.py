@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..agent.store import sessions_dir
+from ..auth import load_or_create_token, stored_token
 from ..config.edit import (
     effective_value,
     get_path,
@@ -24,7 +25,7 @@ from ..config.edit import (
 )
 from ..config.load import load_file
 from ..config.model import Config
-from ..config.paths import Paths
+from ..config.paths import ENV_PASSWORD, ENV_TOKEN, Paths
 from ..config.reload import plan_reload
 from ..errors import EX_CONFIG, ConfigError, GatewayError
 from ..instances import running
@@ -205,6 +206,9 @@ def setup_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
     for directory in (workspace, sessions_dir(paths.state_dir)):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     out.print(f"Workspace: {workspace}", markup=False)
+    token_note = ensure_token(paths)
+    if token_note:
+        out.print(token_note, markup=False)
     live = running(paths)
     if live is not None:
         where = f" on {live.url}" if live.url else ""
@@ -215,6 +219,26 @@ def setup_command(args: argparse.Namespace, paths: Paths, out: Console, err: Con
     else:
         out.print(f"Start the gateway with: {paths.cli('gateway')}", markup=False)
     return 0
+
+
+def ensure_token(paths: Paths) -> str | None:
+    """OPERATIONS.md B.1: setup generates a gateway token even for loopback, when the config
+    and the environment name no secret. It goes to the 0600 token file the gateway reads
+    (never into the config, never printed); ``None`` when a secret is configured."""
+    try:
+        auth = load_file(paths.config_path, os.environ).config.gateway.auth
+    except ConfigError:
+        return None  # an invalid file is left as it is; `config validate` says why
+    if auth.mode == "none":
+        return None
+    configured = auth.token or auth.password
+    if configured or os.environ.get(ENV_TOKEN) or os.environ.get(ENV_PASSWORD):
+        return None
+    token_file = paths.token_file
+    new = stored_token(token_file) is None
+    load_or_create_token(token_file)
+    what = "generated" if new else "already generated"
+    return f"Gateway token: {what}, stored 0600 in {token_file} (read it with: cat {token_file})"
 
 
 def default_workspace(paths: Paths) -> Path:

@@ -33,7 +33,7 @@ from ..controlui.link import dashboard_url
 from ..errors import EX_CONFIG, ConfigError, GatewayError, PortInUseError, StartupError
 from ..force import NotOursError, stop_gateways
 from ..instances import client_url
-from ..lock import GatewayLock, LockHeldError, lock_path
+from ..lock import LockHeldError, acquire_for_run, lock_path
 from ..logs.entry import LEVELS
 from ..netifs import tailnet_address
 from ..ports import describe, looks_like_gateway, port_listeners
@@ -207,7 +207,7 @@ async def run_gateway(
     if args.force:
         for line in await stop_gateways(settings.port, lock_path(paths)):
             out.print(line, markup=False)
-    lock = GatewayLock.acquire(paths)
+    lock = acquire_for_run(paths, os.environ)
 
     def on_serving(running: Running, generation: int) -> None:
         lock.serving(running.port, client_url(running.host, running.port))

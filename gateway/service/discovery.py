@@ -139,6 +139,16 @@ def find_profiles(
             names[service.profile] = None
             if service.port is not None:
                 pinned[service.profile] = service.port
+    if current is not None:
+        # SMART_AGENT_NEO_STATE_DIR=~/.smart-agent-neo-a (the runbook's multi-gateway example)
+        # makes the CLI profile "a" in all but name: match it by its state dir, or the
+        # default profile would be reported as sharing a's port
+        for name in names:
+            if name != current.profile and resolve_paths(name, {}, home).state_dir == (
+                current.state_dir
+            ):
+                current = attrs.evolve(current, profile=name)
+                break
     return [_profile_port(p, home, pinned, current, env or {}) for p in names]
 
 

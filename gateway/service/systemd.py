@@ -108,10 +108,14 @@ class Systemd:
         raise ManagerUnavailableError(self.unavailable_message(probe), hints=self._hints(probe))
 
     def unavailable_message(self, probe: CommandResult) -> str:
+        # the reference's wording first (OPERATIONS.md E.2, I), then ours
         if probe.code == 127:
-            return "systemctl not found: systemd is needed to supervise the gateway on Linux"
-        who = "systemd user manager" if self.scope == "user" else "systemd"
-        return f"{who} cannot be reached ({' '.join(self.base)}: {probe.detail})"
+            return (
+                "systemctl not available; systemd user services are required on Linux "
+                "(systemctl not found)"
+            )
+        who = "the systemd user manager" if self.scope == "user" else "systemd"
+        return f"{' '.join(self.base)} unavailable: {probe.detail} ({who} cannot be reached)"
 
     def _hints(self, probe: CommandResult) -> list[str]:
         run = cli_command(self.profile, "gateway run")
