@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 import attrs
+from attrs import AttrsInstance
 
 from .protocol.codec import to_wire
 from .statefile import StateFile
@@ -36,6 +37,14 @@ class Record(Protocol):
 
 R = TypeVar("R", bound=Request)
 P = TypeVar("P", bound=Record)
+V = TypeVar("V", bound=AttrsInstance)
+
+
+def view_of(view: type[V], record: object, **given: object) -> V:
+    """``view`` (what lists show of a stored record, without its secrets) filled from
+    ``record``'s attributes of the same names; ``given`` supplies the ones it lacks."""
+    fields = {a.name: getattr(record, a.name) for a in attrs.fields(view) if a.name not in given}
+    return view(**fields, **given)
 
 
 @attrs.define

@@ -169,6 +169,43 @@ def test_an_api_root_ending_in_a_bot_endpoint_fails_only_that_account() -> None:
     assert accounts["b"].api_base_url == "https://tg.example/botapi"
 
 
+def test_group_ids_belong_under_groups_and_group_lists_are_checked() -> None:
+    """CHANNELS 3.5: "-100..." chat ids go under groups, not groupAllowFrom/allowFrom (a
+    sender list holds people); groups keys are chat ids or "*", topics keys thread ids, and
+    the sender lists inside them are checked like the top-level ones."""
+    found = problems(
+        {
+            "channels": {
+                "telegram": {
+                    "groupAllowFrom": ["-1001234567890"],
+                    "groups": {
+                        "@mygroup": {},
+                        "-100": {"allowFrom": ["bob"], "topics": {"general": {"allowFrom": [-5]}}},
+                    },
+                    "accounts": {"ops": {"allowFrom": ["tg:-42"], "groups": {"*": {}}}},
+                }
+            }
+        }
+    )
+    assert found == [
+        'channels.telegram.groupAllowFrom[0]: "-1001234567890" is a group chat id, not a user'
+        " id: put the group under channels.telegram.groups (this list names the people who"
+        " may write)",
+        "channels.telegram.groups.@mygroup: expected a numeric group chat id (like"
+        ' "-1001234567890") or "*" as the key (the log names the id of a group the bot does'
+        " not know yet)",
+        'channels.telegram.groups.-100.allowFrom[0]: expected a numeric Telegram user id or "*",'
+        ' got "bob" (find your id: message the bot and see `pairing list`)',
+        "channels.telegram.groups.-100.topics.general: expected a numeric topic (thread) id",
+        'channels.telegram.groups.-100.topics.general.allowFrom[0]: "-5" is a group chat id,'
+        " not a user id: put the group under channels.telegram.groups (this list names the"
+        " people who may write)",
+        'channels.telegram.accounts.ops.allowFrom[0]: "tg:-42" is a group chat id, not a user'
+        " id: put the group under channels.telegram.groups (this list names the people who"
+        " may write)",
+    ]
+
+
 def test_reload_classes_of_the_new_keys() -> None:
     assert classify("channels.telegram.allowFrom") == "hot"
     assert classify("channels.telegram.botToken") == "hot"  # the supervisor restarts the account

@@ -399,6 +399,17 @@ async def test_status_health_readyz_and_the_cli_agree(
     assert health["linkChannel"]["id"] == "telegram"
     assert health["linkChannel"]["linked"] is True
     assert isinstance(health["linkChannel"]["authAgeMs"], int)
+    queues = health["deliveryQueues"]  # CHANNELS 7.3: the channel metrics in health too
+    assert queues["channel_account_state"] == [
+        {"channel": "telegram", "account": "default", "state": "running"}
+    ]
+    assert {"channel": "telegram", "result": "accepted", "value": 1.0} in queues[
+        "inbound_messages_total"
+    ]
+    assert any(s["result"] == "ok" and s["value"] >= 1 for s in queues["telegram_getupdates_total"])
+    assert {"result": "sent", "value": 1.0} in queues["outbox_sends_total"]
+    assert (queues["outbox_pending"], queues["outbox_oldest_pending_age_seconds"]) == (0, 0.0)
+    assert queues["channel_restarts_total"] == []
     assert summary["linkChannel"] == health["linkChannel"] | {
         "authAgeMs": summary["linkChannel"]["authAgeMs"]
     }

@@ -253,6 +253,41 @@ async def test_a_webhook_conflict_that_persists_is_backed_off_not_looped(
     assert slot.restarts == 0
 
 
+async def test_final_ledger_rows_are_pruned_hourly_after_seven_days(
+    nursery: trio.Nursery,
+    start_gateway: StartGateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    idle_clock: MockClock,
+) -> None:
+    """CHANNELS 6.5: rows pruned after 7 days -- by the running gateway, every hour (here
+    every 2 s of virtual time), not only when it starts; open rows and recent ones stay."""
+    from gateway.channels import supervisor
+    from gateway.channels.ledger import Inbound
+
+    monkeypatch.setattr(supervisor, "LEDGER_PRUNE_EVERY_S", 2.0)
+
+    fake, running = await _gateway(nursery, start_gateway, tmp_path, allowFrom=[str(OWNER)])
+    update = fake.message(BOT_TOKEN, "recent", user_id=OWNER)
+    assert (await _ledger(running, f"tg:default:{update}")).state == "done"
+    service = running.runtime.channels.service
+    assert service is not None
+    assert service.ledger is not None
+    week_ago = running.runtime.now_ms() - 8 * 24 * 3600 * 1000
+    old = [
+        Inbound("tg:default:1", "telegram", "default", "42", week_ago, None, "done"),
+        Inbound("tg:default:2", "telegram", "default", "42", week_ago, None, "dropped", "x"),
+        Inbound("tg:default:3", "telegram", "default", "42", week_ago, "{}", "accepted"),
+    ]
+    await service.ledger.record_batch("telegram", "other", old, None)
+    assert await service.ledger.get("tg:default:1") is not None
+    await trio.sleep(5)  # virtual: two upkeep rounds
+    assert await service.ledger.get("tg:default:1") is None
+    assert await service.ledger.get("tg:default:2") is None
+    assert await service.ledger.get("tg:default:3") is not None  # not final: kept
+    assert await service.ledger.get(f"tg:default:{update}") is not None  # recent: kept
+
+
 async def test_answered_errors_are_no_polling_stall(
     nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path, idle_clock: MockClock
 ) -> None:
@@ -442,6 +477,15 @@ async def test_no_reply_is_not_sent_and_the_route_is_recorded(
     route = await service.last_route(f"agent:main:direct:{OWNER}")
     assert route is not None
     assert (route.channel, route.account_id, route.to) == ("telegram", "default", str(OWNER))
+    async with open_client(running.url, token=TOKEN) as client:  # and the session shows it
+        listed = await client.call("sessions.list")
+    [row] = [r for r in listed["sessions"] if r["key"] == f"agent:main:direct:{OWNER}"]
+    assert row["lastRoute"] == {
+        "channel": "telegram",
+        "accountId": "default",
+        "to": str(OWNER),
+        "replyToId": route.reply_to_id,
+    }
 
 
 async def test_a_polling_stall_rebuilds_the_client_in_the_same_run(

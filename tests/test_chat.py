@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 from gateway_client import GatewayRpcError, open_client
 
 from gateway.agent import attachments, chattext
@@ -472,3 +473,23 @@ async def test_deliver_sends_the_reply_to_the_sessions_channel_route(
     assert "hello from telegram" in texts[0]
     assert "send it out" in texts[1]
     assert not any("kept here" in t or "You said: x" in t for t in texts)
+
+
+async def test_deliver_without_any_channel_keeps_the_reply_and_the_gateway(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """``deliver:true`` on a gateway with no channel (the channel database never opened):
+    nowhere to deliver, the reply stays in the gateway, and nothing breaks."""
+    running = await start_gateway(make_settings(tmp_path))
+    async with _client(running) as c:
+        with trio.fail_after(20):
+            await c.call(
+                "chat.send",
+                {"sessionKey": "main", "message": "x", "idempotencyKey": "n0", "deliver": True},
+            )
+            await c.call("agent.wait", {"runId": "n0"})
+            listed = await c.call("sessions.list")
+            assert listed["sessions"]
+            assert "lastRoute" not in listed["sessions"][0]
+            await trio.lowlevel.checkpoint()  # let the delivery task look for a route
+            assert (await c.call("health"))["ok"] is True

@@ -510,6 +510,7 @@ export interface HealthSummary {
   agents: Array<AgentHealth>;
   sessions: SessionStore;
   linkChannel?: LinkChannel | null;
+  deliveryQueues?: Record<string, unknown> | null;
   [extra: string]: unknown;
 }
 
@@ -564,6 +565,15 @@ export interface HelloOk {
 export interface InFlightRun {
   runId: string;
   text: string;
+}
+
+/** Where a session last talked through a channel (CHANNELS.md 5.2): replies and ``deliver`` without a target go there. */
+export interface LastRoute {
+  channel: string;
+  accountId: string;
+  to: string;
+  threadId?: string | null;
+  replyToId?: string | null;
 }
 
 export interface LinkChannel {
@@ -1068,6 +1078,7 @@ export interface SessionRow {
   age: number;
   sizeBytes: number;
   activeRunIds?: Array<string> | null;
+  lastRoute?: LastRoute | null;
 }
 
 export interface SessionStore {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
@@ -157,6 +158,13 @@ def default_account_id(section: ChannelSection) -> str:
     return DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in ids else ids[0]
 
 
+def inherited(section: object, acct: object | None, name: str) -> object:
+    """The account's own ``name`` key, else the channel's top-level one (named accounts
+    inherit every key they do not set)."""
+    value = getattr(acct, name, None) if acct is not None else None
+    return getattr(section, name) if value is None else value
+
+
 TokenCandidate = tuple[str | None, str | None, str]  # (token, token file, its key path)
 
 
@@ -226,11 +234,7 @@ def resolve_telegram(
     out: dict[str, TelegramAccountConfig] = {}
     for account_id in account_ids(tg):
         acct = tg.accounts.get(account_id)
-
-        def pick(name: str, acct: object = acct) -> object:
-            value = getattr(acct, name, None) if acct is not None else None
-            return getattr(tg, name) if value is None else value
-
+        pick = partial(inherited, tg, acct)
         token, source, error = _token(tg, account_id, env, reader)
         api, api_path = _api_root(tg, account_id)
         if error is None and bot_endpoint_suffix(api):

@@ -199,11 +199,13 @@ class ChannelService:
         await self.db.transaction(write)
 
     async def record_route(self, key: str, route: Route) -> None:
+        await self.open_ledger()
         assert self.db is not None
         now = self.rt.now_ms()
         await self.db.run(lambda conn: _upsert_route(conn, key, route, now))
 
     async def last_route(self, key: str) -> Route | None:
+        await self.open_ledger()  # a service made on first use has no connection yet
         assert self.db is not None
 
         def read(conn: object) -> Route | None:
@@ -219,6 +221,31 @@ class ChannelService:
                 row["thread_id"] or None,
                 row["reply_to_id"] or None,
             )
+
+        return await self.db.run(read)
+
+    async def last_routes(self, keys: Sequence[str]) -> dict[str, Route]:
+        """``lastRoute`` of each of ``keys`` that has one (``sessions.list``)."""
+        await self.open_ledger()
+        assert self.db is not None
+        wanted = list(keys)
+
+        def read(conn: sqlite3.Connection) -> dict[str, Route]:
+            out: dict[str, Route] = {}
+            for i in range(0, len(wanted), 500):
+                batch = wanted[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                for row in conn.execute(
+                    f"SELECT * FROM session_routes WHERE session_key IN ({marks})", batch
+                ):
+                    out[row["session_key"]] = Route(
+                        row["channel"],
+                        row["account_id"],
+                        row["to_id"],
+                        row["thread_id"] or None,
+                        row["reply_to_id"] or None,
+                    )
+            return out
 
         return await self.db.run(read)
 

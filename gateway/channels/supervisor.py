@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.channels")
 
 MAX_CONCURRENT_STARTS = 4
+LEDGER_PRUNE_EVERY_S = 3600.0
 CHANNEL_LABELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
 CHANNEL_ORDER = ("telegram", "whatsapp")
 
@@ -177,6 +178,7 @@ class ChannelManager:
                         )
                     nursery.start_soon(self._lift_breaker, history)
                 self._start_upkeep()  # an outbox made before run() (else: when made)
+                nursery.start_soon(self._ledger_upkeep)
                 self.started = True
                 task_status.started()
                 await trio.sleep_forever()
@@ -184,6 +186,22 @@ class ChannelManager:
             if self._service is not None:
                 with trio.CancelScope(shield=True):
                     await self._service.close()
+
+    async def _ledger_upkeep(self) -> None:
+        """Hourly: final inbound rows older than 7 days go (CHANNELS.md 6.5) -- not only at
+        start-up, so a gateway that runs for months keeps a bounded ledger."""
+        while True:
+            await trio.sleep(LEDGER_PRUNE_EVERY_S)
+            service = self._service
+            if service is None or service.ledger is None:
+                continue  # never opened: nothing to prune
+            try:
+                pruned = await service.ledger.prune(self.rt.now_ms())
+            except Exception as exc:  # a full disk, a locked file: next hour
+                log.warning("inbound ledger prune failed: %s", exc)
+                continue
+            if pruned:
+                log.info("inbound ledger: pruned %d final row(s) older than 7 days", pruned)
 
     async def _lift_breaker(self, history: BootHistory) -> None:
         from .breaker import LIFT_AFTER_MS
@@ -392,7 +410,44 @@ class ChannelManager:
             channel_order=ids,
             channel_labels={c: CHANNEL_LABELS.get(c, c) for c in ids},
             link_channel=from_wire(LinkChannel, link) if link is not None else None,
+            delivery_queues=self.delivery_queues(),
         )
+
+    def delivery_queues(self) -> dict[str, Any]:
+        """``health.deliveryQueues``: the metrics of CHANNELS.md 7.3 under their Prometheus
+        names (without the exporter's prefix), so a client needs no ``/metrics`` scrape:
+        counters as ``[{<labels>, value}]``, the outbox's depth and oldest age as numbers."""
+        m = self.rt.metrics
+
+        def samples(counter: Any) -> list[dict[str, Any]]:
+            return [
+                {**sample.labels, "value": sample.value}
+                for family in counter.collect()
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            ]
+
+        pending, oldest = 0, None
+        if self._outbox is not None:  # never made: nothing is queued
+            stats = list(self._outbox.stats.values())
+            pending = sum(s.pending for s in stats)
+            ages = [s.oldest_pending_at for s in stats if s.oldest_pending_at is not None]
+            oldest = min(ages) if ages else None
+        return {
+            "channel_account_state": [
+                {"channel": s.channel, "account": s.account_id, "state": s.state}
+                for _, s in sorted(self.slots.items())
+            ],
+            "channel_restarts_total": samples(m.channel_restarts),
+            "telegram_getupdates_total": samples(m.telegram_getupdates),
+            "inbound_messages_total": samples(m.inbound_messages),
+            "outbox_pending": pending,
+            "outbox_oldest_pending_age_seconds": (
+                max(0.0, (wall_ms() - oldest) / 1000) if oldest is not None else 0.0
+            ),
+            "outbox_sends_total": samples(m.outbox_sends),
+            "whatsapp_webhook_requests_total": samples(m.whatsapp_webhook_requests),
+        }
 
     def readiness(self) -> list[dict[str, Any]]:
         from .views import readiness_failures

@@ -286,14 +286,40 @@ def _policy_problems(
 
 
 def _entry_problems(path: str, entries: list[AllowEntry] | None) -> list[str]:
+    """Sender lists hold people: positive numeric user ids (or ``"*"``). A negative id is a
+    group's chat id, which belongs under ``groups`` (CHANNELS.md 3.5): refused, not ignored."""
     out = []
     for i, entry in enumerate(entries or []):
         value = normalize_allow_entry(entry)
-        if value != "*" and not re.fullmatch(r"-?[0-9]+", value):
+        if re.fullmatch(r"-[0-9]+", value):
+            out.append(
+                f'{path}[{i}]: "{entry}" is a group chat id, not a user id: put the group under'
+                " channels.telegram.groups (this list names the people who may write)"
+            )
+        elif value != "*" and not re.fullmatch(r"[0-9]+", value):
             out.append(
                 f'{path}[{i}]: expected a numeric Telegram user id or "*", got "{entry}"'
                 " (find your id: message the bot and see `pairing list`)"
             )
+    return out
+
+
+def _groups_problems(path: str, groups: Mapping[str, TelegramGroup] | None) -> list[str]:
+    """``groups`` keys are chat ids (``-100...``) or ``"*"``, topic keys thread ids; their
+    ``allowFrom`` lists are sender lists like the others."""
+    out: list[str] = []
+    for chat_id, group in (groups or {}).items():
+        where = f"{path}.{chat_id}"
+        if chat_id != "*" and not re.fullmatch(r"-?[0-9]+", chat_id):
+            out.append(
+                f'{where}: expected a numeric group chat id (like "-1001234567890") or "*"'
+                " as the key (the log names the id of a group the bot does not know yet)"
+            )
+        out += _entry_problems(f"{where}.allowFrom", group.allow_from)
+        for thread_id, topic in group.topics.items():
+            if not re.fullmatch(r"[0-9]+", thread_id):
+                out.append(f"{where}.topics.{thread_id}: expected a numeric topic (thread) id")
+            out += _entry_problems(f"{where}.topics.{thread_id}.allowFrom", topic.allow_from)
     return out
 
 
@@ -356,6 +382,7 @@ def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> li
     found: list[str] = []
     found += _entry_problems(f"{base}.allowFrom", tg.allow_from)
     found += _entry_problems(f"{base}.groupAllowFrom", tg.group_allow_from)
+    found += _groups_problems(f"{base}.groups", tg.groups)
     found += _url_problems(f"{base}.apiBaseUrl", tg.api_base_url)
     found += _url_problems(f"{base}.apiRoot", tg.api_root)
     if tg.bot_token is not None and tg.token_file is not None:
@@ -368,6 +395,7 @@ def telegram_problems(tg: TelegramConfig, base: str = "channels.telegram") -> li
         found += _account_id_problems(path, account_id)
         found += _entry_problems(f"{path}.allowFrom", acct.allow_from)
         found += _entry_problems(f"{path}.groupAllowFrom", acct.group_allow_from)
+        found += _groups_problems(f"{path}.groups", acct.groups)
         found += _url_problems(f"{path}.apiBaseUrl", acct.api_base_url)
         found += _url_problems(f"{path}.apiRoot", acct.api_root)
         if acct.bot_token is not None and acct.token_file is not None:

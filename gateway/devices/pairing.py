@@ -25,7 +25,7 @@ from typing import Literal
 import attrs
 
 from ..auth import scope_allows
-from ..pairing_store import PairingStore
+from ..pairing_store import PairingStore, view_of
 from ..protocol.devices import (
     DeviceTokenRecord,
     DeviceTokenSummary,
@@ -68,25 +68,7 @@ def summarize(device: PairedDevice, *, connected: bool | None = None) -> PairedD
         )
         for t in sorted(device.tokens.values(), key=lambda t: t.role)
     ]
-    return PairedDeviceInfo(
-        device_id=device.device_id,
-        public_key=device.public_key,
-        roles=device.roles,
-        scopes=device.scopes,
-        created_at_ms=device.created_at_ms,
-        approved_at_ms=device.approved_at_ms,
-        tokens=tokens,
-        role=device.role,
-        display_name=device.display_name,
-        platform=device.platform,
-        device_family=device.device_family,
-        client_id=device.client_id,
-        client_mode=device.client_mode,
-        remote_ip=device.remote_ip,
-        last_seen_at_ms=device.last_seen_at_ms,
-        last_seen_reason=device.last_seen_reason,
-        connected=connected,
-    )
+    return view_of(PairedDeviceInfo, device, tokens=tokens, connected=connected)
 
 
 @attrs.frozen

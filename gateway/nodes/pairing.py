@@ -20,7 +20,7 @@ import uuid
 
 import attrs
 
-from ..pairing_store import PairingStore
+from ..pairing_store import PairingStore, view_of
 from ..protocol.nodes import PairedNode, PairedNodeInfo, PendingNodeRequest
 
 
@@ -44,8 +44,7 @@ class NodeSurface:
 
 def public(node: PairedNode) -> PairedNodeInfo:
     """The record without its token."""
-    fields = {a.name: getattr(node, a.name) for a in attrs.fields(PairedNodeInfo)}
-    return PairedNodeInfo(**fields)
+    return view_of(PairedNodeInfo, node)
 
 
 def covers(approved: list[str] | None, wanted: list[str] | None) -> bool:

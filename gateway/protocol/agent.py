@@ -157,6 +157,19 @@ class SessionsListParams:
 
 @closed
 @attrs.frozen
+class LastRoute:
+    """Where a session last talked through a channel (CHANNELS.md 5.2): replies and
+    ``deliver`` without a target go there."""
+
+    channel: str
+    account_id: str
+    to: str
+    thread_id: str | None = None
+    reply_to_id: str | None = None
+
+
+@closed
+@attrs.frozen
 class SessionRow:
     key: str
     agent_id: str
@@ -164,6 +177,7 @@ class SessionRow:
     age: int = attrs.field(metadata=schema(minimum=0))
     size_bytes: int = attrs.field(metadata=schema(minimum=0))
     active_run_ids: list[str] | None = None
+    last_route: LastRoute | None = None
 
 
 @closed

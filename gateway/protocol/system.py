@@ -152,6 +152,9 @@ class HealthSummary:
     agents: list[AgentHealth]
     sessions: SessionStore
     link_channel: LinkChannel | None = None
+    # the channel metrics of CHANNELS.md 7.3 by their Prometheus names (when a channel is
+    # configured): state per account, counters by label, the outbox's depth and age
+    delivery_queues: JsonObject | None = None
 
 
 # -- status -------------------------------------------------------------------------------

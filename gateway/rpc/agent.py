@@ -24,6 +24,7 @@ from ..protocol.agent import (
     ChatHistoryParams,
     ChatHistoryResult,
     InFlightRun,
+    LastRoute,
     SessionInfo,
     SessionsListParams,
     SessionsListResult,
@@ -186,6 +187,14 @@ async def sessions_list(ctx: CallContext, params: SessionsListParams) -> Session
         active = svc.active_in(row.key)
         if active:
             rows[i] = attrs.evolve(row, active_run_ids=active)
+    # the sessions' lastRoute, where a channel is configured (else no database is opened)
+    service = rt.channels.service if rt.channels.slots else None
+    if service is not None and rows:
+        routes = await service.last_routes([row.key for row in rows])
+        for i, row in enumerate(rows):
+            route = routes.get(row.key)
+            if route is not None:
+                rows[i] = attrs.evolve(row, last_route=LastRoute(*attrs.astuple(route)))
     return SessionsListResult(now, count, rows)
 
 

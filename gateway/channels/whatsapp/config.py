@@ -12,6 +12,7 @@ The default account's webhook is ``webhookPath``; the others' ``webhookPath/<acc
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Literal
 
 import attrs
@@ -24,6 +25,7 @@ from ..accounts import (
     TokenSource,
     account_ids,
     default_account_id,
+    inherited,
     pick_token,
     read_token_file,
 )
@@ -122,11 +124,7 @@ def resolve_whatsapp(
     out: dict[str, WhatsAppAccountConfig] = {}
     for account_id in account_ids(wa):
         acct = wa.accounts.get(account_id)
-
-        def pick(name: str, acct: object = acct) -> object:
-            value = getattr(acct, name, None) if acct is not None else None
-            return getattr(wa, name) if value is None else value
-
+        pick = partial(inherited, wa, acct)
         token, source, error = _token(wa, account_id, env, reader)
         enabled = wa.enabled and (acct.enabled if acct and acct.enabled is not None else True)
         number = acct.phone_number_id if acct and acct.phone_number_id else None
