@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -68,10 +69,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands out for ``bind(0)`` and for the source of ``connect()``."""
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A port for a child to listen on, free now and not handed out by the kernel later.
+
+    A port from ``bind(0)`` is released when the probe socket closes, and is back in the
+    ephemeral range: until the child binds it (a second for our gateway under load, 5-10 s
+    for the reference), any ``connect()`` on the machine may take it as its source port --
+    and hold it in TIME_WAIT for a minute after -- and the child's bind fails with
+    EADDRINUSE ("reference exited" in tests/test_bench_smoke.py, now and then on a machine
+    where other test suites open thousands of connections). So the port comes from below
+    the ephemeral range, where neither ``bind(0)`` nor ``connect()`` allocate; only a
+    program that asks for that very port could take it."""
+    low, high = ephemeral_range()
+    pool = range(max(1024, low - 16384), low) if low > 2048 else range(high + 1, 65536)
+    for port in random.sample(pool, min(len(pool), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise ChildFailed(f"no free port in {pool.start}-{pool.stop - 1}")
 
 
 def gateway_config(**ws: int) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def _hint(client_id: str, client_mode: str) -> str:
     if client_id in ("cli", "gateway-client") or client_mode == "cli":
         return "set gateway.remote.token to match gateway.auth.token"
     if client_mode in ("ui", "webchat"):
-        return "open the dashboard URL and paste the token"
+        return "open the dashboard URL and paste the token in Control UI settings"
     return "provide gateway auth token"
 
 

@@ -33,7 +33,7 @@ PASSWORD_AUTH = AuthSettings("password", None, "right-pw", "config")
 NO_AUTH = AuthSettings("none", None, None, "none")
 
 CLI_HINT = "set gateway.remote.token to match gateway.auth.token"
-UI_HINT = "open the dashboard URL and paste the token"
+UI_HINT = "open the dashboard URL and paste the token in Control UI settings"
 OTHER_HINT = "provide gateway auth token"
 
 # -- check_secret ---------------------------------------------------------------------------
@@ -116,7 +116,11 @@ def test_hint_depends_on_the_client(client_id: str, client_mode: str, hint: str)
     ("client_id", "client_mode", "hint"),
     [
         ("cli", "cli", "set gateway.remote.password to match gateway.auth.password"),
-        ("control-ui", "ui", "open the dashboard URL and paste the password"),
+        (
+            "control-ui",
+            "ui",
+            "open the dashboard URL and paste the password in Control UI settings",
+        ),
         ("test", "test", "provide gateway auth password"),
     ],
 )
@@ -153,6 +157,7 @@ def test_rate_limited_error_shape() -> None:
 
 
 def test_secrets_equal() -> None:
+    """FAILURE-MODES 19: secrets are compared in constant time (hmac.compare_digest)."""
     assert secrets_equal("abc", "abc")
     assert not secrets_equal("abc", "abd")
     assert not secrets_equal("abc", "abcd")

@@ -8,6 +8,7 @@ speed and memory targets are judged by ``nox -s bench``, never here.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import wire
+from bench import procs, wire
 from bench.client import is_response_to
 from bench.report import Measurement
 from bench.targets import ISSUE_11, ISSUE_16, evaluate
@@ -113,6 +114,18 @@ def test_reference_mode_measures_any_gateway_command(tmp_path: Path) -> None:
     assert all(r["value"] > 0 for r in rows), [(r["case"], r["value"], r["note"]) for r in rows]
     (verdict,) = [t for t in report["targets"] if t["target"].startswith("handshakes >= ref")]
     assert "measured here" in verdict["target"]
+
+
+def test_child_ports_are_outside_the_ephemeral_range() -> None:
+    """A child's port must not come from the range ``connect()`` takes source ports from:
+    released by the probe socket, it could be taken by any connection on the machine before
+    the child binds it (the reference then exited with EADDRINUSE now and then)."""
+    low, high = procs.ephemeral_range()
+    for _ in range(20):
+        port = procs.free_port()
+        assert not low <= port <= high, port
+        with socket.socket() as probe:
+            probe.bind((procs.HOST, port))  # and free
 
 
 def _row(scenario: str, value: float, **detail: object) -> Measurement:

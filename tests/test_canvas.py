@@ -74,6 +74,14 @@ def test_responses(tmp_path: Path) -> None:
     assert missing.status == 404
     assert f"Missing file. Create {root / 'empty' / 'index.html'}".encode() in missing.body
     assert status("GET", f"{PREFIX}/nope.png").body == b"not found"
+    gone = status("GET", f"{PREFIX}/no-such-folder/")  # a folder URL: which file to create
+    assert gone.status == 404
+    assert gone.content_type == "text/html; charset=utf-8"
+    assert b"Missing file. Create " in gone.body
+    (root / "index.html").unlink()
+    bare = status("GET", f"{PREFIX}/")
+    assert bare.status == 404
+    assert f"Missing file. Create {root / 'index.html'}".encode() in bare.body
     assert status("POST", f"{PREFIX}/").status == 405
     assert status("GET", PREFIX).status == 302
     assert status("GET", snippet.WS_PATH).status == 426

@@ -210,7 +210,9 @@ async def test_failed_starts_back_off_forever_and_recover(
         assert slot.state == "backoff"
         assert slot.next_retry_at is not None
         assert slot.last_error == "getMe: ConnectError: [Errno 111] Connection refused"
+        assert slot.snapshot()["restartPending"] is True
         await mgr.wait_for(lambda: slot.state == "running")
+        assert slot.snapshot()["restartPending"] is False
         nursery.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(_FlakyTransport.attempts)]
     assert len(gaps) == 30
@@ -507,6 +509,12 @@ async def test_the_bot_token_never_reaches_the_log(
     assert BOT_TOKEN not in text
     assert BOT_TOKEN.split(":")[1] not in text
     assert slot.last_error is None or BOT_TOKEN not in slot.last_error
+    # CHANNELS 7.3: the lines' subsystems are channels, channels/telegram (and outbox)
+    lines = [json.loads(line) for line in logs.file_text().splitlines() if line.strip()]
+    by_message = {line["message"]: line["subsystem"] for line in lines}
+    assert by_message["[telegram:default] starting (mode:polling)"] == "channels"
+    assert by_message["[telegram:default] running (bot @neo_test_bot)"] == "channels/telegram"
+    assert not [s for s in by_message.values() if s.startswith("gateway/channels")]
 
 
 async def test_a_network_failure_message_carries_no_token(

@@ -145,3 +145,135 @@ async def test_read_scope_is_enough_and_needed(gateway: Running) -> None:
     assert reader["ok"] is True
     assert other["error"]["code"] == "FORBIDDEN"
     assert other["error"]["message"] == "missing scope: operator.read"
+
+
+# -- config.set / apply / patch / schema ---------------------------------------------------------
+
+
+def calls(running: Running, *steps: tuple[str, dict[str, Any]], **connect: Any) -> list[Any]:
+    with open_raw(running.url) as ws:
+        handshake(ws, **connect)
+        return [request(ws, method, params) for method, params in steps]
+
+
+async def with_file(start_gateway: StartGateway, tmp_path: Path) -> tuple[Running, Path]:
+    config_path = tmp_path / "smart-agent-neo.json"
+    config_path.write_text(FILE)
+    config, _ = parse(FILE, {})
+    return await start_gateway(make_settings(tmp_path, config=config)), config_path
+
+
+async def test_patch_merges_keeps_secrets_and_says_what_reloads(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    running, config_path = await with_file(start_gateway, tmp_path)
+    base = hashlib.sha256(FILE.encode()).hexdigest()
+    patch = "{gateway: {ws: {tickIntervalMs: 5000}}, channels: null}"
+    (res,) = await in_thread(
+        lambda: calls(running, ("config.patch", {"raw": patch, "baseHash": base}))
+    )
+    assert res["ok"] is True, res
+    written = json.loads(config_path.read_text())
+    assert written["gateway"]["ws"]["tickIntervalMs"] == 5000
+    assert written["gateway"]["auth"]["token"] == SECRETS["token"]  # untouched, unredacted
+    assert "channels" not in written  # null deletes
+    got = res["payload"]
+    assert got["reload"] == "hot"  # tickIntervalMs is hot; channels too
+    assert got["hash"] == hashlib.sha256(config_path.read_bytes()).hexdigest()
+    assert got["config"]["gateway"]["auth"]["token"] == REDACTED
+    assert SECRETS["apiKey"] not in json.dumps(got)
+
+
+async def test_apply_of_a_redacted_document_keeps_the_secrets(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """config.get -> edit the redacted document -> config.apply: the secrets stay."""
+    running, config_path = await with_file(start_gateway, tmp_path)
+
+    def edit() -> Any:
+        (got,) = calls(running, ("config.get", {}))
+        document = got["payload"]["parsed"]
+        document["gateway"]["port"] = 19555
+        raw = json.dumps(document)
+        return calls(running, ("config.apply", {"raw": raw, "baseHash": got["payload"]["hash"]}))[0]
+
+    res = await in_thread(edit)
+    assert res["ok"] is True, res
+    assert res["payload"]["reload"] == "restart"  # gateway.port
+    written = json.loads(config_path.read_text())
+    assert written["gateway"]["port"] == 19555
+    assert written["gateway"]["auth"]["token"] == SECRETS["token"]
+    assert written["models"]["providers"]["fake"]["apiKey"] == SECRETS["apiKey"]
+    assert written["channels"]["telegram"]["botToken"] == SECRETS["botToken"]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "code", "message"),
+    [
+        ("config.set", {"raw": "{}"}, "CONFIG_BASE_HASH_REQUIRED", "baseHash is required"),
+        ("config.patch", {"raw": "{}", "baseHash": "0" * 64}, "CONFIG_BASE_HASH_MISMATCH", ""),
+        (
+            "config.patch",
+            {"raw": "{gateway: {port: 'x'}}", "baseHash": "<base>"},
+            "CONFIG_INVALID",
+            "invalid config: gateway.port",
+        ),
+        (
+            "config.apply",
+            {"raw": "[1]", "baseHash": "<base>"},
+            None,
+            "invalid config.apply params: raw: expected an object",
+        ),
+        (
+            "config.apply",
+            {"raw": "{hooks: {token: '__REDACTED__'}}", "baseHash": "<base>"},
+            None,
+            "raw: hooks.token: __REDACTED__ stands for the secret",
+        ),
+        ("config.set", {"raw": "", "baseHash": "<base>"}, None, "invalid config.set params: raw"),
+    ],
+)
+async def test_refused_writes_leave_the_file_alone(
+    start_gateway: StartGateway,
+    tmp_path: Path,
+    method: str,
+    params: dict[str, Any],
+    code: str | None,
+    message: str,
+) -> None:
+    running, config_path = await with_file(start_gateway, tmp_path)
+    base = hashlib.sha256(FILE.encode()).hexdigest()
+    sent = {k: (base if v == "<base>" else v) for k, v in params.items()}
+    (res,) = await in_thread(lambda: calls(running, (method, sent)))
+    assert res["ok"] is False
+    assert res["error"]["code"] == "INVALID_REQUEST"
+    if code is not None:
+        assert res["error"]["details"]["code"] == code
+    assert message in res["error"]["message"]
+    assert config_path.read_text() == FILE
+
+
+async def test_set_creates_a_private_file_and_writes_need_admin(
+    gateway: Running, tmp_path: Path
+) -> None:
+    config_path = tmp_path / "smart-agent-neo.json"
+    raw = '{gateway: {mode: "local", auth: {token: "new-token-value"}}}'
+    refused, schema_refused = await in_thread(
+        lambda: calls(
+            gateway,
+            ("config.set", {"raw": raw}),
+            ("config.schema", {}),
+            scopes=["operator.read", "operator.write"],
+        )
+    )
+    assert refused["error"]["message"] == "missing scope: operator.admin"
+    assert schema_refused["error"]["message"] == "missing scope: operator.admin"
+    assert not config_path.exists()
+    created, schema = await in_thread(
+        lambda: calls(gateway, ("config.set", {"raw": raw}), ("config.schema", {}))
+    )
+    assert created["ok"] is True, created
+    assert json.loads(config_path.read_text())["gateway"]["auth"]["token"] == "new-token-value"
+    assert config_path.stat().st_mode & 0o777 == 0o600
+    assert created["payload"]["reload"] == "restart"  # gateway.auth.token
+    assert "gateway" in schema["payload"]["schema"]["properties"]

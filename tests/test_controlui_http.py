@@ -23,7 +23,6 @@ from gateway.config.model import Config, ControlUi, Gateway
 from gateway.config.paths import Paths
 from gateway.config.settings import Overrides, resolve
 from gateway.controlui import assets
-from gateway.controlui.handler import CSP
 from gateway.controlui.routing import normalize_base, route
 from gateway.errors import StartupError
 
@@ -38,8 +37,14 @@ from .conftest import (
 )
 
 STATIC = Path(assets.packaged_root())  # type: ignore[arg-type]
+# CONTROL-UI.md 1, verbatim: the one fixed string
+SPEC_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'; object-src 'none'"
+)
 SECURITY = {
-    "content-security-policy": CSP,
+    "content-security-policy": SPEC_CSP,
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -112,6 +117,7 @@ def test_routing_rules() -> None:
     assert kind("POST", "/v1/chat/completions") == "not-ui"
     assert kind("GET", "/dash", b"a=1", "/dash") == "redirect"
     assert route("GET", "/dash", b"a=1", "/dash", files).target == "/dash/?a=1"
+    assert kind("GET", "/dash", b"token=abc", "/dash") == "token-in-query"  # not into a 302
     assert kind("GET", "/dash/app.js", base="/dash") == "file"
     assert kind("GET", "/", base="/dash") == "not-ui"
     assert kind("GET", "/v1/models", base="/dash") == "not-ui"
@@ -121,6 +127,8 @@ def test_routing_rules() -> None:
 
 
 async def test_index_assets_and_headers(gateway: Running) -> None:
+    """FAILURE-MODES 32: every UI response says no-cache and carries an ETag, so a tab
+    revalidates and never runs a stale bundle after an upgrade."""
     async with httpx.AsyncClient(base_url=base_url(gateway)) as http:
         with trio.fail_after(10):
             index = await http.get("/")
@@ -175,7 +183,7 @@ async def test_base_path(start_gateway: StartGateway, tmp_path: Path) -> None:
             root = await http.get("/")
     assert bare.status_code == 302
     assert bare.headers["location"] == "/dash/?x=1"
-    assert '<meta name="sa-base-path" content="/dash/">' in index.text
+    assert '<meta name="sa-base-path" content="/dash">' in index.text
     assert 'src="/dash/app.js"' in index.text
     assert script.status_code == 200
     assert root.status_code == 404
@@ -230,6 +238,7 @@ def _upgrade_status(
 
 
 async def test_foreign_origins_get_403_before_the_upgrade(gateway: Running) -> None:
+    """FAILURE-MODES 22: the origin allowlist is enforced on the WebSocket upgrade."""
     url, port = gateway.url, gateway.port
     cases: list[tuple[str | None, dict[str, str] | None, int]] = [
         (None, None, 101),  # not a browser (the CLI, nodes)
@@ -282,6 +291,7 @@ async def test_allowed_origins_and_the_check_again_in_connect(
 
 
 def test_non_loopback_bind_needs_allowed_origins(tmp_path: Path) -> None:
+    """FAILURE-MODES 8, 20: lan without allowedOrigins is refused at start, naming the key."""
     paths = Paths(None, tmp_path, tmp_path / "c.json")
     lan = Overrides(bind="lan", token="t" * 24)
 
@@ -302,7 +312,8 @@ async def test_browser_auth_failures_are_limited_per_origin_even_on_loopback(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
     """A hostile page runs on the user's own machine: its guesses get no loopback exemption,
-    and its lockout is its own (the CLI on the same address is not locked out)."""
+    and its lockout is its own (the CLI on the same address is not locked out).
+    FAILURE-MODES 19: the loopback exemption cannot be borrowed by a browser page."""
     config = Config(
         gateway=Gateway(
             control_ui=ControlUi(allowed_origins=["https://ui.example.com"]),

@@ -3,10 +3,12 @@ mapping from it (wire code, HTTP status, close code, retryable)."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +20,35 @@ from gateway.protocol.frames import CloseCode, ErrorCode
 OUTSIDE = {"gateway.server.session.Disconnected", "gateway.protocol.fastcheck.Unsupported"}
 
 
+ROOT = Path(gateway.__file__).resolve().parent
+
+
+def _unimportable(name: str) -> None:
+    raise AssertionError(f"{name} does not import: its exception classes cannot be checked")
+
+
+def every_module() -> list[str]:
+    """Every module of the gateway package -- each .py file under gateway/, and the walk of
+    the package must reach all of them (a directory without __init__.py would be skipped)."""
+    walked = {
+        info.name
+        for info in pkgutil.walk_packages(gateway.__path__, "gateway.", onerror=_unimportable)
+    }
+    on_disk = {
+        ".".join(("gateway", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for path in ROOT.rglob("*.py")
+    } - {"gateway"}
+    assert on_disk <= walked, f"modules the walk does not reach: {sorted(on_disk - walked)}"
+    return sorted(walked)
+
+
 def every_exception_class() -> dict[str, type[BaseException]]:
     """Every exception class defined in the gateway package, by name (all modules imported)."""
-    for info in pkgutil.walk_packages(gateway.__path__, "gateway."):
-        if not info.name.endswith("__main__"):
-            importlib.import_module(info.name)
+    for name in every_module():
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
     found: dict[str, type[BaseException]] = {}
     for name, module in list(sys.modules.items()):
         if name != "gateway" and not name.startswith("gateway."):
@@ -33,6 +59,30 @@ def every_exception_class() -> dict[str, type[BaseException]]:
                     assert found.get(value.__name__, value) is value, f"two {value.__name__}"
                     found[value.__name__] = value
     return found
+
+
+def nested_classes(tree: ast.AST, inside: bool = False) -> list[ast.ClassDef]:
+    """Class statements inside a function or another class."""
+    found = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef) and inside:
+            found.append(node)
+        scope = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        found += nested_classes(node, inside or scope)
+    return found
+
+
+def test_exception_classes_are_defined_where_the_tree_test_sees_them() -> None:
+    """A class statement inside a function or another class is invisible to the walk
+    above (it reads module attributes): no exception class may be defined there."""
+    known = set(every_exception_class())
+    for path in ROOT.rglob("*.py"):
+        for node in nested_classes(ast.parse(path.read_text(), str(path))):
+            bases = {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}
+            exceptional = bases & known or any(
+                b.endswith(("Error", "Exception", "Exit", "Interrupt")) for b in bases
+            )
+            assert not exceptional, f"{path}:{node.lineno}: {node.name} is not at module level"
 
 
 def drawn_tree() -> list[tuple[int, str]]:

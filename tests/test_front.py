@@ -98,12 +98,12 @@ def test_the_fast_path_leaves_frames_over_its_cap_and_invalid_text_to_the_rules(
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
 def test_text_frames_are_what_the_library_would_send(size: int) -> None:
-    """``websocket.text_frame`` frames data itself (no payload copies); the bytes are the
+    """``wsframes.text_frame`` frames data itself (no payload copies); the bytes are the
     library's own framing of the same message, in one piece or in a broadcast's three."""
     from websockets.protocol import State
     from websockets.server import ServerProtocol
 
-    from gateway.server.websocket import text_frame
+    from gateway.server.wsframes import text_frame
 
     payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
     library = ServerProtocol(state=State.OPEN)

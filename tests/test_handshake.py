@@ -374,7 +374,8 @@ async def test_connect_without_params_is_schema_failure(gateway: Running) -> Non
 async def test_protocol_mismatch(
     gateway: Running, low: int, high: int, mode: str, role: str
 ) -> None:
-    """Section 2.4 / 3.7: range excluding 4 (outside the 3-windows) -> "protocol mismatch", close 1002."""
+    """Section 2.4 / 3.7: range excluding 4 (outside the 3-windows) -> "protocol mismatch", close 1002.
+    FAILURE-MODES 18: an old or new client outside the window gets an explicit mismatch, no crash."""
 
     def client() -> None:
         res, code, reason = connect_rejected(
@@ -401,7 +402,8 @@ async def test_protocol_mismatch(
 async def test_protocol_windows_accepted(
     gateway: Running, low: int, high: int, mode: str, role: str
 ) -> None:
-    """Section 3.7: 4 in range; probes accept 3..4; role node + mode node accepts 3 (legacy node)."""
+    """Section 3.7: 4 in range; probes accept 3..4; role node + mode node accepts 3 (legacy node).
+    FAILURE-MODES 18: overlapping ranges are accepted."""
 
     def client() -> None:
         hello = connect_accepted(
@@ -500,7 +502,8 @@ RATE_LIMITED = "unauthorized: too many failed authentication attempts (retry lat
 async def test_rate_limit_locks_out_after_wrong_tokens(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    """Section 3.5 / 5.3: 3 wrong tokens lock the IP; even the right token then gets AUTH_RATE_LIMITED."""
+    """Section 3.5 / 5.3: 3 wrong tokens lock the IP; even the right token then gets AUTH_RATE_LIMITED.
+    FAILURE-MODES 19: brute force is locked out per address."""
     running = await start_gateway(
         make_settings(tmp_path, config=rate_limited_config(exempt_loopback=False))
     )
@@ -547,7 +550,8 @@ async def test_rate_limit_ignores_missing_tokens(
 async def test_rate_limit_exempts_loopback_by_default(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    """Section 3.5: with exempt_loopback (default) a loopback client is never locked out."""
+    """Section 3.5: with exempt_loopback (default) a loopback client is never locked out.
+    FAILURE-MODES 19: the lockout never locks the local operator out."""
     running = await start_gateway(
         make_settings(tmp_path, config=rate_limited_config(exempt_loopback=True))
     )

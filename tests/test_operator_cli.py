@@ -908,3 +908,27 @@ def test_the_generated_token_is_shown_only_on_a_terminal(tmp_path: Path) -> None
     assert "NOT stored: No space left on device" in full
     assert token in full
     assert token not in shown(False, "No space left on device")
+
+
+def test_a_non_loopback_banner_warns_about_plain_ws(tmp_path: Path) -> None:
+    """FAILURE-MODES 20: a gateway listening beyond loopback over ws:// says that its token
+    and traffic travel unencrypted; on loopback nothing is said."""
+    import io
+
+    from rich.console import Console
+
+    from gateway.cli.run import banner
+
+    settings = make_settings(tmp_path)
+
+    def shown(host: str) -> str:
+        running = SimpleNamespace(url=f"ws://{host}:1", host=host, port=1, canvas_port=None)
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=False, width=300, color_system=None)
+        banner(running, settings, False, console)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    assert "unencrypted" in shown("0.0.0.0")
+    assert "plain ws://" in shown("192.168.1.20")
+    assert "unencrypted" not in shown("127.0.0.1")
+    assert "unencrypted" not in shown("::1")

@@ -8,6 +8,7 @@ concurrency, authorization order), 4.2 (no "accepted" on single-stage methods), 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from functools import partial
 from pathlib import Path
@@ -91,7 +92,12 @@ MINIMAL_PARAMS: dict[str, dict[str, Any]] = {
     "device.pair.remove": {"deviceId": "seed-paired-device"},
     "device.token.revoke": {"deviceId": "seed-approved-device", "role": "operator"},
     "device.token.rotate": {"deviceId": "seed-approved-device", "role": "operator"},
+    # sorted order: apply creates the file ("{}\n"), patch and set name its hash
+    "config.apply": {"raw": "{}"},
     "config.get": {},
+    "config.patch": {"raw": "{}", "baseHash": hashlib.sha256(b"{}\n").hexdigest()},
+    "config.schema": {},
+    "config.set": {"raw": "{}", "baseHash": hashlib.sha256(b"{}\n").hexdigest()},
     "skills.bins": {},
     "voicewake.get": {},
     "voicewake.set": {"triggers": ["neo"]},

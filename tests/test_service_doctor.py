@@ -66,6 +66,7 @@ def test_a_healthy_profile_is_all_ok(tmp_path: Path) -> None:
 
 
 def test_invalid_config_fails_and_is_never_rewritten(tmp_path: Path) -> None:
+    """FAILURE-MODES 8, 11: doctor --fix reports an invalid file and never rewrites it."""
     paths = local_profile(tmp_path, config="{ gateway: { prot: 1 } }")
     before = paths.config_path.read_bytes()
     result = doctor(make_host(tmp_path, fake_systemd(tmp_path)), paths, fix=True)
@@ -151,6 +152,8 @@ def test_lock_removal_refuses_when_a_gateway_takes_it_meanwhile(tmp_path: Path) 
 
 
 def test_unit_drift_is_found_and_fixed(tmp_path: Path) -> None:
+    """FAILURE-MODES 32: after an upgrade the installed unit (version, entrypoint) differs
+    from the current template; doctor says so and --fix rewrites it, keeping the options."""
     paths = local_profile(tmp_path)
     runner = fake_systemd(tmp_path)
     host = make_host(tmp_path, runner)

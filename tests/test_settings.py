@@ -302,6 +302,7 @@ def test_is_loopback_host(host: str, expected: bool) -> None:
 
 
 def test_lan_with_only_a_generated_token_is_refused() -> None:
+    """FAILURE-MODES 20: no lan bind without a secret the user configured."""
     with pytest.raises(StartupError) as info:
         run('{gateway: {bind: "lan", port: 20000}}')
     message = str(info.value)
@@ -357,6 +358,7 @@ def test_lan_with_a_user_secret_is_allowed(
 
 
 def test_auth_mode_none_on_lan_is_refused() -> None:
+    """FAILURE-MODES 20: no lan bind with auth mode none."""
     with pytest.raises(
         StartupError, match=r"^refusing to bind gateway to 0\.0\.0\.0:18789 without auth"
     ):

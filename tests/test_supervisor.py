@@ -105,6 +105,8 @@ async def test_hybrid_hot_applies_without_restart(tmp_path: Path) -> None:
 
 
 async def test_hybrid_restart_moves_the_port_and_clients_get_shutdown(tmp_path: Path) -> None:
+    """FAILURE-MODES 12: an in-process restart re-reads the file (the new port) and never
+    writes its boot snapshot back to it."""
     async with supervised(tmp_path) as (lc, config):
         first = await lc.wait_started(1)
         ready, watch = shutdown_watcher(first.url)
@@ -118,8 +120,10 @@ async def test_hybrid_restart_moves_the_port_and_clients_get_shutdown(tmp_path: 
             nursery.start_soon(run_watch)
             await trio.to_thread.run_sync(ready.wait)
             config.write({"port": new_port, "reload": {"debounceMs": 50}})
+            written = config.path.read_text()
             with trio.fail_after(10):
                 second = await lc.wait_started(2)
+        assert config.path.read_text() == written
         payload, code = result[0]
         assert payload["restartExpectedMs"] > 0
         assert code == 1012

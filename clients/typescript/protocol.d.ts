@@ -327,6 +327,10 @@ export interface ConfigIssue {
   message: string;
 }
 
+export interface ConfigSchemaResult {
+  schema: unknown;
+}
+
 /** The config file as the running gateway sees it; ``problem`` until an edit is valid. */
 export interface ConfigStatus {
   path: string;
@@ -337,6 +341,23 @@ export interface ConfigStatus {
   restarts: number;
   problem?: string | null;
   lastReloadAt?: number | null;
+}
+
+/** ``config.set`` / ``config.apply`` (the whole file) and ``config.patch`` (a JSON merge patch: ``null`` deletes a key). */
+export interface ConfigWriteParams {
+  raw: string;
+  baseHash?: string | null;
+  sessionKey?: string | null;
+  note?: string | null;
+  restartDelayMs?: number | null;
+}
+
+export interface ConfigWriteResult {
+  ok: boolean;
+  path: string;
+  config: unknown;
+  hash: string;
+  reload: string;
 }
 
 export interface ConnectAuth {
@@ -1221,7 +1242,11 @@ export interface GatewayMethods {
   "chat.history": { params: ChatHistoryParams; result: ChatHistoryResult };
   "chat.inject": { params: ChatInjectParams; result: ChatInjectResult };
   "chat.send": { params: ChatSendParams; result: ChatSendResult };
+  "config.apply": { params: ConfigWriteParams; result: ConfigWriteResult };
   "config.get": { params: EmptyParams; result: ConfigGetResult };
+  "config.patch": { params: ConfigWriteParams; result: ConfigWriteResult };
+  "config.schema": { params: EmptyParams; result: ConfigSchemaResult };
+  "config.set": { params: ConfigWriteParams; result: ConfigWriteResult };
   "device.pair.approve": { params: RequestIdParams; result: DevicePairApproveResult };
   "device.pair.list": { params: EmptyParams; result: DevicePairListResult };
   "device.pair.reject": { params: RequestIdParams; result: DevicePairRejectResult };

@@ -114,7 +114,8 @@ def respond(method: str, raw_path: str, root: Path, live_reload: bool) -> Respon
         target = resolve(root, rel)
         if target is None:
             return Response(404, b"not found")
-        if target.is_dir():
+        if target.is_dir() or rel == "" or rel.endswith("/"):
+            # a folder's URL (existing or not) wants its index.html: say which file to create
             index = target / INDEX
             if not index.is_file() or index.is_symlink():
                 missing = f"<!doctype html><p>Missing file. Create {root / rel / INDEX}</p>"

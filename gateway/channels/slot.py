@@ -104,7 +104,6 @@ class AccountSlot:
     breaker: bool = False
     skipped: bool = False
     removed: bool = False
-    restart_pending: bool = False
     transport: Transport | None = None
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _idle: trio.Event = attrs.field(factory=trio.Event)
@@ -357,7 +356,8 @@ class AccountSlot:
             "linked": self.linked if self.linked is not None else cfg.configured,
             "running": self.state in ("starting", "running"),
             "connected": self.connected,
-            "restartPending": self.restart_pending,
+            # [ref] an automatic restart is scheduled: the account waits out its backoff
+            "restartPending": self.state == "backoff",
             "reconnectAttempts": self.reconnect_attempts,
             "lastConnectedAt": self.last_connected_at,
             "lastError": self.last_error,

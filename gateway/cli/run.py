@@ -26,6 +26,7 @@ from ..config.settings import (
     Settings,
     check_mode,
     format_host,
+    is_loopback_host,
     port_flag,
     resolve,
 )
@@ -158,6 +159,15 @@ def banner(
             )
     else:
         out.print(f"Auth: {auth.mode} (from {auth.source})")
+    if not is_loopback_host(running.host):
+        # FAILURE-MODES 20: the secret and every frame cross the network in the clear
+        out.print(
+            f"Warning: listening on {format_host(running.host)} with plain ws:// and http://: "
+            "the token and all traffic cross the network unencrypted. Put a TLS proxy in "
+            "front (wss://, and list it in gateway.trustedProxies) or keep the gateway on "
+            "loopback and reach it over SSH or a VPN.",
+            markup=False,
+        )
     out.print("Press Ctrl-C to stop.")
     out.file.flush()  # supervisors and tests read the banner through a pipe
 

@@ -4,10 +4,13 @@ atomically, never leaving the user's file broken. Pure except :func:`set_value`'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -127,6 +130,13 @@ def set_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> li
 def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str]) -> list[str]:
     """Set several keys in one validated, atomic write. A new file is private (0600, as
     ``doctor`` wants it); an existing one keeps its mode unless it now holds a secret."""
+    with write_lock(path):
+        return _set_values_locked(path, values, env)
+
+
+def _set_values_locked(
+    path: Path, values: Mapping[str, object], env: Mapping[str, str]
+) -> list[str]:
     document, original = read_document(path)
     updated = document
     for key, value in values.items():
@@ -136,8 +146,42 @@ def set_values(path: Path, values: Mapping[str, object], env: Mapping[str, str])
     if original is not None and _COMMENT.search(original):
         notes.append("note: comments in the file are not preserved by `config set`")
     private = original is None or holds_secret(updated)
-    write_atomic(path, json.dumps(updated, indent=2) + "\n", secret=private)
+    _write_unless_changed(path, original, json.dumps(updated, indent=2) + "\n", private)
     return notes
+
+
+def _write_unless_changed(path: Path, original: str | None, text: str, secret: bool) -> None:
+    if _text_now(path) != original:  # an editor (which takes no lock) saved meanwhile
+        raise GatewayError(
+            f"{path} changed while this command was updating it; nothing was written "
+            "(run the command again to apply it to the new file)"
+        )
+    write_atomic(path, text, secret=secret)
+
+
+def _text_now(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """One writer of the config file at a time (FAILURE-MODES 10): two ``config set`` runs
+    at once would each read the old file and the second write would drop the first one's
+    change. An exclusive ``flock`` on ``.<name>.lock`` beside the file (the real file, when
+    the config is a symlink) serialises read-validate-write; the kernel drops it if the
+    process dies. The lock file stays: removing it would let a waiter lock a file no one
+    else sees."""
+    real = path.resolve() if path.is_symlink() else path
+    real.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(real.parent / f".{real.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _insert_text(text: str, parts: list[str], document: dict[str, object], value: object) -> str:
@@ -167,19 +211,20 @@ def add_value(path: Path, key: str, value: object, env: Mapping[str, str]) -> li
     """Set ``key`` (absent so far) keeping the rest of the file as the user wrote it --
     comments, layout, order -- when the text allows a checked insertion; otherwise as
     :func:`set_values` does. Validated like start-up; raises ConfigError (file untouched)."""
-    document, original = read_document(path)
-    expected = with_value(document, key, value)
-    if original is None:
-        return set_values(path, {key: value}, env)
-    try:
-        text = _insert_text(original, key.split("."), document, value)
-        ok = json5.loads(text) == expected
-    except ValueError:
-        ok = False
-    if not ok:
-        return set_values(path, {key: value}, env)
-    parse(text, env, source=str(path))  # same validation as start-up
-    write_atomic(path, text, secret=holds_secret(expected))
+    with write_lock(path):
+        document, original = read_document(path)
+        expected = with_value(document, key, value)
+        if original is None:
+            return _set_values_locked(path, {key: value}, env)
+        try:
+            text = _insert_text(original, key.split("."), document, value)
+            ok = json5.loads(text) == expected
+        except ValueError:
+            ok = False
+        if not ok:
+            return _set_values_locked(path, {key: value}, env)
+        parse(text, env, source=str(path))  # same validation as start-up
+        _write_unless_changed(path, original, text, holds_secret(expected))
     return []
 
 

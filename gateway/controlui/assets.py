@@ -3,8 +3,8 @@
 The files ship inside the package (``gateway/controlui/static``); ``gateway.controlUi.root``
 points at another folder instead. Everything is read when first asked for (in a worker
 thread) and cached for the process's life, keyed by folder and base path: both change only
-with a restart. ``index.html`` gets the base path in its ``<meta name="sa-base-path">`` and in
-its asset URLs (``__BASE__``), so the page works under any ``basePath`` without a build step
+with a restart. ``index.html`` gets the base path in its ``<meta name="sa-base-path">``
+(``__BASE_PATH__``) and in its asset URLs (``__BASE__``), so the page works under any ``basePath`` without a build step
 and without an inline script.
 """
 
@@ -23,6 +23,7 @@ from ..errors import GatewayFault
 
 INDEX = "index.html"
 PLACEHOLDER = "__BASE__"
+PATH_PLACEHOLDER = "__BASE_PATH__"
 MAX_FILES = 500
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 TYPES = {
@@ -103,9 +104,13 @@ def content_type(name: str) -> str:
 
 
 def render_index(template: bytes, base: str) -> bytes:
-    """``__BASE__`` -> the base path with a trailing slash (``/`` or ``/dash/``), escaped."""
+    """``__BASE_PATH__`` -> the normalised base path (``/`` or ``/dash``: the value of
+    ``<meta name="sa-base-path">``); ``__BASE__`` -> the prefix of asset URLs, with a trailing
+    slash (``/`` or ``/dash/``). Both escaped."""
+    path = html.escape(base or "/", quote=True)
     prefix = html.escape(f"{base}/", quote=True)
-    return template.replace(PLACEHOLDER.encode(), prefix.encode())
+    body = template.replace(PATH_PLACEHOLDER.encode(), path.encode())
+    return body.replace(PLACEHOLDER.encode(), prefix.encode())
 
 
 def load(root: str | None, base: str) -> Assets:

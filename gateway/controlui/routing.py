@@ -50,15 +50,16 @@ def _owned_by_gateway(path: str) -> bool:
 def route(method: str, path: str, query: bytes, base: str, files: frozenset[str]) -> Route:
     """``base`` is normalized (:func:`normalize_base`); ``files`` the UI's relative paths."""
     if base:
-        if path == base:
-            suffix = "?" + query.decode("latin-1") if query else ""
-            return Route("redirect", f"{base}/{suffix}")
-        if not path.startswith(base + "/"):
+        if path != base and not path.startswith(base + "/"):
             return Route("not-ui")
     elif _owned_by_gateway(path):
         return Route("not-ui")
+    # before the redirect: a 302 would carry the token on into the Location header
     if any(key == "token" for key, _ in parse_qsl(query.decode("latin-1"), True)):
         return Route("token-in-query")
+    if path == base:
+        suffix = "?" + query.decode("latin-1") if query else ""
+        return Route("redirect", f"{base}/{suffix}")
     if method not in ("GET", "HEAD"):
         return Route("method")
     rel = path[len(base) + 1 :]

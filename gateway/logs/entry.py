@@ -50,8 +50,18 @@ def level_name(levelno: int) -> str:
     return "debug" if levelno >= logging.DEBUG else "trace"
 
 
+# loggers whose subsystem is named without the "gateway/" prefix: the messaging channels
+# (CHANNELS.md 7.3: ``channels``, ``channels/telegram``, ``channels/whatsapp``, ``outbox``)
+_OWN_SUBSYSTEMS = ("gateway.channels", "gateway.outbox")
+
+
 def subsystem(logger_name: str) -> str:
-    """``gateway.ws`` -> ``gateway/ws`` (the reference's subsystem spelling)."""
+    """``gateway.ws`` -> ``gateway/ws`` (the reference's subsystem spelling);
+    ``gateway.channels.telegram`` -> ``channels/telegram``, ``gateway.outbox`` -> ``outbox``."""
+    for own in _OWN_SUBSYSTEMS:
+        if logger_name == own or logger_name.startswith(own + "."):
+            logger_name = logger_name[len("gateway.") :]
+            break
     return logger_name.replace(".", "/")
 
 

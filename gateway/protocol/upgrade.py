@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from ..clientip import NO_PROXIES, ClientAddress, ProxyPolicy, attribute
+from ..origins import OriginRequest
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -26,6 +27,18 @@ class Upgrade:
         default=attrs.Factory(
             lambda self: attribute(
                 self.client[0] if self.client else None, self.headers, self.proxies
+            ),
+            takes_self=True,
+        ),
+    )
+    # what the origin policy reads (origins.py); the upgrade and the connect check both ask
+    origin_request: OriginRequest = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: OriginRequest.from_headers(
+                self.headers, self.address.peer, trusted_proxy=self.address.via_proxy
             ),
             takes_self=True,
         ),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -36,10 +37,12 @@ from ..devices import connect as device_connect
 from ..devices.identity import DeviceProof
 from ..errors import GatewayError
 from ..events import Peer
+from ..origins import is_loopback_ip
+from ..presence import UNTRACKED_MODES
 from ..protocol import events as ev
 from ..protocol.codec import dumps, to_wire
 from ..protocol.devices import DeviceTokenRecord
-from ..protocol.frames import PROTOCOL_VERSION
+from ..protocol.frames import PROTOCOL_VERSION, StateVersion
 from ..protocol.handshake import (
     ConnectParams,
     Features,
@@ -50,9 +53,13 @@ from ..protocol.handshake import (
     SessionDefaultsInfo,
     Snapshot,
 )
+from ..protocol.system import PresenceEntry
 from ..protocol.upgrade import Upgrade
 from ..rpc.registry import methods
 from ..runtime import Runtime
+
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 
 
 @attrs.define(eq=False)
@@ -195,6 +202,49 @@ async def decide(rt: Runtime, attempt: ConnectAttempt) -> None:
         await check(rt, attempt)
 
 
+NO_CAPS: frozenset[str] = frozenset()  # shared: most clients advertise none
+
+
+def admitted(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> bool:
+    """The checks said yes: the peer takes the identity the connect gave it, and a client
+    presence tracks gets its entry. Returns whether presence tracks it."""
+    params = attempt.params
+    peer.client_id = params.client.id
+    peer.client_mode = params.client.mode
+    peer.caps = frozenset(params.caps) if params.caps else NO_CAPS
+    peer.device_id = attempt.device.device_id if attempt.device else None
+    peer.auth_method = attempt.auth_method
+    if params.client.mode in UNTRACKED_MODES:
+        return False
+    device = params.device.id if params.device else None
+    peer.presence_key = device or params.client.instance_id or peer.conn_id
+    rt.presence.upsert(peer.presence_key, _presence_entry(rt, peer, params, attempt.scopes))
+    return True
+
+
+def _presence_entry(
+    rt: Runtime, peer: Peer, params: ConnectParams, scopes: list[str]
+) -> PresenceEntry:
+    c = params.client
+    ip = peer.remote_ip
+    device = params.device.id if params.device else None
+    return PresenceEntry(
+        ts=rt.now_ms(),
+        host=c.display_name or c.id,
+        ip=None if is_loopback_ip(ip) else ip,
+        version=c.version,
+        platform=c.platform,
+        device_family=c.device_family,
+        model_identifier=c.model_identifier,
+        mode=c.mode,
+        reason="connect",
+        device_id=device,
+        roles=[params.role],
+        scopes=scopes,
+        instance_id=device or c.instance_id,
+    )
+
+
 def attempt_for(rt: Runtime, peer: Peer, params: ConnectParams, nonce: str) -> ConnectAttempt:
     return ConnectAttempt(
         params=params,
@@ -208,21 +258,50 @@ def attempt_for(rt: Runtime, peer: Peer, params: ConnectParams, nonce: str) -> C
 
 
 def hello_ok(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> str:
-    """The hello-ok payload as JSON text (PROTOCOL.md 3.8)."""
+    """The hello-ok payload as JSON text (PROTOCOL.md 3.8): the text of
+    ``dumps(to_wire(hello_ok_model(...)))`` (a test holds the two equal), spliced from
+    pieces encoded once -- what follows from the settings alone (features, session
+    defaults, paths, policy) once per settings object, the presence listing once per
+    (presence version, millisecond), the health snapshot once per stored snapshot. Per
+    connection only the ids, ``stateVersion``, ``uptimeMs`` and the auth block are encoded."""
+    fixed = _fixed_pieces(rt.settings)
+    health = rt.health.snapshot
+    now_ms = rt.now_ms()
+    return "".join(
+        (
+            fixed.server,
+            dumps(peer.conn_id),
+            fixed.features,
+            rt.presence.encoded(now_ms).text,
+            ',"health":',
+            rt.health.encoded(health).text if health is not None else "{}",
+            f',"stateVersion":{{"presence":{rt.presence.version:d},'
+            f'"health":{rt.health.version:d}}},"uptimeMs":{rt.uptime_ms():d}',
+            fixed.snapshot_tail,
+            _hello_auth_text(attempt),
+            fixed.policy,
+        )
+    )
+
+
+def hello_ok_model(
+    rt: Runtime, peer: Peer, attempt: ConnectAttempt, now_ms: int, uptime_ms: int
+) -> HelloOk:
+    """hello-ok as the wire model (what :func:`hello_ok` encodes, piece by piece)."""
     settings = rt.settings
     ws = settings.config.gateway.ws
     health = rt.health.snapshot
     agent_id = default_agent_id(settings.config)
-    hello = HelloOk(
+    return HelloOk(
         type="hello-ok",
         protocol=PROTOCOL_VERSION,
         server=ServerInfo(__version__, peer.conn_id),
         features=Features(_method_names(), _event_names()),
         snapshot=Snapshot(
-            presence=rt.presence.listing(rt.now_ms()),
+            presence=rt.presence.listing(now_ms),
             health=health if health is not None else {},
             state_version=rt.state_version(),
-            uptime_ms=rt.uptime_ms(),
+            uptime_ms=uptime_ms,
             session_defaults=SessionDefaultsInfo(
                 agent_id, MAIN_KEY, f"agent:{agent_id}:{MAIN_KEY}", "per-sender"
             ),
@@ -233,7 +312,65 @@ def hello_ok(rt: Runtime, peer: Peer, attempt: ConnectAttempt) -> str:
         auth=_hello_auth(attempt),
         policy=Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms),
     )
-    return dumps(to_wire(hello))
+
+
+@attrs.frozen
+class _Pieces:
+    """The parts of hello-ok's text that follow from the settings alone."""
+
+    server: str  # ... "server":{"version":V,"connId":   (the conn id follows)
+    features: str  # }, "features":{...}, "snapshot":{"presence":   (the listing follows)
+    snapshot_tail: str  # ,"sessionDefaults":...,"stateDir":"..."},"auth":
+    policy: str  # ,"policy":{...}}
+
+
+_pieces: tuple[Settings, _Pieces] | None = None
+
+
+def _fixed_pieces(settings: Settings) -> _Pieces:
+    """The settings-only parts of hello-ok, made once per settings object (a reload
+    replaces it). Cut out of a model encoded with placeholders, so they are exactly the
+    model's encoding."""
+    global _pieces
+    if _pieces is not None and _pieces[0] is settings:
+        return _pieces[1]
+    ws = settings.config.gateway.ws
+    agent_id = default_agent_id(settings.config)
+    wire = to_wire(
+        Snapshot(
+            presence=[],
+            health={},
+            state_version=StateVersion(0, 0),
+            uptime_ms=0,
+            session_defaults=SessionDefaultsInfo(
+                agent_id, MAIN_KEY, f"agent:{agent_id}:{MAIN_KEY}", "per-sender"
+            ),
+            auth_mode=settings.auth.mode,
+            config_path=str(settings.paths.config_path),
+            state_dir=str(settings.paths.state_dir),
+        )
+    )
+    assert isinstance(wire, dict)
+    per_connection = ("presence", "health", "stateVersion", "uptimeMs")
+    assert list(wire)[:4] == list(per_connection)  # the field order the pieces assume
+    tail = "".join(f",{dumps(k)}:{dumps(v)}" for k, v in wire.items() if k not in per_connection)
+    policy = to_wire(Policy(ws.max_payload, ws.max_buffered_bytes, ws.tick_interval_ms))
+    features = to_wire(Features(_method_names(), _event_names()))
+    made = _Pieces(
+        server=f'{{"type":"hello-ok","protocol":{PROTOCOL_VERSION:d},'
+        f'"server":{{"version":{dumps(__version__)},"connId":',
+        features='},"features":' + dumps(features) + ',"snapshot":{"presence":',
+        snapshot_tail=tail + '},"auth":',
+        policy=',"policy":' + dumps(policy) + "}",
+    )
+    _pieces = (settings, made)
+    return made
+
+
+def _hello_auth_text(attempt: ConnectAttempt) -> str:
+    if attempt.device_token is None:  # the common case, without the converter
+        return dumps({"role": attempt.role, "scopes": attempt.scopes})
+    return dumps(to_wire(_hello_auth(attempt)))
 
 
 def _hello_auth(attempt: ConnectAttempt) -> HelloAuth:

@@ -12,13 +12,16 @@
 * anything else -- hypercorn (``/v1/*``, ``/tools/invoke``, ``/metrics``, 404s, errors),
   with the bytes already read handed on.
 
-The head is parsed with h11 (one ``h11.Connection`` per head: a few microseconds, and it
-leaves nothing half-consumed to hand on), so a malformed head is hypercorn's to answer.
+The head is parsed with h11 (one ``h11.Connection`` per head: it leaves nothing
+half-consumed to hand on), so a malformed head is hypercorn's to answer -- except the plain
+``GET`` of a WebSocket upgrade, which a stricter reading of the same grammar takes without
+h11's objects (``_fast``: ~18 -> ~4 µs; what it does not take goes to h11).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 
 import attrs
 import h11
@@ -88,7 +91,53 @@ def parse_head(buffer: bytes | bytearray) -> Head | None:
     return head
 
 
+# The fast path's grammar: RFC 9112's, as h11 reads it, narrowed to the plain case.
+_GET_LINE = re.compile(rb"GET ([\x21-\x7e]+) HTTP/1\.1\r\n")
+_FIELD = re.compile(
+    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*\r\n"
+)
+_BODY_FIELDS = (b"content-length", b"transfer-encoding")
+
+
+def _fast(raw: bytes) -> Head | None:
+    """The head of a plain ``GET`` (a WebSocket upgrade: the one head every control-plane
+    connection sends, each with its own key) read without an ``h11.Connection`` and its
+    events: ``HTTP/1.1``, ASCII only, CRLF line ends, one ``Host``, no body headers.
+    Anything else is ``None`` and goes to h11, which also says what is malformed. The
+    result is h11's for the same bytes (a differential test holds them equal)."""
+    line = _GET_LINE.match(raw)
+    if line is None:
+        return None
+    at, end = line.end(), len(raw) - 2  # the blank line's CRLF ends it
+    headers = []
+    hosts = 0
+    keep_alive = True
+    while at < end:
+        field = _FIELD.match(raw, at)
+        if field is None:
+            return None
+        name, value = field[1].lower(), field[2]
+        if name == b"host":
+            hosts += 1
+        elif name == b"connection":
+            keep_alive = keep_alive and b"close" not in value.lower()
+        elif name in _BODY_FIELDS:
+            return None
+        headers.append((name, value))
+        at = field.end()
+    if at != end or hosts != 1:
+        return None
+    return Head(b"GET", line[1], tuple(headers), keep_alive, len(raw))
+
+
 def _parse(raw: bytes) -> Head | None:
+    head = _fast(raw)
+    if head is not None:
+        return head
+    return _parse_h11(raw)
+
+
+def _parse_h11(raw: bytes) -> Head | None:
     end = len(raw)
     parser = h11.Connection(h11.SERVER)
     parser.receive_data(raw)

@@ -26,38 +26,38 @@ from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .admission import ConnectAttempt
 
+_policy: tuple[Settings, OriginPolicy] | None = None
+
 
 def policy(settings: Settings) -> OriginPolicy:
-    """Read on every check: ``allowedOrigins`` reloads without a restart."""
-    ui = settings.config.gateway.control_ui
-    return OriginPolicy(
-        tuple(ui.allowed_origins),
-        ui.dangerously_allow_host_header_origin_fallback,
-        settings.port,
-        is_loopback_host(settings.host),
-    )
-
-
-def request_of(upgrade: Upgrade) -> OriginRequest:
-    address = upgrade.address
-    return OriginRequest.from_headers(
-        upgrade.headers, address.peer, trusted_proxy=address.via_proxy
-    )
+    """The policy of these settings, made once per settings object: ``allowedOrigins``
+    reloads without a restart (a reload replaces the settings), and a handshake asks twice."""
+    global _policy
+    if _policy is None or _policy[0] is not settings:
+        ui = settings.config.gateway.control_ui
+        made = OriginPolicy(
+            tuple(ui.allowed_origins),
+            ui.dangerously_allow_host_header_origin_fallback,
+            settings.port,
+            is_loopback_host(settings.host),
+        )
+        _policy = (settings, made)
+    return _policy[1]
 
 
 def verdict(settings: Settings, upgrade: Upgrade) -> OriginVerdict:
-    return check_origin(request_of(upgrade), policy(settings))
+    return check_origin(upgrade.origin_request, policy(settings))
 
 
 def upgrade_check(rt: Runtime, upgrade: Upgrade) -> GatewayError | None:
     """Before the 101: a ``Host`` a loopback gateway does not answer to (DNS rebinding), or
     a browser page on an origin that may not drive the gateway, gets 403."""
-    request = request_of(upgrade)
-    host = check_host(request, policy(rt.settings))
+    request, rules = upgrade.origin_request, policy(rt.settings)
+    host = check_host(request, rules)
     if not host.allowed:
         observe.origin_refused(rt, upgrade.client_ip, upgrade.host, host.reason, "upgrade")
         return Forbidden(HOST_NOT_ALLOWED, details={"code": "HOST_NOT_ALLOWED"})
-    found = check_origin(request, policy(rt.settings))
+    found = check_origin(request, rules)
     if found.allowed:
         return None
     observe.origin_refused(rt, upgrade.client_ip, upgrade.origin, found.reason, "upgrade")

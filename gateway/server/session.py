@@ -32,9 +32,7 @@ import trio
 from .. import observe
 from ..errors import GatewayError
 from ..events import Peer
-from ..origins import is_loopback_ip
 from ..outbox import Outbox, Text
-from ..presence import UNTRACKED_MODES
 from ..protocol.connection import (
     Action,
     Authenticate,
@@ -47,8 +45,6 @@ from ..protocol.connection import (
     ServerConnection,
     Start,
 )
-from ..protocol.handshake import ConnectParams
-from ..protocol.system import PresenceEntry
 from ..protocol.upgrade import Upgrade
 from ..rpc import dispatch
 from ..rpc.registry import CallContext, methods
@@ -56,8 +52,6 @@ from ..runtime import Runtime
 from . import admission
 
 log = logging.getLogger("gateway.ws")
-
-NO_CAPS: frozenset[str] = frozenset()  # shared: most clients advertise none
 
 
 class Disconnected(Exception):
@@ -112,6 +106,11 @@ async def run_session(rt: Runtime, ws: WebSocket) -> None:
             nursery.cancel_scope.cancel()
         finally:
             session.forget()
+            # The outbox's callbacks are the session's bound methods, and the session holds
+            # the peer: a cycle that would keep the connection's whole object graph (socket,
+            # task, nursery, protocol) for the cyclic collector -- ~70 µs of collection per
+            # handshake (BENCHMARKS.md). Broken here, everything goes by reference counting.
+            peer.outbox.on_wake = peer.outbox.on_close_requested = None
 
 
 class _Session:
@@ -245,16 +244,7 @@ class _Session:
                 refusal.close_reason,
             )
             return self.machine.reject(ask.request_id, refusal)
-        peer.client_id = params.client.id
-        peer.client_mode = params.client.mode
-        peer.caps = frozenset(params.caps) if params.caps else NO_CAPS
-        peer.device_id = attempt.device.device_id if attempt.device else None
-        peer.auth_method = attempt.auth_method
-        tracked = params.client.mode not in UNTRACKED_MODES
-        if tracked:
-            device = params.device.id if params.device else None
-            peer.presence_key = device or params.client.instance_id or peer.conn_id
-            rt.presence.upsert(peer.presence_key, self._presence_entry(params, attempt.scopes))
+        tracked = admission.admitted(rt, peer, attempt)  # the peer's identity, presence
         hello = admission.hello_ok(rt, peer, attempt)
         actions = self.machine.accept(ask.request_id, hello, attempt.role, attempt.scopes)
         if not actions:
@@ -271,26 +261,6 @@ class _Session:
             self.node = True
             await admission.node_connected(rt, peer, attempt)
         return []
-
-    def _presence_entry(self, params: ConnectParams, scopes: list[str]) -> PresenceEntry:
-        c = params.client
-        ip = self.peer.remote_ip
-        device = params.device.id if params.device else None
-        return PresenceEntry(
-            ts=self.rt.now_ms(),
-            host=c.display_name or c.id,
-            ip=None if is_loopback_ip(ip) else ip,
-            version=c.version,
-            platform=c.platform,
-            device_family=c.device_family,
-            model_identifier=c.model_identifier,
-            mode=c.mode,
-            reason="connect",
-            device_id=device,
-            roles=[params.role],
-            scopes=scopes,
-            instance_id=device or c.instance_id,
-        )
 
     def forget(self) -> None:
         """Unregister from the hub and mark presence; safe to call for unauthenticated peers."""

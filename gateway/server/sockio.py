@@ -70,7 +70,8 @@ class SocketIO:
         # a failed write (the peer reset us) is reported here; reads see it as EOF anyway
         self.on_broken: Callable[[], Awaitable[None]] | None = None
         self._send_lock = trio.Lock()
-        self._skip = EAGER_SKIP  # reads left before the next early read (see _read)
+        # reads left before the next early read (see _read); -1: the first read is early
+        self._skip = -1
         # when the wait for the next request began (None: a request or a WebSocket is being
         # served; -inf: the gateway stops, no next request); a new connection waits now
         self.idle_since: float | None = trio.current_time()
@@ -93,12 +94,19 @@ class SocketIO:
         has had its turn: then yielding once and reading (a scheduler pass) is cheaper than
         registering the socket with epoll and being woken by it (BENCHMARKS.md: ~3 µs of
         15 for a probe). When that early read finds nothing, the next ``EAGER_SKIP`` reads
-        wait for readability first, as an idle peer's always should."""
+        wait for readability first, as an idle peer's always should. The first read of a
+        new connection does not wait at all: the client sends its request as soon as it
+        is connected, and it has usually arrived by the time the connection's task runs
+        (a handshake saves an epoll registration and a wake-up)."""
         sock = self.sock
-        if self._skip:
-            self._skip -= 1
+        skip = self._skip
+        if skip > 0:
+            self._skip = skip - 1
         else:
-            await trio.lowlevel.checkpoint()
+            if skip == 0:
+                await trio.lowlevel.checkpoint()
+            else:  # a new connection: its first request usually came with it
+                self._skip = EAGER_SKIP
             try:
                 return sock.recv(MAX_RECV)
             except BlockingIOError:

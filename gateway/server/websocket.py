@@ -22,12 +22,14 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from ..errors import GatewayError
 from ..outbox import Text
 from ..protocol.frames import MAX_PREAUTH_PAYLOAD_BYTES
 from ..protocol.upgrade import Upgrade
 from ..runtime import Runtime
 from .admission import upgrade_refusal
 from .session import Disconnected, run_session
+from .wsframes import FAST_MAX, accept_response, decode, scan, text_frame
 
 if TYPE_CHECKING:
     from .listener import Connection
@@ -36,46 +38,6 @@ _DATA = (Opcode.TEXT, Opcode.BINARY)
 NO_STATUS = 1005  # RFC 6455: a close frame without a code
 PREAUTH_TOO_LARGE = "preauth payload too large"  # PROTOCOL.md 2.4
 MAX_PAYLOAD_EXCEEDED = "Max payload size exceeded"  # the reference's words after hello-ok
-
-
-def _text(payload: bytes | bytearray | memoryview, opcode: Opcode) -> str | None:
-    """A message as text. Binary messages are tolerated by decoding them (PROTOCOL.md 2.2);
-    one that is not UTF-8 is simply not JSON (``""``: ignored after the handshake). A *text*
-    message that is not UTF-8 is ``None``: the connection fails with 1007 (RFC 6455 8.1)."""
-    try:
-        return str(payload, "utf-8")
-    except UnicodeDecodeError:
-        return None if opcode is Opcode.TEXT else ""
-
-
-FAST_MAX = 64 * 1024  # the largest frame the fast path parses (LeanWebSocket._parse)
-
-
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    """RFC 6455 5.3: the payload XOR the repeated 4-byte key (as one big integer: C speed)."""
-    n = len(payload)
-    if not n:
-        return b""
-    key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-
-
-def text_frame(text: Text) -> list[bytes]:
-    """One unfragmented server text frame (RFC 6455 5.2: FIN, opcode 1, no mask) as pieces
-    to write in order: the header, then the payload as it came -- a broadcast's shared
-    pieces are written with ``sendmsg``, never copied into a frame per peer. Data frames are
-    framed here rather than by the library (whose ``send_text`` copies the payload twice);
-    it keeps everything else: parsing, pings, the close handshake and its state."""
-    pieces = [text.encode()] if isinstance(text, str) else list(text)
-    n = sum(map(len, pieces))
-    if n < 126:
-        header = bytes((0x81, n))
-    elif n < 65536:
-        header = b"\x81\x7e" + n.to_bytes(2, "big")
-    else:
-        header = b"\x81\x7f" + n.to_bytes(8, "big")
-    pieces.insert(0, header)
-    return pieces
 
 
 class LeanWebSocket:
@@ -160,43 +122,19 @@ class LeanWebSocket:
         return message
 
     def _parse(self, data: bytes) -> bytes:
-        """The fast path for what clients send almost always: whole, unfragmented, masked
-        text (or binary) frames of up to 64 KiB within the size cap. Their messages are
-        taken here -- a header, an unmask, a decode -- without the library's generator
-        parser (~6 µs a request: BENCHMARKS.md). Returns ``b""`` when everything was taken
-        (an incomplete frame waits in ``_pending``), else the bytes from the first frame
-        this path does not take (a ping, a close, a fragment, a bigger frame, a protocol
-        error): the caller hands those, and everything after them, to the library, which
-        has seen nothing until then and so starts at a frame boundary."""
+        """The fast path (``wsframes.scan``) for what clients send almost always: whole,
+        unfragmented, masked data frames within the size cap, taken without the library's
+        generator parser (~6 µs a request: BENCHMARKS.md). Returns ``b""`` when everything
+        was taken (an incomplete frame waits in ``_pending``), else the bytes from the first
+        frame this path does not take: the caller hands those, and everything after them,
+        to the library, which has seen nothing until then and so starts at a frame boundary."""
         buf = self._pending + data if self._pending else data
-        end, at, limit = len(buf), 0, self._limit
-        while end - at >= 2:
-            b0, b1 = buf[at], buf[at + 1]
-            if b0 & 0xF0 != 0x80 or not b1 & 0x80 or b0 & 0x0F not in (1, 2):
-                break  # not FIN, RSV bits, a control or continuation frame, unmasked
-            length, start = b1 & 0x7F, at + 2
-            if length == 126:
-                if end - start < 2:
-                    self._pending = buf[at:]
-                    return b""
-                length = (buf[start] << 8) | buf[start + 1]
-                start += 2
-                if length < 126:
-                    break  # not the shortest encoding: the library's to judge
-            elif length == 127 or length > limit:
-                break
-            stop = start + 4 + length
-            if stop > end:
-                self._pending = buf[at:]
-                return b""
-            payload = _unmask(buf[start + 4 : stop], buf[start : start + 4])
-            self._messages.append(_text(payload, Opcode.TEXT if b0 & 0x0F == 1 else Opcode.BINARY))
-            at = stop
-        if end - at < 2:  # all taken, or one byte of the next header
-            self._pending = buf[at:]
-            return b""
-        self._pending = b""
-        return buf[at:]
+        at, handoff = scan(buf, self._limit, self._messages)
+        if handoff:
+            self._pending = b""
+            return buf[at:]
+        self._pending = buf[at:]
+        return b""
 
     def _take(self, events: Sequence[object]) -> None:
         for frame in events:
@@ -210,10 +148,11 @@ class LeanWebSocket:
                     self._fragments.append(frame.data)
                 elif self._fragments:
                     self._fragments.append(frame.data)
-                    self._messages.append(_text(b"".join(self._fragments), self._opcode))
+                    whole = b"".join(self._fragments)
+                    self._messages.append(decode(whole, self._opcode is Opcode.TEXT))
                     self._fragments = []
                 else:
-                    self._messages.append(_text(frame.data, opcode))
+                    self._messages.append(decode(frame.data, opcode is Opcode.TEXT))
             elif opcode is Opcode.CLOSE:
                 received = self.protocol.close_rcvd
                 self._gone = True
@@ -300,28 +239,13 @@ async def serve_websocket(
 ) -> None:
     """Answer the upgrade request (already parsed by h11 at the front door), take the bytes
     that followed it (``after``: frames a client sent without waiting), then run the session
-    until the connection ends. Refused upgrades get a plain HTTP answer.
-
-    The library is handed the parsed request (``accept(Request)``) rather than its bytes: its
-    own head parser would parse it again and keep it alive for the connection's lifetime. So
-    one protocol object answers the handshake and a second, made ``OPEN``, does the framing.
-    """
-    handshake = ServerProtocol()
-    request = Request(
-        upgrade.path,
-        Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in upgrade.headers),
-    )
+    until the connection ends. Refused upgrades get a plain HTTP answer."""
     refusal = upgrade_refusal(rt, upgrade)
-    if refusal is not None:
-        response = handshake.reject(refusal.http_status, refusal.message + "\n")
-    else:
-        response = handshake.accept(request)
-    handshake.send_response(response)
-    answer = b"".join(handshake.data_to_send())
-    if handshake.state is not State.OPEN:
-        await conn.write(answer)
-        return  # refused, or not a valid WebSocket handshake (400/426 sent)
-    del handshake, request, response
+    answer = accept_response(upgrade.headers) if refusal is None else None
+    if answer is None:  # refused, or not the plain kind: the library answers
+        answer = await _library_answer(conn, upgrade, refusal)
+        if answer is None:
+            return  # refused, or not a valid WebSocket handshake (400/426 sent)
     # Until hello-ok, a frame over the pre-auth cap is refused on its header: the library
     # closes 1009 before reading (or buffering) a byte of its body (issue 16: 40 senders of
     # 24 MiB each no longer cost a gigabyte). LeanWebSocket.authenticated() lifts it.
@@ -336,3 +260,26 @@ async def serve_websocket(
         ws._take(protocol.events_received())
         del after
     await run_session(rt, ws)
+
+
+async def _library_answer(
+    conn: Connection, upgrade: Upgrade, refusal: GatewayError | None
+) -> bytes | None:
+    """The library's answer to the upgrade: the 101 to send, or ``None`` once a refusal
+    has been written (a check's, or the library's own 400/426 for an invalid handshake).
+
+    It is handed the parsed request (``accept(Request)``), not the bytes: its head parser
+    would parse them again and keep them alive for the connection's lifetime. So this
+    protocol object only answers; another one, made ``OPEN``, does the framing."""
+    handshake = ServerProtocol()
+    if refusal is not None:
+        response = handshake.reject(refusal.http_status, refusal.message + "\n")
+    else:
+        headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in upgrade.headers)
+        response = handshake.accept(Request(upgrade.path, headers))
+    handshake.send_response(response)
+    answer = b"".join(handshake.data_to_send())
+    if handshake.state is State.OPEN:
+        return answer
+    await conn.write(answer)
+    return None

@@ -20,8 +20,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from gateway.controlui.handler import CSP
-
 from .conftest import (
     TOKEN,
     GatewayProc,
@@ -34,8 +32,14 @@ from .conftest import (
 )
 from .mockmodel import chunks
 
+# CONTROL-UI.md 1, verbatim: the one fixed string
+SPEC_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'; object-src 'none'"
+)
 HEADERS = {
-    "content-security-policy": CSP,
+    "content-security-policy": SPEC_CSP,
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -104,6 +108,7 @@ def test_1_login_with_token(gateway: GatewayProc, watched: Watched) -> None:
 
 
 def test_2_fragment_login_and_query_tokens_refused(gateway: GatewayProc, watched: Watched) -> None:
+    """FAILURE-MODES 22: the token never stays in a URL, a log or a Referer."""
     page = watched.page
     page.goto(f"{gateway.url}#token={TOKEN}")
     connected(watched)
@@ -128,6 +133,7 @@ def test_2_fragment_login_and_query_tokens_refused(gateway: GatewayProc, watched
 
 
 def test_3_wrong_token_says_so_and_does_not_retry(gateway: GatewayProc, watched: Watched) -> None:
+    """FAILURE-MODES 16: a terminal auth error stops the reconnect loop."""
     page = watched.page
     page.clock.install()
     sign_in(watched, gateway, token="not-the-token")
@@ -272,6 +278,7 @@ def test_6_stop_keeps_the_partial_reply(gateway: GatewayProc, watched: Watched) 
 
 
 def test_7_restart_reconnects_and_refreshes(gateway: GatewayProc, watched: Watched) -> None:
+    """FAILURE-MODES 15, 16: the page reconnects with backoff and re-reads its state."""
     page = watched.page
     sign_in(watched, gateway)
     connected(watched)
@@ -358,6 +365,7 @@ ws.onerror = () => {{ document.getElementById("ws").textContent = "refused"; }};
 def test_9_foreign_origin_is_refused(
     gateway: GatewayProc, foreign_site: str, context: BrowserContext
 ) -> None:
+    """FAILURE-MODES 22: a page of another origin cannot open a socket (CSWSH)."""
     evil = watch_page(context.new_page())
     evil.page.goto(foreign_site)
     expect(evil.page.locator("#ws")).to_have_text("refused")
@@ -385,7 +393,7 @@ def test_10_headers_and_no_framing(
         assert headers.get(name) == value, name
     for asset in ("app.js", "main.js", "style.css", "lib/gateway.js"):
         answer = watched.page.request.get(gateway.url + asset)
-        assert answer.headers["content-security-policy"] == CSP, asset
+        assert answer.headers["content-security-policy"] == SPEC_CSP, asset
     sign_in(watched, gateway)
     connected(watched)  # CSP3 'self' covers the same-origin ws: (no violation: see the fixture)
     evil = watch_page(context.new_page())
@@ -402,6 +410,7 @@ def test_10_headers_and_no_framing(
 def test_11_silence_makes_the_page_reconnect(
     watched: Watched, tmp_path: Path, model_url: str
 ) -> None:
+    """FAILURE-MODES 15: a half-open socket is detected by the tick watchdog."""
     gateway = start_gateway(tmp_path, model_url, tick_interval_ms=1000)
     try:
         page = watched.page
@@ -630,3 +639,37 @@ def test_a_send_whose_answer_was_lost_is_retried_with_the_same_key(
     assert keys[0] == keys[1]
     expect(page.get_by_test_id("msg-user")).to_have_count(1)
     assert sockets["n"] >= 2
+
+
+# -- config: the read-only view, secrets hidden --------------------------------------------------
+
+
+def test_the_config_panel_shows_the_file_with_secrets_hidden(
+    watched: Watched, tmp_path: Path, model_url: str
+) -> None:
+    """CONTROL-UI.md 4: the Config panel is config.get's read-only view -- the file as
+    written and the config in force -- and no secret reaches the page."""
+    secret = "123456:browser-secret-xyz"
+    extra = f'channels: {{ telegram: {{ enabled: false, botToken: "{secret}" }} }},'
+    gateway = start_gateway(tmp_path, model_url, extra_config=extra)
+    try:
+        page = watched.page
+        sign_in(watched, gateway)
+        connected(watched)
+        since = len(watched.sent)
+        page.get_by_test_id("nav-config").click()
+        assert "config.get" in wait_sent(watched, since, "config.get")
+        raw = page.get_by_test_id("config-raw-text")
+        expect(raw).to_contain_text("botToken")
+        expect(raw).to_contain_text("__REDACTED__")
+        expect(raw).to_contain_text('mode: "local"')
+        effective = page.get_by_test_id("config-effective")
+        effective.locator("summary").click()
+        expect(page.get_by_test_id("config-effective-text")).to_contain_text('"port"')
+        body = page.locator("body").inner_text()
+        assert secret not in body
+        assert TOKEN not in body
+        assert not any(secret in frame for frame in watched.received)
+        watched.shot("config")
+    finally:
+        gateway.stop()

@@ -279,7 +279,9 @@ class App {
 
 export function start(fragmentToken) {
   const meta = document.querySelector('meta[name="sa-base-path"]');
-  const base = meta && meta.content && meta.content.startsWith("/") ? meta.content : "/";
+  // "/" or "/dash" (no trailing slash); the socket and the links want "/" or "/dash/"
+  const path = meta && meta.content && meta.content.startsWith("/") ? meta.content : "/";
+  const base = path.endsWith("/") ? path : `${path}/`;
   const app = new App(base);
   if (fragmentToken) auth.saveCredential(app.url, { token: fragmentToken });
   const root = document.getElementById("app");

@@ -235,9 +235,9 @@ export function createChatPanel(app) {
       if (cumulative !== null && cumulative.length >= next.length) next = cumulative;
       showText(run, next);
     } else if (event.state === "final") {
-      if (cumulative !== null) showText(run, cumulative);
-      else if (!known) return loadHistory();
       finishRun(event.runId, "final");
+      if (cumulative !== null) showText(run, cumulative);
+      else loadHistory(); // no snapshot with the final: the transcript has the whole reply
     } else if (event.state === "aborted") {
       if (cumulative !== null && cumulative.length >= run.text.length) showText(run, cumulative);
       if (!run.text) run.bubble.body.textContent = "(stopped before any reply)";

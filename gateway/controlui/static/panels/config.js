@@ -1,5 +1,7 @@
 // Config: where the config file is and whether the gateway accepted it (from `status`): a
 // file that fails validation is reported with the gateway's own message, which names the key.
+// Below, a read-only view from `config.get` (CONTROL-UI.md 4): the file as written and the
+// config in force with defaults, every secret already replaced by the gateway.
 
 import { ago, badge, clear, h } from "../lib/dom.js";
 
@@ -7,9 +9,25 @@ function row(label, value, testid) {
   return h("div", { class: "kv" }, h("span", { class: "k", text: label }), h("span", { class: "v", testid, text: value }));
 }
 
+function pretty(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+function viewer(title, testid, text, open) {
+  return h(
+    "details",
+    { class: "card config-view", testid, open },
+    h("summary", { text: title }),
+    h("pre", { class: "config-text", testid: `${testid}-text`, text }),
+  );
+}
+
 export function createConfigPanel(app) {
   const store = app.store;
   const content = h("div", { class: "grid" });
+  const views = h("div", { class: "config-views", testid: "config-views" });
+  let snapshot = null;
+  let snapshotError = null;
   const el = h(
     "div",
     { class: "panel" },
@@ -20,7 +38,43 @@ export function createConfigPanel(app) {
       h("button", { class: "ghost", text: "Check again", testid: "config-refresh", onclick: () => load() }),
     ),
     content,
+    views,
   );
+
+  function renderViews() {
+    if (snapshotError) {
+      clear(views, h("p", { class: "error-text", testid: "config-get-error", text: `Could not read the config: ${snapshotError}` }));
+      return;
+    }
+    if (!snapshot) {
+      clear(views);
+      return;
+    }
+    const issues = [...(snapshot.issues || []), ...(snapshot.warnings || [])];
+    clear(
+      views,
+      h(
+        "p",
+        { class: "muted small" },
+        "Read-only. Secrets (tokens, passwords, API keys) are hidden by the gateway before they reach this page; change the file with ",
+        h("code", { text: "smart-agent-neo config set" }),
+        " or an editor.",
+      ),
+      issues.length
+        ? h(
+            "ul",
+            { class: "problem config-issues", testid: "config-issues" },
+            issues.map((i) => h("li", { dir: "auto", text: i.path ? `${i.path}: ${i.message}` : i.message })),
+          )
+        : null,
+      !snapshot.exists
+        ? h("p", { class: "muted", testid: "config-raw-missing", text: `No file at ${snapshot.path}: the gateway runs on its embedded defaults.` })
+        : typeof snapshot.raw === "string"
+          ? viewer("File as written", "config-raw", snapshot.raw, true)
+          : h("p", { class: "muted", testid: "config-raw-hidden", text: "The file's text is not shown: the gateway could not prove every secret in it hidden (it does not parse, or spells a secret with escapes)." }),
+      viewer("Config in force (defaults included)", "config-effective", pretty(snapshot.config), !snapshot.exists),
+    );
+  }
 
   function render() {
     const status = store.status;
@@ -61,11 +115,12 @@ export function createConfigPanel(app) {
   }
 
   async function load() {
-    try {
-      store.setStatus(await app.request("status"));
-    } catch (err) {
-      clear(content, h("p", { class: "error-text", text: `Could not read status: ${err.message}` }));
-    }
+    const [status, config] = await Promise.allSettled([app.request("status"), app.request("config.get")]);
+    if (status.status === "fulfilled") store.setStatus(status.value);
+    else clear(content, h("p", { class: "error-text", text: `Could not read status: ${status.reason.message}` }));
+    snapshot = config.status === "fulfilled" ? config.value : null;
+    snapshotError = config.status === "fulfilled" ? null : config.reason.message;
+    renderViews();
   }
 
   store.on("status", render);
