@@ -30,7 +30,7 @@ from rich.console import Console
 from . import procs
 from .plan import FULL, QUICK, TINY, Plan
 from .report import Measurement, Report, machine
-from .scenarios import channels, connections, hostile, lifecycle, reference, throughput
+from .scenarios import channels, connections, hostile, lifecycle, outbox, reference, throughput
 from .targets import evaluate
 
 Scenario = Callable[[Plan, Path], Awaitable[list[Measurement]]]
@@ -46,6 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
     "restart": lifecycle.restart,
     "sigterm": connections.sigterm,
     "channels": channels.run,
+    "outbox": outbox.run,
     "preauth-memory": hostile.preauth_memory,
     "idle-flood": hostile.idle_flood,
     "big-bodies": hostile.big_bodies,

@@ -33,6 +33,10 @@ class Plan:
     channel_chats: int = 50
     channel_sequential: int = 100
     channel_accounts: int = 10
+    # the outbox's reliability figure (issue 13): sends while the gateway is killed
+    outbox_sends: int = 200
+    outbox_kills: int = 8
+    outbox_interval: float = 0.1  # seconds between the sends' starts
     # hostile load (issue 16): pre-auth senders, an idle flood at the file limit, the soak
     preauth_waves: int = 4
     preauth_senders: int = 40
@@ -81,6 +85,9 @@ TINY = Plan(
     channel_chats=5,
     channel_sequential=5,
     channel_accounts=2,
+    outbox_sends=10,
+    outbox_kills=1,
+    outbox_interval=0.2,
     preauth_waves=1,
     preauth_senders=2,
     preauth_bytes=1024 * 1024,

@@ -281,7 +281,29 @@ ISSUE_16: list[Callable[[list[Measurement]], Verdict]] = [
 ]
 
 
+def _outbox_delivered(rows: list[Measurement]) -> Verdict:
+    name = "200 sends under random kill -9: every acknowledged send delivered"
+    m = _case(rows, "outbox", "acked sends delivered")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    d = m.detail
+    return Verdict(name, f"{d['delivered']}/{d['acked']} ({d['kills']} kills)", m.value == 100)
+
+
+def _outbox_duplicates(rows: list[Measurement]) -> Verdict:
+    name = "duplicates after known not-sent failures: 0 (ambiguous ones reported)"
+    m = _case(rows, "outbox", "duplicates after known")
+    if m is None or m.value is None:
+        return Verdict(name, "-", None)
+    d = m.detail
+    shown = f"{m.value:.0f} (ambiguous resends {d['ambiguous_resent']}, dupes {d['duplicates']})"
+    return Verdict(name, shown, m.value == 0)
+
+
+ISSUE_13: list[Callable[[list[Measurement]], Verdict]] = [_outbox_delivered, _outbox_duplicates]
+
+
 def evaluate(rows: list[Measurement]) -> list[Verdict]:
-    """The connection layer's targets (issue 11), the earlier ones (issue 7), and the
-    hostile-load figures (issue 16)."""
-    return [check(rows) for check in [*ISSUE_11, *CHECKS, *ISSUE_16]]
+    """The connection layer's targets (issue 11), the earlier ones (issue 7), the
+    hostile-load figures (issue 16) and the outbox's reliability (issue 13)."""
+    return [check(rows) for check in [*ISSUE_11, *CHECKS, *ISSUE_16, *ISSUE_13]]

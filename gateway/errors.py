@@ -16,6 +16,7 @@
     │   ├── ToolError                 (agent/tools/registry.py) bad tool arguments, no such file
     │   ├── SelectError               a model/agent/session the request cannot have
     │   ├── FormatError               an OpenAI-format request field is wrong
+    │   ├── HookRefused               (hooks.py) a /hooks/* body refused: 400 {ok:false, error}
     │   ├── JsonRejected              (protocol/codec.py) inbound JSON we refuse; a ValueError
     │   ├── ChatTextError             (agent/chattext.py) text that cannot be sent; a ValueError
     │   └── AttachmentError           (agent/attachments.py) an unusable attachment; a ValueError

@@ -91,6 +91,9 @@ class Presence:
         self.version += 1
         return merged
 
+    def get(self, key: str) -> PresenceEntry | None:
+        return self._entries.get(edge.clean(key).lower())
+
     def mark_disconnected(self, key: str, now_ms: int) -> None:
         key = edge.clean(key).lower()
         old = self._entries.get(key)

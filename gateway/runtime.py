@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,11 +18,13 @@ import trio
 
 from . import __version__
 from .agent.agents import agent_specs
-from .agent.heartbeat import heartbeat_view
+from .agent.heartbeat import Wakes, heartbeat_view
 from .agent.service import AgentService
+from .agent.sysevents import SystemEvents
 from .auth import RateLimiter
 from .channels.breaker import BootHistory
 from .channels.supervisor import ChannelManager
+from .config.model import RateLimit
 from .config.settings import Settings
 from .devices.service import DeviceService
 from .events import Hub
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
     from .protocol.upgrade import Upgrade
     from .server.admission import ConnectAttempt
 
-MAX_QUEUED_SYSTEM_EVENTS = 20
 RESTART_EXPECTED_MS = 1500
+# /hooks/*: 20 bad tokens a minute from one client lock it out for a minute, loopback too
+HOOK_AUTH_LIMIT = RateLimit(
+    max_attempts=20, window_ms=60_000, lockout_ms=60_000, exempt_loopback=False
+)
 PROBE_TIMEOUT_S = 10.0  # health {probe:true}: live channel probes
 
 
@@ -73,7 +77,11 @@ class Runtime:
     presence: Presence = attrs.field(factory=lambda: Presence.seeded(__version__, wall_ms()))
     health: HealthCache = attrs.field(factory=HealthCache)
     limiter: RateLimiter = attrs.field(init=False)
-    system_events: deque[str] = attrs.field(factory=lambda: deque(maxlen=MAX_QUEUED_SYSTEM_EVENTS))
+    hook_limiter: RateLimiter = attrs.field(factory=lambda: RateLimiter(HOOK_AUTH_LIMIT))
+    # per session, read by its next agent turn (agent/sysevents.py)
+    system_events: SystemEvents = attrs.field(factory=SystemEvents)
+    # heartbeats asked for now (system-event wake, /hooks/wake); heartbeat_loop runs them
+    heartbeat_wakes: Wakes = attrs.field(factory=Wakes)
     bodies: ByteBudget = attrs.field(factory=ByteBudget)  # HTTP request bodies held at once
     last_heartbeat: HeartbeatPayload | None = None
     started_at: float = attrs.field(factory=trio.current_time)
@@ -113,9 +121,6 @@ class Runtime:
     devices: DeviceService = attrs.field(init=False)
     nodes: NodeService = attrs.field(init=False)
     voicewake: VoiceWake = attrs.field(init=False)  # the wake words (voicewake.*)
-    # set by `wake {mode:"now"}` / `system-event {wake:true}`: the heartbeat loop runs a
-    # beat at once (then replaces it)
-    heartbeat_wanted: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.config.gateway.auth.rate_limit)
@@ -220,9 +225,10 @@ class Runtime:
         self.hub.broadcast(ev.HEALTH, snapshot, state_version=self.state_version())
         return snapshot
 
-    def wake_heartbeat(self) -> None:
-        """Run the agent heartbeat now rather than at its next interval (if it is on)."""
-        self.heartbeat_wanted.set()
+    def wake_heartbeat(self, reason: str = "wake", session_key: str | None = None) -> None:
+        """Run the agent heartbeat now rather than at its next interval (if it is on): in
+        ``session_key``, or the default agent's main session."""
+        self.heartbeat_wakes.request(reason, session_key)
 
     def kick_health(self) -> None:
         """Ask the health task for a refresh if the cached snapshot is stale.

@@ -19,7 +19,7 @@ import pytest
 from bench import procs, wire
 from bench.client import is_response_to
 from bench.report import Measurement
-from bench.targets import ISSUE_11, ISSUE_16, evaluate
+from bench.targets import ISSUE_11, ISSUE_13, ISSUE_16, evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,23 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     sigterm = next(r for r in rows if r["scenario"] == "sigterm")
     assert sigterm["detail"]["exit_code"] == 0
     assert sigterm["detail"]["saw_shutdown"] == sigterm["detail"]["clients"]
-    assert len(report["targets"]) == len(ISSUE_11) + 8 + len(ISSUE_16)
+    assert len(report["targets"]) == len(ISSUE_11) + 8 + len(ISSUE_16) + len(ISSUE_13)
     assert report["machine"]["cores"] >= 1
+
+
+@pytest.mark.timeout(300)
+def test_tiny_outbox_run_delivers_every_acknowledged_send(tmp_path: Path) -> None:
+    """The reliability scenario end to end, tiny: sends, a kill -9, a restart; every
+    acknowledged send delivered and the counts reported."""
+    report = run_tiny(tmp_path, "--only", "outbox", timeout=240)
+    rows = {r["case"].split(" (")[0]: r for r in report["measurements"]}
+    delivered = rows["acked sends delivered after kill -9"]
+    assert delivered["status"] == "ok", (delivered["note"], report["_stderr"])
+    detail = delivered["detail"]
+    assert detail["acked"] == detail["sends"] == 10
+    assert detail["delivered"] == 10
+    assert detail["kills"] == 1
+    assert rows["duplicates after known not-sent failures"]["value"] == 0
 
 
 def test_decoder_joins_fragments_and_reads_all_length_forms() -> None:

@@ -171,11 +171,17 @@ async def test_a_stranger_gets_a_pairing_code_and_approval_lets_them_in(
     text = fake.sent_to(PNID, "4915112345678")[0]["text"]["body"]
     assert "smart-agent-neo pairing approve whatsapp " in text
     code = text.split("Pairing code: ")[1][:8]
-    await call(running, "pairing.approve", {"channel": "whatsapp", "code": code})
-    await meta.deliver(meta.message("4915112345678", "now?"))
+    approved = await call(
+        running, "pairing.approve", {"channel": "whatsapp", "code": code, "notify": True}
+    )
+    assert approved["notified"] is True  # CHANNELS 3.5: --notify tells the sender (outbox)
     with trio.fail_after(20):
         await fake.wait_for(lambda: len(fake.sent_to(PNID, "4915112345678")) == 2)
-    assert "You said:" in fake.sent_to(PNID, "4915112345678")[1]["text"]["body"]
+    assert "approved" in fake.sent_to(PNID, "4915112345678")[1]["text"]["body"].lower()
+    await meta.deliver(meta.message("4915112345678", "now?"))
+    with trio.fail_after(20):
+        await fake.wait_for(lambda: len(fake.sent_to(PNID, "4915112345678")) == 3)
+    assert "You said:" in fake.sent_to(PNID, "4915112345678")[2]["text"]["body"]
 
 
 async def test_statuses_move_delivery_forward_and_a_closed_window_fails_the_record(

@@ -80,3 +80,18 @@ async def test_agent_cli_streams_the_reply_and_reports_errors(
     unknown = await agent_cli(tmp_path, running, "-m", "x", "--agent", "ghost")
     assert unknown.returncode == 1
     assert b'unknown agent id "ghost"' in unknown.stderr
+
+
+def test_thinking_is_passed_to_the_run_and_checked() -> None:
+    """OPERATIONS F.9: ``--thinking off|minimal|low|medium|high|xhigh``."""
+    import pytest
+
+    from gateway.cli.agent import build_params
+    from gateway.cli.main import build_parser
+
+    args = build_parser().parse_args(["agent", "--message", "hi", "--thinking", "high"])
+    assert build_params(args, "k")["thinking"] == "high"
+    plain = build_parser().parse_args(["agent", "--message", "hi"])
+    assert "thinking" not in build_params(plain, "k")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["agent", "--message", "hi", "--thinking", "lots"])

@@ -144,7 +144,7 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
         {
             "settings": attrs.field(default=settings),
             "process": attrs.field(default=process),
-            "heartbeat_wanted": attrs.field(factory=trio.Event),
+            "heartbeat_wakes": attrs.field(factory=heartbeat.Wakes),
         },
     )()
     start = trio.current_time()
@@ -162,37 +162,47 @@ async def test_heartbeats_follow_their_interval_and_the_toggle(
     assert offsets[3] >= 5400 + 2 * 1800 + 1800
 
 
-async def test_a_wake_runs_the_heartbeat_at_once_but_not_while_off(
+async def test_a_wake_runs_a_heartbeat_at_once_and_restarts_the_interval(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``wake {mode:"now"}`` (Runtime.wake_heartbeat): a beat now, and the next one a whole
-    interval later; while heartbeats are off a wake runs nothing."""
+    """``wake {mode:"now"}`` / ``system-event {wake:true}`` / ``/hooks/wake``
+    (Runtime.wake_heartbeat -> Wakes.request): a beat right away, one per session asked
+    for, and the next scheduled one a whole interval later; paused by ``set-heartbeats``,
+    a wake runs nothing."""
     config, _ = parse('{agents: {defaults: {heartbeat: {every: "30m"}}}}', {})
-    beats: list[float] = []
+    beats: list[tuple[float, str | None, str | None]] = []
 
-    async def fake_beat(rt: object) -> None:
-        beats.append(trio.current_time())
+    async def fake_beat(rt: object, reason: str | None = None, session: str | None = None) -> None:
+        beats.append((trio.current_time(), reason, session))
 
     monkeypatch.setattr(heartbeat, "beat", fake_beat)
     process = attrs.make_class("Process", {"heartbeats_enabled": attrs.field(default=True)})()
     settings = attrs.make_class("Settings", {"config": attrs.field(default=config)})()
+    wakes = heartbeat.Wakes()
     rt: Any = attrs.make_class(
         "Rt",
         {
             "settings": attrs.field(default=settings),
             "process": attrs.field(default=process),
-            "heartbeat_wanted": attrs.field(factory=trio.Event),
+            "heartbeat_wakes": attrs.field(default=wakes),
         },
     )()
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(heartbeat.heartbeat_loop, rt)
-        await trio.sleep(600)
-        rt.heartbeat_wanted.set()  # what Runtime.wake_heartbeat does
-        await trio.sleep(1800 + 60)  # the wake's beat, then one interval after it
+        await trio.sleep(100)
+        wakes.request("wake")
+        wakes.request("hook:wake")  # the same session: one beat
+        wakes.request("wake", "agent:main:hook:x")
+        await trio.sleep(1800 + 60)
         process.heartbeats_enabled = False
         await trio.testing.wait_all_tasks_blocked()
-        rt.heartbeat_wanted.set()
+        wakes.request("wake")
         await trio.sleep(heartbeat.RECHECK_S * 2)
         nursery.cancel_scope.cancel()
-    assert [round(t - start) for t in beats] == [600, 2400]
+    seen = [(round(t - start), reason, session) for t, reason, session in beats]
+    assert seen == [
+        (100, "wake", None),
+        (100, "wake", "agent:main:hook:x"),
+        (1900, None, None),
+    ]

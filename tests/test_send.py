@@ -439,3 +439,21 @@ async def test_pairing_approval_notifies_through_the_outbox(
     records = await running.runtime.channels.outbox.settled(prefix="notify:pairing:")
     assert [r.state for r in records] == ["sent"]
     assert len(fake.sent_to(BOT_TOKEN, 555)) == 2
+
+
+async def test_health_reports_the_delivery_queues(
+    nursery: trio.Nursery, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """CHANNELS 7.3: ``health.deliveryQueues`` has the outbox's depth and its sends by
+    result, as /metrics does."""
+    fake, running = await telegram_gateway(nursery, start_gateway, tmp_path)
+    assert (await send(running, "dq-1"))["deliveryState"] == "sent"
+    fake.fail("sendMessage", 400, "Bad Request: chat not found")
+    with pytest.raises(GatewayRpcError):
+        await send(running, "dq-2")
+    health = await call(running, "health", {"probe": True})
+    queues = health["deliveryQueues"]
+    assert queues["outbox_pending"] == 0
+    sends = {s["result"]: s["value"] for s in queues["outbox_sends_total"]}
+    assert sends["sent"] == 1
+    assert sends["failed"] == 1

@@ -172,11 +172,16 @@ async def test_wake_now_runs_the_heartbeat_at_once(
             with trio.fail_after(10):
                 beat = await events.receive()
         status = await client.call("status", {})
+        history = await client.call("chat.history", {"sessionKey": "main"})
     assert later == {"ok": True}
     assert now == {"ok": True}
     assert beat["event"] == "heartbeat"
     assert beat["payload"]["status"] == "sent"  # the offline model echoes: an "alert"
-    assert status["queuedSystemEvents"][-2:] == ["later please", "check the build"]
+    # the heartbeat's turn read both queued events (issue 13): the queue is empty again
+    assert status["queuedSystemEvents"] == []
+    said = json.dumps(history)
+    assert "later please" in said
+    assert "check the build" in said
 
 
 @pytest.mark.parametrize(

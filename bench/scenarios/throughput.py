@@ -42,8 +42,11 @@ async def drive(job: dict[str, Any], plan: Plan, server_pid: int) -> dict[str, A
                     raise procs.ChildFailed(f"only {hello['connected']}/{share} connected: {hello}")
                 ready.set()
                 await go.wait()
+                client_start = _cpu(gen.process.pid)
                 await gen.command("go")
-                results.append(await gen.expect("result", job["warmup"] + job["duration"] + 60))
+                result = await gen.expect("result", job["warmup"] + job["duration"] + 60)
+                result["client_cpu"] = _cpu(gen.process.pid) - client_start
+                results.append(result)
 
         go = trio.Event()
         readies = []
@@ -70,11 +73,26 @@ async def drive(job: dict[str, Any], plan: Plan, server_pid: int) -> dict[str, A
         "count": count,
         "rate": rate(count, elapsed),
         "server_cpu_us": cpu / total * 1e6 if total else None,
+        # the load generator's own CPU (its process; wrk's runs in a child, not counted):
+        # a client near a core's worth would be setting the rate instead of the server
+        "client_cpu_us": (
+            sum(r["client_cpu"] for r in results) / total * 1e6
+            if total and job["kind"] != "http" and all(r["client_cpu"] > 0 for r in results)
+            else None
+        ),
         "errors": sum(r["errors"] for r in results),
         "error_samples": [e for r in results for e in r["error_samples"]][:3],
         "client": results[0].get("client", "lean") if results else None,
         **latency,
     }
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a load process (0 once it is gone: then no client figure is shown)."""
+    try:
+        return procs.cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 async def best_of(job: dict[str, Any], plan: Plan, server_pid: int) -> dict[str, Any]:
@@ -130,6 +148,8 @@ def _note(result: dict[str, Any], ceiling: dict[str, Any]) -> str:
     ours, theirs = result["server_cpu_us"], ceiling["server_cpu_us"]
     if ours and theirs:
         parts.append(f"server CPU {ours:.0f} us/req (ceiling {theirs:.0f})")
+    if result.get("client_cpu_us"):
+        parts.append(f"client {result['client_cpu_us']:.0f} us/req")
     if result["errors"]:
         parts.append(f"{result['errors']} errors, e.g. {result['error_samples'][:1]}")
     return "; ".join(parts)

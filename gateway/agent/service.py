@@ -37,6 +37,7 @@ from .keys import normalize_agent_id, parse_session_key, session_key
 from .providers.base import Message
 from .run import Run, StopOrigin
 from .store import SessionStore
+from .sysevents import with_events
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -117,6 +118,12 @@ class AgentService:
             )
         return spec, rest
 
+    def main_session(self, agent_id: str | None = None) -> str:
+        """The main session key of ``agent_id`` (default: the default agent)."""
+        return session_key(
+            normalize_agent_id(agent_id) if agent_id else self.default_agent(), "main"
+        )
+
     # -- runs ------------------------------------------------------------------------------
 
     def find(self, run_id: str) -> Run | None:
@@ -152,12 +159,15 @@ class AgentService:
         timeout_s = request.timeout_s or spec.timeout_s
         request = attrs.evolve(request, timeout_s=timeout_s)
         now = trio.current_time()
+        key = session_key(spec.id, rest)
+        # the session's queued system events are read by this turn, before its message
+        events = self.rt.system_events.take(key)
         run = Run(
             request.run_id,
             spec,
-            session_key(spec.id, rest),
+            key,
             rest,
-            request.message,
+            with_events(request.message, events),
             self.now_ms(),
             now,
         )

@@ -376,14 +376,20 @@ class ChannelManager:
     ) -> bool:
         """Tell someone something through the outbox (``key`` dedupes it); ``True`` once it
         is sent or queued for an account that can send, ``False`` if it cannot go out."""
-        from .delivery import Destination, new_record
-        from .outbox.model import Payload, Target
+        from ..errors import GatewayError
+        from .delivery import Destination, new_record, parse_target
+        from .outbox.model import Payload
 
         slot = self.slots.get((channel, account_id))
         if slot is None or not slot.config.configured or self.service is None:
             return False
+        try:  # a WhatsApp sender is "+<digits>"; the Graph API wants the digits
+            target = parse_target(channel, chat_id)
+        except GatewayError as exc:
+            log.warning("%s notify %s: %s", slot.prefix, chat_id, exc.message)
+            return False
         record = new_record(
-            self, Destination(channel, account_id, Target(chat_id)), key, "notify", Payload(text)
+            self, Destination(channel, account_id, target), key, "notify", Payload(text)
         )
         [(written, _)] = await self.outbox.enqueue([record])
         wait_s = self.rt.settings.config.send.ack_wait_ms / 1000

@@ -73,6 +73,7 @@ def build_params(args: argparse.Namespace, key: str) -> dict[str, Any]:
         ("reply_to", "replyTo"),
         ("reply_channel", "replyChannel"),
         ("reply_account", "replyAccountId"),
+        ("thinking", "thinking"),
     ):
         value = getattr(args, flag, None)
         if value:

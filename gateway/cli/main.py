@@ -210,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_agent.add_argument("--agent", help="agent id (default: the configured default agent)")
     run_agent.add_argument(
+        "--thinking",
+        choices=("off", "minimal", "low", "medium", "high", "xhigh"),
+        help="thinking level, passed to the run (OPERATIONS F.9; models without one ignore it)",
+    )
+    run_agent.add_argument(
         "--timeout",
         type=duration("s"),
         metavar="SECONDS",
@@ -247,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.set_defaults(handler="dashboard:command")
     _add_channel_commands(commands)
     _add_message_commands(commands)
+    _add_system_commands(commands)
     add_node_commands(commands, _add_target_options)
 
     doctor_parser = commands.add_parser("doctor", help="check config, secrets, service and ports")
@@ -329,6 +335,35 @@ def _add_agent_delivery_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --deliver: no route is not an error (the reply just stays here)",
     )
+
+
+def _add_system_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """system event|heartbeat|presence (cli/system.py; OPERATIONS.md G.4)."""
+    system = commands.add_parser("system", help="system events, heartbeats, presence")
+    system_commands = system.add_subparsers(
+        dest="system_command", metavar="SUBCOMMAND", required=True
+    )
+    event = system_commands.add_parser(
+        "event", help="queue a system event for the agent (and wake it)"
+    )
+    event.add_argument("--text", required=True, help="what happened")
+    event.add_argument(
+        "--mode",
+        choices=("now", "next-heartbeat"),
+        default="now",
+        help="now: a heartbeat reads it at once (default); next-heartbeat: the next turn",
+    )
+    event.add_argument("--session", help="the session (default: the agent's main session)")
+    event.add_argument("--agent", help="the agent (default: the default agent)")
+    _add_target_options(event)
+    event.set_defaults(handler="system:event_command")
+    beat = system_commands.add_parser("heartbeat", help="the agent heartbeat")
+    beat.add_argument("heartbeat_action", choices=("last", "enable", "disable"))
+    _add_target_options(beat)
+    beat.set_defaults(handler="system:heartbeat_command")
+    presence = system_commands.add_parser("presence", help="connected instances")
+    _add_target_options(presence)
+    presence.set_defaults(handler="system:presence_command")
 
 
 def _add_message_commands(commands: argparse._SubParsersAction[Any]) -> None:

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..protocol.codec import from_wire
 from ..protocol.model import SCHEMA_KEY, camel
 from .channels import problems as channel_problems
+from .hooks import problems as hook_problems
 from .model import Config
 from .planned import message as planned_message
 from .planned import not_yet
@@ -70,7 +71,7 @@ def parse(
         raise ConfigError(problems, source=source)
     data = {k: v for k, v in raw.items() if k not in _TOLERATED_ROOT_KEYS}
     config = from_wire(Config, data)
-    problems = channel_problems(config.channels, config.messages)
+    problems = channel_problems(config.channels, config.messages) + hook_problems(config.hooks)
     if problems:
         raise ConfigError(problems, source=source)
     return config, warnings

@@ -30,10 +30,12 @@ from .channels import (
     SendConfig,
     SessionConfig,
 )
+from .hooks import Hooks
 
 BindMode = Literal["loopback", "lan", "tailnet", "auto", "custom"]
 AuthMode = Literal["token", "password", "none"]
 ReloadMode = Literal["off", "hot", "restart", "hybrid"]
+HeartbeatTarget = Literal["last", "none", "telegram", "whatsapp"]
 ProviderApi = Literal["openai-completions", "openai-responses", "anthropic-messages"]
 
 DEFAULT_PORT = 18789
@@ -349,6 +351,11 @@ class HeartbeatConfig:
     )
     prompt: str | None = attrs.field(default=None, metadata=schema(min_length=1))
     ack_max_chars: int = attrs.field(default=300, metadata=schema(minimum=0, maximum=10_000))
+    # where an alert goes (through the outbox): the main session's last route, nowhere, or
+    # a channel (with `to`, else that channel's last route); OPERATIONS.md G.4
+    target: HeartbeatTarget = "last"
+    to: str | None = attrs.field(default=None, metadata=schema(min_length=1))
+    account_id: str | None = attrs.field(default=None, metadata=schema(min_length=1))
 
 
 @attrs.frozen
@@ -415,3 +422,5 @@ class Config:
     # outbound delivery: the durable outbox and `send` (channels/outbox/)
     outbox: OutboxConfig = attrs.field(factory=OutboxConfig)
     send: SendConfig = attrs.field(factory=SendConfig)
+    # the webhook endpoint /hooks/* (config/hooks.py, server/hooks_http.py)
+    hooks: Hooks = attrs.field(factory=Hooks)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 NOT_YET: dict[str, str] = {
     # top level
-    "hooks": "webhooks (/hooks/*)",
+    "hooks.presets": "hook presets (gmail)",
+    "hooks.transformsDir": "hook transform modules",
+    "hooks.gmail": "the Gmail watcher",
     "env": "environment variables from the config",
     "discovery": "gateway discovery",
     "plugins": "plugins",

@@ -62,6 +62,7 @@ RULES: tuple[tuple[str, Action], ...] = (
     ("readiness", "hot"),
     ("outbox", "hot"),  # read by the outbox on every attempt
     ("send", "hot"),
+    ("hooks", "hot"),  # read by the /hooks/* handler on every request
     ("session", "none"),  # read per message
     ("bindings", "none"),
     ("messages", "none"),

@@ -173,6 +173,13 @@ def resolve(
                 f"gateway.trustedProxies[{i}]: expected an IP address or a CIDR range such as "
                 f'"10.0.0.0/8", got "{entry}"'
             ) from None
+    hooks = loaded.config.hooks
+    if hooks.enabled and hooks.token and hooks.token in (auth.token, auth.password):
+        which = "token" if hooks.token == auth.token else "password"
+        raise StartupError(
+            f"hooks.token matches gateway.auth {which}; a leaked hook token would open the "
+            "whole gateway (set a distinct hooks.token)"
+        )
     canvas = _canvas_port(loaded.config, env, port)
     return Settings(loaded.config, paths, bind, host, port, auth, loaded.exists, canvas)
 

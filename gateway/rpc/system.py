@@ -1,4 +1,5 @@
-"""System methods: health, status, system-presence, system-event, last-heartbeat."""
+"""System methods: health, status, system-presence, system-event, last-heartbeat,
+set-heartbeats (``wake`` is in rpc/voicewake.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from .. import __version__, observe
 from ..agent.agents import default_agent_id
 from ..agent.heartbeat import heartbeat_view
+from ..agent.keys import session_key
 from ..auth import ADMIN, READ
 from ..channels.views import summary_lines
 from ..errors import InvalidRequest
@@ -71,7 +73,7 @@ async def status(ctx: CallContext, params: StatusParams) -> StatusSummary:
             else []
         ),
         link_channel=snapshot.link_channel,
-        queued_system_events=list(rt.system_events),
+        queued_system_events=rt.system_events.peek(rt.agents.main_session()),
         sessions=SessionsStatus(
             paths=[a.sessions.path for a in snapshot.agents],
             count=sum(a.sessions.count for a in snapshot.agents),
@@ -152,15 +154,38 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> OkResult:
         scopes=params.scopes,
         instance_id=params.instance_id,
     )
+    session = None
+    if params.session_key is not None:
+        spec, rest = rt.agents.resolve(None, params.session_key)  # INVALID_REQUEST if bad
+        session = session_key(spec.id, rest)
     key = event_key(params.device_id, params.instance_id, update.host, update.ip, text)
+    before = rt.presence.get(key)
     rt.presence.upsert(key, update, clear=("last_input_seconds",) if clear_input else ())
-    if not beacon:
-        rt.system_events.append(text)
-        if params.wake:
-            rt.wake_heartbeat()  # PROTOCOL.md 7.4: an immediate agent heartbeat
+    if not beacon or beacon_news(before, update):
+        rt.system_events.enqueue(session or rt.agents.main_session(), text, rt.now_ms())
     observe.system_event(rt, text)
     rt.presence_changed()
+    if params.wake:  # PROTOCOL 7.4: an immediate heartbeat, which reads the queued event
+        rt.wake_heartbeat("wake", session)
     return OkResult(ok=True)
+
+
+PERIODIC_REASONS = frozenset({"heartbeat", "connect", "launch", "instances-refresh"})
+
+
+def beacon_news(before: PresenceEntry | None, update: PresenceEntry) -> bool:
+    """PROTOCOL 7.4 (2): a ``Node:`` beacon is news for the agent only when the node's host,
+    ip, version or mode changed, or its reason changed to one that is not periodic."""
+    if before is None:
+        return True
+    if any(
+        getattr(update, f) is not None and getattr(update, f) != getattr(before, f)
+        for f in ("host", "ip", "version", "mode")
+    ):
+        return True
+    reason = update.reason
+    periodic = reason is not None and (reason in PERIODIC_REASONS or reason.startswith("periodic"))
+    return reason is not None and reason != before.reason and not periodic
 
 
 @method("last-heartbeat", params=EmptyParams, result=None, scope=READ)

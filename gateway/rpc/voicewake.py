@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import observe
+from ..agent.keys import session_key
 from ..auth import READ, WRITE
 from ..errors import InvalidRequest
 from ..protocol.system import EmptyParams, OkResult
@@ -29,8 +30,13 @@ async def wake(ctx: CallContext, params: WakeParams) -> OkResult:
     text = params.text.strip()
     if not text:
         raise InvalidRequest("invalid wake params: text: must not be blank")
-    rt.system_events.append(text)
+    session: str | None = None
+    if params.session_key is not None or params.agent_id is not None:
+        spec, rest = rt.agents.resolve(params.agent_id, params.session_key)  # INVALID_REQUEST
+        session = session_key(spec.id, rest)
+    # read by that session's next turn (agent/sysevents.py): the heartbeat's, with "now"
+    rt.system_events.enqueue(session or rt.agents.main_session(), text, rt.now_ms())
     observe.system_event(rt, text)
     if params.mode == "now":
-        rt.wake_heartbeat()
+        rt.wake_heartbeat("wake", session)
     return OkResult(ok=True)

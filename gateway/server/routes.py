@@ -10,6 +10,7 @@ from ..controlui.handler import handle_control_ui
 from ..runtime import Runtime
 from . import origin_gate
 from .bodies import release
+from .hooks_http import handle_hooks, owns
 from .http import LIVENESS, READINESS, STARTUP, Receive, SendFn, client_of, not_found, probe
 from .httpapi import send_error
 from .openai_chat import MODELS_PREFIX, chat_completions, model_detail, models
@@ -45,6 +46,8 @@ def _whatsapp_account(rt: Runtime, path: str) -> AccountSlot | None:
 
 def route_of(path: str, rt: Runtime | None = None) -> str:
     """The route a path matched, as a metrics label (never the raw path: it is unbounded)."""
+    if rt is not None and owns(rt, path):
+        return "hooks"
     if path in EXACT:
         return path
     if rt is not None and _whatsapp_account(rt, path) is not None:
@@ -59,6 +62,12 @@ async def handle_http(rt: Runtime, scope: dict[str, Any], receive: Receive, send
     refusal = origin_gate.http_check(rt, scope, client)
     if refusal is not None:  # a rebound Host, or a browser page from another site
         await send_error(send, refusal)
+        return
+    if owns(rt, path):  # hooks first (OPERATIONS.md A.0), with their own token
+        try:
+            await handle_hooks(rt, scope, receive, send)
+        finally:
+            release(rt.bodies, scope)
         return
     handler = EXACT.get(path)
     account = _whatsapp_account(rt, path) if handler is None else None
