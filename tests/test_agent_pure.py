@@ -267,7 +267,24 @@ def test_responses_request_translation() -> None:
     bad: list[tuple[dict[str, object], str]] = [
         ({"input": "x"}, "model: is required"),
         ({"model": "m", "input": 5}, "input: is required"),
-        ({"model": "m", "input": "x", "tool_choice": "required"}, "tool_choice: only auto/none"),
+        # OPERATIONS.md A.5's texts first, then our refusal of client-side tools
+        (
+            {"model": "m", "input": "x", "tool_choice": "required"},
+            "^tool_choice=required but no tools were provided$",
+        ),
+        (
+            {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "f"}},
+            "^tool_choice requested unknown tool: f$",
+        ),
+        (
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [{"type": "function", "name": "f"}],
+                "tool_choice": "required",
+            },
+            "tool_choice: only auto/none",
+        ),
         ({"model": "m", "input": [{"type": "mystery"}]}, "unsupported input item type"),
     ]
     for body, message in bad:

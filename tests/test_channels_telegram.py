@@ -106,6 +106,10 @@ async def test_stranger_gets_one_pairing_code_then_approval_lets_them_in(
     async with open_client(running.url, token=TOKEN) as client:
         listing = await client.call("pairing.list", {"channel": "telegram"})
         assert [r["code"] for r in listing["requests"]] == [code.group(1)]
+        # the request as stored (CHANNELS 3.5): {id, code, createdAt, lastSeenAt, meta}
+        [request] = listing["requests"]
+        assert (request["id"], request["meta"]["username"]) == ("555", "stranger")
+        assert request["meta"]["accountId"] == "default"
         approved = await client.call(
             "pairing.approve",
             {"channel": "telegram", "code": code.group(1).lower(), "notify": True},

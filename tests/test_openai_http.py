@@ -171,6 +171,37 @@ async def test_models_list_and_detail(start_gateway: StartGateway, tmp_path: Pat
     assert detail == "smart-agent-neo/helper"
     assert "Model 'smart-agent-neo/nobody' not found." in str(missing)
     assert "Invalid model id." in str(invalid)
+    # A.3: a broken escape or non-UTF-8 bytes in the id are an encoding error; a valid
+    # escape is decoded first (smart-agent-neo%2Fhelper is smart-agent-neo/helper)
+    for path, status, message in (
+        ("/v1/models/smart-agent-neo%2Fhelper", 200, None),
+        ("/v1/models/smart-agent-neo%2", 400, "Invalid model id encoding."),
+        ("/v1/models/%E0%A4", 400, "Invalid model id encoding."),
+        ("/v1/models/", 400, "Missing model id."),
+    ):
+        got_status, body = await raw_get(running, path)
+        assert got_status == status, path
+        if message is not None:
+            assert json.loads(body) == {
+                "error": {"message": message, "type": "invalid_request_error"}
+            }
+
+
+async def raw_get(running: Running, path: str) -> tuple[int, bytes]:
+    """A GET sent byte for byte (an HTTP client would re-encode a broken escape)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", running.port)
+    async with stream:
+        head = (
+            f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {TOKEN}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        await stream.send_all(head.encode())
+        data = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some():
+                data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
 
 
 async def test_responses_with_the_openai_sdk(
@@ -239,6 +270,8 @@ async def test_http_error_statuses_and_bodies(start_gateway: StartGateway, tmp_p
     async with httpx.AsyncClient(base_url=base(running)) as http:
         bad_json = await http.post("/v1/chat/completions", content=b"{nope", headers=auth)
         no_messages = await http.post("/v1/chat/completions", json={"model": "x"}, headers=auth)
+        empty_body = await http.post("/v1/chat/completions", headers=auth)
+        not_a_list = await http.post("/v1/chat/completions", json={"messages": "hi"}, headers=auth)
         bad_role = await http.post(
             "/v1/chat/completions", json={"messages": [{"role": "robot"}]}, headers=auth
         )
@@ -263,7 +296,13 @@ async def test_http_error_statuses_and_bodies(start_gateway: StartGateway, tmp_p
     assert bad_json.status_code == 400
     assert bad_json.json()["error"]["message"].startswith("Invalid JSON body")
     assert bad_json.json()["error"]["type"] == "invalid_request_error"
-    assert no_messages.json()["error"]["message"] == "messages: is required and must be an array"
+    # A.0: an empty body is {}; A.2: no user message is said one way
+    assert no_messages.json()["error"]["message"] == "Missing user message in `messages`."
+    assert empty_body.status_code == 400
+    assert empty_body.json() == {
+        "error": {"message": "Missing user message in `messages`.", "type": "invalid_request_error"}
+    }
+    assert not_a_list.json()["error"]["message"] == "messages: is required and must be an array"
     assert bad_role.json()["error"]["message"].startswith("messages[0].role: expected one of")
     assert hot.json()["error"]["message"] == "temperature: expected a number from 0 to 2, got 3"
     assert unknown_agent.status_code == 404

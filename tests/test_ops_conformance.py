@@ -368,3 +368,47 @@ async def test_gateway_call_port_is_a_loopback_shortcut(
         code, _, err = await trio.to_thread.run_sync(call, "--url", f"ws://127.0.0.1:{port}")
     assert code == 1
     assert "--port cannot be combined with --url" in err
+
+
+# -- C.2 / H.1 / H.3: the logging keys of the reference --------------------------------------------
+
+
+def test_logging_keys_of_c2_load_and_act(tmp_path: Path) -> None:
+    """consoleStyle json prints the file's line, compact an unstyled line; redactPatterns add
+    masks (first group, else the whole match); redactSensitive is accepted (always on)."""
+    import io
+    import logging as stdlog
+
+    import attrs
+    from rich.console import Console
+
+    from gateway.logs.pipeline import LogPipeline
+
+    text = (
+        '{logging: {consoleStyle: "json", redactSensitive: "off", '
+        'redactPatterns: ["internal-id-(\\\\d{6})", "/PIN \\\\d{4}/"]}}'
+    )
+    config, _ = parse(text, {})
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=300, force_terminal=True)
+    settings = attrs.evolve(make_settings(tmp_path), config=config)
+    pipeline = LogPipeline(settings, console=console, file=False)
+    record = stdlog.LogRecord(
+        "gateway.ws", stdlog.WARNING, __file__, 1, "saw internal-id-123456 and PIN 1234", (), None
+    )
+    pipeline.emit(record)
+    line = json.loads(buffer.getvalue())
+    assert line["message"] == "saw internal-id-*** and ***"
+    assert (line["level"], line["subsystem"]) == ("warn", "gateway/ws")
+    compact, _ = parse('{logging: {consoleStyle: "compact"}}', {})
+    buffer.truncate(0)
+    buffer.seek(0)
+    plain = LogPipeline(attrs.evolve(settings, config=compact), console=console, file=False)
+    plain.emit(record)
+    assert "\x1b[" not in buffer.getvalue()  # no styling even on a terminal
+    assert "[ws] saw internal-id-123456" in buffer.getvalue()
+    with pytest.raises(ConfigError, match=r"logging\.consoleStyle: expected one of"):
+        parse('{logging: {consoleStyle: "fancy"}}', {})
+    paths = resolve_paths(None, {}, tmp_path)
+    with pytest.raises(StartupError, match=r"^logging\.redactPatterns\[0\]: invalid regular"):
+        resolve(loaded('{logging: {redactPatterns: ["(unclosed"]}}'), paths, Overrides(), {}, str)

@@ -361,3 +361,30 @@ async def test_status_works_with_an_invalid_config(tmp_path: Path) -> None:
     assert status.state == "not-installed"
     assert status.config.valid is False
     assert status.config.issues == ['gateway.port: expected an integer 1-65535, got "abc"']
+
+
+async def test_json_runtime_is_there_when_the_manager_cannot_be_asked(
+    tmp_path: Path, start_gateway: StartGateway
+) -> None:
+    """A unit on disk, no user manager (a container), the gateway running in a terminal:
+    ``service.runtime.status`` still says running (E.5's JSON), not null."""
+    from gateway.service import control
+    from gateway.service.errors import ManagerUnavailableError
+
+    state = tmp_path / "state"
+    running = await start_gateway(make_settings(state))
+    host = make_host(
+        tmp_path,
+        fake_systemd(tmp_path, reachable=False),
+        env={"SMART_AGENT_NEO_GATEWAY_PORT": str(running.port)},
+    )
+    paths = _paths(state)
+    with pytest.raises(ManagerUnavailableError):  # the unit is written all the same
+        control.install(host, paths, options=control.install_options(host, None, True))
+    status, _ = await gather(host, paths, token=TOKEN, timeout_ms=5_000)
+    assert status.service.installed
+    assert status.service.runtime is None
+    data = status_json(status)
+    assert data["service"]["runtime"]["status"] == "running"
+    assert data["service"]["runtime"]["detail"] == "not under the service manager"
+    assert data["service"]["runtime"]["missingUnit"] is False

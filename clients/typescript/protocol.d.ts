@@ -903,6 +903,7 @@ export interface PairingListResult {
   [extra: string]: unknown;
 }
 
+/** A pending request as stored (``{id, code, createdAt, lastSeenAt, meta}``, CHANNELS.md 3.5), plus ``expiresAt`` and the meta fields at the top for convenience. */
 export interface PairingRequestInfo {
   id: string;
   code: string;
@@ -912,6 +913,14 @@ export interface PairingRequestInfo {
   accountId: string;
   username?: string | null;
   name?: string | null;
+  meta?: PairingRequestMeta | null;
+  [extra: string]: unknown;
+}
+
+export interface PairingRequestMeta {
+  username: string | null;
+  name: string | null;
+  accountId: string;
   [extra: string]: unknown;
 }
 

@@ -197,6 +197,7 @@ def pairing_list_command(args: argparse.Namespace, paths: Paths, out: Console, e
                 "accountId": r.account_id,
                 "username": r.username,
                 "name": r.name,
+                "meta": {"username": r.username, "name": r.name, "accountId": r.account_id},
             }
             for r in store.pending(now, args.account)
         ]

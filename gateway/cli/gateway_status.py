@@ -69,12 +69,17 @@ def status_json(status: GatewayStatus) -> dict[str, Any]:
     service["loaded"] = bool(runtime is not None and runtime.loaded)
     service["loadedText"] = "enabled" if service["manager"] == "systemd" else "loaded"
     service["notLoadedText"] = "disabled" if service["manager"] == "systemd" else "not loaded"
-    if not status.service.installed:  # say whether a gateway of this profile runs anyway
+    if not status.service.installed or runtime is None:
+        # no unit, or a manager that cannot be asked: say whether a gateway of this
+        # profile runs anyway, so `service.runtime.status` is always there to read
         running = status.lock.pid is not None or status.rpc.ok
+        detail = "not installed" if not status.service.installed else "service manager unreachable"
         service["runtime"] = {
-            "status": "running" if running else "stopped",
+            "status": "running"
+            if running
+            else ("unknown" if status.service.installed else "stopped"),
             "pid": status.lock.pid or status.rpc.pid,
-            "detail": "not under the service manager" if running else "not installed",
+            "detail": "not under the service manager" if running else detail,
             "missingUnit": not status.service.installed,
         }
     config = data["config"]

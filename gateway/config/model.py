@@ -290,6 +290,15 @@ class Logging:
     )
     max_files: int = attrs.field(default=10, metadata=schema(minimum=1, maximum=10_000))
     rate_limit: LogRateLimit = attrs.field(factory=LogRateLimit)
+    # OPERATIONS.md H.1: pretty (coloured on a terminal), compact (plain), json (the file's
+    # lines); unset = pretty, which Rich makes plain when stderr is not a terminal
+    console_style: Literal["pretty", "compact", "json"] | None = None
+    # H.3, runbook era: "off" | "tools". Redaction here is always on (the newer rule); the key
+    # is accepted so configs written for the reference load, and "off" changes nothing
+    redact_sensitive: Literal["off", "tools"] = "tools"
+    # H.3: extra patterns ("regex", implicit case-insensitive, or "/regex/flags"); their
+    # first group -- else the whole match -- is masked, on top of the built-in set
+    redact_patterns: list[str] = attrs.field(factory=list, metadata=schema(min_length=1))
 
 
 @attrs.frozen

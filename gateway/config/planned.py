@@ -34,10 +34,6 @@ NOT_YET: dict[str, str] = {
     "with the shared secret only)",
     "gateway.controlUi.dangerouslyDisableDeviceAuth": "browser device identity (the Control UI "
     "signs in with the shared secret only)",
-    # logging.*
-    "logging.consoleStyle": "console styles",
-    "logging.redactSensitive": "configurable redaction (secrets are always redacted)",
-    "logging.redactPatterns": "custom redaction patterns",
 }
 
 

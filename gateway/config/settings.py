@@ -156,6 +156,15 @@ def resolve(
             "gateway.tls.enabled: not supported yet (TLS); terminate TLS in a reverse proxy "
             "(gateway.trustedProxies) and set it to false"
         )
+    from ..logs.redact import compile_pattern  # here: gateway.logs imports this module
+
+    for i, spec in enumerate(loaded.config.logging.redact_patterns):
+        try:
+            compile_pattern(spec)
+        except ValueError as exc:
+            raise StartupError(
+                f"logging.redactPatterns[{i}]: invalid regular expression ({exc}), got {spec!r}"
+            ) from None
     for i, entry in enumerate(gw.trusted_proxies):
         try:
             parse_network(entry)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..edge import clean
-from .entry import Entry, short_subsystem
+from .entry import Entry, short_subsystem, to_json_line
 
 _LEVEL_STYLE = {
     "trace": ("trace", "dim"),
@@ -54,13 +54,24 @@ def _short(value: object) -> str:
 
 
 class ConsoleSink:
+    """``style`` (``logging.consoleStyle``): ``pretty`` -- the line above, coloured on a
+    terminal; ``compact`` -- the same line, never styled; ``json`` -- the file's JSON line."""
+
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.style = "pretty"
 
     def write(self, entry: Entry) -> None:
         # a closed or broken stderr (supervisor went away) must not take the gateway down
         with contextlib.suppress(OSError, ValueError):
-            self.console.print(render(entry), soft_wrap=True, highlight=False)
+            if self.style == "json":
+                line = to_json_line(entry).rstrip("\n")
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                return
+            text = render(entry)
+            if self.style == "compact":
+                text = Text(text.plain)
+            self.console.print(text, soft_wrap=True, highlight=False)
 
     def notice(self, message: str) -> None:
         with contextlib.suppress(OSError, ValueError):

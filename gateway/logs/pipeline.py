@@ -21,6 +21,7 @@ changed it logs at info, which is such a line.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from .console import ConsoleSink
 from .entry import Entry, from_record, level_no, to_json_line
 from .files import LogTarget, target_for
 from .filesink import FileSink
-from .redact import Redactor, config_secrets, runtime_secrets
+from .redact import Redactor, compile_pattern, config_secrets, runtime_secrets
 from .repeats import RepeatLimiter, Suppressed
 
 
@@ -59,6 +60,17 @@ def secrets_of(settings: Settings) -> set[str]:
     found = {s for s in (settings.auth.token, settings.auth.password) if s}
     found.update(config_secrets(settings.config))
     found.update(runtime_secrets()[1])
+    return found
+
+
+def extra_patterns(specs: list[str]) -> list[tuple[re.Pattern[str], int]]:
+    """``logging.redactPatterns``, compiled (settings.resolve refused invalid ones)."""
+    found = []
+    for spec in specs:
+        try:
+            found.append(compile_pattern(spec))
+        except ValueError:
+            continue
     return found
 
 
@@ -115,7 +127,9 @@ class LogPipeline(logging.Handler):
             return
         self._seen, self._secrets_seen = settings, generation
         cfg = settings.config.logging
-        self.redactor = Redactor(secrets_of(settings))
+        self.redactor = Redactor(secrets_of(settings), extra_patterns(cfg.redact_patterns))
+        if self.console is not None:
+            self.console.style = cfg.console_style or "pretty"
         self.limiter.configure(cfg.rate_limit.max_repeats, cfg.rate_limit.window_ms / 1000)
         self.file_level = level_no(self._override or cfg.level)
         console = level_no(self._override or cfg.console_level)

@@ -100,19 +100,46 @@ def is_secret_key(key: str) -> bool:
     return norm.endswith(_SECRET_KEYS)
 
 
+_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "g": 0, "u": 0}
+
+
+def compile_pattern(spec: str) -> tuple[re.Pattern[str], int]:
+    """``logging.redactPatterns`` entry -> (pattern, group to mask). ``"/re/flags"`` takes
+    JavaScript-style flags (``g`` is implied, ``i``/``m``/``s`` map to Python's); a bare
+    pattern is case-insensitive. Raises ValueError naming the problem."""
+    body, flags = spec, int(re.IGNORECASE)
+    if len(spec) > 2 and spec.startswith("/") and spec.rfind("/") > 0:
+        cut = spec.rfind("/")
+        body, letters = spec[1:cut], spec[cut + 1 :]
+        unknown = [c for c in letters if c not in _FLAGS]
+        if unknown:
+            raise ValueError(f"unknown flag {unknown[0]!r}")
+        flags = 0
+        for letter in letters:
+            flags |= _FLAGS[letter]
+    try:
+        pattern = re.compile(body, flags)
+    except re.error as exc:
+        raise ValueError(str(exc)) from None
+    return pattern, 1 if pattern.groups else 0
+
+
 class Redactor:
     """Masks secrets in text and in structured values. Immutable once built."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self, secrets: Iterable[str] = (), patterns: Iterable[tuple[re.Pattern[str], int]] = ()
+    ) -> None:
         literals = {s for s in secrets if len(s) >= MIN_LITERAL}
         # longest first, so a secret that contains another is masked whole
         self._literals = sorted(literals, key=len, reverse=True)
+        self._patterns = _PATTERNS + tuple(patterns)
 
     def text(self, text: str) -> str:
         for secret in self._literals:
             if secret in text:
                 text = text.replace(secret, mask(secret))
-        for pattern, group in _PATTERNS:
+        for pattern, group in self._patterns:
             text = pattern.sub(functools.partial(_mask_group, group=group), text)
         return text
 

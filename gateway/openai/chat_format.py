@@ -89,6 +89,8 @@ def _check_common(body: dict[str, object]) -> None:
 def parse_chat(body: dict[str, object]) -> ChatRequest:
     _check_common(body)
     raw = body.get("messages")
+    if raw is None:
+        raw = []  # an empty body is {} (A.0): no user message, said as A.2 says it
     if not isinstance(raw, list):
         raise FormatError("messages: is required and must be an array")
     system: list[str] = []

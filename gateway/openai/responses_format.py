@@ -23,6 +23,28 @@ class ResponsesRequest:
     previous_response_id: str | None
 
 
+def _tool_name(entry: object) -> object:
+    """``{type: "function", name}`` (Responses) or ``{function: {name}}`` (Chat's shape)."""
+    if not isinstance(entry, dict):
+        return None
+    function = entry.get("function")
+    return entry.get("name") or (function.get("name") if isinstance(function, dict) else None)
+
+
+def _check_tool_choice(body: dict[str, object]) -> None:
+    """OPERATIONS.md A.5's two tool_choice errors, in its words, before our own refusal of
+    client-side tools."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    listed = tools if isinstance(tools, list) else []
+    if choice == "required" and not listed:
+        raise FormatError("tool_choice=required but no tools were provided")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = _tool_name(choice)
+        if name not in {_tool_name(t) for t in listed}:
+            raise FormatError(f"tool_choice requested unknown tool: {name}")
+
+
 def parse_responses(body: dict[str, object]) -> ResponsesRequest:
     _check_common(body)
     model = body.get("model")
@@ -34,6 +56,7 @@ def parse_responses(body: dict[str, object]) -> ResponsesRequest:
         if not isinstance(instructions, str):
             raise FormatError("instructions: expected a string")
         system.append(instructions)
+    _check_tool_choice(body)
     if body.get("tool_choice") not in IGNORED_TOOL_CHOICES:
         raise FormatError(
             "tool_choice: only auto/none are supported: the agent runs its own tools, "

@@ -84,7 +84,17 @@ class PairingListParams:
 
 
 @attrs.frozen
+class PairingRequestMeta:
+    username: str | None
+    name: str | None
+    account_id: str
+
+
+@attrs.frozen
 class PairingRequestInfo:
+    """A pending request as stored (``{id, code, createdAt, lastSeenAt, meta}``, CHANNELS.md
+    3.5), plus ``expiresAt`` and the meta fields at the top for convenience."""
+
     id: str
     code: str
     created_at: int
@@ -93,6 +103,7 @@ class PairingRequestInfo:
     account_id: str
     username: str | None = None
     name: str | None = None
+    meta: PairingRequestMeta | None = None
 
 
 @attrs.frozen

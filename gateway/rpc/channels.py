@@ -27,6 +27,7 @@ from ..protocol.channels import (
     PairingListParams,
     PairingListResult,
     PairingRequestInfo,
+    PairingRequestMeta,
 )
 from .registry import CallContext, method
 
@@ -164,6 +165,7 @@ async def pairing_list(ctx: CallContext, params: PairingListParams) -> PairingLi
                 r.account_id,
                 r.username,
                 r.name,
+                PairingRequestMeta(r.username, r.name, r.account_id),
             )
             for r in pending
         ],

@@ -6,9 +6,11 @@ plain 404, as if it did not exist). The models routes are on when either OpenAI 
 
 from __future__ import annotations
 
+import re
 import time
 from functools import partial
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from ..errors import GatewayError, GatewayFault, HttpError
 from ..openai import chat_format as fmt
@@ -103,6 +105,24 @@ async def models(rt: Runtime, scope: dict[str, Any], receive: Receive, send: Sen
     await send_json(send, 200, {"object": "list", "data": data})
 
 
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _model_id(scope: dict[str, Any]) -> str:
+    """The id after ``/v1/models/``, percent-decoded strictly (A.3): a broken escape or
+    bytes that are not UTF-8 are ``Invalid model id encoding.``, not a mangled id."""
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return str(scope["path"])[len(MODELS_PREFIX) :]
+    encoded = raw.split(b"?", 1)[0][len(MODELS_PREFIX) :]
+    try:
+        if _BAD_ESCAPE.search(encoded):
+            raise ValueError("broken percent escape")
+        return unquote_to_bytes(encoded).decode("utf-8")
+    except ValueError:  # UnicodeDecodeError included
+        raise HttpError(400, "Invalid model id encoding.") from None
+
+
 async def model_detail(rt: Runtime, scope: dict[str, Any], receive: Receive, send: SendFn) -> None:
     if not models_enabled(rt):
         await not_found(send)
@@ -110,7 +130,7 @@ async def model_detail(rt: Runtime, scope: dict[str, Any], receive: Receive, sen
     try:
         check_method(scope, ("GET",))
         authorize(rt, scope)
-        model_id = str(scope["path"])[len(MODELS_PREFIX) :]
+        model_id = _model_id(scope)
         if not model_id:
             raise HttpError(400, "Missing model id.")
         agent = agent_from_model(model_id)
