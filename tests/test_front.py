@@ -349,8 +349,12 @@ async def test_an_upgrade_check_refuses_with_its_http_status(gateway: Running) -
         await in_thread(lambda: RawClient(gateway.url).close())  # other origins still get in
 
 
-async def test_a_frame_sent_with_the_upgrade_request_is_not_lost(gateway: Running) -> None:
-    """A client that sends its first frame in the same packet as the upgrade request."""
+@pytest.mark.parametrize("split", [0, 9])
+async def test_a_frame_sent_with_the_upgrade_request_is_not_lost(
+    gateway: Running, split: int
+) -> None:
+    """A client that sends its first frame in the same packet as the upgrade request --
+    all of it, or (``split``) only its first bytes, the rest after the challenge."""
 
     def client() -> str:
         protocol = ClientProtocol(parse_uri(gateway.url))
@@ -359,8 +363,18 @@ async def test_a_frame_sent_with_the_upgrade_request_is_not_lost(gateway: Runnin
         text = json.dumps({"type": "req", "id": "early", "method": "connect"}).encode()
         frame = Frame(Opcode.TEXT, text).serialize(mask=True, extensions=[])
         with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
-            sock.sendall(request + frame)  # the connect frame before even the challenge
+            cut = split or len(frame)
+            sock.sendall(request + frame[:cut])  # the connect frame before even the challenge
             texts: list[dict[str, Any]] = []
+            if cut < len(frame):
+                while not texts:  # the challenge: then the rest of the frame
+                    protocol.receive_data(sock.recv(65536))
+                    texts += [
+                        json.loads(bytes(e.data))
+                        for e in protocol.events_received()
+                        if isinstance(e, Frame) and e.opcode is Opcode.TEXT
+                    ]
+                sock.sendall(frame[cut:])
             while not any(t.get("id") == "early" for t in texts):
                 protocol.receive_data(sock.recv(65536))
                 for event in protocol.events_received():

@@ -242,6 +242,23 @@ def test_a_frame_over_the_cap_closes_1009_in_the_protocols_words() -> None:
         assert reason.encode() in bytes(conn.written)
 
 
+def test_bytes_sent_with_the_upgrade_request_are_read_like_any_others() -> None:
+    """A frame cut between the upgrade request's packet and the next read: its rest must
+    not be parsed as a new frame (here the rest starts with what looks like a masked text
+    frame header, 0x81 0x85)."""
+    text = b'{"type":"req","id":"early","method":"connect"}'
+    mask = bytes([text[0] ^ 0x81, text[1] ^ 0x85, 7, 9])
+    frame = encode(1, text, mask=mask)
+    assert frame[6:8] == b"\x81\x85"
+    for cut in (1, 2, 6, 8, len(frame) - 1, len(frame)):
+        conn = FakeConn([frame[cut:], encode(1, b"next")] if cut < len(frame) else [])
+        protocol = ServerProtocol(state=State.OPEN, max_size=MAX_PREAUTH_PAYLOAD_BYTES)
+        ws = LeanWebSocket(conn, protocol, None, print)  # type: ignore[arg-type]
+        ws.early(frame[:cut])
+
+        assert trio.run(ws.receive) == text.decode(), cut
+
+
 # -- the opening handshake ---------------------------------------------------------------------
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="

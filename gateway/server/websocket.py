@@ -136,6 +136,16 @@ class LeanWebSocket:
         self._pending = buf[at:]
         return b""
 
+    def early(self, data: bytes) -> None:
+        """Bytes that came with the upgrade request (a client that did not wait for the
+        101), read as any later bytes are: the fast path first, so that a frame cut at
+        their end is completed by the next read, whichever parser holds its start."""
+        rest = self._parse(data)
+        if rest:
+            self._pending = None  # from now on the library parses everything
+            self.protocol.receive_data(rest)
+            self._take(self.protocol.events_received())
+
     def _take(self, events: Sequence[object]) -> None:
         for frame in events:
             if not isinstance(frame, Frame):
@@ -256,8 +266,7 @@ async def serve_websocket(
     # at once: one write and one wake-up of the client instead of two.
     ws._prefix = answer
     if after:
-        protocol.receive_data(after)
-        ws._take(protocol.events_received())
+        ws.early(after)
         del after
     await run_session(rt, ws)
 
