@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -306,3 +307,31 @@ async def test_wake_and_the_system_cli(start_gateway: StartGateway, tmp_path: Pa
     assert paused.returncode == 0
     assert b"Heartbeats paused." in paused.stdout
     assert running.runtime.process.heartbeats_enabled is False
+
+
+async def test_a_heartbeats_agent_events_say_is_heartbeat(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """PROTOCOL 8, AgentEvent ``isHeartbeat``: set on every event of a heartbeat's run, absent
+    on other runs."""
+    config, _ = parse('{agents: {defaults: {heartbeat: {every: "0m"}}}}', {})
+    running = await start_gateway(make_settings(tmp_path, config=config))
+    async with open_client(running.url, token=GW_TOKEN) as client:
+        async with client.subscribe({"agent"}) as events:
+            with trio.fail_after(20):
+                payload = await beat(running.runtime)
+            await client.call(
+                "agent", {"message": "hi", "idempotencyKey": "not-a-beat"}, expect_final=True
+            )
+            seen: list[dict[str, Any]] = []
+            with trio.fail_after(20):
+                while not any(
+                    e["runId"] == "not-a-beat" and e["data"].get("phase") == "end" for e in seen
+                ):
+                    seen.append((await events.receive())["payload"])
+    beats = [e for e in seen if e["runId"] == payload.id]
+    others = [e for e in seen if e["runId"] == "not-a-beat"]
+    assert beats
+    assert all(e.get("isHeartbeat") is True for e in beats)
+    assert others
+    assert all("isHeartbeat" not in e for e in others)

@@ -27,6 +27,7 @@ export interface AgentEventPayload {
   ts: number;
   data: Record<string, unknown>;
   sessionKey?: string | null;
+  isHeartbeat?: boolean | null;
 }
 
 export interface AgentHealth {

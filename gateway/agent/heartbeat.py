@@ -151,7 +151,9 @@ async def beat(
     delivering = False
     try:
         run = rt.agents.start(
-            RunRequest(run_id, cfg.prompt or DEFAULT_PROMPT, session_key=session_key)
+            RunRequest(
+                run_id, cfg.prompt or DEFAULT_PROMPT, session_key=session_key, is_heartbeat=True
+            )
         )
         await run.done.wait()
         if run.status != "ok":

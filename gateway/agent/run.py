@@ -56,6 +56,7 @@ class Run:
     delivery_started: bool = False
     delivered: trio.Event = attrs.field(factory=trio.Event)
     delivery_status: DeliveryStatusName | None = None
+    is_heartbeat: bool = False  # started by the heartbeat: its agent events say so
 
     def next_seq(self) -> int:
         self.seq += 1

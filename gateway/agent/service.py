@@ -62,6 +62,8 @@ class RunRequest:
     attachments: tuple[Part, ...] = ()
     # chat.send / agent `deliver`: send the reply out through the session's channel route
     deliver: bool = False
+    # the agent heartbeat's turn: `isHeartbeat` on its agent events
+    is_heartbeat: bool = False
 
 
 def invalid(message: str) -> InvalidRequest:
@@ -172,6 +174,7 @@ class AgentService:
             now,
         )
         run.scope.deadline = now + timeout_s
+        run.is_heartbeat = request.is_heartbeat
         run.chat = ChatStream(run.run_id, run.session_key, spec.id, self.emit_chat, self.now_ms)
         self.active[run.run_id] = run
         self._idle = trio.Event()
@@ -199,7 +202,13 @@ class AgentService:
 
     def emit(self, run: Run, stream: str, data: dict[str, object]) -> None:
         payload = AgentEventPayload(
-            run.run_id, run.next_seq(), stream, self.now_ms(), data, run.session_key
+            run.run_id,
+            run.next_seq(),
+            stream,
+            self.now_ms(),
+            data,
+            run.session_key,
+            is_heartbeat=True if run.is_heartbeat else None,
         )
         # PROTOCOL 4.4: tool-stream events only for clients that asked for them
         cap = TOOL_EVENTS if stream == "tool" else None

@@ -108,6 +108,7 @@ class AgentEventPayload:
     ts: int = attrs.field(metadata=schema(minimum=0))
     data: JsonObject
     session_key: str | None = None
+    is_heartbeat: bool | None = None  # a run of the agent heartbeat (PROTOCOL.md 8)
 
 
 # -- agent.wait / agent.abort ------------------------------------------------------------------
