@@ -226,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_agent.add_argument("--token")
     run_agent.add_argument("--password")
     run_agent.add_argument("--json", action="store_true", help="print only the final JSON")
+    run_agent.add_argument(
+        "--verbose",
+        dest="agent_verbose",
+        choices=("on", "off"),
+        help="the run's verbose level (accepted; this gateway's runs have no verbose output)",
+    )
+    run_agent.add_argument(
+        "--local",
+        action="store_true",
+        help="run the turn here, without a gateway (same agents, sessions and transcripts)",
+    )
     _add_agent_delivery_options(run_agent)
     run_agent.set_defaults(handler="agent:agent_command")
 
