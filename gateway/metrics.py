@@ -289,7 +289,7 @@ class _StateCollector(Collector):
             for slot in channels.slots.values():
                 states.add_metric([slot.channel, slot.account_id, slot.state], 1)
             yield states
-            outbox = getattr(channels, "outbox", None)
+            outbox = getattr(channels, "outbox_if_made", None)
             if outbox is not None:
                 stats = outbox.stats.values()
                 yield self._gauge(

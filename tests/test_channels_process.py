@@ -7,8 +7,10 @@ test id) and made exact by parking the k-th ``sendMessage`` *before* the fake re
 at that moment the burst is committed to the ledger, some messages are answered, one reply
 is in flight and the rest wait in their lanes or in the outbox. The parked reply is the
 outbox's ambiguous case: its part is committed ``sending`` and Telegram never recorded it,
-so the next run resends it (``outbox.ambiguous: resend``) and it arrives exactly once; a
-reply Telegram *had* recorded could arrive twice, which the bench counts (BENCHMARKS.md).
+so the next run resends it (``outbox.ambiguous: resend``) and it arrives exactly once. Another
+chat's reply that Telegram *had* recorded, killed before its answer was committed, may arrive
+twice: the gateway logs each such resend, the test allows no more duplicates than those, and
+the bench counts them (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ def answered(fake: FakeTelegram) -> Counter[str]:
     return found
 
 
+def ambiguous_resends(home: Path) -> int:
+    """How many sends the gateway resent knowing a copy may already be at Telegram (its
+    ``outbox: <key> ambiguous send resent`` warning, in the log files of both runs)."""
+    logs = (home / ".smart-agent-neo" / "logs").glob("*.log")
+    return sum(f.read_text().count("ambiguous send resent") for f in logs)
+
+
 def runs_per_message(home: Path) -> Counter[str]:
     """Finished agent runs per ledger key, from the transcripts on disk."""
     runs: Counter[str] = Counter()
@@ -106,7 +115,14 @@ async def test_a_burst_survives_a_kill_with_no_loss_and_no_duplicate(
         assert code == 0
     after = answered(fake)
     assert sorted(after) == sorted(f"m{i}" for i in range(BURST))
-    assert set(after.values()) == {1}, [k for k, v in after.items() if v > 1]
+    # A second copy is allowed only where the gateway could not know: another chat's reply
+    # that Telegram had recorded when the kill came before its answer was committed, which
+    # the restarted outbox resends and logs as ambiguous (CHANNELS 6.4). Every other reply,
+    # the parked one included (Telegram never recorded it), arrives exactly once.
+    extra = sum(n - 1 for n in after.values())
+    if sig == signal.SIGKILL:  # the parked reply was committed `sending`: resent, logged
+        assert ambiguous_resends(tmp_path) >= 1
+    assert extra <= ambiguous_resends(tmp_path), [k for k, v in after.items() if v > 1]
     runs = runs_per_message(tmp_path)
     assert len(runs) == BURST
     assert set(runs.values()) == {1}  # no turn ran twice

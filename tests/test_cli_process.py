@@ -23,6 +23,8 @@ import trio
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
+from bench.procs import free_port  # below the ephemeral range: no race with connect()
+
 from .conftest import connect_frame, handshake, in_thread, open_raw, recv_until
 from .rawws import RawClient
 
@@ -136,12 +138,6 @@ def drain(ws: ClientConnection) -> None:
     """Read until the connection closes (raises ConnectionClosed)."""
     while True:
         ws.recv(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_embedded_defaults_generate_a_token_and_sigterm_exits_zero(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import socket
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from gateway_client import (
 )
 from gateway_client._backoff import Backoff
 
+from bench.procs import free_port  # below the ephemeral range: no race with connect()
 from gateway.app import Running, serve
 from gateway.config.settings import Settings
 from gateway.protocol import events as ev
@@ -63,13 +63,6 @@ async def next_matching(
 def replace_handler(monkeypatch: pytest.MonkeyPatch, name: str, handler: Any) -> None:
     registry = methods()
     monkeypatch.setitem(registry, name, attrs.evolve(registry[name], handler=handler))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- connect -------------------------------------------------------------------------------

@@ -50,6 +50,10 @@ async def test_counters_move_as_requests_are_made(start_gateway: StartGateway) -
     before = await scrape(running)
     assert all(name.startswith(("smart_agent_neo_", "process_", "python_")) for name, _ in before)
     assert value(before, "smart_agent_neo_info", version=__version__) == 1
+    # a scrape reads the channels' outbox only if something made it: none here, so no
+    # SQLite store is opened (and no outbox gauges) in a gateway that never used a channel
+    assert running.runtime.channels.outbox_if_made is None
+    assert not any(name.startswith("smart_agent_neo_outbox_pending") for name, _ in before)
     async with open_client(running.url, token=TOKEN, client_mode="test") as client:
         for _ in range(3):
             await client.call("health")

@@ -18,6 +18,7 @@ from gateway_client import open_client
 from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 
+from bench.procs import free_port  # below the ephemeral range: no race with connect()
 from gateway.cli.render import StatusReport
 from gateway.config.load import load_file
 from gateway.config.paths import Paths
@@ -26,12 +27,6 @@ from gateway.supervisor import Supervisor, supervise
 
 from .conftest import TOKEN, StartGateway, handshake, in_thread, open_raw, recv_until
 from .test_cli_process import drain
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ConfigFile:

@@ -82,6 +82,12 @@ class ChannelManager:
             self._start_upkeep()
         return self._outbox
 
+    @property
+    def outbox_if_made(self) -> Outbox | None:
+        """The outbox if something has used it, without making it (a ``/metrics`` scrape
+        must not load SQLite into a gateway that never uses a channel)."""
+        return self._outbox
+
     def _start_upkeep(self) -> None:
         if self._outbox is not None and self.nursery is not None:
             try:

@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from bench.procs import free_port  # below the ephemeral range: no race with connect()
+
 from .mockmodel import Handler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,12 +61,6 @@ CHROMIUM_FLAGS = [
 ]
 BANNER = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 CANVAS = re.compile(r"Canvas: (http://\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chromium_path() -> str:
