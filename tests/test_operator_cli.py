@@ -25,6 +25,7 @@ import attrs
 import pytest
 import trio
 
+from bench.procs import free_port
 from gateway.cli.durations import duration
 from gateway.cli.main import main
 from gateway.config.load import parse
@@ -39,7 +40,7 @@ from gateway.protocol.model import camel
 from .conftest import TOKEN as CONFTEST_TOKEN
 from .conftest import handshake, in_thread, make_settings, open_raw
 from .servicefakes import fake_systemd, make_host
-from .test_cli_process import cli_env, ctrl_c_works, free_port, gateway_process, run_cli
+from .test_cli_process import cli_env, ctrl_c_works, gateway_process, run_cli
 from .test_logs_cli import Lines, gateway_at, notice
 
 TOKEN = "operator-token-1234567890"

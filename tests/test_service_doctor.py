@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from gateway.cli.main import main
 from gateway.config.paths import Paths, resolve_paths
 from gateway.lock import GatewayLock, lock_path
@@ -20,7 +21,6 @@ from gateway.service.doctor import doctor, run_checks
 from gateway.service.spec import InstallOptions
 
 from .servicefakes import fake_systemd, make_host
-from .test_cli_process import free_port
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import trio
 
-from .test_cli_process import cli_env, free_port, gateway_process
+from bench.procs import free_port
+
+from .test_cli_process import cli_env, gateway_process
 
 
 def no_manager_env(home: Path, **extra: str) -> dict[str, str]:

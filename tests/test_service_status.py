@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from gateway.app import Running
 from gateway.cli.gateway_status import status_json
 from gateway.cli.status_view import GatewayStatusReport
@@ -28,7 +29,6 @@ from gateway.service.verdict import Facts, Probe, classify
 from .conftest import TOKEN, StartGateway, make_settings
 from .goldens import render_text
 from .servicefakes import fake_systemd, make_host
-from .test_cli_process import free_port
 
 UNIT = "smart-agent-neo-gateway.service"
 
