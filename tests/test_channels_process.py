@@ -107,7 +107,7 @@ async def test_a_burst_survives_a_kill_with_no_loss_and_no_duplicate(
             assert code == 0
     before = answered(fake)
     assert len(before) >= kill_at  # (other chats' replies may have gone out meanwhile)
-    assert set(before.values()) == {1}
+    assert set(before.values()) <= {1}  # (kill_at may be 0: nothing answered yet)
     async with gateway_process(tmp_path, "gateway", "--port", "0") as proc:
         with trio.fail_after(120):
             await fake.wait_for(lambda: sum(answered(fake).values()) >= BURST)
